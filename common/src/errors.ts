@@ -1,0 +1,67 @@
+/**
+ * The error registry: every error Impulse answers with has a stable code, an HTTP status and a
+ * message. Callers (clients, the gateway, tests) match on the code, never on the message.
+ *
+ * The body of every error response is `{"error": {"code": "...", "message": "...", ...details}}`.
+ */
+
+export interface ErrorDefinition {
+  readonly status: number;
+  readonly description: string;
+}
+
+/** Every code, with its status and what it means. `docs/errors.md` documents the same list. */
+export const errorRegistry = {
+  INVALID_KEY: { status: 400, description: 'The key is empty, over the key size limit, or not valid UTF-8.' },
+  INVALID_ENCODING: { status: 400, description: 'The key path segment has an invalid percent-encoding.' },
+  INVALID_REQUEST: { status: 400, description: 'A query parameter or header has an invalid value.' },
+  NOT_FOUND: { status: 404, description: 'The key does not exist.' },
+  ROUTE_NOT_FOUND: { status: 404, description: 'No route matches the request path.' },
+  METHOD_NOT_ALLOWED: { status: 405, description: 'The route exists but not for this method; see `Allow`.' },
+  VALUE_TOO_LARGE: { status: 413, description: 'The request body is over the value size limit.' },
+  NOT_LEADER: { status: 421, description: 'This replica is not the leader of its group; see `leaderHint`.' },
+  WRONG_GROUP: { status: 421, description: "The key's slot is not owned by this group at its epoch." },
+  TOO_MANY_REQUESTS: { status: 429, description: 'A queue or in-flight limit is full; retry later.' },
+  INTERNAL: { status: 500, description: 'An unexpected error; the process logs the cause.' },
+  GROUP_UNAVAILABLE: { status: 503, description: 'No replica of the shard group answered.' },
+  NOT_READY: { status: 503, description: 'The process is starting or stopping.' },
+  STORAGE_ERROR: { status: 503, description: 'The storage engine failed the operation.' },
+  UPSTREAM_TIMEOUT: { status: 504, description: 'The shard group did not answer within the deadline.' },
+} as const satisfies Record<string, ErrorDefinition>;
+
+export type ErrorCode = keyof typeof errorRegistry;
+
+export const errorCodes = Object.keys(errorRegistry) as ErrorCode[];
+
+export function isErrorCode(code: unknown): code is ErrorCode {
+  return typeof code === 'string' && Object.hasOwn(errorRegistry, code);
+}
+
+export type ErrorDetails = Readonly<Record<string, string | number | boolean | null | readonly string[]>>;
+
+export interface ErrorBody {
+  readonly error: { readonly code: ErrorCode; readonly message: string } & ErrorDetails;
+}
+
+/** An operating error: bad input, a peer gone, a limit hit. Answered, logged, never fatal. */
+export class ImpulseError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly details: ErrorDetails;
+
+  constructor(code: ErrorCode, message: string, options: { details?: ErrorDetails; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'ImpulseError';
+    this.code = code;
+    this.status = errorRegistry[code].status;
+    this.details = options.details ?? {};
+  }
+
+  toBody(): ErrorBody {
+    return { error: { ...this.details, code: this.code, message: this.message } };
+  }
+}
+
+export function errorBody(code: ErrorCode, message: string, details: ErrorDetails = {}): ErrorBody {
+  return { error: { ...details, code, message } };
+}

@@ -1,0 +1,216 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { ImpulseError, errorBody, isErrorCode, type ErrorCode } from './errors.js';
+import type { Logger } from './logger.js';
+import type { HttpMetrics, Registry } from './metrics.js';
+
+export const valueBytesMaxDefault = 1024 * 1024;
+
+/** Anything thrown, as an `ImpulseError`: unknown failures become `INTERNAL`. */
+export function toImpulseError(error: unknown): ImpulseError {
+  if (error instanceof ImpulseError) return error;
+  const code = (error as { code?: unknown } | null)?.code;
+  if (isErrorCode(code)) return new ImpulseError(code, (error as Error).message, { cause: error });
+  return new ImpulseError('INTERNAL', 'internal error', { cause: error });
+}
+
+/** Answers with the JSON error body and the code's status. Does nothing if headers are sent. */
+export function sendError(
+  response: ServerResponse,
+  error: ImpulseError,
+  extraHeaders: Readonly<Record<string, string>> = {},
+): void {
+  if (response.headersSent) {
+    response.destroy();
+    return;
+  }
+  const body = JSON.stringify(error.toBody());
+  response.writeHead(error.status, {
+    ...extraHeaders,
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+  });
+  response.end(body);
+}
+
+export function sendErrorCode(response: ServerResponse, code: ErrorCode, message: string): void {
+  sendError(response, new ImpulseError(code, message));
+}
+
+export function sendJson(response: ServerResponse, status: number, value: unknown): void {
+  const body = JSON.stringify(value);
+  response.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+  });
+  response.end(body);
+}
+
+export { errorBody };
+
+/**
+ * Reads a request body of at most `valueBytesMax` bytes. A declared `content-length` over the
+ * limit is refused before a byte is read; a chunked body is refused as soon as it crosses the
+ * limit, so a huge body is never buffered. The caller answers 413 with `connection: close`,
+ * which stops the client sending the rest.
+ */
+export function readBody(request: IncomingMessage, valueBytesMax: number): Promise<Buffer> {
+  const declared = request.headers['content-length'];
+  if (declared !== undefined) {
+    const declaredBytes = Number(declared);
+    if (!Number.isSafeInteger(declaredBytes) || declaredBytes < 0) {
+      return Promise.reject(new ImpulseError('INVALID_REQUEST', 'invalid content-length'));
+    }
+    if (declaredBytes > valueBytesMax) return Promise.reject(valueTooLarge(declaredBytes, valueBytesMax));
+  }
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let receivedBytes = 0;
+    const cleanup = (): void => {
+      request.off('data', onData);
+      request.off('end', onEnd);
+      request.off('error', onError);
+      request.off('aborted', onAborted);
+    };
+    const onData = (chunk: Buffer): void => {
+      receivedBytes += chunk.length;
+      if (receivedBytes > valueBytesMax) {
+        cleanup();
+        request.pause();
+        reject(valueTooLarge(receivedBytes, valueBytesMax));
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = (): void => {
+      cleanup();
+      resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, receivedBytes));
+    };
+    const onError = (error: Error): void => {
+      cleanup();
+      reject(new ImpulseError('INVALID_REQUEST', 'the request body could not be read', { cause: error }));
+    };
+    const onAborted = (): void => onError(new Error('request aborted'));
+    request.on('data', onData);
+    request.on('end', onEnd);
+    request.on('error', onError);
+    request.on('aborted', onAborted);
+  });
+}
+
+function valueTooLarge(bytes: number, valueBytesMax: number): ImpulseError {
+  return new ImpulseError('VALUE_TOO_LARGE', `the value is over the limit of ${valueBytesMax} bytes`, {
+    details: { valueBytesMax, receivedBytesAtLeast: bytes },
+  });
+}
+
+/** How long, and how many bytes, a refused body is read and discarded before the connection is cut. */
+export const refusedBodyLingerMs = 2_000;
+export const refusedBodyLingerBytesMax = 8 * 1024 * 1024;
+
+/**
+ * Answers a request whose body was refused (too large, unreadable) without reading the rest of it.
+ *
+ * Closing the socket at once would be wrong: the client is usually still sending, and a close with
+ * unread data makes the kernel send a reset that can destroy our answer before the client reads
+ * it. So the rest of the body is read and discarded for a short while ("lingering close", as
+ * Apache and nginx do), and the connection is cut only past a time or byte limit.
+ */
+export function refuseBody(request: IncomingMessage, response: ServerResponse, error: ImpulseError): void {
+  if (!request.complete) {
+    // Node closes a connection whose request body was not read once the answer is written, with
+    // `destroySoon()`. Replace that, for this socket only, by a half-close that drains the rest.
+    const socket = request.socket as Socket & { destroySoon?: () => void };
+    socket.destroySoon = () => {
+      let discardedBytes = 0;
+      const timer = setTimeout(() => socket.destroy(), refusedBodyLingerMs);
+      timer.unref();
+      socket.once('close', () => clearTimeout(timer));
+      socket.removeAllListeners('data');
+      socket.on('data', (chunk: Buffer) => {
+        discardedBytes += chunk.length;
+        if (discardedBytes > refusedBodyLingerBytesMax) socket.destroy();
+      });
+      socket.end();
+      socket.resume();
+    };
+  }
+  sendError(response, error);
+}
+
+/**
+ * Records every answered request in the HTTP metrics. `routeOf` names the route pattern (never the
+ * raw path: one series per key would explode the metric's cardinality).
+ */
+export function observeRequests(
+  metrics: HttpMetrics,
+  routeOf: (request: IncomingMessage, response: ServerResponse) => string,
+): (request: IncomingMessage, response: ServerResponse, next: () => void) => void {
+  return (request, response, next) => {
+    const startedAt = process.hrtime.bigint();
+    response.once('finish', () => {
+      const seconds = Number(process.hrtime.bigint() - startedAt) / 1e9;
+      metrics.observe(routeOf(request, response), request.method ?? 'UNKNOWN', response.statusCode, seconds);
+    });
+    next();
+  };
+}
+
+/** Logs unexpected (`INTERNAL`) errors with their cause; operating errors are only counted. */
+export function logIfUnexpected(logger: Logger, error: ImpulseError, context: Record<string, unknown>): void {
+  if (error.status >= 500 && error.code === 'INTERNAL') {
+    logger.error({ ...context, err: error.cause ?? error }, 'http: unexpected error');
+  }
+}
+
+export function methodNotAllowed(method: string, allowed: readonly string[]): ImpulseError {
+  return new ImpulseError(
+    'METHOD_NOT_ALLOWED',
+    `${method} is not allowed here; allowed: ${allowed.join(', ')}`,
+    {
+      details: { allowed },
+    },
+  );
+}
+
+type Handler = (request: IncomingMessage, response: ServerResponse) => void;
+
+/** Wraps a handler so that other methods get 405 with `Allow`. */
+export function allowMethods(allowed: readonly string[], handler: Handler): Handler {
+  return (request, response) => {
+    const method = request.method ?? '';
+    if (!allowed.includes(method)) {
+      sendError(response, methodNotAllowed(method, allowed), { allow: allowed.join(', ') });
+      return;
+    }
+    handler(request, response);
+  };
+}
+
+export const readOnlyMethods: readonly string[] = ['GET', 'HEAD'];
+
+/** `GET /metrics`: the registry in Prometheus text format. */
+export function metricsHandler(registry: Registry): Handler {
+  return allowMethods(readOnlyMethods, (_request, response) => {
+    registry.metrics().then(
+      (text) => {
+        response.setHeader('content-type', registry.contentType);
+        response.end(text);
+      },
+      (error: unknown) => sendError(response, toImpulseError(error)),
+    );
+  });
+}
+
+/** The last handler of every app: unknown routes get a JSON 404 that lists the routes. */
+export function routeNotFoundHandler(routes: readonly string[]): Handler {
+  return (request, response) => {
+    const path = (request.url ?? '').split('?')[0] ?? '';
+    sendError(
+      response,
+      new ImpulseError('ROUTE_NOT_FOUND', `no route for ${request.method ?? ''} ${path}`, {
+        details: { routes },
+      }),
+    );
+  };
+}

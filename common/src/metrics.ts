@@ -1,0 +1,51 @@
+import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export { Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+export const metricPrefix = 'impulse_';
+
+/** Latency buckets in seconds, from 100 µs to 10 s: fsync-bound writes sit in the middle. */
+export const latencyBucketsSeconds = [
+  0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+];
+
+/** A registry with the process metrics (CPU, memory, event-loop lag, GC), all prefixed `impulse_`. */
+export function createMetricsRegistry(labels: Readonly<Record<string, string>>): Registry {
+  const registry = new Registry();
+  registry.setDefaultLabels({ ...labels });
+  collectDefaultMetrics({ register: registry, prefix: metricPrefix });
+  return registry;
+}
+
+export interface HttpMetrics {
+  readonly requests: Counter<'route' | 'method' | 'status'>;
+  readonly durationSeconds: Histogram<'route' | 'method' | 'status'>;
+  observe(route: string, method: string, status: number, seconds: number): void;
+}
+
+/** Request counts and latency by route (the pattern, never the raw path), method and status. */
+export function createHttpMetrics(registry: Registry): HttpMetrics {
+  const labelNames = ['route', 'method', 'status'] as const;
+  const requests = new Counter({
+    name: `${metricPrefix}http_requests_total`,
+    help: 'HTTP requests answered, by route, method and status.',
+    labelNames,
+    registers: [registry],
+  });
+  const durationSeconds = new Histogram({
+    name: `${metricPrefix}http_request_duration_seconds`,
+    help: 'Time from request arrival to the end of the response, by route, method and status.',
+    labelNames,
+    buckets: latencyBucketsSeconds,
+    registers: [registry],
+  });
+  return {
+    requests,
+    durationSeconds,
+    observe(route, method, status, seconds) {
+      const labels = { route, method, status: String(status) };
+      requests.inc(labels);
+      durationSeconds.observe(labels, seconds);
+    },
+  };
+}

@@ -1,0 +1,3 @@
+export * from './local-cluster.js';
+export { freePort } from './ports.js';
+export { startOptions, startProgram } from './start-options.js';

@@ -1,0 +1,272 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { ClusterConfig } from '@impulse/common';
+import { freePort } from './ports.js';
+
+/** The repository root, from `deploy/local/src` (tests) or `deploy/local/dist` (built). */
+export const repositoryRoot = fileURLToPath(new URL('../../../', import.meta.url));
+export const shardNodeMain = join(repositoryRoot, 'shard-node/dist/main.js');
+export const gatewayMain = join(repositoryRoot, 'gateway/dist/main.js');
+
+export interface LocalClusterOptions {
+  readonly groups: number;
+  readonly replicasPerGroup?: number;
+  /** Root of every replica's data directory and of the process logs. */
+  readonly dataDirectory: string;
+  readonly engine?: 'leveldb' | 'memory';
+  readonly host?: string;
+  /** 0 picks a free port. */
+  readonly gatewayPort?: number;
+  /** First replica port; the others follow. 0 picks free ports. */
+  readonly replicaBasePort?: number;
+  /** Extra flags for every shard-node and for the gateway. */
+  readonly shardNodeArguments?: readonly string[];
+  readonly gatewayArguments?: readonly string[];
+  readonly logLevel?: string;
+  /** Copies each process's log lines here as well as to its log file. */
+  readonly onLogLine?: (processName: string, line: string) => void;
+  readonly readyTimeoutMs?: number;
+}
+
+export interface ManagedProcess {
+  readonly name: string;
+  readonly port: number;
+  readonly url: string;
+  readonly logFile: string;
+  child: ChildProcess | undefined;
+}
+
+export interface ReplicaProcess extends ManagedProcess {
+  readonly groupId: string;
+  readonly replicaId: string;
+  readonly dataDirectory: string;
+}
+
+const readyTimeoutMsDefault = 20_000;
+const stopTimeoutMs = 15_000;
+
+/**
+ * A cluster of real processes on loopback: shard-node replicas and a gateway, each with its own
+ * log file. Used by `npm start`, the multi-process tests and the benchmarks.
+ */
+export class LocalCluster {
+  readonly replicas: ReplicaProcess[] = [];
+  gateway: ManagedProcess | undefined;
+  private readonly logStreams = new Map<string, WriteStream>();
+
+  private constructor(private readonly options: LocalClusterOptions) {}
+
+  static async start(options: LocalClusterOptions): Promise<LocalCluster> {
+    const cluster = new LocalCluster(options);
+    try {
+      await cluster.startAll();
+    } catch (error) {
+      await cluster.stop();
+      throw error;
+    }
+    return cluster;
+  }
+
+  get host(): string {
+    return this.options.host ?? '127.0.0.1';
+  }
+
+  get gatewayUrl(): string {
+    if (this.gateway === undefined) throw new Error('the gateway is not started');
+    return this.gateway.url;
+  }
+
+  get logDirectory(): string {
+    return join(resolve(this.options.dataDirectory), 'logs');
+  }
+
+  clusterConfig(): ClusterConfig {
+    const groupIds = [...new Set(this.replicas.map((replica) => replica.groupId))];
+    return {
+      epoch: 1,
+      virtualNodesPerGroup: 160,
+      groups: groupIds.map((id) => ({
+        id,
+        replicas: this.replicas
+          .filter((replica) => replica.groupId === id)
+          .map((replica) => ({ id: replica.replicaId, url: replica.url })),
+      })),
+    };
+  }
+
+  replica(replicaId: string): ReplicaProcess {
+    const replica = this.replicas.find((candidate) => candidate.replicaId === replicaId);
+    if (replica === undefined) throw new Error(`no replica ${replicaId}`);
+    return replica;
+  }
+
+  private async startAll(): Promise<void> {
+    mkdirSync(this.logDirectory, { recursive: true });
+    const replicasPerGroup = this.options.replicasPerGroup ?? 1;
+    let nextPort = this.options.replicaBasePort ?? 0;
+    for (let group = 1; group <= this.options.groups; group++) {
+      for (let replica = 1; replica <= replicasPerGroup; replica++) {
+        const groupId = `g${group}`;
+        const replicaId = `${groupId}-r${replica}`;
+        const port = nextPort === 0 ? await freePort(this.host) : nextPort++;
+        this.replicas.push({
+          name: replicaId,
+          groupId,
+          replicaId,
+          port,
+          url: `http://${this.host}:${port}`,
+          dataDirectory: join(resolve(this.options.dataDirectory), groupId, replicaId),
+          logFile: join(this.logDirectory, `${replicaId}.log`),
+          child: undefined,
+        });
+      }
+    }
+    await Promise.all(this.replicas.map((replica) => this.startReplica(replica)));
+    const gatewayPort = this.options.gatewayPort ?? 0;
+    const port = gatewayPort === 0 ? await freePort(this.host) : gatewayPort;
+    this.gateway = {
+      name: 'gateway',
+      port,
+      url: `http://${this.host}:${port}`,
+      logFile: join(this.logDirectory, 'gateway.log'),
+      child: undefined,
+    };
+    await this.startGateway();
+  }
+
+  private async startReplica(replica: ReplicaProcess): Promise<void> {
+    const argumentsList = [
+      shardNodeMain,
+      `--group-id=${replica.groupId}`,
+      `--replica-id=${replica.replicaId}`,
+      `--host=${this.host}`,
+      `--port=${replica.port}`,
+      `--engine=${this.options.engine ?? 'leveldb'}`,
+      `--data-dir=${replica.dataDirectory}`,
+      `--log-level=${this.options.logLevel ?? 'info'}`,
+      ...(this.options.shardNodeArguments ?? []),
+    ];
+    await this.spawnAndWait(replica, argumentsList);
+  }
+
+  private async startGateway(): Promise<void> {
+    const gateway = this.gateway;
+    if (gateway === undefined) throw new Error('the gateway is not configured');
+    const argumentsList = [
+      gatewayMain,
+      `--host=${this.host}`,
+      `--port=${gateway.port}`,
+      `--cluster=${JSON.stringify(this.clusterConfig())}`,
+      `--log-level=${this.options.logLevel ?? 'info'}`,
+      ...(this.options.gatewayArguments ?? []),
+    ];
+    await this.spawnAndWait(gateway, argumentsList);
+  }
+
+  private logStream(process: ManagedProcess): WriteStream {
+    let stream = this.logStreams.get(process.name);
+    if (stream === undefined) {
+      stream = createWriteStream(process.logFile, { flags: 'a' });
+      this.logStreams.set(process.name, stream);
+    }
+    return stream;
+  }
+
+  private async spawnAndWait(managed: ManagedProcess, argumentsList: readonly string[]): Promise<void> {
+    const child = spawn(process.execPath, argumentsList, { stdio: ['ignore', 'pipe', 'pipe'] });
+    managed.child = child;
+    const log = this.logStream(managed);
+    let stderrTail = '';
+    let partial = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      log.write(chunk);
+      if (this.options.onLogLine === undefined) return;
+      const lines = (partial + chunk.toString('utf8')).split('\n');
+      partial = lines.pop() ?? '';
+      for (const line of lines) this.options.onLogLine(managed.name, line);
+    });
+    child.stderr.on('data', (chunk: Buffer) => {
+      log.write(chunk);
+      stderrTail = (stderrTail + chunk.toString('utf8')).slice(-4000);
+    });
+    const exited = once(child, 'exit').then(([code, signal]) => {
+      throw new Error(
+        `${managed.name} exited during start-up (code ${String(code)}, signal ${String(signal)}): ${stderrTail}; see ${managed.logFile}`,
+      );
+    });
+    const ready = waitForReady(managed.url, this.options.readyTimeoutMs ?? readyTimeoutMsDefault);
+    await Promise.race([ready, exited]);
+    exited.catch(() => undefined);
+  }
+
+  /** Sends `signal` to a process (SIGKILL for kill -9, SIGSTOP/SIGCONT for pauses). */
+  signal(name: string, signal: NodeJS.Signals): void {
+    const managed = name === 'gateway' ? this.gateway : this.replica(name);
+    if (managed?.child?.pid === undefined) throw new Error(`${name} is not running`);
+    managed.child.kill(signal);
+  }
+
+  /** `kill -9` of a replica; resolves once it is gone. */
+  async kill(replicaId: string): Promise<void> {
+    const replica = this.replica(replicaId);
+    const child = replica.child;
+    if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = once(child, 'exit');
+    child.kill('SIGKILL');
+    await exited;
+    replica.child = undefined;
+  }
+
+  /** Starts a replica again on the same port and data directory. */
+  async restart(replicaId: string): Promise<void> {
+    const replica = this.replica(replicaId);
+    if (replica.child !== undefined && replica.child.exitCode === null && replica.child.signalCode === null) {
+      throw new Error(`${replicaId} is still running`);
+    }
+    await this.startReplica(replica);
+  }
+
+  /** SIGTERM to every process (gateway first), then SIGKILL to any left after a timeout. */
+  async stop(): Promise<void> {
+    const processes: ManagedProcess[] = [
+      ...(this.gateway === undefined ? [] : [this.gateway]),
+      ...this.replicas,
+    ];
+    await Promise.all(processes.map((managed) => stopProcess(managed)));
+    for (const stream of this.logStreams.values()) stream.end();
+    this.logStreams.clear();
+  }
+}
+
+async function stopProcess(managed: ManagedProcess): Promise<void> {
+  const child = managed.child;
+  if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, 'exit');
+  child.kill('SIGCONT');
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), stopTimeoutMs);
+  await exited;
+  clearTimeout(timer);
+  managed.child = undefined;
+}
+
+/** Polls `GET /readyz` until it answers 200. */
+export async function waitForReady(baseUrl: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError = 'no answer';
+  while (Date.now() < deadline) {
+    try {
+      const response = await fetch(`${baseUrl}/readyz`, { signal: AbortSignal.timeout(1000) });
+      await response.arrayBuffer();
+      if (response.status === 200) return;
+      lastError = `status ${response.status}`;
+    } catch (error) {
+      lastError = (error as Error).message;
+    }
+    await new Promise((resolveDelay) => setTimeout(resolveDelay, 50));
+  }
+  throw new Error(`${baseUrl} was not ready within ${timeoutMs} ms (${lastError})`);
+}

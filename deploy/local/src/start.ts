@@ -1,0 +1,76 @@
+#!/usr/bin/env node
+import { ConfigError, HelpRequested, parseConfig } from '@impulse/common';
+import { LocalCluster } from './local-cluster.js';
+import { startOptions, startProgram } from './start-options.js';
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = parseConfig(startProgram, startOptions, { argv: process.argv.slice(2), env: process.env });
+  } catch (error) {
+    if (error instanceof HelpRequested) return void process.stdout.write(`${error.text}\n`);
+    if (error instanceof ConfigError) {
+      process.stderr.write(`impulse: ${error.message}\n`);
+      process.exitCode = 2;
+      return;
+    }
+    throw error;
+  }
+  process.stdout.write(
+    `impulse: starting ${config.groups} shard groups and a gateway (data in ${config.dataDir})\n`,
+  );
+  const cluster = await LocalCluster.start({
+    groups: config.groups,
+    replicasPerGroup: config.replicasPerGroup,
+    dataDirectory: config.dataDir,
+    engine: config.engine,
+    host: config.host,
+    gatewayPort: config.gatewayPort,
+    replicaBasePort: config.replicaBasePort,
+    logLevel: config.logLevel,
+  });
+  for (const replica of cluster.replicas) {
+    process.stdout.write(
+      `  replica ${replica.replicaId.padEnd(8)} ${replica.url}   data ${replica.dataDirectory}\n`,
+    );
+  }
+  process.stdout.write(`  gateway          ${cluster.gatewayUrl}\n`);
+  process.stdout.write(`  logs             ${cluster.logDirectory}\n`);
+  process.stdout.write(
+    `impulse: ready. Try: curl -X PUT --data-binary hello ${cluster.gatewayUrl}/kv/greeting\n`,
+  );
+  process.stdout.write('impulse: Ctrl-C stops the cluster\n');
+
+  let stopping = false;
+  for (const managed of [...cluster.replicas, ...(cluster.gateway === undefined ? [] : [cluster.gateway])]) {
+    managed.child?.once('exit', (code, signal) => {
+      if (!stopping) {
+        process.stderr.write(
+          `impulse: ${managed.name} exited unexpectedly (code ${String(code)}, signal ${String(signal)}); see ${managed.logFile}\n`,
+        );
+      }
+    });
+  }
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    process.stdout.write(`impulse: ${signal}, stopping every process\n`);
+    cluster.stop().then(
+      () => {
+        process.stdout.write('impulse: stopped\n');
+        process.exit(0);
+      },
+      (error: unknown) => {
+        process.stderr.write(`impulse: stop failed: ${(error as Error).message}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`impulse: ${(error as Error).message}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,108 @@
+// @ts-check
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+
+export default tseslint.config(
+  {
+    ignores: ['**/dist/**', '**/node_modules/**', 'data/**', 'results/**', 'coverage/**'],
+  },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    languageOptions: {
+      globals: {
+        process: 'readonly',
+        console: 'readonly',
+        Buffer: 'readonly',
+        setTimeout: 'readonly',
+        clearTimeout: 'readonly',
+        setInterval: 'readonly',
+        clearInterval: 'readonly',
+        setImmediate: 'readonly',
+        URL: 'readonly',
+        AbortController: 'readonly',
+        AbortSignal: 'readonly',
+        TextEncoder: 'readonly',
+        TextDecoder: 'readonly',
+        queueMicrotask: 'readonly',
+        structuredClone: 'readonly',
+        fetch: 'readonly',
+      },
+    },
+    rules: {
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrorsIgnorePattern: '^_' },
+      ],
+      '@typescript-eslint/consistent-type-imports': 'error',
+      eqeqeq: ['error', 'always'],
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['@impulse/*/*', '!@impulse/*/package.json'],
+              message: 'Import a package only through its index (no deep imports across packages).',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    // The Raft core is a pure, deterministic state machine: no I/O, no clocks, no randomness.
+    files: ['shard-node/src/raft/**/*.ts'],
+    ignores: ['shard-node/src/raft/**/*.test.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { group: ['node:*'], message: 'The Raft core does no I/O: no node: imports.' },
+            {
+              group: [
+                'fs',
+                'net',
+                'http',
+                'https',
+                'os',
+                'path',
+                'crypto',
+                'child_process',
+                'dgram',
+                'timers',
+                'worker_threads',
+              ],
+              message: 'The Raft core does no I/O.',
+            },
+            {
+              group: ['../*', '!../raft', '@impulse/*'],
+              message: 'The Raft core depends on nothing outside shard-node/src/raft/.',
+            },
+          ],
+        },
+      ],
+      'no-restricted-globals': [
+        'error',
+        { name: 'setTimeout', message: 'Time enters the Raft core only through tick().' },
+        { name: 'setInterval', message: 'Time enters the Raft core only through tick().' },
+        { name: 'setImmediate', message: 'Time enters the Raft core only through tick().' },
+        { name: 'process', message: 'The Raft core does no I/O.' },
+        { name: 'performance', message: 'Time enters the Raft core only through tick().' },
+        { name: 'fetch', message: 'The Raft core does no I/O.' },
+        { name: 'require', message: 'The Raft core does no I/O.' },
+        { name: 'console', message: 'Log through the injected logger.' },
+      ],
+      'no-restricted-properties': [
+        'error',
+        { object: 'Date', property: 'now', message: 'Time enters the Raft core only through tick().' },
+        { object: 'Math', property: 'random', message: 'Randomness is injected (a seeded generator).' },
+        { object: 'crypto', property: 'randomUUID', message: 'Randomness is injected.' },
+      ],
+      'no-restricted-syntax': [
+        'error',
+        { selector: "NewExpression[callee.name='Date']", message: 'Time enters the Raft core only through tick().' },
+      ],
+    },
+  },
+);

@@ -1,0 +1,64 @@
+import {
+  keyBytesMaxDefault,
+  logLevels,
+  option,
+  parseConfig,
+  valueBytesMaxDefault,
+  type ConfigOf,
+  type ParseConfigInput,
+} from '@impulse/common';
+
+export const gatewayProgram = {
+  name: 'impulse-gateway',
+  summary: 'stateless HTTP router: hashes each key to a slot, the slot to a shard group, and proxies to it',
+};
+
+export const gatewayOptions = {
+  host: option.string({ description: 'Address the gateway listens on.', default: '127.0.0.1' }),
+  port: option.integer({
+    description: 'Port of the gateway (0 picks a free port).',
+    default: 8080,
+    min: 0,
+    max: 65535,
+  }),
+  clusterFile: option.string({ description: 'Path of the cluster configuration (JSON).', default: '' }),
+  cluster: option.string({
+    description: 'Inline cluster configuration (JSON); wins over --cluster-file.',
+    default: '',
+  }),
+  valueBytesMax: option.bytes({
+    description: 'Largest value accepted.',
+    default: valueBytesMaxDefault,
+    min: 0,
+    max: 64 * 1024 * 1024,
+  }),
+  keyBytesMax: option.bytes({
+    description: 'Longest key accepted, in bytes of UTF-8.',
+    default: keyBytesMaxDefault,
+    min: 1,
+    max: 64 * 1024,
+  }),
+  upstreamTimeout: option.milliseconds({
+    description: 'Deadline for a shard group to answer one proxied request; past it the client gets 504.',
+    default: 5_000,
+    min: 1,
+  }),
+  upstreamSocketsMax: option.integer({
+    description: 'Keep-alive connections the gateway opens to each replica at most.',
+    default: 256,
+    min: 1,
+    max: 65_536,
+  }),
+  shutdownTimeout: option.milliseconds({
+    description: 'How long SIGTERM waits for requests in flight.',
+    default: 10_000,
+    min: 0,
+  }),
+  logLevel: option.enum({ description: 'Log level.', default: 'info', choices: logLevels }),
+};
+
+export type GatewayConfig = ConfigOf<typeof gatewayOptions>;
+
+export function parseGatewayConfig(input: ParseConfigInput): GatewayConfig {
+  return parseConfig(gatewayProgram, gatewayOptions, input);
+}

@@ -1,0 +1,63 @@
+import { once } from 'node:events';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createMetricsRegistry, type ClusterConfig, type Logger } from '@impulse/common';
+import { createGatewayApp, type GatewayApp } from './app.js';
+import type { GatewayConfig } from './config.js';
+import { ClusterRouter } from './router.js';
+
+/** The gateway process: router, proxy and HTTP server, started and stopped together. */
+export class Gateway {
+  private constructor(
+    private readonly readiness: { ready: boolean },
+    readonly config: GatewayConfig,
+    private readonly logger: Logger,
+    private readonly server: Server,
+    private readonly gatewayApp: GatewayApp,
+  ) {}
+
+  static async start(config: GatewayConfig, cluster: ClusterConfig, logger: Logger): Promise<Gateway> {
+    const router = new ClusterRouter(cluster);
+    const registry = createMetricsRegistry({ service: 'gateway' });
+    const readiness = { ready: false };
+    const gatewayApp = createGatewayApp({
+      config,
+      router,
+      logger,
+      registry,
+      isReady: () => readiness.ready,
+    });
+    const server = createServer({ keepAliveTimeout: 65_000 }, gatewayApp.app);
+    const gateway = new Gateway(readiness, config, logger, server, gatewayApp);
+    server.listen(config.port, config.host);
+    await once(server, 'listening');
+    readiness.ready = true;
+    logger.info(
+      {
+        host: config.host,
+        port: gateway.port,
+        epoch: cluster.epoch,
+        groups: cluster.groups.map((group) => group.id),
+      },
+      'gateway: listening',
+    );
+    return gateway;
+  }
+
+  get port(): number {
+    return (this.server.address() as AddressInfo).port;
+  }
+
+  async stop(): Promise<void> {
+    if (!this.readiness.ready && !this.server.listening) return;
+    this.readiness.ready = false;
+    this.logger.info('gateway: stopping');
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeIdleConnections();
+    const timeout = new Promise<void>((resolve) => setTimeout(resolve, this.config.shutdownTimeout).unref());
+    await Promise.race([closed, timeout]);
+    this.server.closeAllConnections();
+    this.gatewayApp.close();
+    this.logger.info('gateway: stopped');
+  }
+}

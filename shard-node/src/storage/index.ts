@@ -1,0 +1,11 @@
+export { engineNames } from './engine.js';
+export type { BatchOperation, Engine, EngineName, EngineSnapshot, Entry, RangeOptions } from './engine.js';
+export { EngineError, isEngineError } from './engine-error.js';
+export type { EngineErrorCode } from './engine-error.js';
+export { BaseEngine, iterationChunkEntriesMax } from './base-engine.js';
+export type { EntryCursor, KeyBatchOperation, KeyRange, SnapshotView } from './base-engine.js';
+export { MemoryEngine, memoryChunkBytesMax } from './memory-engine.js';
+export { LevelDbEngine, levelDbIteratorBytesMax } from './leveldb-engine.js';
+export type { LevelDbEngineOptions } from './leveldb-engine.js';
+export { openEngine } from './open-engine.js';
+export type { OpenEngineOptions } from './open-engine.js';

@@ -1,0 +1,175 @@
+import { mkdir } from 'node:fs/promises';
+
+import { ClassicLevel } from 'classic-level';
+
+import { BaseEngine } from './base-engine.js';
+import type { EntryCursor, KeyBatchOperation, KeyRange, SnapshotView } from './base-engine.js';
+import { EngineError } from './engine-error.js';
+
+/**
+ * The LevelDB engine (through `classic-level`): the default state machine store of a replica.
+ *
+ * Reads through a snapshot and every iteration use LevelDB's own snapshots, which pin a sequence
+ * number and cost nothing up front.
+ */
+
+export interface LevelDbEngineOptions {
+  /** The data directory; created (with its parents) when missing. One engine per directory. */
+  readonly directory: string;
+  /**
+   * When true, each write is fsynced before it is acknowledged. LevelDB groups concurrent
+   * synced writers into one log write, which gives group commit at this layer. A state machine
+   * whose Raft log is durable may pass false: after a crash it replays the log from the applied
+   * index, which is written in the same batch as the data.
+   */
+  readonly sync: boolean;
+}
+
+/**
+ * Bytes of entries an iterator reads ahead of the consumer, so that a scan over large values
+ * holds a bounded amount of memory. LevelDB always returns at least one entry per read.
+ */
+export const levelDbIteratorBytesMax = 256 * 1024;
+
+/** Keys counted per read by `approximateKeyCount()`. */
+const keyCountChunkKeysMax = 1024;
+
+type Database = ClassicLevel<Buffer, Buffer>;
+type DatabaseSnapshot = ReturnType<Database['snapshot']>;
+
+export class LevelDbEngine extends BaseEngine {
+  readonly directory: string;
+  readonly #database: Database;
+  readonly #writeOptions: { readonly sync: boolean };
+
+  private constructor(database: Database, options: LevelDbEngineOptions) {
+    super('leveldb');
+    this.directory = options.directory;
+    this.#database = database;
+    this.#writeOptions = { sync: options.sync };
+  }
+
+  /**
+   * Opens (and creates when missing) the database in `options.directory`. Rejects with code
+   * `ENGINE_OPEN_FAILED` and the cause when it cannot, for example when another process (or
+   * another engine in this process) holds the directory's lock.
+   */
+  static async open(options: LevelDbEngineOptions): Promise<LevelDbEngine> {
+    if (typeof options.directory !== 'string' || options.directory.length === 0) {
+      throw new EngineError('ENGINE_INVALID_ARGUMENT', 'leveldb: directory must be a non-empty string');
+    }
+    if (typeof options.sync !== 'boolean') {
+      throw new EngineError('ENGINE_INVALID_ARGUMENT', 'leveldb: sync must be a boolean');
+    }
+    let database: Database;
+    try {
+      await mkdir(options.directory, { recursive: true });
+      database = new ClassicLevel<Buffer, Buffer>(options.directory, {
+        keyEncoding: 'buffer',
+        valueEncoding: 'buffer',
+        createIfMissing: true,
+      });
+      await database.open();
+    } catch (error) {
+      throw new EngineError(
+        'ENGINE_OPEN_FAILED',
+        `leveldb: cannot open ${options.directory}: ${describeOpenError(error)}`,
+        { cause: error },
+      );
+    }
+    if (!database.supports.explicitSnapshots) {
+      await database.close();
+      throw new EngineError('ENGINE_OPEN_FAILED', 'leveldb: this classic-level lacks explicit snapshots');
+    }
+    return new LevelDbEngine(database, options);
+  }
+
+  protected override async _get(key: Buffer): Promise<Buffer | undefined> {
+    return this.#database.get(key);
+  }
+
+  protected override async _put(key: Buffer, value: Buffer): Promise<void> {
+    await this.#database.put(key, value, this.#writeOptions);
+  }
+
+  protected override async _delete(key: Buffer): Promise<void> {
+    await this.#database.del(key, this.#writeOptions);
+  }
+
+  /** A LevelDB write batch is atomic, and applies its operations in order. */
+  protected override async _batch(operations: readonly KeyBatchOperation[]): Promise<void> {
+    await this.#database.batch(
+      operations.map((operation) =>
+        operation.type === 'put'
+          ? { type: 'put' as const, key: operation.key, value: operation.value }
+          : { type: 'del' as const, key: operation.key },
+      ),
+      this.#writeOptions,
+    );
+  }
+
+  /** A LevelDB iterator reads from an implicit snapshot taken when it is created. */
+  protected override _iterate(range: KeyRange): EntryCursor {
+    return this.#cursor(range, undefined);
+  }
+
+  protected override async _snapshot(): Promise<SnapshotView> {
+    const snapshot = this.#database.snapshot();
+    return {
+      get: (key) => this.#database.get(key, { snapshot }),
+      cursor: (range) => this.#cursor(range, snapshot),
+      close: () => snapshot.close(),
+    };
+  }
+
+  /**
+   * Exact, but O(n): it reads every key (not the values) of a consistent view. LevelDB keeps no
+   * count, and an exact counter would need a read before every write. Callers such as
+   * /admin/status should call it rarely, not on every request.
+   */
+  protected override async _approximateKeyCount(): Promise<number> {
+    const iterator = this.#database.keys({ highWaterMarkBytes: levelDbIteratorBytesMax });
+    try {
+      let count = 0;
+      for (;;) {
+        const keys = await iterator.nextv(keyCountChunkKeysMax);
+        if (keys.length === 0) return count;
+        count += keys.length;
+      }
+    } finally {
+      await iterator.close();
+    }
+  }
+
+  protected override async _close(): Promise<void> {
+    await this.#database.close();
+  }
+
+  #cursor(range: KeyRange, snapshot: DatabaseSnapshot | undefined): EntryCursor {
+    const iterator = this.#database.iterator({
+      ...(range.start === undefined ? {} : { gte: range.start }),
+      ...(range.end === undefined ? {} : { lt: range.end }),
+      ...(range.limit === undefined ? {} : { limit: range.limit }),
+      ...(snapshot === undefined ? {} : { snapshot }),
+      highWaterMarkBytes: levelDbIteratorBytesMax,
+    });
+    return {
+      nextChunk: async (countMax) => {
+        const pairs = await iterator.nextv(countMax);
+        return pairs.map(([key, value]) => ({ key, value }));
+      },
+      close: () => iterator.close(),
+    };
+  }
+}
+
+/** LevelDB reports the real reason (a held lock, a corrupt file) in the cause of its open error. */
+function describeOpenError(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const cause: unknown = error.cause;
+  if (cause instanceof Error) {
+    const code: unknown = (cause as { code?: unknown }).code;
+    return typeof code === 'string' ? `${cause.message} (${code})` : cause.message;
+  }
+  return error.message;
+}
