@@ -101,7 +101,10 @@ export default tseslint.config(
       ],
       'no-restricted-syntax': [
         'error',
-        { selector: "NewExpression[callee.name='Date']", message: 'Time enters the Raft core only through tick().' },
+        {
+          selector: "NewExpression[callee.name='Date']",
+          message: 'Time enters the Raft core only through tick().',
+        },
       ],
     },
   },
