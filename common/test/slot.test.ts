@@ -1,26 +1,16 @@
+import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { SlotTable, slotCount, slotForKey } from '@impulse/common';
 
-/** A tiny seeded generator, so that the random keys are the same on every run. */
-function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
+/** Deterministic pseudo-random keys of 1 to 24 printable characters: the same on every run. */
 function randomKeys(count: number, seed: number): string[] {
-  const random = seededRandom(seed);
   const keys: string[] = [];
   for (let index = 0; index < count; index++) {
-    const length = 1 + Math.floor(random() * 24);
+    const digest = createHash('sha256').update(`${seed}:${index}`).digest();
+    const length = 1 + ((digest[0] ?? 0) % 24);
     let key = '';
-    for (let position = 0; position < length; position++)
-      key += String.fromCharCode(33 + Math.floor(random() * 94));
+    for (let position = 1; position <= length; position++)
+      key += String.fromCharCode(33 + ((digest[position] ?? 0) % 94));
     keys.push(key);
   }
   return keys;

@@ -15,7 +15,12 @@ describe('a local cluster of 3 shard groups behind the gateway', () => {
 
   beforeAll(async () => {
     directory = await temporaryDirectory('cluster');
-    cluster = await LocalCluster.start({ groups: 3, dataDirectory: directory.path, logLevel: 'warn' });
+    cluster = await LocalCluster.start({
+      groups: 3,
+      dataDirectory: directory.path,
+      logLevel: 'warn',
+      gatewayArguments: ['--upstream-timeout=2s'],
+    });
     gateway = cluster.gatewayUrl;
   });
 
@@ -246,6 +251,27 @@ describe('a local cluster of 3 shard groups behind the gateway', () => {
       expect(response.status, key).toBe(200);
       expect(response.body.toString()).toBe(`v-${key}`);
     }
+  });
+
+  it('answers 504 UPSTREAM_TIMEOUT, not a hang, when a group stops answering (SIGSTOP)', async () => {
+    const table = SlotTable.fromGroups(['g1', 'g2', 'g3'], 1);
+    const key =
+      ['t1', 't2', 't3', 't4', 't5', 't6', 't7'].find((candidate) => table.groupForKey(candidate) === 'g3') ??
+      '';
+    expect((await put(key, 'before the pause')).status).toBe(204);
+    cluster.signal('g3-r1', 'SIGSTOP');
+    try {
+      const startedAt = Date.now();
+      const response = await get(key);
+      const elapsedMs = Date.now() - startedAt;
+      expect(response.status).toBe(504);
+      expect(errorCodeOf(response)).toBe('UPSTREAM_TIMEOUT');
+      expect(elapsedMs).toBeGreaterThanOrEqual(1900);
+      expect(elapsedMs).toBeLessThan(4000);
+    } finally {
+      cluster.signal('g3-r1', 'SIGCONT');
+    }
+    expect((await get(key)).body.toString()).toBe('before the pause');
   });
 
   it('keeps the data when the whole cluster is stopped with SIGTERM and started again', async () => {
