@@ -117,6 +117,11 @@ export abstract class BaseEngine implements Engine {
     });
   }
 
+  async sync(): Promise<void> {
+    this.#lifecycle.assertOpen();
+    await this.#lifecycle.run('sync', () => this._sync());
+  }
+
   async approximateKeyCount(): Promise<number> {
     this.#lifecycle.assertOpen();
     const count = await this.#lifecycle.run('approximateKeyCount', () => this._approximateKeyCount());
@@ -144,6 +149,8 @@ export abstract class BaseEngine implements Engine {
   protected abstract _iterate(range: KeyRange): EntryCursor;
   protected abstract _snapshot(): Promise<SnapshotView>;
   protected abstract _approximateKeyCount(): Promise<number>;
+  /** Makes every write so far durable (fsync); a no-op for engines with nothing on disk. */
+  protected abstract _sync(): Promise<void>;
   /** Releases the store; called once, after every snapshot and iteration is closed. */
   protected abstract _close(): Promise<void>;
 }

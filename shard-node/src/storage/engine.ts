@@ -58,6 +58,12 @@ export interface Engine {
   iterate(options?: RangeOptions): AsyncIterableIterator<Entry>;
   /** A consistent snapshot for long reads (Raft snapshots, range scans over many calls). */
   snapshot(): Promise<EngineSnapshot>;
+  /**
+   * Makes every write acknowledged so far durable, as one fsync. Engines opened without per-write
+   * sync (a state machine behind a durable Raft log) call it before the log can no longer replay
+   * their writes.
+   */
+  sync(): Promise<void>;
   /** Number of keys; may be an estimate for engines that cannot count cheaply (documented per engine). */
   approximateKeyCount(): Promise<number>;
   /** Flushes what is buffered and releases every resource. Idempotent. */

@@ -478,6 +478,17 @@ export function describeEngineConformance(
       });
     });
 
+    describe('sync', () => {
+      it('resolves, changes no user-visible key order, and keeps every write', async () => {
+        await engine.put(bytes('a'), bytes('1'));
+        await engine.batch([{ type: 'put', key: bytes('b'), value: bytes('2') }]);
+        await engine.sync();
+        expect((await engine.get(bytes('a')))?.toString()).toBe('1');
+        expect((await engine.get(bytes('b')))?.toString()).toBe('2');
+        await Promise.all([engine.sync(), engine.sync()]);
+      });
+    });
+
     describe('close', () => {
       it('is idempotent', async () => {
         await Promise.all([engine.close(), engine.close()]);
@@ -495,6 +506,7 @@ export function describeEngineConformance(
         await expectCode(engine.iterate().next(), 'ENGINE_CLOSED');
         await expectCode(engine.snapshot(), 'ENGINE_CLOSED');
         await expectCode(engine.approximateKeyCount(), 'ENGINE_CLOSED');
+        await expectCode(engine.sync(), 'ENGINE_CLOSED');
         // The closed state wins over invalid arguments: the engine is the first thing wrong.
         await expectCode(engine.get(new Uint8Array(0)), 'ENGINE_CLOSED');
       });
