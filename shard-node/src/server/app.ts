@@ -20,7 +20,7 @@ import {
 } from '@impulse/common';
 import { isEngineError, type Engine } from '../storage/index.js';
 import type { ShardNodeConfig } from '../config.js';
-import { dataKey } from './keyspace.js';
+import { dataKey } from '../state-machine/keyspace.js';
 import { createStorageMetrics, type StorageMetrics } from './metrics.js';
 
 export interface ShardAppContext {

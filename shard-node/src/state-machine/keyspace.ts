@@ -1,10 +1,20 @@
 /**
- * How user keys map to engine keys. The engine holds more than user data (later: the applied
- * Raft index, slot fences), so every user key lives under the data prefix, and other records
- * under prefixes of their own. User keys keep their byte order, so a range scan over user keys is
- * a range scan over the data prefix.
+ * How the replica lays out its engine. Every record kind lives under its own one-byte prefix, so
+ * that kinds can never collide and each is one ordered range:
+ *
+ * | prefix | key                                  | value                                  |
+ * | ------ | ------------------------------------ | -------------------------------------- |
+ * | `d`    | user key (UTF-8)                     | the value                              |
+ * | `m`    | a meta name (`applied`, `confstate`) | applied index and term; the ConfState  |
+ * | `q`    | request id                           | the index that applied it (u64)        |
+ * | `i`    | index (u64, big-endian) + request id | empty: the request ids in index order  |
+ *
+ * User keys keep their byte order, so a range scan over user keys is a scan over the `d` range.
  */
 const dataPrefix = 0x64; // 'd'
+const metaPrefix = 0x6d; // 'm'
+const requestPrefix = 0x71; // 'q'
+const requestOrderPrefix = 0x69; // 'i'
 
 export function dataKey(userKey: string): Buffer {
   const keyBytes = Buffer.byteLength(userKey, 'utf8');
@@ -21,3 +31,49 @@ export function userKeyOf(engineKey: Uint8Array): string {
 
 /** The bounds of the whole data keyspace, for scans. */
 export const dataRange = { start: Buffer.from([dataPrefix]), end: Buffer.from([dataPrefix + 1]) } as const;
+
+export const appliedKey = Buffer.from([metaPrefix, ...Buffer.from('applied')]);
+export const confStateKey = Buffer.from([metaPrefix, ...Buffer.from('confstate')]);
+
+export function requestKey(requestId: Uint8Array): Buffer {
+  const key = Buffer.allocUnsafe(1 + requestId.byteLength);
+  key[0] = requestPrefix;
+  key.set(requestId, 1);
+  return key;
+}
+
+export function requestOrderKey(index: number, requestId: Uint8Array): Buffer {
+  const key = Buffer.allocUnsafe(9 + requestId.byteLength);
+  key[0] = requestOrderPrefix;
+  key.writeBigUInt64BE(BigInt(index), 1);
+  key.set(requestId, 9);
+  return key;
+}
+
+/** The request id inside a request-order key. */
+export function requestIdOfOrderKey(key: Uint8Array): Buffer {
+  if (key[0] !== requestOrderPrefix || key.byteLength < 9) throw new Error('not a request-order key');
+  return Buffer.from(key.buffer, key.byteOffset + 9, key.byteLength - 9);
+}
+
+export const requestOrderRange = {
+  start: Buffer.from([requestOrderPrefix]),
+  end: Buffer.from([requestOrderPrefix + 1]),
+} as const;
+
+export const requestRange = {
+  start: Buffer.from([requestPrefix]),
+  end: Buffer.from([requestPrefix + 1]),
+} as const;
+
+export function encodeUint64(value: number): Buffer {
+  const bytes = Buffer.allocUnsafe(8);
+  bytes.writeBigUInt64BE(BigInt(value));
+  return bytes;
+}
+
+export function decodeUint64(bytes: Uint8Array, offset = 0): number {
+  const value = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).readBigUInt64BE(offset);
+  if (value > BigInt(Number.MAX_SAFE_INTEGER)) throw new Error('u64 beyond the safe integer range');
+  return Number(value);
+}
