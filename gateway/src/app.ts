@@ -1,7 +1,5 @@
-import { Agent, type ClientRequest, type IncomingMessage } from 'node:http';
-import { Readable } from 'node:stream';
+import { randomBytes } from 'node:crypto';
 import express, { type Express, type Request, type Response } from 'express';
-import httpProxy from 'http-proxy';
 import {
   ImpulseError,
   allowMethods,
@@ -23,8 +21,9 @@ import {
   type Registry,
 } from '@impulse/common';
 import type { GatewayConfig } from './config.js';
-import { createGatewayMetrics, type UpstreamErrorReason } from './metrics.js';
-import type { ClusterRouter, Route } from './router.js';
+import { Forwarder, requestIdHeader } from './forwarder.js';
+import { createGatewayMetrics } from './metrics.js';
+import type { ClusterRouter } from './router.js';
 
 export interface GatewayContext {
   readonly config: GatewayConfig;
@@ -44,8 +43,8 @@ function routeOf(request: Request): string {
   return 'unmatched';
 }
 
-/** Idle keep-alive sockets close before the shard-node's 65 s server timeout, never after. */
-const agentIdleTimeoutMs = 30_000;
+const requestIdPattern = /^[A-Za-z0-9_-]{1,64}$/;
+const emptyBody = Buffer.alloc(0);
 
 export interface GatewayApp {
   readonly app: Express;
@@ -57,13 +56,12 @@ export function createGatewayApp(context: GatewayContext): GatewayApp {
   const { config, router, logger, registry } = context;
   const httpMetrics = createHttpMetrics(registry);
   const metrics = createGatewayMetrics(registry);
-  const agent = new Agent({
-    keepAlive: true,
-    maxSockets: config.upstreamSocketsMax,
-    timeout: agentIdleTimeoutMs,
-    scheduling: 'lifo',
-  });
-  const proxy = httpProxy.createProxyServer({ agent, xfwd: false, ws: false });
+  const forwarder = new Forwarder(
+    config,
+    new Map(router.cluster.groups.map((group) => [group.id, group])),
+    logger,
+    metrics,
+  );
 
   const app = express();
   app.disable('x-powered-by');
@@ -89,6 +87,23 @@ export function createGatewayApp(context: GatewayContext): GatewayApp {
     }
     const key = parseKeyFromPath(request.originalUrl, config.keyBytesMax);
     const route = router.route(key);
+    let requestId: string | undefined;
+    if (method === 'PUT' || method === 'DELETE') {
+      const given = request.headers[requestIdHeader];
+      if (given !== undefined && (typeof given !== 'string' || !requestIdPattern.test(given))) {
+        refuseBody(
+          request,
+          response,
+          new ImpulseError(
+            'INVALID_REQUEST',
+            `${requestIdHeader} must be 1 to 64 characters of [A-Za-z0-9_-]`,
+          ),
+        );
+        return;
+      }
+      // A write gets an id once, here, and keeps it across retries: the group applies it once.
+      requestId = given ?? randomBytes(16).toString('base64url');
+    }
     let body: Buffer | undefined;
     if (method === 'PUT') {
       try {
@@ -100,94 +115,9 @@ export function createGatewayApp(context: GatewayContext): GatewayApp {
         return;
       }
     }
-    forward(request, response, route, body);
-  }
-
-  /** Per proxied request: when it was sent, and what to do when the shard group answers. */
-  interface InFlight {
-    readonly startedAt: bigint;
-    readonly groupId: string;
-    upstreamRequest: ClientRequest | undefined;
-    finish(): void;
-  }
-  const inFlight = new WeakMap<IncomingMessage, InFlight>();
-  // http-proxy makes the upstream request once it has a socket; keep it so a deadline can abort it.
-  proxy.on('proxyReq', (upstreamRequest, request) => {
-    const state = inFlight.get(request);
-    if (state !== undefined) state.upstreamRequest = upstreamRequest;
-  });
-  proxy.on('proxyRes', (upstreamResponse, request) => {
-    const state = inFlight.get(request);
-    if (state === undefined) return;
-    state.finish();
-    metrics.upstreamDurationSeconds.observe(
-      {
-        group: state.groupId,
-        method: request.method ?? '',
-        status: String(upstreamResponse.statusCode ?? 0),
-      },
-      Number(process.hrtime.bigint() - state.startedAt) / 1e9,
-    );
-  });
-
-  function forward(request: Request, response: Response, route: Route, body: Buffer | undefined): void {
-    const groupId = route.group.id;
-    let timedOut = false;
-    let finished = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      state.upstreamRequest?.destroy(new Error('upstream timeout'));
-    }, config.upstreamTimeout);
-    const state: InFlight = {
-      startedAt: process.hrtime.bigint(),
-      groupId,
-      upstreamRequest: undefined,
-      finish() {
-        finished = true;
-        clearTimeout(timer);
-      },
-    };
-    inFlight.set(request, state);
-    response.once('close', () => {
-      if (!finished) {
-        // The client went away before the answer: stop waiting for the shard group.
-        state.finish();
-        state.upstreamRequest?.destroy();
-      }
-    });
+    // Express strips the mount path from `url`; the replica must see the path the client sent.
     request.url = request.originalUrl;
-    proxy.web(
-      request,
-      response,
-      {
-        target: route.replica.url,
-        // The body was already consumed from the client socket; send the buffered copy.
-        ...(body === undefined ? {} : { buffer: Readable.from([body]) }),
-        headers: { 'x-impulse-slot': String(route.slot) },
-      },
-      (error: Error) => {
-        if (finished) return;
-        state.finish();
-        const reason = upstreamErrorReason(error, timedOut);
-        metrics.upstreamErrors.inc({ group: groupId, reason });
-        logger.warn(
-          { group: groupId, replica: route.replica.id, reason, err: error.message },
-          'proxy: upstream failed',
-        );
-        sendError(
-          response,
-          reason === 'timeout'
-            ? new ImpulseError(
-                'UPSTREAM_TIMEOUT',
-                `shard group ${groupId} did not answer within ${config.upstreamTimeout} ms`,
-                { details: { group: groupId } },
-              )
-            : new ImpulseError('GROUP_UNAVAILABLE', `shard group ${groupId} is unavailable (${reason})`, {
-                details: { group: groupId },
-              }),
-        );
-      },
-    );
+    forwarder.forward({ request, response, route, body: body ?? emptyBody, requestId });
   }
 
   app.all(
@@ -212,6 +142,7 @@ export function createGatewayApp(context: GatewayContext): GatewayApp {
         groups: router.cluster.groups.map((group) => ({
           id: group.id,
           slots: slotsByGroup[group.id] ?? 0,
+          leader: forwarder.leaders.leaderOf(group).id,
           replicas: group.replicas.map((replica) => ({ id: replica.id, url: replica.url })),
         })),
       });
@@ -223,16 +154,7 @@ export function createGatewayApp(context: GatewayContext): GatewayApp {
   return {
     app,
     close() {
-      proxy.close();
-      agent.destroy();
+      forwarder.close();
     },
   };
-}
-
-function upstreamErrorReason(error: Error, timedOut: boolean): UpstreamErrorReason {
-  if (timedOut) return 'timeout';
-  const code = (error as NodeJS.ErrnoException).code;
-  if (code === 'ECONNREFUSED') return 'refused';
-  if (code === 'ECONNRESET' || code === 'EPIPE' || code === 'ECONNABORTED') return 'reset';
-  return 'other';
 }

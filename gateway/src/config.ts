@@ -39,9 +39,21 @@ export const gatewayOptions = {
     max: 64 * 1024,
   }),
   upstreamTimeout: option.milliseconds({
-    description: 'Deadline for a shard group to answer one proxied request; past it the client gets 504.',
-    default: 5_000,
+    description:
+      'How long one attempt waits for a replica to answer before trying another (or answering 504).',
+    default: 2_000,
     min: 1,
+  }),
+  requestDeadline: option.milliseconds({
+    description: 'How long a request may take across all its attempts (leader changes, retries).',
+    default: 10_000,
+    min: 1,
+  }),
+  retryAttemptsMax: option.integer({
+    description: 'Attempts per request at most (the first one included).',
+    default: 10,
+    min: 1,
+    max: 100,
   }),
   upstreamSocketsMax: option.integer({
     description: 'Keep-alive connections the gateway opens to each replica at most.',

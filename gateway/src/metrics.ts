@@ -5,6 +5,7 @@ export type UpstreamErrorReason = 'refused' | 'reset' | 'timeout' | 'other';
 export interface GatewayMetrics {
   readonly upstreamErrors: Counter<'group' | 'reason'>;
   readonly upstreamDurationSeconds: Histogram<'group' | 'method' | 'status'>;
+  readonly retries: Counter<'group' | 'reason'>;
 }
 
 export function createGatewayMetrics(registry: Registry): GatewayMetrics {
@@ -20,6 +21,12 @@ export function createGatewayMetrics(registry: Registry): GatewayMetrics {
       help: 'Time from sending a request to a shard group to its response headers, by group, method and status.',
       labelNames: ['group', 'method', 'status'] as const,
       buckets: latencyBucketsSeconds,
+      registers: [registry],
+    }),
+    retries: new Counter({
+      name: `${metricPrefix}gateway_retries_total`,
+      help: 'Requests sent again to a shard group, by group and reason (not_leader, not_ready, refused, reset, timeout).',
+      labelNames: ['group', 'reason'] as const,
       registers: [registry],
     }),
   };

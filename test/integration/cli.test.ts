@@ -45,7 +45,7 @@ describe('the command lines of the shard-node and the gateway', () => {
     expect(shardNode.stdout).toMatch(/--engine <memory\|leveldb>/);
     const gateway = await run(gatewayMain, ['--help']);
     expect(gateway.code).toBe(0);
-    expect(gateway.stdout).toMatch(/--upstream-timeout <ms> +env IMPULSE_UPSTREAM_TIMEOUT, default 5000/);
+    expect(gateway.stdout).toMatch(/--request-deadline <ms> +env IMPULSE_REQUEST_DEADLINE, default 10000/);
   });
 
   it('refuse garbage configuration with every problem listed and exit 2', async () => {

@@ -190,6 +190,19 @@ describe('a local cluster of 3 shard groups behind the gateway', () => {
       await expectUnchanged('guarded', 'original');
     });
 
+    it('refuses a malformed request id with 400 INVALID_REQUEST', async () => {
+      for (const requestId of ['has space', 'x'.repeat(65), 'semi;colon']) {
+        const response = await rawRequest(gateway, pathForKey('guarded'), {
+          method: 'PUT',
+          headers: { 'x-impulse-request-id': requestId },
+          body: 'changed',
+        });
+        expect(response.status, requestId).toBe(400);
+        expect(errorCodeOf(response)).toBe('INVALID_REQUEST');
+      }
+      await expectUnchanged('guarded', 'original');
+    });
+
     it('applies the same rules on a shard-node reached directly', async () => {
       const replica = cluster.replica('g1-r1').url;
       expect(errorCodeOf(await rawRequest(replica, '/kv/', { method: 'PUT', body: 'x' }))).toBe(

@@ -1,0 +1,333 @@
+import {
+  Agent,
+  type ClientRequest,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type ServerResponse,
+} from 'node:http';
+import { Readable } from 'node:stream';
+import httpProxy from 'http-proxy';
+import { ImpulseError, sendError, type GroupSpec, type Logger, type ReplicaSpec } from '@impulse/common';
+import type { GatewayConfig } from './config.js';
+import { LeaderCache } from './leader-cache.js';
+import type { GatewayMetrics, UpstreamErrorReason } from './metrics.js';
+import type { Route } from './router.js';
+
+/** Idle keep-alive sockets close before the shard-node's 65 s server timeout, never after. */
+const agentIdleTimeoutMs = 30_000;
+/** The largest error body read from a replica to decide on a retry. */
+const errorBodyBytesMax = 64 * 1024;
+const retryBackoffMsMin = 20;
+const retryBackoffMsMax = 500;
+/** Headers that describe one hop of a connection, never forwarded (RFC 9110 §7.6.1). */
+const hopByHopHeaders = new Set([
+  'connection',
+  'keep-alive',
+  'transfer-encoding',
+  'upgrade',
+  'proxy-connection',
+  'te',
+  'trailer',
+]);
+
+export const requestIdHeader = 'x-impulse-request-id';
+
+export interface ForwardRequest {
+  readonly request: IncomingMessage;
+  readonly response: ServerResponse;
+  readonly route: Route;
+  /** The request body, kept so that a retry can send it again; empty for reads and deletes. */
+  readonly body: Buffer;
+  /** Sent with writes: the state machine applies a request id once, however often it is retried. */
+  readonly requestId: string | undefined;
+}
+
+/** The state of one client request across its attempts. */
+interface Forwarding extends ForwardRequest {
+  readonly deadlineMs: number;
+  attempts: number;
+  /** Replicas that refused the connection during this request: all of them means the group is down. */
+  readonly refusedBy: Set<string>;
+  replica: ReplicaSpec;
+  upstreamRequest: ClientRequest | undefined;
+  attemptStartedAt: bigint;
+  timer: NodeJS.Timeout | undefined;
+  timedOut: boolean;
+  /** Set once the client has its answer or went away: no further attempt starts. */
+  done: boolean;
+}
+
+/**
+ * Proxies `/kv/` requests to the leader of the key's group with http-proxy, and hides leader
+ * changes from the client: a `NOT_LEADER` answer updates the leader cache and the request is sent
+ * again, as is a request whose replica refused the connection, reset it or did not answer in
+ * time, a bounded number of times and within a deadline. Retrying a write is safe because it
+ * carries a request id that the state machine applies at most once.
+ */
+export class Forwarder {
+  readonly leaders: LeaderCache;
+  private readonly agent: Agent;
+  private readonly proxy: httpProxy;
+  private readonly inFlight = new WeakMap<IncomingMessage, Forwarding>();
+
+  constructor(
+    private readonly config: GatewayConfig,
+    groups: ReadonlyMap<string, GroupSpec>,
+    private readonly logger: Logger,
+    private readonly metrics: GatewayMetrics,
+  ) {
+    this.leaders = new LeaderCache(groups);
+    this.agent = new Agent({
+      keepAlive: true,
+      maxSockets: config.upstreamSocketsMax,
+      timeout: agentIdleTimeoutMs,
+      scheduling: 'lifo',
+    });
+    this.proxy = httpProxy.createProxyServer({
+      agent: this.agent,
+      xfwd: false,
+      ws: false,
+      selfHandleResponse: true,
+    });
+    // http-proxy creates the upstream request once it has a socket; keep it so a deadline can abort it.
+    this.proxy.on('proxyReq', (upstreamRequest, request) => {
+      const forwarding = this.inFlight.get(request);
+      if (forwarding !== undefined) forwarding.upstreamRequest = upstreamRequest;
+    });
+    this.proxy.on('proxyRes', (upstreamResponse, request) => {
+      const forwarding = this.inFlight.get(request);
+      if (forwarding === undefined) {
+        upstreamResponse.resume();
+        return;
+      }
+      this.handleResponse(forwarding, upstreamResponse);
+    });
+  }
+
+  forward(request: ForwardRequest): void {
+    const forwarding: Forwarding = {
+      ...request,
+      deadlineMs: Date.now() + this.config.requestDeadline,
+      attempts: 0,
+      refusedBy: new Set(),
+      replica: this.leaders.leaderOf(request.route.group),
+      upstreamRequest: undefined,
+      attemptStartedAt: 0n,
+      timer: undefined,
+      timedOut: false,
+      done: false,
+    };
+    this.inFlight.set(request.request, forwarding);
+    request.response.once('close', () => {
+      if (forwarding.done) return;
+      // The client went away: stop waiting for the group, and start no further attempt.
+      forwarding.done = true;
+      clearTimeout(forwarding.timer);
+      forwarding.upstreamRequest?.destroy();
+    });
+    this.attempt(forwarding);
+  }
+
+  private attempt(forwarding: Forwarding): void {
+    if (forwarding.done) return;
+    const { request, response, route } = forwarding;
+    forwarding.attempts++;
+    forwarding.replica = this.leaders.leaderOf(route.group);
+    forwarding.upstreamRequest = undefined;
+    forwarding.timedOut = false;
+    forwarding.attemptStartedAt = process.hrtime.bigint();
+    const attemptTimeoutMs = Math.max(
+      1,
+      Math.min(this.config.upstreamTimeout, forwarding.deadlineMs - Date.now()),
+    );
+    forwarding.timer = setTimeout(() => {
+      forwarding.timedOut = true;
+      forwarding.upstreamRequest?.destroy(new Error('upstream timeout'));
+    }, attemptTimeoutMs);
+    const headers: Record<string, string> = { 'x-impulse-slot': String(route.slot) };
+    if (forwarding.requestId !== undefined) headers[requestIdHeader] = forwarding.requestId;
+    this.proxy.web(
+      request,
+      response,
+      {
+        target: forwarding.replica.url,
+        // Always send the kept copy: the client's stream was read once and cannot be read again.
+        buffer: Readable.from(forwarding.body.length > 0 ? [forwarding.body] : []),
+        headers,
+      },
+      (error: Error) => this.handleError(forwarding, error),
+    );
+  }
+
+  private handleError(forwarding: Forwarding, error: Error): void {
+    if (forwarding.done) return;
+    clearTimeout(forwarding.timer);
+    const group = forwarding.route.group;
+    const reason = upstreamErrorReason(error, forwarding.timedOut);
+    this.metrics.upstreamErrors.inc({ group: group.id, reason });
+    this.logger.debug(
+      { group: group.id, replica: forwarding.replica.id, reason, err: error.message },
+      'proxy: upstream failed',
+    );
+    if (reason === 'refused') forwarding.refusedBy.add(forwarding.replica.id);
+    // A timeout is worth another try only on another replica; a group every replica of which
+    // refused the connection is down, and the client learns it at once.
+    const everyReplicaRefused = forwarding.refusedBy.size >= group.replicas.length;
+    const retryable = !everyReplicaRefused && (reason !== 'timeout' || group.replicas.length > 1);
+    this.leaders.rotate(group, forwarding.replica);
+    if (retryable && this.retry(forwarding, reason, false)) return;
+    this.finishWithError(
+      forwarding,
+      reason === 'timeout'
+        ? new ImpulseError('UPSTREAM_TIMEOUT', `shard group ${group.id} did not answer within the deadline`, {
+            details: { group: group.id },
+          })
+        : new ImpulseError('GROUP_UNAVAILABLE', `shard group ${group.id} is unavailable (${reason})`, {
+            details: { group: group.id },
+          }),
+    );
+  }
+
+  private handleResponse(forwarding: Forwarding, upstreamResponse: IncomingMessage): void {
+    if (forwarding.done) {
+      upstreamResponse.resume();
+      return;
+    }
+    clearTimeout(forwarding.timer);
+    const status = upstreamResponse.statusCode ?? 502;
+    const group = forwarding.route.group;
+    this.metrics.upstreamDurationSeconds.observe(
+      { group: group.id, method: forwarding.request.method ?? '', status: String(status) },
+      Number(process.hrtime.bigint() - forwarding.attemptStartedAt) / 1e9,
+    );
+    if (status !== 421 && status !== 503) {
+      this.pipeResponse(forwarding, upstreamResponse, status);
+      return;
+    }
+    // A redirect caused by the cluster's own state: read why, and decide whether to try again.
+    void readErrorBody(upstreamResponse).then((body) => {
+      if (forwarding.done) return;
+      const code = body?.error?.code;
+      if (code === 'NOT_LEADER') {
+        const hint = body?.error?.leaderHint;
+        const learned =
+          typeof hint === 'string' && hint !== forwarding.replica.id && this.leaders.learn(group.id, hint);
+        if (!learned) this.leaders.rotate(group, forwarding.replica);
+        // A named leader is tried at once; without one, an election is under way: wait a little.
+        if (this.retry(forwarding, 'not_leader', learned)) return;
+        this.finishWithError(
+          forwarding,
+          new ImpulseError('GROUP_UNAVAILABLE', `shard group ${group.id} has no leader`, {
+            details: { group: group.id },
+          }),
+        );
+        return;
+      }
+      if (code === 'NOT_READY') {
+        this.leaders.rotate(group, forwarding.replica);
+        if (this.retry(forwarding, 'not_ready', false)) return;
+      }
+      this.replayError(forwarding, status, upstreamResponse.headers, body);
+    });
+  }
+
+  /** Starts another attempt if the budget allows; answers whether it did. */
+  private retry(forwarding: Forwarding, reason: string, immediately: boolean): boolean {
+    const backoffMs = immediately
+      ? 0
+      : Math.min(retryBackoffMsMax, retryBackoffMsMin * 2 ** Math.max(0, forwarding.attempts - 1));
+    if (
+      forwarding.attempts >= this.config.retryAttemptsMax ||
+      Date.now() + backoffMs >= forwarding.deadlineMs
+    ) {
+      return false;
+    }
+    this.metrics.retries.inc({ group: forwarding.route.group.id, reason });
+    if (backoffMs === 0) this.attempt(forwarding);
+    else setTimeout(() => this.attempt(forwarding), backoffMs);
+    return true;
+  }
+
+  private pipeResponse(forwarding: Forwarding, upstreamResponse: IncomingMessage, status: number): void {
+    forwarding.done = true;
+    const { response } = forwarding;
+    if (response.headersSent) {
+      upstreamResponse.resume();
+      return;
+    }
+    response.writeHead(status, forwardableHeaders(upstreamResponse.headers));
+    upstreamResponse.pipe(response);
+    upstreamResponse.once('error', () => response.destroy());
+  }
+
+  private replayError(
+    forwarding: Forwarding,
+    status: number,
+    headers: IncomingHttpHeaders,
+    body: ErrorBodyShape | undefined,
+  ): void {
+    forwarding.done = true;
+    const text = JSON.stringify(
+      body ?? { error: { code: 'INTERNAL', message: 'unreadable answer from a replica' } },
+    );
+    forwarding.response.writeHead(status, {
+      ...forwardableHeaders(headers),
+      'content-type': 'application/json; charset=utf-8',
+      'content-length': Buffer.byteLength(text),
+    });
+    forwarding.response.end(text);
+  }
+
+  private finishWithError(forwarding: Forwarding, error: ImpulseError): void {
+    forwarding.done = true;
+    sendError(forwarding.response, error);
+  }
+
+  close(): void {
+    this.proxy.close();
+    this.agent.destroy();
+  }
+}
+
+interface ErrorBodyShape {
+  readonly error?: {
+    readonly code?: unknown;
+    readonly leaderHint?: unknown;
+    readonly [field: string]: unknown;
+  };
+}
+
+function readErrorBody(response: IncomingMessage): Promise<ErrorBodyShape | undefined> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let bytes = 0;
+    response.on('data', (chunk: Buffer) => {
+      bytes += chunk.length;
+      if (bytes <= errorBodyBytesMax) chunks.push(chunk);
+    });
+    response.once('error', () => resolve(undefined));
+    response.once('end', () => {
+      try {
+        resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')) as ErrorBodyShape);
+      } catch {
+        resolve(undefined);
+      }
+    });
+  });
+}
+
+function forwardableHeaders(headers: IncomingHttpHeaders): Record<string, string | string[]> {
+  const result: Record<string, string | string[]> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value !== undefined && !hopByHopHeaders.has(name)) result[name] = value;
+  }
+  return result;
+}
+
+function upstreamErrorReason(error: Error, timedOut: boolean): UpstreamErrorReason {
+  if (timedOut) return 'timeout';
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === 'ECONNREFUSED') return 'refused';
+  if (code === 'ECONNRESET' || code === 'EPIPE' || code === 'ECONNABORTED') return 'reset';
+  return 'other';
+}
