@@ -8,13 +8,18 @@ import { SlotTable, virtualNodesPerGroupDefault } from './slot-table.js';
  * later the meta group serves it and gateways refresh it by epoch.
  *
  * ```json
- * { "epoch": 1, "groups": [ { "id": "g1", "replicas": [ { "id": "g1-r1", "url": "http://127.0.0.1:7001" } ] } ] }
+ * { "epoch": 1, "groups": [ { "id": "g1", "replicas": [
+ *   { "id": "g1-r1", "url": "http://127.0.0.1:7001", "raftId": 1, "peerAddress": "127.0.0.1:7101" } ] } ] }
  * ```
  */
 export interface ReplicaSpec {
   readonly id: string;
   /** Base URL of the replica's client API, e.g. `http://127.0.0.1:7001`. */
   readonly url: string;
+  /** The replica's Raft id, unique in its group; its position in the group (from 1) when absent. */
+  readonly raftId: number;
+  /** `host:port` of the replica's peer transport; needed when its group has more than one replica. */
+  readonly peerAddress: string | null;
 }
 
 export interface GroupSpec {
@@ -79,6 +84,7 @@ export function parseClusterConfig(value: unknown): ClusterConfig {
         );
       }
       const replicas: ReplicaSpec[] = [];
+      const raftIds = new Set<number>();
       replicasValue.forEach((replica: unknown, replicaIndex) => {
         const at = `${where}.replicas[${replicaIndex}]`;
         if (!isObject(replica)) return void problems.push(`${at}: must be an object`);
@@ -92,7 +98,28 @@ export function parseClusterConfig(value: unknown): ClusterConfig {
         if (typeof url !== 'string' || !isHttpUrl(url)) {
           return void problems.push(`${at}.url: must be an http:// URL with a host and port`);
         }
-        replicas.push(Object.freeze({ id: replicaId, url: url.replace(/\/+$/, '') }));
+        const raftId = replica['raftId'] ?? replicaIndex + 1;
+        if (
+          typeof raftId !== 'number' ||
+          !Number.isSafeInteger(raftId) ||
+          raftId < 1 ||
+          raftId > 0xffffffff
+        ) {
+          return void problems.push(`${at}.raftId: must be an integer from 1 to 4294967295`);
+        }
+        if (raftIds.has(raftId)) problems.push(`${at}.raftId: duplicate raft id ${raftId} in group ${id}`);
+        raftIds.add(raftId);
+        const peerAddress = replica['peerAddress'] ?? null;
+        if (
+          peerAddress !== null &&
+          (typeof peerAddress !== 'string' || parsePeerAddress(peerAddress) === undefined)
+        ) {
+          return void problems.push(`${at}.peerAddress: must be host:port`);
+        }
+        if (peerAddress === null && replicasValue.length > 1) {
+          return void problems.push(`${at}.peerAddress: required in a group of more than one replica`);
+        }
+        replicas.push(Object.freeze({ id: replicaId, url: url.replace(/\/+$/, ''), raftId, peerAddress }));
       });
       groups.push(Object.freeze({ id, replicas: Object.freeze(replicas) }));
     });
@@ -103,6 +130,14 @@ export function parseClusterConfig(value: unknown): ClusterConfig {
     virtualNodesPerGroup: virtualNodesPerGroup as number,
     groups: Object.freeze(groups),
   });
+}
+
+/** Splits `host:port`; undefined when it is not one. */
+export function parsePeerAddress(text: string): { host: string; port: number } | undefined {
+  const match = /^([^:\s]+):(\d{1,5})$/.exec(text);
+  const port = Number(match?.[2]);
+  if (match === null || !Number.isInteger(port) || port < 1 || port > 65535) return undefined;
+  return { host: match[1] as string, port };
 }
 
 function isHttpUrl(text: string): boolean {

@@ -19,6 +19,11 @@ export const errorRegistry = {
   ROUTE_NOT_FOUND: { status: 404, description: 'No route matches the request path.' },
   METHOD_NOT_ALLOWED: { status: 405, description: 'The route exists but not for this method; see `Allow`.' },
   VALUE_TOO_LARGE: { status: 413, description: 'The request body is over the value size limit.' },
+  MEMBERSHIP_CHANGE_REFUSED: {
+    status: 409,
+    description:
+      'The membership change cannot be made now (another is pending, the learner is behind, or the member is unknown).',
+  },
   NOT_LEADER: { status: 421, description: 'This replica is not the leader of its group; see `leaderHint`.' },
   WRONG_GROUP: { status: 421, description: "The key's slot is not owned by this group at its epoch." },
   TOO_MANY_REQUESTS: { status: 429, description: 'A queue or in-flight limit is full; retry later.' },
@@ -26,6 +31,11 @@ export const errorRegistry = {
   GROUP_UNAVAILABLE: { status: 503, description: 'No replica of the shard group answered.' },
   NOT_READY: { status: 503, description: 'The process is starting or stopping.' },
   STORAGE_ERROR: { status: 503, description: 'The storage engine failed the operation.' },
+  COMMIT_TIMEOUT: {
+    status: 503,
+    description:
+      'A write was proposed but did not apply in time; it may still apply. Retry with the same request id.',
+  },
   UPSTREAM_TIMEOUT: { status: 504, description: 'The shard group did not answer within the deadline.' },
 } as const satisfies Record<string, ErrorDefinition>;
 

@@ -176,7 +176,10 @@ export function methodNotAllowed(method: string, allowed: readonly string[]): Im
 type Handler = (request: IncomingMessage, response: ServerResponse) => void;
 
 /** Wraps a handler so that other methods get 405 with `Allow`. */
-export function allowMethods(allowed: readonly string[], handler: Handler): Handler {
+export function allowMethods<Req extends IncomingMessage, Res extends ServerResponse>(
+  allowed: readonly string[],
+  handler: (request: Req, response: Res) => void,
+): (request: Req, response: Res) => void {
   return (request, response) => {
     const method = request.method ?? '';
     if (!allowed.includes(method)) {

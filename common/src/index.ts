@@ -8,3 +8,4 @@ export * from './logger.js';
 export * from './metrics.js';
 export * from './http.js';
 export * from './service.js';
+export * from './linearizability/index.js';

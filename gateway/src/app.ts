@@ -52,6 +52,30 @@ export interface GatewayApp {
   close(): void;
 }
 
+/** Status fields of a replica's `/admin/status`, or `reachable: false`. */
+async function replicaStatus(url: string): Promise<Record<string, unknown>> {
+  try {
+    const response = await fetch(`${url}/admin/status`, {
+      signal: AbortSignal.timeout(adminStatusTimeoutMs),
+    });
+    const status = (await response.json()) as Record<string, unknown>;
+    return {
+      reachable: true,
+      replicaId: status['replicaId'],
+      role: status['role'],
+      term: status['term'],
+      leaderReplicaId: status['leaderReplicaId'],
+      commitIndex: status['commitIndex'],
+      appliedIndex: status['appliedIndex'],
+      snapshotIndex: status['snapshotIndex'],
+    };
+  } catch (error) {
+    return { reachable: false, error: (error as Error).message };
+  }
+}
+
+const adminStatusTimeoutMs = 1000;
+
 export function createGatewayApp(context: GatewayContext): GatewayApp {
   const { config, router, logger, registry } = context;
   const httpMetrics = createHttpMetrics(registry);
@@ -135,19 +159,37 @@ export function createGatewayApp(context: GatewayContext): GatewayApp {
   app.all(
     '/admin/cluster',
     allowMethods(readOnlyMethods, (_request, response) => {
-      const slotsByGroup = router.slotTable.slotCountsByGroup();
-      sendJson(response, 200, {
-        epoch: router.slotTable.epoch,
-        slotCount,
-        groups: router.cluster.groups.map((group) => ({
-          id: group.id,
-          slots: slotsByGroup[group.id] ?? 0,
-          leader: forwarder.leaders.leaderOf(group).id,
-          replicas: group.replicas.map((replica) => ({ id: replica.id, url: replica.url })),
-        })),
-      });
+      void describeCluster().then(
+        (description) => sendJson(response, 200, description),
+        (error: unknown) => sendError(response, toImpulseError(error)),
+      );
     }),
   );
+
+  /** The cluster map with every replica's live Raft state (unreachable replicas say so). */
+  async function describeCluster(): Promise<unknown> {
+    const slotsByGroup = router.slotTable.slotCountsByGroup();
+    const groups = await Promise.all(
+      router.cluster.groups.map(async (group) => {
+        const replicas = await Promise.all(group.replicas.map((replica) => replicaStatus(replica.url)));
+        const leader = replicas.find((status) => status.role === 'leader');
+        return {
+          id: group.id,
+          slots: slotsByGroup[group.id] ?? 0,
+          leader: leader?.replicaId ?? null,
+          term: Math.max(0, ...replicas.map((status) => (typeof status.term === 'number' ? status.term : 0))),
+          gatewayLeaderGuess: forwarder.leaders.leaderOf(group).id,
+          replicas: group.replicas.map((replica, index) => ({
+            id: replica.id,
+            url: replica.url,
+            raftId: replica.raftId,
+            ...replicas[index],
+          })),
+        };
+      }),
+    );
+    return { epoch: router.slotTable.epoch, slotCount, groups };
+  }
 
   app.use(routeNotFoundHandler(routes));
 

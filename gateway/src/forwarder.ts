@@ -211,7 +211,9 @@ export class Forwarder {
       if (code === 'NOT_LEADER') {
         const hint = body?.error?.leaderHint;
         const learned =
-          typeof hint === 'string' && hint !== forwarding.replica.id && this.leaders.learn(group.id, hint);
+          typeof hint === 'string' &&
+          hint !== forwarding.replica.id &&
+          this.leaders.learn(group.id, hint, body?.error?.leaderUrl);
         if (!learned) this.leaders.rotate(group, forwarding.replica);
         // A named leader is tried at once; without one, an election is under way: wait a little.
         if (this.retry(forwarding, 'not_leader', learned)) return;
@@ -227,6 +229,9 @@ export class Forwarder {
         this.leaders.rotate(group, forwarding.replica);
         if (this.retry(forwarding, 'not_ready', false)) return;
       }
+      // A write that did not apply in time may still apply: sending it again with the same request
+      // id either applies it once or finds it applied.
+      if (code === 'COMMIT_TIMEOUT' && this.retry(forwarding, 'commit_timeout', false)) return;
       this.replayError(forwarding, status, upstreamResponse.headers, body);
     });
   }

@@ -18,11 +18,20 @@ export class LeaderCache {
     return first;
   }
 
-  /** Records the leader a replica named; answers false when the id is not a replica of the group. */
-  learn(groupId: string, leaderReplicaId: string): boolean {
-    const replica = this.groups.get(groupId)?.replicas.find((candidate) => candidate.id === leaderReplicaId);
-    if (replica === undefined) return false;
-    this.leaders.set(groupId, replica);
+  /**
+   * Records the leader a replica named. A leader missing from the gateway's configuration (a
+   * replica added since) is reached at the URL the replica gave. Answers false when neither helps.
+   */
+  learn(groupId: string, leaderReplicaId: string, leaderUrl?: unknown): boolean {
+    const group = this.groups.get(groupId);
+    if (group === undefined) return false;
+    const known = group.replicas.find((candidate) => candidate.id === leaderReplicaId);
+    if (known !== undefined) {
+      this.leaders.set(groupId, known);
+      return true;
+    }
+    if (typeof leaderUrl !== 'string' || !/^http:\/\/[^/\s]+:\d+$/.test(leaderUrl)) return false;
+    this.leaders.set(groupId, { id: leaderReplicaId, url: leaderUrl, raftId: 0, peerAddress: null });
     return true;
   }
 
@@ -30,6 +39,7 @@ export class LeaderCache {
   rotate(group: GroupSpec, failed: ReplicaSpec): ReplicaSpec {
     const current = this.leaderOf(group);
     if (current.id !== failed.id) return current;
+    // A leader learned from a hint may be missing from the list: then start again from the first.
     const position = group.replicas.findIndex((candidate) => candidate.id === failed.id);
     const next = group.replicas[(position + 1) % group.replicas.length] ?? current;
     this.leaders.set(group.id, next);

@@ -29,9 +29,61 @@ export const shardNodeOptions = {
     description: 'Directory of this replica\'s data; "" means ./data/GROUP-ID/REPLICA-ID.',
     default: '',
   }),
-  engineSync: option.boolean({
-    description: 'fsync every acknowledged write (LevelDB groups concurrent writes into one fsync).',
+  clusterFile: option.string({
+    description: 'Path of the cluster configuration (JSON); without one the replica is a group of one.',
+    default: '',
+  }),
+  cluster: option.string({
+    description: 'Inline cluster configuration (JSON); wins over --cluster-file.',
+    default: '',
+  }),
+  clusterId: option.string({
+    description: 'Name of the cluster; peers of another cluster are refused.',
+    default: 'impulse',
+  }),
+  peerPort: option.integer({
+    description: "Port of the peer transport; 0 takes the port of this replica's peerAddress, or a free one.",
+    default: 0,
+    min: 0,
+    max: 65535,
+  }),
+  join: option.boolean({
+    description:
+      'Join a live group as a new replica (added by POST /admin/members on its leader) instead of founding it.',
+    default: false,
+  }),
+  raftLogSync: option.boolean({
+    description:
+      'fsync the Raft log before acknowledging (one fsync per batch of writes). Off only for benchmarks.',
     default: true,
+  }),
+  tickInterval: option.milliseconds({ description: 'One Raft tick.', default: 100, min: 1, max: 60_000 }),
+  electionTimeoutTicks: option.integer({
+    description: 'Ticks without a leader before a follower campaigns (randomised up to twice this).',
+    default: 10,
+    min: 2,
+    max: 10_000,
+  }),
+  heartbeatTicks: option.integer({
+    description: 'Ticks between leader heartbeats.',
+    default: 1,
+    min: 1,
+    max: 1000,
+  }),
+  snapshotEntries: option.integer({
+    description: 'Applied entries between state machine snapshots; the Raft log is compacted behind each.',
+    default: 10_000,
+    min: 1,
+  }),
+  snapshotCatchUpEntries: option.integer({
+    description: 'Entries kept behind a snapshot so that a slow follower catches up without one.',
+    default: 5_000,
+    min: 0,
+  }),
+  proposalTimeout: option.milliseconds({
+    description: 'How long a write waits to be committed and applied before COMMIT_TIMEOUT.',
+    default: 5_000,
+    min: 1,
   }),
   valueBytesMax: option.bytes({
     description: 'Largest value accepted.',

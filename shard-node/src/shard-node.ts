@@ -2,10 +2,16 @@ import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
-import { createMetricsRegistry, type Logger } from '@impulse/common';
+import {
+  ConfigError,
+  createMetricsRegistry,
+  loadClusterConfig,
+  parsePeerAddress,
+  type Logger,
+} from '@impulse/common';
 import type { ShardNodeConfig } from './config.js';
+import { Replica, type MemberSpec } from './replica/index.js';
 import { createShardApp } from './server/app.js';
-import { openEngine, type Engine } from './storage/index.js';
 
 /** Keep-alive idle timeout: longer than the gateway agent's, so the server never closes first. */
 const keepAliveTimeoutMs = 65_000;
@@ -14,44 +20,101 @@ export function dataDirectoryOf(config: ShardNodeConfig): string {
   return resolve(config.dataDir !== '' ? config.dataDir : `data/${config.groupId}/${config.replicaId}`);
 }
 
-/** One replica: its engine and its HTTP server, started and stopped together. */
+/**
+ * The members of this replica's group, from the cluster configuration; without one, the replica is
+ * a group of one.
+ */
+export function membersOf(config: ShardNodeConfig): { self: MemberSpec; members: MemberSpec[] } {
+  const url = `http://${config.host}:${config.port}`;
+  if (config.cluster === '' && config.clusterFile === '') {
+    const self = {
+      raftId: 1,
+      replicaId: config.replicaId,
+      url,
+      peerHost: config.host,
+      peerPort: config.peerPort,
+    };
+    return { self, members: [self] };
+  }
+  const cluster = loadClusterConfig({ json: config.cluster, file: config.clusterFile });
+  const group = cluster.groups.find((candidate) => candidate.id === config.groupId);
+  if (group === undefined)
+    throw new ConfigError([`group ${config.groupId} is not in the cluster configuration`]);
+  const members = group.replicas.map((replica): MemberSpec => {
+    const address = replica.peerAddress === null ? undefined : parsePeerAddress(replica.peerAddress);
+    return {
+      raftId: replica.raftId,
+      replicaId: replica.id,
+      url: replica.url,
+      peerHost: address?.host ?? config.host,
+      peerPort: address?.port ?? 0,
+    };
+  });
+  const self = members.find((member) => member.replicaId === config.replicaId);
+  if (self === undefined) {
+    throw new ConfigError([
+      `replica ${config.replicaId} is not in group ${config.groupId} of the cluster configuration`,
+    ]);
+  }
+  const withPort = config.peerPort === 0 ? self : { ...self, peerPort: config.peerPort };
+  return { self: withPort, members: members.map((member) => (member === self ? withPort : member)) };
+}
+
+/** One replica: its Raft host (log, transport, state machine) and its HTTP server. */
 export class ShardNode {
   private constructor(
     private readonly readiness: { ready: boolean },
     readonly config: ShardNodeConfig,
     private readonly logger: Logger,
-    private readonly engine: Engine,
+    readonly replica: Replica,
     private readonly server: Server,
   ) {}
 
   static async start(config: ShardNodeConfig, logger: Logger): Promise<ShardNode> {
     const directory = dataDirectoryOf(config);
-    const engine = await openEngine(
-      config.engine === 'leveldb'
-        ? { name: 'leveldb', directory, sync: config.engineSync }
-        : { name: 'memory' },
-    );
+    const { self, members } = membersOf(config);
     const registry = createMetricsRegistry({
       service: 'shard-node',
       group: config.groupId,
       replica: config.replicaId,
     });
+    const replica = await Replica.start({
+      clusterId: config.clusterId,
+      groupId: config.groupId,
+      self,
+      // Listen where the client API listens (0.0.0.0 in a container); peers dial the advertised address.
+      peerListenHost: config.host,
+      initialMembers: members,
+      join: config.join,
+      dataDirectory: directory,
+      engine: config.engine,
+      logSync: config.raftLogSync,
+      tickIntervalMs: config.tickInterval,
+      electionTimeoutTicks: config.electionTimeoutTicks,
+      heartbeatTicks: config.heartbeatTicks,
+      snapshotEntries: config.snapshotEntries,
+      snapshotCatchUpEntries: config.snapshotCatchUpEntries,
+      proposalTimeoutMs: config.proposalTimeout,
+      proposalBatchMax: 1024,
+      logger,
+      registry,
+    });
     const readiness = { ready: false };
     const app = createShardApp({
       config,
-      engine,
+      replica,
       logger,
       registry,
       startedAtMs: Date.now(),
       isReady: () => readiness.ready,
     });
     const server = createServer({ keepAliveTimeout: keepAliveTimeoutMs }, app);
-    const node = new ShardNode(readiness, config, logger, engine, server);
+    const node = new ShardNode(readiness, config, logger, replica, server);
     try {
       server.listen(config.port, config.host);
       await once(server, 'listening');
     } catch (error) {
-      await engine.close();
+      await replica.stop();
       throw error;
     }
     readiness.ready = true;
@@ -59,8 +122,10 @@ export class ShardNode {
       {
         host: config.host,
         port: node.port,
+        peerPort: replica.peerPort,
         engine: config.engine,
-        dataDir: config.engine === 'leveldb' ? directory : null,
+        dataDir: directory,
+        members: members.map((member) => member.replicaId),
       },
       'server: listening',
     );
@@ -72,8 +137,8 @@ export class ShardNode {
   }
 
   /**
-   * Stops taking requests, lets those in flight finish (up to the shutdown timeout), then flushes
-   * and closes the engine. Idempotent.
+   * Stops taking requests, lets those in flight finish (up to the shutdown timeout), then stops
+   * the replica, which flushes and closes the log and the engine. Idempotent.
    */
   async stop(): Promise<void> {
     if (!this.readiness.ready && !this.server.listening) return;
@@ -87,7 +152,7 @@ export class ShardNode {
     });
     await Promise.race([closed, timeout]);
     this.server.closeAllConnections();
-    await this.engine.close();
-    this.logger.info('server: stopped, engine closed');
+    await this.replica.stop();
+    this.logger.info('server: stopped, log and engine closed');
   }
 }

@@ -232,10 +232,11 @@ describe('a local cluster of 3 shard groups behind the gateway', () => {
     expect(gatewayMetrics).toMatch(/impulse_gateway_upstream_duration_seconds_bucket\{/);
     expect(gatewayMetrics).toMatch(/impulse_process_cpu_seconds_total/);
     const replicaMetrics = (await rawRequest(cluster.replica('g2-r1').url, '/metrics')).body.toString();
-    expect(replicaMetrics).toMatch(
-      /impulse_engine_operations_total\{engine="leveldb",operation="put",outcome="ok"/,
-    );
-    expect(replicaMetrics).toMatch(/impulse_engine_keys\{engine="leveldb"/);
+    expect(replicaMetrics).toMatch(/impulse_kv_operations_total\{[^}]*operation="put",outcome="ok"/);
+    expect(replicaMetrics).toMatch(/impulse_engine_keys\{[^}]*engine="leveldb"/);
+    expect(replicaMetrics).toMatch(/impulse_raft_is_leader\{[^}]*\} 1/);
+    expect(replicaMetrics).toMatch(/impulse_raft_log_fsync_duration_seconds_count\{[^}]*\} [1-9]/);
+    expect(replicaMetrics).toMatch(/impulse_raft_term\{[^}]*\} [1-9]/);
   });
 
   it('answers 503 GROUP_UNAVAILABLE at once for a dead group, and keeps its data across kill -9', async () => {

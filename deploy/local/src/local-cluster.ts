@@ -42,6 +42,8 @@ export interface ManagedProcess {
 export interface ReplicaProcess extends ManagedProcess {
   readonly groupId: string;
   readonly replicaId: string;
+  readonly raftId: number;
+  readonly peerPort: number;
   readonly dataDirectory: string;
 }
 
@@ -92,7 +94,12 @@ export class LocalCluster {
         id,
         replicas: this.replicas
           .filter((replica) => replica.groupId === id)
-          .map((replica) => ({ id: replica.replicaId, url: replica.url })),
+          .map((replica) => ({
+            id: replica.replicaId,
+            url: replica.url,
+            raftId: replica.raftId,
+            peerAddress: `${this.host}:${replica.peerPort}`,
+          })),
       })),
     };
   }
@@ -112,10 +119,14 @@ export class LocalCluster {
         const groupId = `g${group}`;
         const replicaId = `${groupId}-r${replica}`;
         const port = nextPort === 0 ? await freePort(this.host) : nextPort++;
+        // Peer ports sit 100 above client ports when ports are fixed (7001 → 7101).
+        const peerPort = nextPort === 0 ? await freePort(this.host) : port + 100;
         this.replicas.push({
           name: replicaId,
           groupId,
           replicaId,
+          raftId: replica,
+          peerPort,
           port,
           url: `http://${this.host}:${port}`,
           dataDirectory: join(resolve(this.options.dataDirectory), groupId, replicaId),
@@ -137,7 +148,40 @@ export class LocalCluster {
     await this.startGateway();
   }
 
-  private async startReplica(replica: ReplicaProcess): Promise<void> {
+  /**
+   * Starts a new replica of `groupId` that joins the live group (`--join`): it serves once the
+   * group's leader adds it (POST /admin/members), which this method does not do.
+   */
+  async addReplica(groupId: string): Promise<ReplicaProcess> {
+    const members = this.group(groupId);
+    const raftId = Math.max(0, ...members.map((member) => member.raftId)) + 1;
+    const replicaId = `${groupId}-r${raftId}`;
+    const port = await freePort(this.host);
+    const replica: ReplicaProcess = {
+      name: replicaId,
+      groupId,
+      replicaId,
+      raftId,
+      peerPort: await freePort(this.host),
+      port,
+      url: `http://${this.host}:${port}`,
+      dataDirectory: join(resolve(this.options.dataDirectory), groupId, replicaId),
+      logFile: join(this.logDirectory, `${replicaId}.log`),
+      child: undefined,
+    };
+    this.replicas.push(replica);
+    await this.startReplica(replica, ['--join']);
+    return replica;
+  }
+
+  /** Stops a replica for good (after its removal from the group) and forgets it. */
+  async retire(replicaId: string): Promise<void> {
+    const replica = this.replica(replicaId);
+    await stopProcess(replica);
+    this.replicas.splice(this.replicas.indexOf(replica), 1);
+  }
+
+  private async startReplica(replica: ReplicaProcess, extraArguments: readonly string[] = []): Promise<void> {
     const argumentsList = [
       shardNodeMain,
       `--group-id=${replica.groupId}`,
@@ -146,8 +190,10 @@ export class LocalCluster {
       `--port=${replica.port}`,
       `--engine=${this.options.engine ?? 'leveldb'}`,
       `--data-dir=${replica.dataDirectory}`,
+      `--cluster=${JSON.stringify(this.clusterConfig())}`,
       `--log-level=${this.options.logLevel ?? 'info'}`,
       ...(this.options.shardNodeArguments ?? []),
+      ...extraArguments,
     ];
     await this.spawnAndWait(replica, argumentsList);
   }
@@ -200,6 +246,37 @@ export class LocalCluster {
     const ready = waitForReady(managed.url, this.options.readyTimeoutMs ?? readyTimeoutMsDefault);
     await Promise.race([ready, exited]);
     exited.catch(() => undefined);
+  }
+
+  /** The replicas of a group. */
+  group(groupId: string): ReplicaProcess[] {
+    return this.replicas.filter((replica) => replica.groupId === groupId);
+  }
+
+  /**
+   * The replica of `groupId` that says it is the leader, waiting up to `timeoutMs` for one; replicas
+   * that do not answer (killed, paused) are skipped.
+   */
+  async leaderOf(
+    groupId: string,
+    timeoutMs = 10_000,
+    excluding: readonly string[] = [],
+  ): Promise<ReplicaProcess> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      for (const replica of this.group(groupId)) {
+        if (excluding.includes(replica.replicaId) || replica.child === undefined) continue;
+        try {
+          const response = await fetch(`${replica.url}/admin/status`, { signal: AbortSignal.timeout(500) });
+          const status = (await response.json()) as { role?: string };
+          if (status.role === 'leader') return replica;
+        } catch {
+          // Not answering: not the leader we are looking for.
+        }
+      }
+      await new Promise((resolveDelay) => setTimeout(resolveDelay, 50));
+    }
+    throw new Error(`group ${groupId} has no leader after ${timeoutMs} ms`);
   }
 
   /** Sends `signal` to a process (SIGKILL for kill -9, SIGSTOP/SIGCONT for pauses). */

@@ -9,10 +9,10 @@ export const startProgram = {
 export const startOptions = {
   groups: option.integer({ description: 'Number of shard groups.', default: 3, min: 1, max: 64 }),
   replicasPerGroup: option.integer({
-    description: 'Replicas per shard group (1 until replication lands).',
-    default: 1,
+    description: 'Replicas per shard group: each group is a Raft group of this many replicas (1, 3 or 5).',
+    default: 3,
     min: 1,
-    max: 1,
+    max: 7,
   }),
   dataDir: option.string({
     description: "Root of the replicas' data and of the process logs.",

@@ -17,7 +17,7 @@ async function main(): Promise<void> {
     throw error;
   }
   process.stdout.write(
-    `impulse: starting ${config.groups} shard groups and a gateway (data in ${config.dataDir})\n`,
+    `impulse: starting ${config.groups} shard groups of ${config.replicasPerGroup} replicas and a gateway (data in ${config.dataDir})\n`,
   );
   const cluster = await LocalCluster.start({
     groups: config.groups,
@@ -31,7 +31,7 @@ async function main(): Promise<void> {
   });
   for (const replica of cluster.replicas) {
     process.stdout.write(
-      `  replica ${replica.replicaId.padEnd(8)} ${replica.url}   data ${replica.dataDirectory}\n`,
+      `  replica ${replica.replicaId.padEnd(8)} ${replica.url}   peers :${replica.peerPort}   data ${replica.dataDirectory}\n`,
     );
   }
   process.stdout.write(`  gateway          ${cluster.gatewayUrl}\n`);

@@ -10,6 +10,7 @@ import {
   logIfUnexpected,
   observeRequests,
   parseKeyFromPath,
+  parsePeerAddress,
   readBody,
   refuseBody,
   sendError,
@@ -18,14 +19,15 @@ import {
   type Logger,
   type Registry,
 } from '@impulse/common';
-import { isEngineError, type Engine } from '../storage/index.js';
 import type { ShardNodeConfig } from '../config.js';
-import { dataKey } from '../state-machine/keyspace.js';
+import type { Command } from '../state-machine/index.js';
+import type { MemberSpec, Replica } from '../replica/index.js';
+import { isEngineError } from '../storage/index.js';
 import { createStorageMetrics, type StorageMetrics } from './metrics.js';
 
 export interface ShardAppContext {
   readonly config: ShardNodeConfig;
-  readonly engine: Engine;
+  readonly replica: Replica;
   readonly logger: Logger;
   readonly registry: Registry;
   readonly startedAtMs: number;
@@ -34,21 +36,32 @@ export interface ShardAppContext {
 }
 
 const kvMethods = ['GET', 'HEAD', 'PUT', 'DELETE'] as const;
-const routes = ['/kv/{key}', '/metrics', '/healthz', '/readyz', '/admin/status'];
+const routes = [
+  '/kv/{key}',
+  '/metrics',
+  '/healthz',
+  '/readyz',
+  '/admin/status',
+  '/admin/members',
+  '/admin/members/{replicaId}/promote',
+  '/admin/transfer-leadership',
+];
 
 /** The route label of a request for metrics: a fixed pattern, never the raw path. */
 function routeOf(request: Request): string {
   const path = request.path;
   if (path.startsWith('/kv/')) return '/kv/{key}';
   if (routes.includes(path)) return path;
+  if (path.startsWith('/admin/members/'))
+    return path.endsWith('/promote') ? '/admin/members/{replicaId}/promote' : '/admin/members/{replicaId}';
   return 'unmatched';
 }
 
 /** The client API of one replica: `/kv/{key}`, metrics, health, readiness and status. */
 export function createShardApp(context: ShardAppContext): Express {
-  const { config, engine, logger, registry } = context;
+  const { replica, logger, registry } = context;
   const httpMetrics = createHttpMetrics(registry);
-  const storageMetrics = createStorageMetrics(registry, engine);
+  const storageMetrics = createStorageMetrics(registry, () => replica.engine);
   const app = express();
   app.disable('x-powered-by');
   app.disable('etag');
@@ -80,12 +93,11 @@ export function createShardApp(context: ShardAppContext): Express {
   app.all(
     '/admin/status',
     allowMethods(readOnlyMethods, (_request, response) => {
-      void engine.approximateKeyCount().then(
+      void replica.countUserKeys().then(
         (keyCount) =>
           sendJson(response, 200, {
-            groupId: config.groupId,
-            replicaId: config.replicaId,
-            engine: engine.name,
+            ...replica.status(),
+            engine: replica.engine.name,
             keyCount,
             pid: process.pid,
             uptimeSeconds: Math.round((Date.now() - context.startedAtMs) / 1000),
@@ -93,6 +105,69 @@ export function createShardApp(context: ShardAppContext): Express {
         (error: unknown) => sendError(response, storageError(error)),
       );
     }),
+  );
+
+  const admin =
+    (handler: (request: Request, response: Response) => Promise<void>) =>
+    (request: Request, response: Response) => {
+      handler(request, response).catch((error: unknown) => {
+        const failure = toImpulseError(error);
+        logIfUnexpected(logger, failure, { method: request.method, url: request.originalUrl });
+        refuseBody(request, response, failure);
+      });
+    };
+  app.all(
+    '/admin/members',
+    allowMethods(
+      ['POST'],
+      admin(async (request, response) => {
+        const body = await readJson(request);
+        const member = memberOf(body);
+        await replica.changeMembership({ type: 'addLearner', member });
+        sendJson(response, 200, replica.status());
+      }),
+    ),
+  );
+  app.all(
+    '/admin/members/:replicaId/promote',
+    allowMethods(
+      ['POST'],
+      admin(async (request, response) => {
+        await replica.changeMembership({
+          type: 'promote',
+          raftId: raftIdOf(replica, paramOf(request, 'replicaId')),
+        });
+        sendJson(response, 200, replica.status());
+      }),
+    ),
+  );
+  app.all(
+    '/admin/members/:replicaId',
+    allowMethods(
+      ['DELETE'],
+      admin(async (request, response) => {
+        await replica.changeMembership({
+          type: 'remove',
+          raftId: raftIdOf(replica, paramOf(request, 'replicaId')),
+        });
+        sendJson(response, 200, replica.status());
+      }),
+    ),
+  );
+  app.all(
+    '/admin/transfer-leadership',
+    allowMethods(
+      ['POST'],
+      admin(async (request, response) => {
+        const body = await readJson(request);
+        const to =
+          typeof body === 'object' && body !== null ? (body as Record<string, unknown>)['to'] : undefined;
+        if (typeof to !== 'string')
+          throw new ImpulseError('INVALID_REQUEST', 'the body must be {"to": "<replica id>"}');
+        await replica.transferLeadership(raftIdOf(replica, to));
+        sendJson(response, 200, replica.status());
+      }),
+    ),
   );
 
   app.use(routeNotFoundHandler(routes));
@@ -113,7 +188,7 @@ async function handleKv(
   context: ShardAppContext,
   storageMetrics: StorageMetrics,
 ): Promise<void> {
-  const { config, engine } = context;
+  const { config, replica } = context;
   const method = request.method;
   if (!(kvMethods as readonly string[]).includes(method)) {
     sendError(response, methodNotAllowed(method, kvMethods), { allow: kvMethods.join(', ') });
@@ -121,12 +196,12 @@ async function handleKv(
   }
   // Parse the raw URL: Express would decode the path itself and answer malformed escapes its own way.
   const key = parseKeyFromPath(request.originalUrl, config.keyBytesMax);
-  const engineKey = dataKey(key);
   switch (method) {
     case 'GET':
     case 'HEAD': {
+      const consistency = consistencyOf(request.query['consistency']);
       const value = await storageMetrics
-        .time('get', () => engine.get(engineKey))
+        .time('get', () => replica.read(key, consistency))
         .catch((error: unknown) => {
           throw storageError(error);
         });
@@ -138,25 +213,24 @@ async function handleKv(
       response.end(method === 'HEAD' ? undefined : value);
       return;
     }
-    case 'PUT': {
-      let value: Buffer;
-      try {
-        value = await readBody(request, config.valueBytesMax);
-      } catch (error) {
-        refuseBody(request, response, toImpulseError(error));
-        return;
-      }
-      await storageMetrics
-        .time('put', () => engine.put(engineKey, value))
-        .catch((error: unknown) => {
-          throw storageError(error);
-        });
-      response.writeHead(204).end();
-      return;
-    }
+    case 'PUT':
     case 'DELETE': {
+      const requestId = requestIdOf(request.headers[requestIdHeader]);
+      let value: Buffer | undefined;
+      if (method === 'PUT') {
+        try {
+          value = await readBody(request, config.valueBytesMax);
+        } catch (error) {
+          refuseBody(request, response, toImpulseError(error));
+          return;
+        }
+      }
+      const command: Command =
+        value === undefined
+          ? { operation: 'delete', requestId, key }
+          : { operation: 'put', requestId, key, value };
       await storageMetrics
-        .time('delete', () => engine.delete(engineKey))
+        .time(method === 'PUT' ? 'put' : 'delete', () => replica.write(command))
         .catch((error: unknown) => {
           throw storageError(error);
         });
@@ -164,4 +238,73 @@ async function handleKv(
       return;
     }
   }
+}
+
+const adminBodyBytesMax = 64 * 1024;
+
+async function readJson(request: Request): Promise<unknown> {
+  const body = await readBody(request, adminBodyBytesMax);
+  try {
+    return JSON.parse(body.toString('utf8')) as unknown;
+  } catch {
+    throw new ImpulseError('INVALID_REQUEST', 'the body must be JSON');
+  }
+}
+
+/** A new member from an admin request: `{replicaId, raftId, url, peerAddress}`. */
+function memberOf(body: unknown): MemberSpec {
+  const record = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
+  const { replicaId, raftId, url, peerAddress } = record;
+  const address = typeof peerAddress === 'string' ? parsePeerAddress(peerAddress) : undefined;
+  const validUrl = typeof url === 'string' && /^http:\/\/[^/\s]+:\d+\/?$/.test(url);
+  if (
+    typeof replicaId !== 'string' ||
+    !/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/.test(replicaId) ||
+    typeof raftId !== 'number' ||
+    !Number.isSafeInteger(raftId) ||
+    raftId < 1 ||
+    raftId > 0xffffffff ||
+    !validUrl ||
+    address === undefined
+  ) {
+    throw new ImpulseError(
+      'INVALID_REQUEST',
+      'the body must be {"replicaId": "g1-r4", "raftId": 4, "url": "http://host:port", "peerAddress": "host:port"}',
+    );
+  }
+  return { replicaId, raftId, url: url.replace(/\/+$/, ''), peerHost: address.host, peerPort: address.port };
+}
+
+function paramOf(request: Request, name: string): string | undefined {
+  const value: unknown = (request.params as Record<string, unknown>)[name];
+  return typeof value === 'string' ? value : undefined;
+}
+
+function raftIdOf(replica: Replica, replicaId: string | undefined): number {
+  const member = replicaId === undefined ? undefined : replica.memberByReplicaId(replicaId);
+  if (member === undefined)
+    throw new ImpulseError('MEMBERSHIP_CHANGE_REFUSED', `no member ${replicaId ?? ''} in this group`);
+  return member.raftId;
+}
+
+const requestIdHeader = 'x-impulse-request-id';
+const requestIdPattern = /^[A-Za-z0-9_-]{1,64}$/;
+
+function requestIdOf(header: string | string[] | undefined): Buffer {
+  if (header === undefined) return Buffer.alloc(0);
+  if (typeof header !== 'string' || !requestIdPattern.test(header)) {
+    throw new ImpulseError(
+      'INVALID_REQUEST',
+      `${requestIdHeader} must be 1 to 64 characters of [A-Za-z0-9_-]`,
+    );
+  }
+  return Buffer.from(header, 'latin1');
+}
+
+function consistencyOf(value: unknown): 'linearizable' | 'stale' {
+  if (value === undefined || value === 'linearizable') return 'linearizable';
+  if (value === 'stale') return 'stale';
+  throw new ImpulseError('INVALID_REQUEST', 'consistency must be linearizable or stale', {
+    details: { allowed: ['linearizable', 'stale'] },
+  });
 }

@@ -16,16 +16,16 @@ export interface StorageMetrics {
 }
 
 /** Engine operations (count and latency by outcome) and the engine's key count. */
-export function createStorageMetrics(registry: Registry, engine: Engine): StorageMetrics {
+export function createStorageMetrics(registry: Registry, engineOf: () => Engine): StorageMetrics {
   const operations = new Counter({
-    name: `${metricPrefix}engine_operations_total`,
-    help: 'Storage engine operations, by engine, operation and outcome.',
+    name: `${metricPrefix}kv_operations_total`,
+    help: 'Key-value operations served by this replica (reads; writes until applied), by engine, operation and outcome.',
     labelNames: ['engine', 'operation', 'outcome'] as const,
     registers: [registry],
   });
   const durationSeconds = new Histogram({
-    name: `${metricPrefix}engine_operation_duration_seconds`,
-    help: 'Storage engine operation latency, by engine and operation (fsync included for synced writes).',
+    name: `${metricPrefix}kv_operation_duration_seconds`,
+    help: 'Latency of key-value operations on this replica (a write: proposed, committed by a quorum and applied).',
     labelNames: ['engine', 'operation'] as const,
     buckets: latencyBucketsSeconds,
     registers: [registry],
@@ -36,11 +36,13 @@ export function createStorageMetrics(registry: Registry, engine: Engine): Storag
     labelNames: ['engine'] as const,
     registers: [registry],
     async collect() {
+      const engine = engineOf();
       this.set({ engine: engine.name }, await engine.approximateKeyCount());
     },
   });
   return {
     async time(operation, run) {
+      const engine = engineOf();
       const startedAt = process.hrtime.bigint();
       try {
         const result = await run();

@@ -5,7 +5,7 @@
  * | prefix | key                                  | value                                  |
  * | ------ | ------------------------------------ | -------------------------------------- |
  * | `d`    | user key (UTF-8)                     | the value                              |
- * | `m`    | a meta name (`applied`, `confstate`) | applied index and term; the ConfState  |
+ * | `m`    | `applied`, `confstate`, `members`    | applied index and term; the ConfState; the member directory |
  * | `q`    | request id                           | the index that applied it (u64)        |
  * | `i`    | index (u64, big-endian) + request id | empty: the request ids in index order  |
  *
@@ -34,6 +34,8 @@ export const dataRange = { start: Buffer.from([dataPrefix]), end: Buffer.from([d
 
 export const appliedKey = Buffer.from([metaPrefix, ...Buffer.from('applied')]);
 export const confStateKey = Buffer.from([metaPrefix, ...Buffer.from('confstate')]);
+/** The group's member directory (ids and addresses), written with each membership change. */
+export const membersKey = Buffer.from([metaPrefix, ...Buffer.from('members')]);
 
 export function requestKey(requestId: Uint8Array): Buffer {
   const key = Buffer.allocUnsafe(1 + requestId.byteLength);

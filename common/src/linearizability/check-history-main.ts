@@ -1,0 +1,141 @@
+#!/usr/bin/env node
+/**
+ * `npm run check:history -- FILE [--steps-per-key N] [--time-budget MS]`: checks a JSON-lines
+ * history (see README.md in this folder) and prints `linearizable: true|false|unknown`. For
+ * `false` it prints the key and a minimal set of operations that cannot be ordered.
+ * Exit codes: 0 linearizable, 1 not linearizable, 2 unknown (budget exhausted) or unusable input.
+ */
+import { readFileSync } from 'node:fs';
+import { checkHistory, type HistoryCheck } from './check-history.js';
+import { HistoryFormatError, type HistoryEvent, type Operation } from './history.js';
+
+const usage =
+  'usage: npm run check:history -- FILE [--steps-per-key N] [--time-budget MS]\n' +
+  '  FILE           a history in JSON lines (one event per line; see common/src/linearizability/README.md)\n' +
+  '  --steps-per-key N  search steps per key before answering unknown (default 5000000)\n' +
+  '  --time-budget MS   wall-clock budget for the whole check, in milliseconds (default: none)\n' +
+  'exit status: 0 linearizable, 1 not linearizable, 2 unknown or unusable input';
+
+const eventTypes = new Set(['invoke', 'ok', 'fail', 'info']);
+const functions = new Set(['get', 'put', 'delete', 'cas']);
+
+/** Parses and validates the events of a JSON-lines history; throws with the line number. */
+export function parseHistory(text: string): HistoryEvent[] {
+  const events: HistoryEvent[] = [];
+  text.split('\n').forEach((line, index) => {
+    if (line.trim() === '') return;
+    let value: unknown;
+    try {
+      value = JSON.parse(line);
+    } catch {
+      throw new HistoryFormatError(`line ${index + 1}: not JSON`);
+    }
+    const event = value as Partial<HistoryEvent>;
+    if (
+      typeof event !== 'object' ||
+      event === null ||
+      !Number.isInteger(event.client) ||
+      !eventTypes.has(event.type as string) ||
+      !functions.has(event.f as string) ||
+      typeof event.key !== 'string' ||
+      typeof event.time !== 'number' ||
+      (event.value !== undefined && event.value !== null && typeof event.value !== 'string')
+    ) {
+      throw new HistoryFormatError(
+        `line ${index + 1}: not a history event (client, type, f, key, value?, time)`,
+      );
+    }
+    events.push(event as HistoryEvent);
+  });
+  return events;
+}
+
+function describe(operation: Operation): string {
+  const outcome = operation.status === 'info' ? 'unknown outcome' : 'ok';
+  const value =
+    operation.f === 'get'
+      ? ` -> ${JSON.stringify(operation.output)}`
+      : operation.f === 'delete'
+        ? ''
+        : ` ${JSON.stringify(operation.input)}`;
+  const end = Number.isFinite(operation.returnTime) ? operation.returnTime : '∞';
+  return `  #${operation.id} client ${operation.client} ${operation.f}${value} [${operation.invokeTime}, ${end}] (${outcome})`;
+}
+
+export function report(check: HistoryCheck): { text: string; exitCode: number } {
+  const lines: string[] = [];
+  const keys = check.perKey.size;
+  const operations = [...check.perKey.values()].reduce((sum, key) => sum + key.operationCount, 0);
+  lines.push(`history: ${keys} keys, ${operations} operations`);
+  if (check.result === 'not-linearizable' && check.counterexample !== undefined) {
+    lines.push(`key ${JSON.stringify(check.counterexample.key)}: these operations cannot be ordered:`);
+    for (const operation of check.counterexample.operations) lines.push(describe(operation));
+  }
+  if (check.result === 'unknown') {
+    const undecided = [...check.perKey].filter(([, key]) => key.result === 'unknown').map(([key]) => key);
+    lines.push(
+      `the search ran out of budget on ${undecided.length} key(s): ${undecided.slice(0, 10).join(', ')}`,
+    );
+  }
+  const verdict =
+    check.result === 'linearizable' ? 'true' : check.result === 'not-linearizable' ? 'false' : 'unknown';
+  lines.push(`linearizable: ${verdict}`);
+  return { text: lines.join('\n'), exitCode: verdict === 'true' ? 0 : verdict === 'false' ? 1 : 2 };
+}
+
+function main(argv: readonly string[]): number {
+  let file: string | undefined;
+  let stepsPerKeyMax: number | undefined;
+  let timeBudgetMs: number | undefined;
+  for (let index = 0; index < argv.length; index++) {
+    const argument = argv[index] as string;
+    if (argument === '--help' || argument === '-h') {
+      process.stdout.write(`${usage}\n`);
+      return 0;
+    }
+    if (argument === '--steps-per-key' || argument === '--time-budget') {
+      const value = Number(argv[++index]);
+      if (!Number.isSafeInteger(value) || value <= 0) {
+        process.stderr.write(`check:history: ${argument} needs a positive whole number\n${usage}\n`);
+        return 2;
+      }
+      if (argument === '--steps-per-key') stepsPerKeyMax = value;
+      else timeBudgetMs = value;
+      continue;
+    }
+    if (argument.startsWith('--') || file !== undefined) {
+      process.stderr.write(`check:history: unexpected argument ${argument}\n${usage}\n`);
+      return 2;
+    }
+    file = argument;
+  }
+  if (file === undefined) {
+    process.stderr.write(`${usage}\n`);
+    return 2;
+  }
+  let events: HistoryEvent[];
+  try {
+    events = parseHistory(readFileSync(file, 'utf8'));
+  } catch (error) {
+    process.stderr.write(`check:history: ${file}: ${(error as Error).message}\n`);
+    return 2;
+  }
+  let check: HistoryCheck;
+  try {
+    check = checkHistory(events, {
+      ...(stepsPerKeyMax === undefined ? {} : { stepsPerKeyMax }),
+      ...(timeBudgetMs === undefined ? {} : { timeBudgetMs }),
+    });
+  } catch (error) {
+    if (!(error instanceof HistoryFormatError)) throw error;
+    process.stderr.write(`check:history: ${file}: ${error.message}\n`);
+    return 2;
+  }
+  const { text, exitCode } = report(check);
+  process.stdout.write(`${text}\n`);
+  return exitCode;
+}
+
+if (process.argv[1] !== undefined && import.meta.url.endsWith(process.argv[1].replace(/^.*\//, ''))) {
+  process.exitCode = main(process.argv.slice(2));
+}

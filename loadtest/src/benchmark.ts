@@ -1,0 +1,159 @@
+import { systemClock, type Clock } from './clock.js';
+import { runClosedLoop } from './drivers/closed-loop.js';
+import { runOpenLoop } from './drivers/open-loop.js';
+import type { DriverSummary } from './drivers/pending-operation.js';
+import { ownCpuSeconds, processCpuSeconds } from './process-cpu.js';
+import { ProgressLine } from './progress.js';
+import { RunRecorder, summarize, type IntervalSample, type LatencySummary } from './recorder.js';
+import { scansUnsupportedMessage } from './targets/kv-target.js';
+import type { RunningTarget } from './targets/running-target.js';
+import { WorkloadOperations } from './workload-operations.js';
+import type { DistributionName, WorkloadDefinition } from './workload.js';
+
+export interface BenchmarkOptions {
+  readonly workload: WorkloadDefinition;
+  readonly distribution: DistributionName;
+  readonly recordCount: number;
+  readonly recordBytes: number;
+  readonly durationMs: number;
+  readonly concurrency: number;
+  /** 0 runs a closed loop; above 0 an open loop at this many operations per second. */
+  readonly rateOperationsPerSecond: number;
+  /** Open loop: operations in flight at most. */
+  readonly inflightMax: number;
+  readonly seed: number;
+  /** Skip the load phase (the records are there already). */
+  readonly skipLoad?: boolean;
+}
+
+export interface PhaseResult {
+  readonly operations: number;
+  readonly errors: number;
+  readonly seconds: number;
+  readonly operationsPerSecond: number;
+  readonly latency: LatencySummary;
+}
+
+export interface RunPhaseResult extends PhaseResult {
+  readonly mode: 'closed-loop' | 'open-loop';
+  readonly notFound: number;
+  readonly notIssued: number;
+  readonly latencyByKind: Record<string, LatencySummary>;
+  readonly intervals: readonly IntervalSample[];
+  readonly errorSamples: readonly string[];
+}
+
+export interface TargetResult {
+  readonly target: string;
+  readonly description: string;
+  /** Set when the target could not run this workload; the numbers below are then absent. */
+  readonly failure?: string;
+  readonly load?: PhaseResult;
+  readonly run?: RunPhaseResult;
+  /** CPU seconds each server process used during the run phase, and the load generator's own. */
+  readonly cpuSeconds?: Record<string, number>;
+}
+
+/** Runs the load phase, then the run phase, of one workload against one started target. */
+export async function runBenchmark(
+  running: RunningTarget,
+  options: BenchmarkOptions,
+  clock: Clock = systemClock,
+): Promise<TargetResult> {
+  const { target } = running;
+  const base = { target: running.name, description: running.description };
+  if ((options.workload.proportions.scan ?? 0) > 0 && !(await target.supportsScan())) {
+    return { ...base, failure: `${running.name}: ${scansUnsupportedMessage}` };
+  }
+  const operations = new WorkloadOperations(target, {
+    workload: options.workload,
+    distribution: options.distribution,
+    recordCount: options.recordCount,
+    recordBytes: options.recordBytes,
+    seed: options.seed,
+  });
+
+  let load: PhaseResult | undefined;
+  if (options.skipLoad !== true) {
+    const loadRecorder = new RunRecorder();
+    const loadProgress = new ProgressLine(`[${running.name} load]`, loadRecorder, clock.nowMilliseconds);
+    loadProgress.start();
+    const loadSummary = await runClosedLoop({
+      concurrency: options.concurrency,
+      durationMs: Number.POSITIVE_INFINITY,
+      operationsMax: options.recordCount,
+      issue: operations.load,
+      recorder: loadRecorder,
+      clock,
+    });
+    loadProgress.stop();
+    load = phaseResult(loadRecorder, loadSummary);
+  }
+
+  const recorder = new RunRecorder();
+  const progress = new ProgressLine(`[${running.name} run ]`, recorder, clock.nowMilliseconds);
+  const cpuBefore = cpuSnapshot(running);
+  progress.start();
+  const summary =
+    options.rateOperationsPerSecond > 0
+      ? await runOpenLoop({
+          rateOperationsPerSecond: options.rateOperationsPerSecond,
+          durationMs: options.durationMs,
+          inflightMax: options.inflightMax,
+          drainTimeoutMs: 10_000,
+          issue: operations.run,
+          recorder,
+          clock,
+        })
+      : await runClosedLoop({
+          concurrency: options.concurrency,
+          durationMs: options.durationMs,
+          issue: operations.run,
+          recorder,
+          clock,
+        });
+  progress.stop();
+  const cpuAfter = cpuSnapshot(running);
+  const cpuSeconds: Record<string, number> = {};
+  for (const [name, after] of Object.entries(cpuAfter)) {
+    const before = cpuBefore[name];
+    if (before !== undefined) cpuSeconds[name] = Math.round((after - before) * 100) / 100;
+  }
+
+  const latencyByKind: Record<string, LatencySummary> = {};
+  for (const [kind, histogram] of recorder.byKind) latencyByKind[kind] = summarize(histogram);
+  return {
+    ...base,
+    ...(load === undefined ? {} : { load }),
+    run: {
+      ...phaseResult(recorder, summary),
+      mode: options.rateOperationsPerSecond > 0 ? 'open-loop' : 'closed-loop',
+      notFound: operations.notFound,
+      notIssued: summary.notIssued,
+      latencyByKind,
+      intervals: recorder.intervals,
+      errorSamples: recorder.errorSamples,
+    },
+    cpuSeconds,
+  };
+}
+
+function phaseResult(recorder: RunRecorder, summary: DriverSummary): PhaseResult {
+  const operations = recorder.overall.count;
+  return {
+    operations,
+    errors: recorder.errors,
+    seconds: Math.round(summary.elapsedSeconds * 1000) / 1000,
+    operationsPerSecond: Math.round((operations - recorder.errors) / Math.max(1e-9, summary.elapsedSeconds)),
+    latency: summarize(recorder.overall),
+  };
+}
+
+function cpuSnapshot(running: RunningTarget): Record<string, number> {
+  const snapshot: Record<string, number> = { 'load-generator': ownCpuSeconds() };
+  for (const { name, pid } of running.processes()) {
+    const seconds = processCpuSeconds(pid);
+    if (seconds !== undefined) snapshot[name] = seconds;
+  }
+  return snapshot;
+}

@@ -1,0 +1,18 @@
+/**
+ * The durable, segmented Raft log of a replica (see README.md): the store the host loop persists
+ * each Ready into, which also serves the core's `Storage` reads.
+ */
+export {
+  isRaftLogError,
+  RaftLogError,
+  raftLogErrorCodes,
+  type CorruptionLocation,
+  type RaftLogErrorCode,
+} from './errors.js';
+export {
+  RECORD_BYTES_MAX_DEFAULT,
+  SEGMENT_BYTES_MAX_DEFAULT,
+  type RaftLogObserver,
+  type RaftLogOptions,
+} from './options.js';
+export { RaftLogStore, type RaftLogUpdate, type WriteOptions } from './raft-log-store.js';

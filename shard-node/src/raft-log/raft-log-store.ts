@@ -1,0 +1,503 @@
+/**
+ * The durable Raft log of one replica: segmented append-only files on disk, with the live part of
+ * the log kept in memory to answer the core's synchronous `Storage` reads (as etcd keeps a
+ * MemoryStorage in front of its WAL).
+ *
+ * Every write method changes the in-memory state at once (synchronously, when called) and queues
+ * its records; the returned promise settles when the records are written and, if asked, fsynced.
+ * The queue keeps the file in call order, so a host may call `compact` from a snapshot task while
+ * its loop calls `save`.
+ */
+import { mkdir, unlink } from 'node:fs/promises';
+import path from 'node:path';
+
+import {
+  CompactedError,
+  EMPTY_BYTES,
+  EMPTY_HARD_STATE,
+  RaftError,
+  SnapshotOutOfDateError,
+  type ConfState,
+  type Entry,
+  type HardState,
+  type InitialState,
+  type Snapshot,
+  type SnapshotMetadata,
+  type Storage,
+} from '../raft/index.js';
+import { assert, RaftLogError } from './errors.js';
+import { LiveLog } from './live-log.js';
+import { resolveRaftLogOptions, type RaftLogOptions, type ResolvedRaftLogOptions } from './options.js';
+import { RecordBatch } from './record-batch.js';
+import { recover } from './recovery.js';
+import { segmentFileName, SegmentWriter, syncDirectory, type SegmentInfo } from './segment.js';
+import type { Checkpoint } from './state-codec.js';
+
+/** What one Ready asks to persist, in the order it is written: snapshot, entries, hard state. */
+export interface RaftLogUpdate {
+  readonly hardState?: HardState;
+  readonly entries?: readonly Entry[];
+  /** The metadata of a snapshot installed from the leader (its data lives in the state machine). */
+  readonly snapshot?: SnapshotMetadata;
+}
+
+export interface WriteOptions {
+  /** Whether to fdatasync before the promise settles (a Ready's `mustSync`). */
+  readonly sync: boolean;
+}
+
+const SYNC: WriteOptions = { sync: true };
+
+/** One queued write. */
+interface WriteJob {
+  readonly records: Buffer;
+  readonly maxEntryIndex: number;
+  /** The metadata state before this write, written as the checkpoint if the write starts a segment. */
+  readonly before: Checkpoint;
+  readonly sync: boolean;
+  /** Set by `compact`: delete the segments whose entries are all at or below this index. */
+  readonly compactIndex?: number;
+}
+
+export class RaftLogStore implements Storage {
+  private readonly options: ResolvedRaftLogOptions;
+  private readonly log: LiveLog;
+  private snapshotValue: Snapshot;
+  private hardStateValue: HardState;
+  private readonly segments: SegmentInfo[];
+  private tail: SegmentWriter;
+  /** Whether the tail holds anything after its checkpoint; an empty tail is never rotated. */
+  private tailHasRecords: boolean;
+  private queue: Promise<void> = Promise.resolve();
+  /** The first failed write or broken assertion; every later write is refused with it as cause. */
+  private failure: unknown;
+  private closed = false;
+
+  private constructor(
+    options: ResolvedRaftLogOptions,
+    state: { snapshot: SnapshotMetadata; hardState: HardState; log: LiveLog; segments: SegmentInfo[] },
+    tail: SegmentWriter,
+    tailHasRecords: boolean,
+  ) {
+    this.options = options;
+    this.log = state.log;
+    this.snapshotValue = { metadata: state.snapshot, data: EMPTY_BYTES };
+    this.hardStateValue = state.hardState;
+    this.segments = state.segments;
+    this.tail = tail;
+    this.tailHasRecords = tailHasRecords;
+  }
+
+  /**
+   * Opens the log in `options.directory`, replaying it (see `recovery.ts`), or creates a fresh
+   * one. Rejects with `RAFT_LOG_CORRUPT` when the log is damaged other than at its tail.
+   */
+  static async open(input: RaftLogOptions): Promise<RaftLogStore> {
+    const options = resolveRaftLogOptions(input);
+    const { directory } = options;
+    const created = await mkdir(directory, { recursive: true });
+    if (created !== undefined) {
+      await syncDirectory(path.dirname(created));
+    }
+    const recovered = await recover(directory, options.recordBytesMax, options.logger);
+    if (recovered !== undefined && recovered.segments.length > 0) {
+      const last = recovered.segments[recovered.segments.length - 1]!;
+      const tail = await SegmentWriter.reopen(last);
+      const store = new RaftLogStore(options, recovered, tail, true);
+      if (recovered.commitRaised) {
+        // The disk must agree with memory: a later checkpoint repeats the raised hard state, and
+        // replay checks that checkpoints match the records before them.
+        await store.setHardState(recovered.hardState);
+      }
+      store.options.logger.info('raft-log: opened', store.describe());
+      store.reportSegments();
+      return store;
+    }
+    const state = recovered ?? {
+      snapshot: { index: 0, term: 0, confState: options.confState },
+      hardState: EMPTY_HARD_STATE,
+      log: new LiveLog(0, 0),
+      segments: [],
+    };
+    const info: SegmentInfo = {
+      sequence: 1,
+      firstIndex: state.log.lastIndex() + 1,
+      file: path.join(directory, segmentFileName(1, state.log.lastIndex() + 1)),
+      sizeBytes: 0,
+      maxEntryIndex: 0,
+    };
+    const tail = await SegmentWriter.create(info);
+    const store = new RaftLogStore(options, { ...state, segments: [info] }, tail, false);
+    await store.writeCheckpoint(store.checkpoint());
+    await store.datasyncTail();
+    await store.syncDirectory();
+    store.options.logger.info('raft-log: created', store.describe());
+    store.reportSegments();
+    return store;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Storage: synchronous reads of the live log.
+
+  initialState(): InitialState {
+    return { hardState: this.hardStateValue, confState: this.snapshotValue.metadata.confState };
+  }
+
+  entries(lo: number, hi: number, maxBytes: number): readonly Entry[] {
+    return this.log.entries(lo, hi, maxBytes);
+  }
+
+  term(index: number): number {
+    return this.log.term(index);
+  }
+
+  firstIndex(): number {
+    return this.log.firstIndex();
+  }
+
+  lastIndex(): number {
+    return this.log.lastIndex();
+  }
+
+  /**
+   * The latest snapshot's metadata. Its `data` is empty: the snapshot's content lives in the state
+   * machine, and the host streams it from there when it sends a MsgSnap.
+   */
+  snapshot(): Snapshot {
+    return this.snapshotValue;
+  }
+
+  hardState(): HardState {
+    return this.hardStateValue;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Writes.
+
+  /**
+   * Persists one Ready: the snapshot metadata, the entries and the hard state, written in that
+   * order as one write, followed by one fdatasync when `sync` is set (group commit).
+   */
+  async save(update: RaftLogUpdate, options: WriteOptions): Promise<void> {
+    this.checkWritable();
+    const before = this.checkpoint();
+    const batch = new RecordBatch(this.options.recordBytesMax);
+    this.guard(() => {
+      if (update.entries !== undefined) {
+        RecordBatch.checkEntrySizes(update.entries, this.options.recordBytesMax);
+      }
+      if (update.snapshot !== undefined) {
+        this.stageInstalledSnapshot(update.snapshot, batch);
+      }
+      if (update.entries !== undefined) {
+        const from = this.log.checkAppend(update.entries);
+        this.log.append(update.entries, from);
+        batch.addEntries(update.entries, from);
+      }
+      if (update.hardState !== undefined) {
+        this.hardStateValue = update.hardState;
+        batch.addHardState(update.hardState);
+      }
+    });
+    await this.enqueue({
+      records: batch.encode(),
+      maxEntryIndex: batch.maxEntryIndex,
+      before,
+      sync: options.sync,
+    });
+  }
+
+  /**
+   * Appends entries, which must be contiguous and start at most one past the last index; entries
+   * from an index already present replace the log from there (a conflicting suffix).
+   */
+  append(entries: readonly Entry[], options: WriteOptions = SYNC): Promise<void> {
+    return this.save({ entries }, options);
+  }
+
+  setHardState(hardState: HardState, options: WriteOptions = SYNC): Promise<void> {
+    return this.save({ hardState }, options);
+  }
+
+  /**
+   * Installs the metadata of a snapshot received from the leader. When the log holds the
+   * snapshot's last entry (same index and term) only the entries up to it go; otherwise the whole
+   * log goes. Rejects with `SnapshotOutOfDateError` when it is not newer than the current one.
+   */
+  applySnapshotMetadata(metadata: SnapshotMetadata, options: WriteOptions = SYNC): Promise<void> {
+    return this.save({ snapshot: metadata }, options);
+  }
+
+  /**
+   * Records that the state machine took a snapshot at `index` (which must be in the log), with
+   * the configuration as of `index` (default: the current snapshot's). Follow with `compact`.
+   */
+  async createSnapshot(index: number, confState?: ConfState): Promise<SnapshotMetadata> {
+    this.checkWritable();
+    const before = this.checkpoint();
+    if (index <= this.snapshotValue.metadata.index) {
+      throw new SnapshotOutOfDateError();
+    }
+    const batch = new RecordBatch(this.options.recordBytesMax);
+    const metadata = this.guard(() => {
+      assert(
+        index >= this.log.baseIndex && index <= this.log.lastIndex(),
+        `snapshot ${index} is out of the live log [${this.log.baseIndex}, ${this.log.lastIndex()}]`,
+      );
+      const created: SnapshotMetadata = {
+        index,
+        term: this.log.term(index),
+        confState: confState ?? this.snapshotValue.metadata.confState,
+      };
+      this.snapshotValue = { metadata: created, data: EMPTY_BYTES };
+      batch.addSnapshot({ metadata: created, action: 'none' });
+      return created;
+    });
+    await this.enqueue({ records: batch.encode(), maxEntryIndex: 0, before, sync: true });
+    return metadata;
+  }
+
+  /**
+   * Drops the entries up to and including `index` from memory, and deletes the segments that hold
+   * only such entries. `index` must be covered by the snapshot, so that a follower that needs the
+   * dropped entries can be sent the snapshot instead. Rejects with `CompactedError` when `index`
+   * is already compacted.
+   */
+  async compact(index: number): Promise<void> {
+    this.checkWritable();
+    const before = this.checkpoint();
+    if (index <= this.log.baseIndex) {
+      throw new CompactedError();
+    }
+    const batch = new RecordBatch(this.options.recordBytesMax);
+    this.guard(() => {
+      assert(
+        index <= this.log.lastIndex(),
+        `compact ${index} is out of bound lastIndex(${this.log.lastIndex()})`,
+      );
+      assert(
+        index <= this.snapshotValue.metadata.index,
+        `compact ${index} is past the snapshot (${this.snapshotValue.metadata.index})`,
+      );
+      const term = this.log.term(index);
+      this.log.compactTo(index, term);
+      batch.addCompaction({ index, term });
+    });
+    // The compaction record must be durable before any segment goes: replay from the segments
+    // that remain needs it to know where the log starts.
+    await this.enqueue({
+      records: batch.encode(),
+      maxEntryIndex: 0,
+      before,
+      sync: true,
+      compactIndex: index,
+    });
+  }
+
+  /** Waits for queued writes, fsyncs anything unsynced and closes the tail. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) {
+      return;
+    }
+    this.closed = true;
+    await this.queue;
+    try {
+      if (this.failure === undefined && this.tail.unsynced) {
+        await this.datasyncTail();
+      }
+    } finally {
+      await this.tail.close();
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Observability.
+
+  /** The bytes of all segment files. */
+  logBytes(): number {
+    let total = 0;
+    for (const segment of this.segments) {
+      total += segment.sizeBytes;
+    }
+    return total;
+  }
+
+  segmentCount(): number {
+    return this.segments.length;
+  }
+
+  /** The bytes the in-memory entries count for (only those after the last compaction). */
+  memoryBytes(): number {
+    return this.log.memoryBytes;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Internals.
+
+  private describe(): Record<string, number | string> {
+    return {
+      directory: this.options.directory,
+      firstIndex: this.log.firstIndex(),
+      lastIndex: this.log.lastIndex(),
+      snapshotIndex: this.snapshotValue.metadata.index,
+      term: this.hardStateValue.term,
+      commit: this.hardStateValue.commit,
+      segments: this.segments.length,
+      logBytes: this.logBytes(),
+    };
+  }
+
+  private checkWritable(): void {
+    if (this.closed) {
+      throw new RaftLogError('RAFT_LOG_CLOSED');
+    }
+    if (this.failure !== undefined) {
+      throw new RaftLogError('RAFT_LOG_FAILED', undefined, { cause: this.failure });
+    }
+  }
+
+  /**
+   * Runs the synchronous part of a write. A broken assertion may leave memory half changed, so it
+   * also refuses every later write; an operating error (a RaftError) is thrown before any change.
+   */
+  private guard<T>(stage: () => T): T {
+    try {
+      return stage();
+    } catch (error) {
+      if (!(error instanceof RaftError)) {
+        this.failure = error;
+      }
+      throw error;
+    }
+  }
+
+  private stageInstalledSnapshot(metadata: SnapshotMetadata, batch: RecordBatch): void {
+    if (metadata.index <= this.snapshotValue.metadata.index) {
+      throw new SnapshotOutOfDateError();
+    }
+    const matches = this.log.maybeTerm(metadata.index) === metadata.term;
+    if (matches) {
+      this.log.compactTo(metadata.index, metadata.term);
+    } else {
+      this.log.reset(metadata.index, metadata.term);
+    }
+    this.snapshotValue = { metadata, data: EMPTY_BYTES };
+    batch.addSnapshot({ metadata, action: matches ? 'compact' : 'reset' });
+  }
+
+  private checkpoint(): Checkpoint {
+    return {
+      snapshot: this.snapshotValue.metadata,
+      hardState: this.hardStateValue,
+      baseIndex: this.log.baseIndex,
+      baseTerm: this.log.baseTerm,
+      lastIndex: this.log.lastIndex(),
+    };
+  }
+
+  private enqueue(job: WriteJob): Promise<void> {
+    const run = this.queue.then(() => this.runJob(job));
+    // The chain itself never rejects; each caller sees its own write's outcome.
+    this.queue = run.catch(() => {});
+    return run;
+  }
+
+  private async runJob(job: WriteJob): Promise<void> {
+    if (this.failure !== undefined) {
+      throw new RaftLogError('RAFT_LOG_FAILED', undefined, { cause: this.failure });
+    }
+    try {
+      if (job.records.length > 0) {
+        if (
+          this.tailHasRecords &&
+          this.tail.info.sizeBytes + job.records.length > this.options.segmentBytesMax
+        ) {
+          await this.rotate(job.before);
+        }
+        await this.writeTail(job.records);
+        this.tailHasRecords = true;
+        this.tail.info.maxEntryIndex = Math.max(this.tail.info.maxEntryIndex, job.maxEntryIndex);
+      }
+      if (job.sync && this.tail.unsynced) {
+        await this.datasyncTail();
+      }
+      if (job.compactIndex !== undefined) {
+        await this.deleteSegmentsUpTo(job.compactIndex);
+      }
+      this.reportSegments();
+    } catch (error) {
+      this.failure = error;
+      throw error;
+    }
+  }
+
+  /** Starts a new segment, which begins with a checkpoint of the state before the pending write. */
+  private async rotate(checkpoint: Checkpoint): Promise<void> {
+    // The old segment is complete before a newer one exists: recovery treats damage in any
+    // segment but the last as corruption, never as a torn tail.
+    if (this.tail.unsynced) {
+      await this.datasyncTail();
+    }
+    await this.tail.close();
+    const sequence = this.tail.info.sequence + 1;
+    const info: SegmentInfo = {
+      sequence,
+      firstIndex: checkpoint.lastIndex + 1,
+      file: path.join(this.options.directory, segmentFileName(sequence, checkpoint.lastIndex + 1)),
+      sizeBytes: 0,
+      maxEntryIndex: 0,
+    };
+    this.tail = await SegmentWriter.create(info);
+    this.segments.push(info);
+    this.tailHasRecords = false;
+    await this.syncDirectory();
+    await this.writeCheckpoint(checkpoint);
+    this.options.logger.info('raft-log: started a segment', { file: info.file, firstIndex: info.firstIndex });
+  }
+
+  private async writeCheckpoint(checkpoint: Checkpoint): Promise<void> {
+    const batch = new RecordBatch(this.options.recordBytesMax);
+    batch.addCheckpoint(checkpoint);
+    await this.writeTail(batch.encode());
+  }
+
+  /** Deletes, oldest first, the segments before the tail whose entries are all <= `index`. */
+  private async deleteSegmentsUpTo(index: number): Promise<void> {
+    let deleted = 0;
+    while (this.segments.length > 1 && this.segments[0]!.maxEntryIndex <= index) {
+      const segment = this.segments[0]!;
+      await unlink(segment.file);
+      // One directory fsync per deletion: without it a crash could keep an older segment while
+      // forgetting a newer one's deletion, and the gap in sequence numbers would read as a lost
+      // segment. Deleting oldest first leaves a suffix of the segments, which replays.
+      await this.syncDirectory();
+      this.segments.shift();
+      deleted++;
+    }
+    if (deleted > 0) {
+      this.options.logger.debug('raft-log: deleted compacted segments', { deleted, compactIndex: index });
+    }
+  }
+
+  private async writeTail(records: Buffer): Promise<void> {
+    const startSeconds = this.options.clockSeconds();
+    await this.tail.write(records);
+    this.options.observer.onAppend(records.length, this.options.clockSeconds() - startSeconds);
+  }
+
+  private async datasyncTail(): Promise<void> {
+    const startSeconds = this.options.clockSeconds();
+    await this.tail.datasync();
+    this.options.observer.onFsync(this.options.clockSeconds() - startSeconds, 'segment');
+  }
+
+  private async syncDirectory(): Promise<void> {
+    const startSeconds = this.options.clockSeconds();
+    await syncDirectory(this.options.directory);
+    this.options.observer.onFsync(this.options.clockSeconds() - startSeconds, 'directory');
+  }
+
+  private reportSegments(): void {
+    this.options.observer.onSegmentsChanged(this.logBytes(), this.segments.length);
+  }
+}

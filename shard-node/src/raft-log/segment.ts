@@ -1,0 +1,113 @@
+/**
+ * Segment files: their names, the listing of a log directory, and the append handle of the tail
+ * segment. A segment is named `<sequence>-<firstIndex>.log`, both as 16 hex digits, so that names
+ * sort in log order; `firstIndex` is the index the next entry had when the segment was created.
+ */
+import { open, readdir, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+
+import { assert } from './errors.js';
+
+const SEGMENT_NAME = /^([0-9a-f]{16})-([0-9a-f]{16})\.log$/;
+
+/** What the store knows of each segment file. */
+export interface SegmentInfo {
+  readonly sequence: number;
+  readonly firstIndex: number;
+  readonly file: string;
+  sizeBytes: number;
+  /**
+   * The highest entry index written in this segment, or 0 if it holds no entries. A segment whose
+   * entries are all at or below a compaction index can be deleted.
+   */
+  maxEntryIndex: number;
+}
+
+export function segmentFileName(sequence: number, firstIndex: number): string {
+  return `${sequence.toString(16).padStart(16, '0')}-${firstIndex.toString(16).padStart(16, '0')}.log`;
+}
+
+/** The segments of `directory`, in sequence order. Other files are ignored. */
+export async function listSegments(
+  directory: string,
+): Promise<{ sequence: number; firstIndex: number; file: string }[]> {
+  const names = await readdir(directory);
+  const segments = [];
+  for (const name of names) {
+    const match = SEGMENT_NAME.exec(name);
+    if (match === null) {
+      continue;
+    }
+    segments.push({
+      sequence: Number.parseInt(match[1]!, 16),
+      firstIndex: Number.parseInt(match[2]!, 16),
+      file: path.join(directory, name),
+    });
+  }
+  segments.sort((a, b) => a.sequence - b.sequence);
+  return segments;
+}
+
+/**
+ * Makes the directory's entries (a created, truncated or deleted file) durable. Without it, a
+ * crash can forget a new segment whose records were fsynced, or resurrect a deleted one.
+ */
+export async function syncDirectory(directory: string): Promise<void> {
+  const handle = await open(directory, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** The open tail segment, written at the end only. */
+export class SegmentWriter {
+  /** Whether bytes were written since the last datasync. */
+  unsynced = false;
+
+  private constructor(
+    private readonly handle: FileHandle,
+    readonly info: SegmentInfo,
+  ) {}
+
+  /** Creates a new segment file; fails if it exists, which would mean two writers. */
+  static async create(info: SegmentInfo): Promise<SegmentWriter> {
+    assert(info.sizeBytes === 0, 'a new segment starts empty');
+    return new SegmentWriter(await open(info.file, 'wx'), info);
+  }
+
+  /** Opens an existing segment to append after its `info.sizeBytes` valid bytes. */
+  static async reopen(info: SegmentInfo): Promise<SegmentWriter> {
+    return new SegmentWriter(await open(info.file, 'r+'), info);
+  }
+
+  async write(bytes: Buffer): Promise<void> {
+    let written = 0;
+    // A file write may in principle be partial; loop until everything is in the page cache.
+    while (written < bytes.length) {
+      const result = await this.handle.write(
+        bytes,
+        written,
+        bytes.length - written,
+        this.info.sizeBytes + written,
+      );
+      written += result.bytesWritten;
+    }
+    this.info.sizeBytes += bytes.length;
+    this.unsynced = true;
+  }
+
+  /**
+   * fdatasync: the data and the file size, without unrelated metadata such as timestamps, which
+   * is all a later read needs.
+   */
+  async datasync(): Promise<void> {
+    await this.handle.datasync();
+    this.unsynced = false;
+  }
+
+  async close(): Promise<void> {
+    await this.handle.close();
+  }
+}

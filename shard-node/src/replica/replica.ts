@@ -1,0 +1,973 @@
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { ImpulseError, type Logger, type Registry } from '@impulse/common';
+import {
+  RawNode,
+  RaftError,
+  createSeededRandom,
+  decodeConfChange,
+  type ConfChange,
+  type ConfState,
+  type Entry,
+  type Message,
+  type NodeId,
+  type Ready,
+  type ReadState,
+  type Role,
+} from '../raft/index.js';
+import { RaftLogStore } from '../raft-log/index.js';
+import {
+  ReplicaStateMachine,
+  encodeCommand,
+  type AppliedEntry,
+  type Command,
+  type SnapshotInstall,
+} from '../state-machine/index.js';
+import type { EngineName } from '../storage/index.js';
+import { PeerTransport, type SnapshotChunk } from '../transport/index.js';
+import { createReplicaMetrics, type ReplicaMetrics } from './metrics.js';
+import { raftLoggerOf } from './raft-logger.js';
+
+/** One member of the group, as the replica knows it. */
+export interface MemberSpec {
+  readonly raftId: NodeId;
+  readonly replicaId: string;
+  /** Base URL of the member's client API (for leader hints). */
+  readonly url: string;
+  readonly peerHost: string;
+  readonly peerPort: number;
+}
+
+export interface ReplicaOptions {
+  readonly clusterId: string;
+  readonly groupId: string;
+  readonly self: MemberSpec;
+  /** The address the peer transport listens on (the advertised one is `self.peerHost`). */
+  readonly peerListenHost: string;
+  /** Every member of the group when it was created, self included: the initial voters. */
+  readonly initialMembers: readonly MemberSpec[];
+  /** Whether this replica joins a live group (as a learner added by an admin) rather than founding it. */
+  readonly join: boolean;
+  readonly dataDirectory: string;
+  readonly engine: EngineName;
+  /** Whether the Raft log fsyncs before anything is acknowledged. Off only for benchmarks of the rest. */
+  readonly logSync: boolean;
+  readonly tickIntervalMs: number;
+  readonly electionTimeoutTicks: number;
+  readonly heartbeatTicks: number;
+  /** Applied entries between two state machine snapshots (after which the log is compacted). */
+  readonly snapshotEntries: number;
+  /** Entries kept in the log behind a snapshot, so a slow follower catches up without one. */
+  readonly snapshotCatchUpEntries: number;
+  /** How long a proposal may wait for its entry to apply. */
+  readonly proposalTimeoutMs: number;
+  /** Commands proposed at most per event-loop turn (one Raft append, one fsync). */
+  readonly proposalBatchMax: number;
+  readonly logger: Logger;
+  readonly registry: Registry;
+}
+
+type Waiter = { resolve: () => void; reject: (error: Error) => void; timer: NodeJS.Timeout };
+
+/** Reads waiting for one ReadIndex round, then for the state machine to reach its index. */
+interface ReadBatch {
+  readonly waiters: Waiter[];
+  index: number | undefined;
+}
+
+/** A snapshot stream being received from the leader, and its fate. */
+interface IncomingSnapshot {
+  readonly snapshotId: string;
+  readonly from: NodeId;
+  readonly install: SnapshotInstall;
+  complete: boolean;
+}
+
+/**
+ * The host of one replica: it runs the Raft core (`RawNode`) against the durable log
+ * (`RaftLogStore`), the peer transport and the key-value state machine, and serves the client
+ * API's writes and reads.
+ *
+ * The Ready loop, for each Ready, in this order: installs a snapshot received from the leader;
+ * persists snapshot metadata, entries and hard state with ONE fsync (group commit: every proposal
+ * made while the previous Ready was being written is in this one); sends the messages; applies
+ * the committed entries in one engine batch; answers the reads whose index is applied; then
+ * advances the core. Anything the core asks for while a Ready is being handled waits for the next.
+ */
+export class Replica {
+  private readonly rawNode: RawNode;
+  private readonly members = new Map<NodeId, MemberSpec>();
+  private readonly metrics: ReplicaMetrics;
+  private role: Role = 'follower';
+  private leaderId: NodeId = 0;
+  private term = 0;
+  private processing = false;
+  private readyScheduled = false;
+  private stopped = false;
+  private failure: unknown;
+  private tickTimer: NodeJS.Timeout | undefined;
+  /** Proposals of this turn, proposed together at the end of it. */
+  private proposalQueue: Uint8Array[] = [];
+  private proposalFlushScheduled = false;
+  /** Proposals waiting for their entry to apply, by request id (latin1). */
+  private readonly proposals = new Map<string, Waiter[]>();
+  /** Reads of this turn, sharing one ReadIndex request. */
+  private readBatch: ReadBatch | undefined;
+  /** ReadIndex requests in flight, by context (latin1). */
+  private readonly readsInFlight = new Map<string, ReadBatch>();
+  /** Reads whose index is known, waiting for the state machine to apply it. */
+  private readsWaitingForApply: ReadBatch[] = [];
+  private readContextCounter = 0;
+  private lastSnapshotIndex: number;
+  private readonly snapshotsSending = new Set<NodeId>();
+  private snapshotCounter = 0;
+  private incomingSnapshot: IncomingSnapshot | undefined;
+  /** A received snapshot stepped into the core, waiting for its Ready. */
+  private snapshotToInstall: IncomingSnapshot | undefined;
+  private readonly membershipWaiters = new Map<MembershipToken, Waiter>();
+  private membershipCounter = 0;
+
+  private constructor(
+    private readonly options: ReplicaOptions,
+    private readonly logStore: RaftLogStore,
+    private readonly stateMachine: ReplicaStateMachine,
+    private transport: PeerTransport | undefined,
+    rawNode: RawNode,
+  ) {
+    this.rawNode = rawNode;
+    this.metrics = createReplicaMetrics(options.registry, () => this.status());
+    // The directory written by the last membership change wins over the start-up configuration.
+    const stored = stateMachine.membersRecord;
+    const known =
+      stored === undefined ? options.initialMembers : (JSON.parse(stored.toString('utf8')) as MemberSpec[]);
+    for (const member of options.initialMembers) this.members.set(member.raftId, member);
+    for (const member of known) this.members.set(member.raftId, member);
+    this.lastSnapshotIndex = stateMachine.appliedIndex;
+  }
+
+  static async start(options: ReplicaOptions): Promise<Replica> {
+    const logger = options.logger;
+    const initialConfState: ConfState = {
+      // A replica that joins a live group starts with no configuration: it learns it from the leader.
+      voters: options.join ? [] : options.initialMembers.map((member) => member.raftId).sort((a, b) => a - b),
+      learners: [],
+      votersOutgoing: [],
+      learnersNext: [],
+      autoLeave: false,
+    };
+    const stateMachine = await ReplicaStateMachine.open({
+      directory: join(options.dataDirectory, 'state'),
+      engine: options.engine,
+      logger,
+    });
+    let metricsHooks: ReplicaMetrics | undefined;
+    const logStore = await RaftLogStore.open({
+      directory: join(options.dataDirectory, 'raft'),
+      confState: initialConfState,
+      logger: raftLoggerOf(logger.child({ component: 'raft-log' })),
+      observer: {
+        onAppend: (bytes, seconds) => metricsHooks?.observeAppend(bytes, seconds),
+        onFsync: (seconds) => metricsHooks?.observeFsync(seconds),
+        onSegmentsChanged: (totalBytes) => metricsHooks?.setLogBytes(totalBytes),
+      },
+    });
+    try {
+      // A brand-new group starts from a snapshot at index 1 that holds the founding configuration,
+      // on every founding replica alike. A replica that joins later has an empty log and no
+      // configuration; the leader cannot send it entries from before index 2, so it sends the
+      // snapshot, which carries the configuration (and everything else) to the newcomer.
+      if (!options.join && stateMachine.appliedIndex === 0 && logStore.lastIndex() === 0) {
+        await stateMachine.bootstrap(initialConfState);
+        logger.info({ voters: initialConfState.voters }, 'replica: founded the group');
+      }
+      // The state machine is switched before the log records an installed snapshot: a crash in
+      // between leaves a state machine ahead of the log, which the log catches up with here.
+      if (
+        stateMachine.appliedIndex > logStore.lastIndex() &&
+        stateMachine.appliedIndex > logStore.snapshot().metadata.index
+      ) {
+        logger.warn(
+          { applied: stateMachine.appliedIndex, lastIndex: logStore.lastIndex() },
+          'replica: the state machine is ahead of the log (interrupted snapshot install); repairing the log',
+        );
+        await logStore.applySnapshotMetadata({
+          index: stateMachine.appliedIndex,
+          term: stateMachine.appliedTerm,
+          confState: stateMachine.confState,
+        });
+        const hardState = logStore.hardState();
+        await logStore.setHardState({
+          term: Math.max(hardState.term, stateMachine.appliedTerm),
+          vote: hardState.term >= stateMachine.appliedTerm ? hardState.vote : 0,
+          commit: Math.max(hardState.commit, stateMachine.appliedIndex),
+        });
+      }
+      const rawNode = new RawNode({
+        id: options.self.raftId,
+        storage: logStore,
+        // The core restarts from the log's snapshot, not from the state machine's applied index: it
+        // hands back the committed entries after the snapshot, so that membership changes among
+        // them rebuild the configuration. The host skips the commands it already applied.
+        applied: logStore.snapshot().metadata.index,
+        electionTimeoutTicks: options.electionTimeoutTicks,
+        heartbeatTicks: options.heartbeatTicks,
+        checkQuorum: true,
+        preVote: true,
+        // The gateway sends writes to the leader; a follower answers NOT_LEADER rather than forward.
+        disableProposalForwarding: true,
+        maxSizePerMessageBytes: 1024 * 1024,
+        maxInflightMessages: 256,
+        maxUncommittedEntriesBytes: 64 * 1024 * 1024,
+        random: createSeededRandom(randomBytes(4).readUInt32BE()),
+        logger: raftLoggerOf(logger.child({ component: 'raft' })),
+      });
+      const replica = new Replica(options, logStore, stateMachine, undefined, rawNode);
+      metricsHooks = replica.metrics;
+      replica.metrics.setLogBytes(logStore.logBytes());
+      replica.transport = await PeerTransport.start({
+        listenHost: options.peerListenHost,
+        listenPort: options.self.peerPort,
+        selfId: options.self.raftId,
+        clusterId: options.clusterId,
+        groupId: options.groupId,
+        peers: new Map(
+          [...replica.members.values()]
+            .filter((member) => member.raftId !== options.self.raftId)
+            .map((member) => [member.raftId, { host: member.peerHost, port: member.peerPort }]),
+        ),
+        onMessages: (messages) => replica.handleMessages(messages),
+        onSnapshotChunk: (chunk) => replica.handleSnapshotChunk(chunk),
+        onSnapshotAborted: (abort) => replica.abortIncomingSnapshot(abort.snapshotId),
+        onUnreachable: (peerId) => {
+          replica.rawNode.reportUnreachable(peerId);
+          replica.scheduleReady();
+        },
+        onSnapshotMessageDropped: (peerId) => {
+          replica.rawNode.reportSnapshot(peerId, false);
+          replica.scheduleReady();
+        },
+        logger,
+        registry: options.registry,
+      });
+      replica.tickTimer = setInterval(() => replica.tick(), options.tickIntervalMs);
+      // A group of one has no one to wait for: it elects itself at once.
+      if (options.initialMembers.length === 1 && !options.join) replica.rawNode.campaign();
+      replica.scheduleReady();
+      logger.info(
+        { raftId: options.self.raftId, applied: stateMachine.appliedIndex, lastIndex: logStore.lastIndex() },
+        'replica: started',
+      );
+      return replica;
+    } catch (error) {
+      await logStore.close();
+      await stateMachine.close();
+      throw error;
+    }
+  }
+
+  get peerPort(): number {
+    return this.transport?.port ?? 0;
+  }
+
+  /** User keys on this replica, counted by a scan (O(n)): for admin pages. */
+  countUserKeys(): Promise<number> {
+    return this.stateMachine.countUserKeys();
+  }
+
+  get engine(): ReplicaStateMachine['engine'] {
+    return this.stateMachine.engine;
+  }
+
+  // -----------------------------------------------------------------------------------------------
+  // The client API.
+
+  /**
+   * Proposes a write and resolves once it is committed and applied (or was applied before under
+   * the same request id). Rejects with NOT_LEADER on a follower, and with COMMIT_TIMEOUT when the
+   * entry does not apply in time (it may still apply: retry with the same request id).
+   */
+  write(command: Command): Promise<void> {
+    this.assertServing();
+    if (this.role !== 'leader') return Promise.reject(this.notLeader());
+    const requestId = command.requestId.byteLength > 0 ? Buffer.from(command.requestId) : randomBytes(16);
+    const data = encodeCommand({ ...command, requestId });
+    const idKey = requestId.toString('latin1');
+    return new Promise<void>((resolve, reject) => {
+      const waiter: Waiter = {
+        resolve,
+        reject,
+        timer: setTimeout(() => {
+          this.removeProposal(idKey, waiter);
+          this.metrics.proposalsFailed.inc({ reason: 'timeout' });
+          reject(
+            new ImpulseError(
+              'COMMIT_TIMEOUT',
+              `the write did not apply within ${this.options.proposalTimeoutMs} ms`,
+              {
+                details: { group: this.options.groupId },
+              },
+            ),
+          );
+        }, this.options.proposalTimeoutMs),
+      };
+      const waiters = this.proposals.get(idKey);
+      if (waiters !== undefined) {
+        // The same request is already in flight (a client retried while it waited): wait with it.
+        waiters.push(waiter);
+        return;
+      }
+      this.proposals.set(idKey, [waiter]);
+      this.proposalQueue.push(data);
+      if (this.proposalQueue.length >= this.options.proposalBatchMax) this.flushProposals();
+      else this.scheduleProposalFlush();
+    });
+  }
+
+  /** Reads a key. `linearizable` confirms leadership with a ReadIndex round first. */
+  async read(key: string, consistency: 'linearizable' | 'stale'): Promise<Buffer | undefined> {
+    this.assertServing();
+    if (consistency === 'linearizable') await this.readBarrier();
+    return this.stateMachine.get(key);
+  }
+
+  /**
+   * Resolves once a read of the local state is linearizable: this replica is still the leader
+   * after the read arrived (confirmed by a quorum) and has applied everything committed before.
+   */
+  readBarrier(): Promise<void> {
+    if (this.role !== 'leader') return Promise.reject(this.notLeader());
+    return new Promise<void>((resolve, reject) => {
+      const waiter: Waiter = {
+        resolve,
+        reject,
+        timer: setTimeout(() => {
+          waiter.reject(new ImpulseError('COMMIT_TIMEOUT', 'the read could not be confirmed in time'));
+        }, this.options.proposalTimeoutMs),
+      };
+      if (this.readBatch === undefined) {
+        const batch: ReadBatch = { waiters: [], index: undefined };
+        this.readBatch = batch;
+        // Every read of this turn shares one ReadIndex request, and the core makes every request
+        // of one Ready share one heartbeat round.
+        setImmediate(() => this.requestReadIndex(batch));
+      }
+      this.readBatch.waiters.push(waiter);
+    });
+  }
+
+  /**
+   * Proposes a membership change on the leader and resolves once it is applied here. Adding takes
+   * the new member's addresses, which travel in the entry so that every replica (and every
+   * snapshot) learns them. Promotion is refused while the learner is behind, and every change is
+   * refused while another one is pending.
+   */
+  async changeMembership(change: MembershipChange): Promise<void> {
+    this.assertServing();
+    if (this.role !== 'leader') throw this.notLeader();
+    const status = this.rawNode.status();
+    const token = `${this.options.self.raftId}-${Date.now()}-${this.membershipCounter++}`;
+    let proposal: ConfChange;
+    switch (change.type) {
+      case 'addLearner': {
+        if (
+          this.members.has(change.member.raftId) ||
+          [...this.members.values()].some((m) => m.replicaId === change.member.replicaId)
+        ) {
+          throw membershipRefused(
+            `raft id ${change.member.raftId} or replica ${change.member.replicaId} is already a member`,
+          );
+        }
+        proposal = {
+          type: 'addLearnerNode',
+          nodeId: change.member.raftId,
+          context: membershipContext(token, change.member),
+        };
+        break;
+      }
+      case 'promote': {
+        if (!status.config.learners.includes(change.raftId))
+          throw membershipRefused(`raft id ${change.raftId} is not a learner`);
+        const match = status.progress?.get(change.raftId)?.match ?? 0;
+        if (status.commit - match > this.options.snapshotCatchUpEntries) {
+          throw membershipRefused(
+            `the learner is ${status.commit - match} entries behind; promote it once it caught up`,
+          );
+        }
+        proposal = { type: 'addNode', nodeId: change.raftId, context: membershipContext(token) };
+        break;
+      }
+      case 'remove': {
+        const isMember =
+          status.config.voters.includes(change.raftId) || status.config.learners.includes(change.raftId);
+        if (!isMember) throw membershipRefused(`raft id ${change.raftId} is not a member`);
+        proposal = { type: 'removeNode', nodeId: change.raftId, context: membershipContext(token) };
+        break;
+      }
+    }
+    try {
+      this.rawNode.proposeConfChange(proposal);
+    } catch (error) {
+      if (error instanceof RaftError) throw membershipRefused(`${error.code}: ${error.message}`);
+      throw error;
+    }
+    this.scheduleReady();
+    await new Promise<void>((resolve, reject) => {
+      this.membershipWaiters.set(token, {
+        resolve,
+        reject,
+        timer: setTimeout(() => {
+          this.membershipWaiters.delete(token);
+          reject(new ImpulseError('COMMIT_TIMEOUT', 'the membership change did not apply in time'));
+        }, this.options.proposalTimeoutMs),
+      });
+    });
+  }
+
+  /** Hands leadership to `raftId` (thesis §3.10) and resolves once this replica is no longer leader. */
+  async transferLeadership(raftId: NodeId): Promise<void> {
+    this.assertServing();
+    if (this.role !== 'leader') throw this.notLeader();
+    if (!this.rawNode.status().config.voters.includes(raftId))
+      throw membershipRefused(`raft id ${raftId} is not a voter`);
+    if (raftId === this.options.self.raftId) return;
+    this.rawNode.transferLeadership(raftId);
+    this.scheduleReady();
+    const deadline = Date.now() + this.options.tickIntervalMs * this.options.electionTimeoutTicks * 3;
+    while (Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, this.options.tickIntervalMs));
+      if (this.leaderId === raftId) return;
+    }
+    throw new ImpulseError('COMMIT_TIMEOUT', `leadership did not move to ${raftId} in time`);
+  }
+
+  /** The member with this replica id, if the replica knows it. */
+  memberByReplicaId(replicaId: string): MemberSpec | undefined {
+    return [...this.members.values()].find((member) => member.replicaId === replicaId);
+  }
+
+  status(): ReplicaStatus {
+    const status = this.rawNode.status();
+    const role: ReplicaRole = status.isLearner
+      ? 'learner'
+      : status.role === 'precandidate'
+        ? 'candidate'
+        : status.role;
+    return {
+      groupId: this.options.groupId,
+      replicaId: this.options.self.replicaId,
+      raftId: this.options.self.raftId,
+      role,
+      term: status.term,
+      leaderId: status.leaderId,
+      leaderReplicaId: this.members.get(status.leaderId)?.replicaId ?? null,
+      commitIndex: status.commit,
+      appliedIndex: this.stateMachine.appliedIndex,
+      firstIndex: this.logStore.firstIndex(),
+      lastIndex: this.logStore.lastIndex(),
+      snapshotIndex: this.logStore.snapshot().metadata.index,
+      logBytes: this.logStore.logBytes(),
+      voters: [...status.config.voters],
+      learners: [...status.config.learners],
+      members: [...this.members.values()].map((member) => ({
+        raftId: member.raftId,
+        replicaId: member.replicaId,
+        url: member.url,
+        peerAddress: `${member.peerHost}:${member.peerPort}`,
+      })),
+      pendingProposals: this.proposals.size,
+    };
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    clearInterval(this.tickTimer);
+    const stopping = new ImpulseError('NOT_READY', 'the replica is stopping');
+    this.failEveryWaiter(stopping);
+    await this.transport?.stop();
+    // Let a Ready being written finish, so that the log is not closed under it.
+    while (this.processing) await new Promise((resolve) => setTimeout(resolve, 5));
+    await this.incomingSnapshot?.install.abort();
+    await this.logStore.close();
+    await this.stateMachine.close();
+    this.options.logger.info('replica: stopped');
+  }
+
+  // -----------------------------------------------------------------------------------------------
+  // Inputs to the core.
+
+  private tick(): void {
+    if (this.stopped) return;
+    this.rawNode.tick();
+    this.scheduleReady();
+  }
+
+  private handleMessages(messages: Message[]): void {
+    if (this.stopped) return;
+    for (const message of messages) {
+      if (message.type === 'MsgSnap' && !this.acceptSnapshotMessage(message)) continue;
+      const error = this.rawNode.step(message);
+      if (error !== undefined && error.code !== 'RAFT_STEP_PEER_NOT_FOUND') {
+        this.options.logger.debug(
+          { code: error.code, type: message.type, from: message.from },
+          'replica: message refused',
+        );
+      }
+    }
+    this.scheduleReady();
+  }
+
+  private scheduleProposalFlush(): void {
+    if (this.proposalFlushScheduled) return;
+    this.proposalFlushScheduled = true;
+    setImmediate(() => {
+      this.proposalFlushScheduled = false;
+      this.flushProposals();
+    });
+  }
+
+  private flushProposals(): void {
+    const batch = this.proposalQueue;
+    if (batch.length === 0) return;
+    this.proposalQueue = [];
+    try {
+      this.rawNode.proposeBatch(batch);
+      this.metrics.proposalsBatched.observe(batch.length);
+    } catch (error) {
+      // Dropped before it entered the log: certainly not applied, so the client may go elsewhere.
+      const code = error instanceof RaftError ? error.code : 'unknown';
+      this.metrics.proposalsFailed.inc({ reason: code }, batch.length);
+      const failure =
+        code === 'RAFT_UNCOMMITTED_LIMIT'
+          ? new ImpulseError('TOO_MANY_REQUESTS', 'the group is overloaded')
+          : this.notLeader();
+      for (const data of batch) this.rejectProposal(data, failure);
+      return;
+    }
+    this.scheduleReady();
+  }
+
+  private requestReadIndex(batch: ReadBatch): void {
+    if (this.readBatch === batch) this.readBatch = undefined;
+    if (this.stopped) return;
+    if (this.role !== 'leader') {
+      for (const waiter of batch.waiters) this.settle(waiter, this.notLeader());
+      return;
+    }
+    const context = Buffer.allocUnsafe(12);
+    context.writeUInt32BE(this.options.self.raftId, 0);
+    context.writeUInt32BE(Math.floor(this.readContextCounter / 2 ** 32), 4);
+    context.writeUInt32BE(this.readContextCounter % 2 ** 32, 8);
+    this.readContextCounter++;
+    this.readsInFlight.set(context.toString('latin1'), batch);
+    this.rawNode.readIndex(context);
+    this.scheduleReady();
+  }
+
+  // -----------------------------------------------------------------------------------------------
+  // The Ready loop.
+
+  private scheduleReady(): void {
+    if (this.readyScheduled || this.processing || this.stopped) return;
+    this.readyScheduled = true;
+    setImmediate(() => {
+      this.readyScheduled = false;
+      void this.processReadys();
+    });
+  }
+
+  private async processReadys(): Promise<void> {
+    if (this.processing || this.stopped) return;
+    this.processing = true;
+    try {
+      // No await between the last hasReady() and the end of the loop: nothing can slip in unseen.
+      while (!this.stopped && this.rawNode.hasReady()) {
+        const ready = this.rawNode.ready();
+        await this.handleReady(ready);
+        this.rawNode.advance(ready);
+      }
+    } catch (error) {
+      this.fail(error);
+    } finally {
+      this.processing = false;
+    }
+  }
+
+  private async handleReady(ready: Ready): Promise<void> {
+    if (ready.softState !== undefined) this.handleSoftState(ready.softState.role, ready.softState.leaderId);
+    if (ready.hardState !== undefined && ready.hardState.term !== this.term) {
+      this.term = ready.hardState.term;
+    }
+    if (ready.snapshot !== undefined) await this.installSnapshot(ready.snapshot.metadata.index);
+    if (ready.hardState !== undefined || ready.entries.length > 0 || ready.snapshot !== undefined) {
+      await this.logStore.save(
+        {
+          ...(ready.hardState === undefined ? {} : { hardState: ready.hardState }),
+          entries: ready.entries,
+          ...(ready.snapshot === undefined ? {} : { snapshot: ready.snapshot.metadata }),
+        },
+        { sync: ready.mustSync && this.options.logSync },
+      );
+    }
+    this.sendMessages(ready.messages);
+    if (ready.committedEntries.length > 0) await this.applyEntries(ready.committedEntries);
+    for (const readState of ready.readStates) this.handleReadState(readState);
+    this.serveReadsUpTo(this.stateMachine.appliedIndex);
+    await this.maybeCompact();
+  }
+
+  private handleSoftState(role: Role, leaderId: NodeId): void {
+    const wasLeader = this.role === 'leader';
+    if (leaderId !== this.leaderId) this.metrics.leaderChanges.inc();
+    this.role = role;
+    this.leaderId = leaderId;
+    this.options.logger.info(
+      { role, leaderId, leaderReplicaId: this.members.get(leaderId)?.replicaId ?? null },
+      'replica: role changed',
+    );
+    if (wasLeader && role !== 'leader') {
+      // Proposals may still commit under the next leader; the gateway retries them there with
+      // the same request id, and the state machine applies each id once.
+      this.failEveryWaiter(this.notLeader());
+    }
+  }
+
+  private sendMessages(messages: readonly Message[]): void {
+    if (messages.length === 0) return;
+    let outgoing = messages;
+    if (messages.some((message) => message.type === 'MsgSnap')) {
+      outgoing = messages.filter((message) => message.type !== 'MsgSnap');
+      for (const message of messages) if (message.type === 'MsgSnap') void this.sendSnapshot(message);
+    }
+    this.transport?.send(outgoing);
+  }
+
+  private async applyEntries(committed: readonly Entry[]): Promise<void> {
+    const alreadyApplied = this.stateMachine.appliedIndex;
+    let entries = committed;
+    if ((committed[0]?.index ?? Infinity) <= alreadyApplied) {
+      // Replayed after a restart: the state machine has these; only the configuration is rebuilt.
+      for (const entry of committed) {
+        if (entry.index > alreadyApplied || entry.type === 'normal') continue;
+        this.rawNode.applyConfChange(decodeConfChange(entry.type, entry.data));
+      }
+      entries = committed.filter((entry) => entry.index > alreadyApplied);
+      if (entries.length === 0) return;
+    }
+    const confStates = new Map<number, ConfState>();
+    const applied: MembershipToken[] = [];
+    let membersChanged = false;
+    for (const entry of entries) {
+      if (entry.type === 'normal') continue;
+      const change = decodeConfChange(entry.type, entry.data);
+      const context = parseMembershipContext(change.context);
+      const singles = 'changes' in change ? change.changes : [change];
+      for (const single of singles) {
+        if (single.type === 'removeNode') {
+          membersChanged = this.members.delete(single.nodeId) || membersChanged;
+          if (single.nodeId !== this.options.self.raftId) this.transport?.removePeer(single.nodeId);
+        } else if (context?.member !== undefined && context.member.raftId === single.nodeId) {
+          const member = context.member;
+          const known = this.members.has(member.raftId);
+          this.members.set(member.raftId, member);
+          membersChanged = true;
+          if (member.raftId !== this.options.self.raftId) {
+            const address = { host: member.peerHost, port: member.peerPort };
+            if (known) this.transport?.updatePeer(member.raftId, address);
+            else this.transport?.addPeer(member.raftId, address);
+          }
+        }
+      }
+      confStates.set(entry.index, this.rawNode.applyConfChange(change));
+      if (context?.token !== undefined) applied.push(context.token);
+      this.options.logger.info(
+        { index: entry.index, change: JSON.stringify(singles) },
+        'replica: membership change applied',
+      );
+    }
+    const membersRecord = membersChanged
+      ? Buffer.from(JSON.stringify([...this.members.values()]))
+      : undefined;
+    const results = await this.stateMachine.apply(entries, confStates, membersRecord);
+    this.metrics.proposalsCommitted.inc(results.length);
+    for (const result of results) this.resolveApplied(result);
+    for (const token of applied) {
+      const waiter = this.membershipWaiters.get(token);
+      this.membershipWaiters.delete(token);
+      if (waiter !== undefined) {
+        clearTimeout(waiter.timer);
+        waiter.resolve();
+      }
+    }
+  }
+
+  private resolveApplied(result: AppliedEntry): void {
+    if (result.requestId === undefined) return;
+    const idKey = result.requestId.toString('latin1');
+    const waiters = this.proposals.get(idKey);
+    if (waiters === undefined) return;
+    this.proposals.delete(idKey);
+    for (const waiter of waiters) {
+      clearTimeout(waiter.timer);
+      waiter.resolve();
+    }
+  }
+
+  private handleReadState(readState: ReadState): void {
+    const key = Buffer.from(readState.requestContext).toString('latin1');
+    const batch = this.readsInFlight.get(key);
+    if (batch === undefined) return;
+    this.readsInFlight.delete(key);
+    batch.index = readState.index;
+    this.readsWaitingForApply.push(batch);
+  }
+
+  private serveReadsUpTo(appliedIndex: number): void {
+    if (this.readsWaitingForApply.length === 0) return;
+    const waiting: ReadBatch[] = [];
+    for (const batch of this.readsWaitingForApply) {
+      if ((batch.index ?? Infinity) <= appliedIndex) {
+        for (const waiter of batch.waiters) {
+          clearTimeout(waiter.timer);
+          waiter.resolve();
+        }
+      } else {
+        waiting.push(batch);
+      }
+    }
+    this.readsWaitingForApply = waiting;
+  }
+
+  /** After enough applied entries: make the state machine durable, then drop the log behind it. */
+  private async maybeCompact(): Promise<void> {
+    const applied = this.stateMachine.appliedIndex;
+    if (applied - this.lastSnapshotIndex < this.options.snapshotEntries) return;
+    const compactIndex = applied - this.options.snapshotCatchUpEntries;
+    this.lastSnapshotIndex = applied;
+    if (compactIndex <= this.logStore.firstIndex()) return;
+    await this.stateMachine.sync();
+    await this.logStore.createSnapshot(applied, this.stateMachine.confState);
+    await this.logStore.compact(compactIndex);
+    this.options.logger.debug({ applied, compactIndex }, 'replica: log compacted');
+  }
+
+  // -----------------------------------------------------------------------------------------------
+  // Snapshots: the leader streams its state machine; the follower installs it atomically.
+
+  private async sendSnapshot(message: Message): Promise<void> {
+    const to = message.to;
+    const transport = this.transport;
+    if (this.snapshotsSending.has(to) || transport === undefined) return;
+    this.snapshotsSending.add(to);
+    const snapshot = await this.stateMachine.openSnapshot();
+    const snapshotId = `${this.options.self.raftId}-${Date.now()}-${this.snapshotCounter++}`;
+    try {
+      this.options.logger.info(
+        { to, index: snapshot.metadata.index, snapshotId },
+        'replica: sending snapshot',
+      );
+      await transport.sendSnapshotChunks(to, snapshotId, snapshot.chunks());
+      // The stream is acknowledged: the follower holds it, and can act on the message at once.
+      // The metadata is the state machine's own (at least as new as what the core asked for).
+      transport.send([
+        { ...message, snapshot: { metadata: snapshot.metadata, data: Buffer.from(snapshotId) } },
+      ]);
+      this.rawNode.reportSnapshot(to, true);
+      this.metrics.snapshotsSent.inc();
+    } catch (error) {
+      this.options.logger.warn({ to, err: (error as Error).message }, 'replica: sending snapshot failed');
+      this.rawNode.reportSnapshot(to, false);
+    } finally {
+      this.snapshotsSending.delete(to);
+      await snapshot.close();
+      this.scheduleReady();
+    }
+  }
+
+  private async handleSnapshotChunk(chunk: SnapshotChunk): Promise<void> {
+    if (this.stopped) throw new Error('stopping');
+    let incoming = this.incomingSnapshot;
+    if (incoming === undefined || incoming.snapshotId !== chunk.snapshotId) {
+      if (chunk.sequence !== 0)
+        throw new Error(`snapshot ${chunk.snapshotId}: chunk ${chunk.sequence} without its start`);
+      // A newer stream replaces one that never completed.
+      if (incoming !== undefined && incoming !== this.snapshotToInstall) await incoming.install.abort();
+      incoming = {
+        snapshotId: chunk.snapshotId,
+        from: chunk.from,
+        install: await this.stateMachine.beginInstall(),
+        complete: false,
+      };
+      this.incomingSnapshot = incoming;
+    }
+    if (chunk.bytes.byteLength > 0) await incoming.install.write(chunk.bytes);
+    if (chunk.last) incoming.complete = true;
+  }
+
+  private abortIncomingSnapshot(snapshotId: string): void {
+    const incoming = this.incomingSnapshot;
+    if (incoming?.snapshotId !== snapshotId || incoming === this.snapshotToInstall) return;
+    this.incomingSnapshot = undefined;
+    void incoming.install.abort();
+  }
+
+  /** A MsgSnap is stepped only when its stream arrived whole; otherwise the leader sends again. */
+  private acceptSnapshotMessage(message: Message): boolean {
+    const snapshotId = Buffer.from(message.snapshot?.data ?? []).toString();
+    const incoming = this.incomingSnapshot;
+    if (incoming === undefined || incoming.snapshotId !== snapshotId || !incoming.complete) {
+      this.options.logger.warn(
+        { snapshotId, from: message.from },
+        'replica: snapshot message without its stream; dropped',
+      );
+      return false;
+    }
+    this.snapshotToInstall = incoming;
+    return true;
+  }
+
+  private async installSnapshot(index: number): Promise<void> {
+    const incoming = this.snapshotToInstall;
+    if (incoming === undefined)
+      throw new Error(`replica: the core installs snapshot ${index}, which was never received`);
+    const metadata = await this.stateMachine.install(incoming.install);
+    if (metadata.index !== index) {
+      throw new Error(`replica: received state is at ${metadata.index}, the core installs ${index}`);
+    }
+    this.snapshotToInstall = undefined;
+    if (this.incomingSnapshot === incoming) this.incomingSnapshot = undefined;
+    this.lastSnapshotIndex = index;
+    this.metrics.snapshotsInstalled.inc();
+  }
+
+  // -----------------------------------------------------------------------------------------------
+  // Helpers.
+
+  private notLeader(): ImpulseError {
+    const leader = this.members.get(this.leaderId);
+    return new ImpulseError('NOT_LEADER', 'this replica is not the leader of its group', {
+      details: {
+        group: this.options.groupId,
+        leaderHint: leader?.replicaId ?? null,
+        leaderUrl: leader?.url ?? null,
+      },
+    });
+  }
+
+  private assertServing(): void {
+    if (this.stopped || this.failure !== undefined)
+      throw new ImpulseError('NOT_READY', 'the replica is stopping');
+  }
+
+  private settle(waiter: Waiter, error: Error): void {
+    clearTimeout(waiter.timer);
+    waiter.reject(error);
+  }
+
+  private removeProposal(idKey: string, waiter: Waiter): void {
+    const waiters = this.proposals.get(idKey);
+    if (waiters === undefined) return;
+    const remaining = waiters.filter((candidate) => candidate !== waiter);
+    if (remaining.length === 0) this.proposals.delete(idKey);
+    else this.proposals.set(idKey, remaining);
+  }
+
+  private rejectProposal(data: Uint8Array, error: Error): void {
+    const requestIdBytes = data[2] ?? 0;
+    const idKey = Buffer.from(data.buffer, data.byteOffset + 3, requestIdBytes).toString('latin1');
+    const waiters = this.proposals.get(idKey) ?? [];
+    this.proposals.delete(idKey);
+    for (const waiter of waiters) this.settle(waiter, error);
+  }
+
+  private failEveryWaiter(error: Error): void {
+    for (const waiters of this.proposals.values()) for (const waiter of waiters) this.settle(waiter, error);
+    this.proposals.clear();
+    this.proposalQueue = [];
+    for (const batch of this.readsInFlight.values())
+      for (const waiter of batch.waiters) this.settle(waiter, error);
+    this.readsInFlight.clear();
+    for (const batch of this.readsWaitingForApply)
+      for (const waiter of batch.waiters) this.settle(waiter, error);
+    this.readsWaitingForApply = [];
+  }
+
+  /** A failed write to the log or the state machine: stop serving rather than risk divergence. */
+  private fail(error: unknown): void {
+    this.failure = error;
+    this.options.logger.fatal({ err: error }, 'replica: the Ready loop failed; exiting');
+    this.failEveryWaiter(new ImpulseError('NOT_READY', 'the replica failed'));
+    // Exiting is the safe answer: a restart recovers from the durable log and state machine.
+    process.exitCode = 70;
+    setImmediate(() => process.exit(70));
+  }
+}
+
+export type ReplicaRole = 'leader' | 'follower' | 'candidate' | 'learner';
+
+export interface ReplicaStatus {
+  readonly groupId: string;
+  readonly replicaId: string;
+  readonly raftId: number;
+  readonly role: ReplicaRole;
+  readonly term: number;
+  readonly leaderId: number;
+  readonly leaderReplicaId: string | null;
+  readonly commitIndex: number;
+  readonly appliedIndex: number;
+  readonly firstIndex: number;
+  readonly lastIndex: number;
+  readonly snapshotIndex: number;
+  readonly logBytes: number;
+  readonly voters: readonly number[];
+  readonly learners: readonly number[];
+  readonly members: readonly { raftId: number; replicaId: string; url: string; peerAddress: string }[];
+  readonly pendingProposals: number;
+}
+
+export type MembershipChange =
+  | { readonly type: 'addLearner'; readonly member: MemberSpec }
+  | { readonly type: 'promote'; readonly raftId: NodeId }
+  | { readonly type: 'remove'; readonly raftId: NodeId };
+
+type MembershipToken = string;
+
+/** The context of a membership entry: who asked (to answer them) and, when adding, who joins. */
+function membershipContext(token: MembershipToken, member?: MemberSpec): Uint8Array {
+  return Buffer.from(JSON.stringify(member === undefined ? { token } : { token, member }));
+}
+
+function parseMembershipContext(
+  context: Uint8Array | undefined,
+): { token?: string; member?: MemberSpec } | undefined {
+  if (context === undefined || context.byteLength === 0) return undefined;
+  try {
+    const value = JSON.parse(Buffer.from(context).toString('utf8')) as {
+      token?: unknown;
+      member?: MemberSpec;
+    };
+    return {
+      ...(typeof value.token === 'string' ? { token: value.token } : {}),
+      ...(isMemberSpec(value.member) ? { member: value.member } : {}),
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+function isMemberSpec(value: unknown): value is MemberSpec {
+  const candidate = value as Partial<MemberSpec> | undefined;
+  return (
+    typeof candidate === 'object' &&
+    candidate !== null &&
+    typeof candidate.raftId === 'number' &&
+    typeof candidate.replicaId === 'string' &&
+    typeof candidate.url === 'string' &&
+    typeof candidate.peerHost === 'string' &&
+    typeof candidate.peerPort === 'number'
+  );
+}
+
+function membershipRefused(message: string): ImpulseError {
+  return new ImpulseError('MEMBERSHIP_CHANGE_REFUSED', message);
+}

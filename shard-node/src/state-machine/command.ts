@@ -1,0 +1,85 @@
+/**
+ * Commands: what a normal Raft entry carries for the key-value state machine.
+ *
+ * Binary layout (all integers big-endian):
+ *
+ *   u8  version (1)
+ *   u8  operation: 1 put, 2 delete
+ *   u8  request id length (0 to 64), then the request id bytes
+ *   u16 key length (1 to 65535), then the key (UTF-8)
+ *   u32 value length, then the value (put only)
+ *
+ * The request id makes a retried write idempotent: the state machine applies a given id once,
+ * however many entries carry it (see `state-machine.ts`). An empty id opts out of that.
+ */
+
+export type Command =
+  | {
+      readonly operation: 'put';
+      readonly requestId: Uint8Array;
+      readonly key: string;
+      readonly value: Uint8Array;
+    }
+  | { readonly operation: 'delete'; readonly requestId: Uint8Array; readonly key: string };
+
+const commandVersion = 1;
+const operationPut = 1;
+const operationDelete = 2;
+export const requestIdBytesMax = 64;
+const keyBytesMax = 0xffff;
+
+export function encodeCommand(command: Command): Buffer {
+  if (command.requestId.byteLength > requestIdBytesMax) throw new Error('request id too long');
+  const keyBytes = Buffer.byteLength(command.key, 'utf8');
+  if (keyBytes === 0 || keyBytes > keyBytesMax) throw new Error(`invalid key length ${keyBytes}`);
+  const valueBytes = command.operation === 'put' ? command.value.byteLength : 0;
+  const size =
+    3 + command.requestId.byteLength + 2 + keyBytes + (command.operation === 'put' ? 4 + valueBytes : 0);
+  const buffer = Buffer.allocUnsafe(size);
+  let offset = 0;
+  buffer[offset++] = commandVersion;
+  buffer[offset++] = command.operation === 'put' ? operationPut : operationDelete;
+  buffer[offset++] = command.requestId.byteLength;
+  buffer.set(command.requestId, offset);
+  offset += command.requestId.byteLength;
+  buffer.writeUInt16BE(keyBytes, offset);
+  offset += 2;
+  offset += buffer.write(command.key, offset, 'utf8');
+  if (command.operation === 'put') {
+    buffer.writeUInt32BE(valueBytes, offset);
+    offset += 4;
+    buffer.set(command.value, offset);
+    offset += valueBytes;
+  }
+  if (offset !== size) throw new Error('command encoding size mismatch');
+  return buffer;
+}
+
+/**
+ * Decodes a command, or answers `undefined` for bytes that are not one. Every replica decodes the
+ * same bytes the same way, so treating a bad entry as a no-op keeps them identical.
+ */
+export function decodeCommand(data: Uint8Array): Command | undefined {
+  const buffer = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  if (buffer.length < 6 || buffer[0] !== commandVersion) return undefined;
+  const operation = buffer[1];
+  const requestIdBytes = buffer[2] ?? 0;
+  if (requestIdBytes > requestIdBytesMax) return undefined;
+  let offset = 3;
+  if (offset + requestIdBytes + 2 > buffer.length) return undefined;
+  const requestId = buffer.subarray(offset, offset + requestIdBytes);
+  offset += requestIdBytes;
+  const keyBytes = buffer.readUInt16BE(offset);
+  offset += 2;
+  if (keyBytes === 0 || offset + keyBytes > buffer.length) return undefined;
+  const key = buffer.toString('utf8', offset, offset + keyBytes);
+  offset += keyBytes;
+  if (operation === operationDelete) {
+    return offset === buffer.length ? { operation: 'delete', requestId, key } : undefined;
+  }
+  if (operation !== operationPut || offset + 4 > buffer.length) return undefined;
+  const valueBytes = buffer.readUInt32BE(offset);
+  offset += 4;
+  if (offset + valueBytes !== buffer.length) return undefined;
+  return { operation: 'put', requestId, key, value: buffer.subarray(offset, offset + valueBytes) };
+}

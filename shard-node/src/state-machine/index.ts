@@ -1,0 +1,4 @@
+export * from './command.js';
+export * from './keyspace.js';
+export * from './snapshot-codec.js';
+export * from './state-machine.js';

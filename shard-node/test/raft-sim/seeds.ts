@@ -1,0 +1,25 @@
+import { expect } from 'vitest';
+
+import { runSimulation, type SimulationResult } from '../../src/raft-sim/simulation.js';
+import { historyChecker } from './checker.js';
+
+/** Ticks with faults per seed in the seed sweeps: sized so that 500 seeds take well under 60 s. */
+export const sweepTicks = 500;
+
+/** Runs seeds [first, first + count) and expects no violation, naming the replay command if any. */
+export function expectSeedsPass(first: number, count: number, replicas: 3 | 5): SimulationResult[] {
+  const results: SimulationResult[] = [];
+  const failures: string[] = [];
+  for (let seed = first; seed < first + count; seed += 1) {
+    const result = runSimulation({ seed, replicas, ticks: sweepTicks, checkHistory: historyChecker });
+    results.push(result);
+    if (result.violations.length > 0) {
+      failures.push(
+        `seed ${seed}: ${result.violations.map((v) => `${v.invariant}: ${v.detail.split('\n')[0]}`).join('; ')}` +
+          ` (replay: npm run sim -- --seeds 1 --seed ${seed} --replicas ${replicas} --ticks ${sweepTicks} --verbose)`,
+      );
+    }
+  }
+  expect(failures).toEqual([]);
+  return results;
+}

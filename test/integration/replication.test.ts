@@ -1,0 +1,322 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pathForKey } from '@impulse/common';
+import { LocalCluster, type ReplicaProcess } from '@impulse/local-cluster';
+import { errorCodeOf, rawRequest } from '../support/http.js';
+import { temporaryDirectory } from '../support/temporary-directory.js';
+import { findLostWrites, startWriteLoad } from '../support/write-load.js';
+
+interface Status {
+  role: string;
+  term: number;
+  commitIndex: number;
+  appliedIndex: number;
+  snapshotIndex: number;
+  firstIndex: number;
+  lastIndex: number;
+  leaderReplicaId: string | null;
+}
+
+async function statusOf(replica: ReplicaProcess): Promise<Status> {
+  return (await rawRequest(replica.url, '/admin/status', { timeoutMs: 2000 })).json() as Status;
+}
+
+async function waitFor(what: string, condition: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    try {
+      if (await condition()) return;
+    } catch {
+      // Not yet.
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * One shard group of 3 replicas behind the gateway, with default Raft timing (100 ms ticks, an
+ * election timeout of 1 to 2 s) and small snapshots so that compaction happens within a test.
+ */
+describe('a replicated shard group (3 replicas) under crashes and pauses', () => {
+  let cluster: LocalCluster;
+  let directory: Awaited<ReturnType<typeof temporaryDirectory>>;
+  const put = (key: string, value: string): Promise<number> =>
+    rawRequest(cluster.gatewayUrl, pathForKey(key), { method: 'PUT', body: value }).then(
+      (response) => response.status,
+    );
+  const get = async (key: string): Promise<string | undefined> => {
+    const response = await rawRequest(cluster.gatewayUrl, pathForKey(key));
+    return response.status === 200 ? response.body.toString() : undefined;
+  };
+
+  beforeAll(async () => {
+    directory = await temporaryDirectory('replication');
+    cluster = await LocalCluster.start({
+      groups: 1,
+      replicasPerGroup: 3,
+      dataDirectory: directory.path,
+      logLevel: 'info',
+      shardNodeArguments: ['--snapshot-entries=400', '--snapshot-catch-up-entries=100'],
+    });
+    await cluster.leaderOf('g1');
+  });
+
+  afterAll(async () => {
+    await cluster?.stop();
+    await directory?.remove();
+  });
+
+  it('replicates every write to every replica, and followers send clients to the leader', async () => {
+    expect(await put('replicated', 'everywhere')).toBe(204);
+    const leader = await cluster.leaderOf('g1');
+    for (const replica of cluster.group('g1')) {
+      await waitFor(`${replica.replicaId} to apply`, async () => {
+        const response = await rawRequest(replica.url, `${pathForKey('replicated')}?consistency=stale`);
+        return response.body.toString() === 'everywhere';
+      });
+      if (replica === leader) continue;
+      const direct = await rawRequest(replica.url, pathForKey('replicated'));
+      expect(direct.status).toBe(421);
+      expect(errorCodeOf(direct)).toBe('NOT_LEADER');
+      expect((direct.json() as { error: { leaderHint: string } }).error.leaderHint).toBe(leader.replicaId);
+    }
+    const status = await statusOf(leader);
+    expect(status).toMatchObject({ role: 'leader', leaderReplicaId: leader.replicaId });
+    const map = (await rawRequest(cluster.gatewayUrl, '/admin/cluster')).json() as {
+      groups: {
+        id: string;
+        leader: string;
+        term: number;
+        replicas: { id: string; role: string; commitIndex: number }[];
+      }[];
+    };
+    expect(map.groups[0]?.leader).toBe(leader.replicaId);
+    expect(map.groups[0]?.term).toBe(status.term);
+    expect(map.groups[0]?.replicas.map((replica) => replica.role).sort()).toEqual([
+      'follower',
+      'follower',
+      'leader',
+    ]);
+    expect(map.groups[0]?.replicas.every((replica) => replica.commitIndex > 0)).toBe(true);
+    const invalid = await rawRequest(leader.url, `${pathForKey('replicated')}?consistency=eventual`);
+    expect(errorCodeOf(invalid)).toBe('INVALID_REQUEST');
+  });
+
+  it('elects a new leader within 3 s when the leader is killed during a write load, and loses no acknowledged write', async () => {
+    const load = startWriteLoad(cluster.gatewayUrl, { concurrency: 8, prefix: 'failover' });
+    await sleep(1500);
+    const leader = await cluster.leaderOf('g1');
+    const killedAtMs = Date.now();
+    await cluster.kill(leader.replicaId);
+    const newLeader = await cluster.leaderOf('g1', 10_000, [leader.replicaId]);
+    const electedAfterMs = Date.now() - killedAtMs;
+    // The first write acknowledged after the kill shows when the group served writes again.
+    let servedAfterMs = Number.POSITIVE_INFINITY;
+    await waitFor('a write acknowledged by the new leader', async () => {
+      const started = Date.now();
+      const status = await put(`after-kill-${started}`, 'x');
+      if (status === 204) servedAfterMs = Date.now() - killedAtMs;
+      return status === 204;
+    });
+    await sleep(1000);
+    const result = await load.stop();
+    console.log(
+      `failover: ${newLeader.replicaId} elected ${electedAfterMs} ms after kill -9 of ${leader.replicaId}; ` +
+        `writes served again after ${servedAfterMs} ms; ${result.acknowledged.size} writes acknowledged, ${result.uncertain} uncertain`,
+    );
+    expect(servedAfterMs).toBeLessThan(3000);
+    await cluster.restart(leader.replicaId);
+    expect(await findLostWrites(cluster.gatewayUrl, result.acknowledged)).toEqual([]);
+  });
+
+  it('lets a killed follower catch up after a restart', async () => {
+    const leader = await cluster.leaderOf('g1');
+    const follower = cluster.group('g1').find((replica) => replica !== leader) as ReplicaProcess;
+    await cluster.kill(follower.replicaId);
+    const load = startWriteLoad(cluster.gatewayUrl, { concurrency: 4, prefix: 'follower-down' });
+    await sleep(1500);
+    const result = await load.stop();
+    expect(result.acknowledged.size).toBeGreaterThan(10);
+    await cluster.restart(follower.replicaId);
+    const target = (await statusOf(leader)).commitIndex;
+    await waitFor(
+      `${follower.replicaId} to catch up to ${target}`,
+      async () => (await statusOf(follower)).appliedIndex >= target,
+    );
+    for (const [key, value] of [...result.acknowledged].slice(-20)) {
+      const response = await rawRequest(follower.url, `${pathForKey(key)}?consistency=stale`);
+      expect(response.body.toString()).toBe(value);
+    }
+  });
+
+  it('catches up by snapshot a replica that was down while the leader compacted its log', async () => {
+    const leader = await cluster.leaderOf('g1');
+    const follower = cluster.group('g1').find((replica) => replica !== leader) as ReplicaProcess;
+    const followerLastIndex = (await statusOf(follower)).lastIndex;
+    await cluster.kill(follower.replicaId);
+    const written = new Map<string, string>();
+    // Write until the leader's log no longer holds what the follower is missing.
+    for (let batch = 0; (await statusOf(leader)).firstIndex <= followerLastIndex + 1; batch++) {
+      expect(batch, 'the leader never compacted past the follower').toBeLessThan(200);
+      await Promise.all(
+        Array.from({ length: 40 }, async (_, index) => {
+          const key = `compacted-${batch}-${index}`;
+          if ((await put(key, key)) === 204) written.set(key, key);
+        }),
+      );
+    }
+    await cluster.restart(follower.replicaId);
+    const target = (await statusOf(leader)).commitIndex;
+    await waitFor(
+      `${follower.replicaId} to catch up`,
+      async () => (await statusOf(follower)).appliedIndex >= target,
+      30_000,
+    );
+    const metrics = (await rawRequest(follower.url, '/metrics')).body.toString();
+    expect(metrics).toMatch(/impulse_raft_snapshots_installed_total\{[^}]*\} [1-9]/);
+    for (const [key, value] of [...written].filter((_, index) => index % 37 === 0)) {
+      const response = await rawRequest(follower.url, `${pathForKey(key)}?consistency=stale`);
+      expect(response.body.toString(), key).toBe(value);
+    }
+  });
+
+  it('keeps a paused (SIGSTOP) old leader from answering reads with stale data after it resumes', async () => {
+    expect(await put('paused-key', 'before the pause')).toBe(204);
+    const oldLeader = await cluster.leaderOf('g1');
+    cluster.signal(oldLeader.replicaId, 'SIGSTOP');
+    try {
+      const newLeader = await cluster.leaderOf('g1', 10_000, [oldLeader.replicaId]);
+      expect(newLeader.replicaId).not.toBe(oldLeader.replicaId);
+      await waitFor(
+        'the write after the pause',
+        async () => (await put('paused-key', 'after the pause')) === 204,
+      );
+    } finally {
+      cluster.signal(oldLeader.replicaId, 'SIGCONT');
+    }
+    // At once after resuming, the old leader still believes it leads; a linearizable read must
+    // not be answered from its stale state.
+    const direct = await rawRequest(oldLeader.url, pathForKey('paused-key'), { timeoutMs: 10_000 });
+    if (direct.status === 200) expect(direct.body.toString()).toBe('after the pause');
+    else expect(errorCodeOf(direct)).toMatch(/NOT_LEADER|COMMIT_TIMEOUT/);
+    expect(await get('paused-key')).toBe('after the pause');
+    await waitFor('the old leader to step down', async () => (await statusOf(oldLeader)).role !== 'leader');
+  });
+
+  it('hands leadership to another replica on request', async () => {
+    const leader = await cluster.leaderOf('g1');
+    const target = cluster.group('g1').find((replica) => replica !== leader) as ReplicaProcess;
+    const follower = cluster
+      .group('g1')
+      .find((replica) => replica !== leader && replica !== target) as ReplicaProcess;
+    const refused = await rawRequest(follower.url, '/admin/transfer-leadership', {
+      method: 'POST',
+      body: JSON.stringify({ to: target.replicaId }),
+    });
+    expect(errorCodeOf(refused)).toBe('NOT_LEADER');
+    const response = await rawRequest(leader.url, '/admin/transfer-leadership', {
+      method: 'POST',
+      body: JSON.stringify({ to: target.replicaId }),
+    });
+    expect(response.status).toBe(200);
+    expect((await cluster.leaderOf('g1')).replicaId).toBe(target.replicaId);
+    expect(await put('after-transfer', 'ok')).toBe(204);
+    const invalid = await rawRequest(target.url, '/admin/transfer-leadership', {
+      method: 'POST',
+      body: 'not json',
+    });
+    expect(errorCodeOf(invalid)).toBe('INVALID_REQUEST');
+  });
+
+  it('loses no acknowledged write when every replica is killed at once and restarted', async () => {
+    const load = startWriteLoad(cluster.gatewayUrl, { concurrency: 8, prefix: 'all-down' });
+    await sleep(1500);
+    await Promise.all(cluster.group('g1').map((replica) => cluster.kill(replica.replicaId)));
+    const result = await load.stop();
+    expect(result.acknowledged.size).toBeGreaterThan(10);
+    await Promise.all(cluster.group('g1').map((replica) => cluster.restart(replica.replicaId)));
+    await cluster.leaderOf('g1');
+    expect(await findLostWrites(cluster.gatewayUrl, result.acknowledged)).toEqual([]);
+  });
+
+  it('replaces a replica of the live group under write load: add a learner, promote it, remove the old one', async () => {
+    const load = startWriteLoad(cluster.gatewayUrl, { concurrency: 4, prefix: 'membership' });
+    try {
+      const leader = await cluster.leaderOf('g1');
+      const newcomer = await cluster.addReplica('g1');
+      const member = {
+        replicaId: newcomer.replicaId,
+        raftId: newcomer.raftId,
+        url: newcomer.url,
+        peerAddress: `${cluster.host}:${newcomer.peerPort}`,
+      };
+      const early = await rawRequest(leader.url, `/admin/members/${newcomer.replicaId}/promote`, {
+        method: 'POST',
+      });
+      expect(errorCodeOf(early)).toBe('MEMBERSHIP_CHANGE_REFUSED');
+      const added = await rawRequest(leader.url, '/admin/members', {
+        method: 'POST',
+        body: JSON.stringify(member),
+      });
+      expect(added.status, added.body.toString()).toBe(200);
+      expect((added.json() as { learners: number[] }).learners).toContain(newcomer.raftId);
+      const again = await rawRequest(leader.url, '/admin/members', {
+        method: 'POST',
+        body: JSON.stringify(member),
+      });
+      expect(errorCodeOf(again)).toBe('MEMBERSHIP_CHANGE_REFUSED');
+      // The learner catches up (by snapshot: the log was compacted long ago), then is promoted.
+      await waitFor('the learner to catch up', async () => {
+        const target = (await statusOf(leader)).commitIndex;
+        return (await statusOf(newcomer)).appliedIndex >= target - 50;
+      });
+      let promoted = false;
+      await waitFor('the promotion', async () => {
+        const response = await rawRequest(leader.url, `/admin/members/${newcomer.replicaId}/promote`, {
+          method: 'POST',
+        });
+        promoted = response.status === 200;
+        return promoted;
+      });
+      // Remove an old replica that is not the leader, and stop its process.
+      const leaving = cluster
+        .group('g1')
+        .find((replica) => replica !== leader && replica !== newcomer) as ReplicaProcess;
+      const removed = await rawRequest(leader.url, `/admin/members/${leaving.replicaId}`, {
+        method: 'DELETE',
+      });
+      expect(removed.status, removed.body.toString()).toBe(200);
+      const status = removed.json() as { voters: number[]; learners: number[] };
+      expect(status.voters.sort()).toEqual(
+        cluster
+          .group('g1')
+          .filter((replica) => replica !== leaving)
+          .map((replica) => replica.raftId)
+          .sort(),
+      );
+      await cluster.retire(leaving.replicaId);
+      // The group still commits with the new member as one of its three voters.
+      await sleep(1000);
+    } finally {
+      const result = await load.stop();
+      expect(result.acknowledged.size).toBeGreaterThan(10);
+      expect(await findLostWrites(cluster.gatewayUrl, result.acknowledged)).toEqual([]);
+    }
+    // The newcomer can lead: hand it leadership, and the gateway finds it from the NOT_LEADER hint.
+    const leader = await cluster.leaderOf('g1');
+    const newcomer = cluster.group('g1').find((replica) => replica.raftId === 4) as ReplicaProcess;
+    const moved = await rawRequest(leader.url, '/admin/transfer-leadership', {
+      method: 'POST',
+      body: JSON.stringify({ to: newcomer.replicaId }),
+    });
+    expect(moved.status, moved.body.toString()).toBe(200);
+    const ledByNewcomer = await rawRequest(cluster.gatewayUrl, pathForKey('led-by-newcomer'), {
+      method: 'PUT',
+      body: 'yes',
+    });
+    expect(ledByNewcomer.status, ledByNewcomer.body.toString()).toBe(204);
+    expect(await get('led-by-newcomer')).toBe('yes');
+  });
+});
