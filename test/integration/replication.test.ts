@@ -104,6 +104,32 @@ describe('a replicated shard group (3 replicas) under crashes and pauses', () =>
     expect(errorCodeOf(invalid)).toBe('INVALID_REQUEST');
   });
 
+  it('applies a retried write once: the same request id after another write changes nothing', async () => {
+    const send = (value: string, requestId?: string): Promise<number> =>
+      rawRequest(cluster.gatewayUrl, pathForKey('retried'), {
+        method: 'PUT',
+        body: value,
+        ...(requestId === undefined ? {} : { headers: { 'x-impulse-request-id': requestId } }),
+      }).then((response) => response.status);
+    expect(await send('first', 'retry-test-1')).toBe(204);
+    expect(await send('second')).toBe(204);
+    // The retry of the first write (its answer was "lost"): acknowledged, but not applied again.
+    expect(await send('first', 'retry-test-1')).toBe(204);
+    expect(await get('retried')).toBe('second');
+    const deleted = await rawRequest(cluster.gatewayUrl, pathForKey('retried'), {
+      method: 'DELETE',
+      headers: { 'x-impulse-request-id': 'retry-test-2' },
+    });
+    expect(deleted.status).toBe(204);
+    expect(await send('third')).toBe(204);
+    const deletedAgain = await rawRequest(cluster.gatewayUrl, pathForKey('retried'), {
+      method: 'DELETE',
+      headers: { 'x-impulse-request-id': 'retry-test-2' },
+    });
+    expect(deletedAgain.status).toBe(204);
+    expect(await get('retried')).toBe('third');
+  });
+
   it('elects a new leader within 3 s when the leader is killed during a write load, and loses no acknowledged write', async () => {
     const load = startWriteLoad(cluster.gatewayUrl, { concurrency: 8, prefix: 'failover' });
     await sleep(1500);
