@@ -5,7 +5,10 @@
  *
  * An operation without an answer before its deadline is recorded as `info` (it may or may not
  * have taken effect); the client then continues under a new history id, as its old operation may
- * still be in flight.
+ * still be in flight. Like a real client, it backs off after timeouts (exponentially, up to
+ * `backoffTicksMax`): clients that fire write after write into an unavailable group pile up
+ * hundreds of indeterminate operations on one key, which no client would do and which makes the
+ * linearizability search explode without testing anything more.
  */
 import type { NodeId } from '../raft/index.js';
 import type { SimHistoryEvent as HistoryEvent } from './history-checker.js';
@@ -40,6 +43,9 @@ interface PendingOperation {
   readonly deadlineTick: number;
 }
 
+/** The longest a client waits after timeouts before trying again. */
+const backoffTicksMax = 400;
+
 export class Workload {
   readonly history: HistoryEvent[] = [];
   operationsInvoked = 0;
@@ -47,6 +53,9 @@ export class Workload {
   private readonly pendingBySlot: (PendingOperation | undefined)[];
   private readonly slotByRequest = new Map<number, number>();
   private readonly historyClientBySlot: number[];
+  /** The tick before which a client that timed out issues nothing, and its timeouts in a row. */
+  private readonly idleUntilTickBySlot: number[];
+  private readonly timeoutsInARowBySlot: number[];
   private nextHistoryClient: number;
   private eventTime = 0;
   private stopped = false;
@@ -58,6 +67,8 @@ export class Workload {
   ) {
     this.pendingBySlot = new Array<PendingOperation | undefined>(options.clientCount).fill(undefined);
     this.historyClientBySlot = Array.from({ length: options.clientCount }, (_, slot) => slot);
+    this.idleUntilTickBySlot = new Array<number>(options.clientCount).fill(0);
+    this.timeoutsInARowBySlot = new Array<number>(options.clientCount).fill(0);
     this.nextHistoryClient = options.clientCount;
   }
 
@@ -74,10 +85,18 @@ export class Workload {
         this.complete(slot, pending, 'info', undefined);
         this.historyClientBySlot[slot] = this.nextHistoryClient;
         this.nextHistoryClient += 1;
+        const timeouts = (this.timeoutsInARowBySlot[slot] ?? 0) + 1;
+        this.timeoutsInARowBySlot[slot] = timeouts;
+        const backoffTicks = Math.min(
+          backoffTicksMax,
+          this.options.requestTimeoutTicks * 2 ** (timeouts - 1),
+        );
+        this.idleUntilTickBySlot[slot] = nowTick + backoffTicks;
       }
       if (
         this.pendingBySlot[slot] === undefined &&
         !this.stopped &&
+        nowTick >= (this.idleUntilTickBySlot[slot] ?? 0) &&
         this.prng.chance(this.options.issueProbability)
       ) {
         this.issue(slot, nowTick, transport);
@@ -135,6 +154,7 @@ export class Workload {
     this.pendingBySlot[slot] = undefined;
     this.slotByRequest.delete(pending.requestId);
     if (type === 'ok') this.operationsOk += 1;
+    if (type !== 'info') this.timeoutsInARowBySlot[slot] = 0;
     this.record({
       client: pending.historyClient,
       type,

@@ -50,7 +50,11 @@ export interface Config {
   readonly checkQuorum?: boolean;
   /** Whether to run a pre-election before raising the term (thesis §9.6). Default false. */
   readonly preVote?: boolean;
-  /** How reads are confirmed; `leaseBased` requires `checkQuorum`. Default 'safe'. */
+  /**
+   * How reads are confirmed; `leaseBased` requires `checkQuorum`. Default 'safe'. A `leaseBased`
+   * leader answers at once only while it holds a lease (see "Lease reads" in README.md), and
+   * through a heartbeat round otherwise.
+   */
   readonly readOnlyOption?: ReadOnlyOption;
   /** Whether followers drop proposals instead of forwarding them to the leader. Default false. */
   readonly disableProposalForwarding?: boolean;

@@ -129,6 +129,26 @@ export class Raft {
 
   /** Whether a MsgTimeoutNow arrived while conf changes were unapplied; see `advanceApplied`. */
   campaignAfterApply = false;
+
+  // The read lease (readOnlyOption 'leaseBased'); see `hasReadLease` for the rule.
+  /** Ticks since this node became leader (leader only); the clock of the lease. */
+  leaderTicks = 0;
+  /**
+   * Per follower, the send time (`leaderTicks + 1`) of the newest heartbeat it acknowledged in
+   * this term. Heartbeats carry the stamp in `index` and followers echo it.
+   */
+  readonly leaseAckStamps = new Map<NodeId, number>();
+  /**
+   * Whether this leader sent MsgTimeoutNow in its term. The transferee's campaign is a forced vote
+   * that followers grant inside the lease, so the lease is void for the rest of the term, even if
+   * the transfer is abandoned.
+   */
+  leaseForfeited = false;
+  /** Ticks since this node started; see `inLease`. */
+  ticksSinceStart = 0;
+  /** Whether this node restarted with a term (rather than starting fresh); see `inLease`. */
+  private readonly restarted: boolean;
+
   /** Whether proposals were appended since the last Ready and still need a broadcast. */
   pendingAppendBroadcast = false;
 
@@ -152,6 +172,7 @@ export class Raft {
     if (hardState.term !== 0 || hardState.vote !== NONE || hardState.commit !== 0) {
       this.loadState(hardState);
     }
+    this.restarted = hardState.term !== 0;
     if (config.applied > 0) {
       this.raftLog.appliedTo(config.applied);
     }
@@ -299,7 +320,10 @@ export class Raft {
   sendHeartbeat(to: NodeId, context: Uint8Array): void {
     // A follower must not commit entries it might not have (it may not have received them yet).
     const commit = Math.min(this.tracker.progress.get(to)!.match, this.raftLog.committed);
-    this.send({ type: 'MsgHeartbeat', to, commit, context });
+    // With lease reads the heartbeat carries its send time (in `index`, echoed by the follower):
+    // an acknowledgement extends the lease from when the heartbeat was sent, not received.
+    const index = this.config.readOnlyOption === 'leaseBased' ? this.leaderTicks + 1 : 0;
+    this.send({ type: 'MsgHeartbeat', to, commit, context, index });
   }
 
   /**
@@ -448,6 +472,7 @@ export class Raft {
   // Ticks.
 
   tick(): void {
+    this.ticksSinceStart++;
     this.tickFunction();
   }
 
@@ -456,12 +481,15 @@ export class Raft {
     this.electionElapsed++;
     if (this.promotable() && this.pastElectionTimeout()) {
       this.electionElapsed = 0;
-      this.step(newMessage({ type: 'MsgHup', to: NONE }, this.id, 0));
+      // Not through MsgHup, which is the host's request (RawNode.campaign) and may be refused
+      // inside a lease; a timeout means no leader was heard from for an election timeout.
+      this.hup(this.config.preVote ? 'preElection' : 'election');
     }
   }
 
   /** Leaders: send heartbeats, and check the quorum once per election timeout. */
   private tickHeartbeat(): void {
+    this.leaderTicks++;
     this.heartbeatElapsed++;
     this.electionElapsed++;
     if (this.electionElapsed >= this.config.electionTimeoutTicks) {
@@ -528,6 +556,9 @@ export class Raft {
     this.pendingReadIndexMessages = [];
     this.pendingAppendBroadcast = false;
     this.campaignAfterApply = false;
+    this.leaderTicks = 0;
+    this.leaseAckStamps.clear();
+    this.leaseForfeited = false;
   }
 
   becomeFollower(term: number, leaderId: NodeId): void {
@@ -693,11 +724,7 @@ export class Raft {
     } else if (message.term > this.term) {
       if (message.type === 'MsgVote' || message.type === 'MsgPreVote') {
         const force = bytesEqual(message.context, CAMPAIGN_TRANSFER_CONTEXT);
-        const inLease =
-          this.config.checkQuorum &&
-          this.leaderId !== NONE &&
-          this.electionElapsed < this.config.electionTimeoutTicks;
-        if (!force && inLease) {
+        if (!force && this.inLease()) {
           // Leader stickiness (thesis §4.2.3): we heard from a live leader within the minimum
           // election timeout, so this candidate is disruptive; do not even raise our term.
           this.log('info', `raft: ignored ${message.type} (leader is alive)`, {
@@ -759,6 +786,13 @@ export class Raft {
 
     switch (message.type) {
       case 'MsgHup':
+        if (this.config.readOnlyOption === 'leaseBased' && this.inLease()) {
+          // Our own vote is one a lease holder may count on (see `hasReadLease`); a campaign the
+          // host asks for (RawNode.campaign) must not take it while the lease runs. A campaign on
+          // our own election timeout does not come through here (see `tickElection`).
+          this.log('info', 'raft: ignored MsgHup (in a leader lease)', { term: this.term });
+          return undefined;
+        }
         this.hup(this.config.preVote ? 'preElection' : 'election');
         return undefined;
       case 'MsgVote':
@@ -874,7 +908,7 @@ export class Raft {
 
   handleHeartbeat(message: Message): void {
     this.raftLog.commitTo(message.commit);
-    this.send({ type: 'MsgHeartbeatResp', to: message.from, context: message.context });
+    this.send({ type: 'MsgHeartbeatResp', to: message.from, context: message.context, index: message.index });
   }
 
   handleSnapshot(message: Message): void {
@@ -1039,9 +1073,55 @@ export class Raft {
     this.send({ type: 'MsgReadIndexResp', to: request.from, index: readIndex, context: request.context });
   }
 
+  /**
+   * Whether this node currently refuses (non-forced) votes because it may be part of a leader's
+   * lease quorum: it heard from a leader less than an election timeout ago (leader stickiness,
+   * thesis §4.2.3), or it restarted less than an election timeout ago (it forgot whether it did).
+   * The restart rule applies only with lease reads, and not to a node starting fresh at term 0,
+   * which has never acknowledged any leader.
+   */
+  inLease(): boolean {
+    if (!this.config.checkQuorum) return false;
+    const timeoutTicks = this.config.electionTimeoutTicks;
+    if (this.leaderId !== NONE && this.electionElapsed < timeoutTicks) {
+      return true;
+    }
+    return (
+      this.config.readOnlyOption === 'leaseBased' && this.restarted && this.ticksSinceStart < timeoutTicks
+    );
+  }
+
+  /**
+   * Whether this leader holds a read lease: no other node can have become leader, so it may answer
+   * a read from its commit index without a heartbeat round. The rule:
+   *
+   * - A quorum of voters (this node included) acknowledged heartbeats of this term that this
+   *   leader sent less than `electionTimeoutTicks - 1` of its ticks ago. Each of those voters
+   *   refuses non-forced votes (and does not campaign) for an election timeout after receiving
+   *   one (`inLease`, also after a restart), so no candidate can gather a quorum meanwhile. The
+   *   lease runs from the send time because the receipt time is unknown to the leader, which
+   *   also makes it safe against delayed acknowledgements; one tick of margin covers the phase
+   *   between two nodes' ticks. It assumes the nodes' tick rates are equal (bounded drift is
+   *   what the margin must absorb in a real deployment).
+   * - It has not sent MsgTimeoutNow in this term (`leaseForfeited`): the transferee's campaign
+   *   carries the transfer context, which voters grant inside their lease, so it may win even if
+   *   this leader abandons the transfer later.
+   *
+   * Without a lease, reads take the safe ReadIndex path (a heartbeat round).
+   */
+  hasReadLease(): boolean {
+    if (this.readOnly.option !== 'leaseBased' || this.leaseForfeited) {
+      return false;
+    }
+    const now = this.leaderTicks + 1;
+    const quorumStamp = this.tracker.config.voters.committedIndex((id) =>
+      id === this.id ? now : this.leaseAckStamps.get(id),
+    );
+    return quorumStamp > 0 && now - quorumStamp < this.config.electionTimeoutTicks - 1;
+  }
+
   handleReadIndex(request: Message): void {
-    if (this.readOnly.option === 'leaseBased') {
-      // The lease (CheckQuorum) guarantees no other leader exists; answer at once.
+    if (this.hasReadLease()) {
       this.respondToReadIndex(request, this.raftLog.committed);
       return;
     }
@@ -1123,6 +1203,8 @@ export class Raft {
   }
 
   sendTimeoutNow(to: NodeId): void {
+    // The transferee will campaign with a forced vote, which breaks the lease (`hasReadLease`).
+    this.leaseForfeited = true;
     this.send({ type: 'MsgTimeoutNow', to });
   }
 
@@ -1328,6 +1410,10 @@ function stepLeader(raft: Raft, message: Message): RaftError | undefined {
     }
     case 'MsgHeartbeatResp': {
       progress.recentActive = true;
+      if (message.index > 0 && message.index <= raft.leaderTicks + 1) {
+        const stamp = raft.leaseAckStamps.get(message.from) ?? 0;
+        if (message.index > stamp) raft.leaseAckStamps.set(message.from, message.index);
+      }
       progress.probeSent = false;
       // The follower is alive: open a full window by one so replication resumes after losses.
       if (progress.state === 'replicate' && progress.inflights.full()) {
@@ -1336,7 +1422,8 @@ function stepLeader(raft: Raft, message: Message): RaftError | undefined {
       if (progress.match < raft.raftLog.lastIndex()) {
         raft.sendAppend(message.from);
       }
-      if (raft.readOnly.option !== 'safe' || message.context.length === 0) {
+      // Lease reads fall back to this path too when the lease is not held.
+      if (message.context.length === 0) {
         return undefined;
       }
       const acks = raft.readOnly.recvAck(message.from, message.context);

@@ -97,7 +97,11 @@ export class RawNode {
     this.raft.tick();
   }
 
-  /** Starts an election now (with a pre-vote if configured). */
+  /**
+   * Starts an election now (with a pre-vote if configured). With lease reads it is ignored while
+   * this node may be part of a leader's lease (it heard from a leader, or restarted, less than an
+   * election timeout ago); `transferLeadership` is the way to move leadership then.
+   */
   campaign(): void {
     this.raft.step(localMessage('MsgHup', this.raft.id));
   }

@@ -108,7 +108,11 @@ export interface Message {
   readonly term: number;
   /** The term of the entry at `index` (MsgApp, votes), or the hint term of a rejection. */
   readonly logTerm: number;
-  /** MsgApp: the index preceding `entries`. MsgAppResp: the acknowledged or rejected index. */
+  /**
+   * MsgApp: the index preceding `entries`. MsgAppResp: the acknowledged or rejected index.
+   * MsgHeartbeat with lease reads: the leader's send time (its ticks as leader, plus one), which
+   * MsgHeartbeatResp echoes; 0 otherwise.
+   */
   readonly index: number;
   readonly entries: readonly Entry[];
   /** The sender's commit index (MsgApp, MsgHeartbeat). */

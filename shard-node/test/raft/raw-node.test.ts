@@ -221,3 +221,58 @@ describe('elections and conf changes', () => {
     expect(cluster.raw(3).status().config.learners).toEqual([4]);
   });
 });
+
+describe('lease reads: who may vote while a lease may be held', () => {
+  const leaseConfig = (id: number, storage: MemoryStorage) => ({
+    id,
+    storage,
+    random: createSeededRandom(id),
+    checkQuorum: true,
+    readOnlyOption: 'leaseBased' as const,
+  });
+  const vote = (from: number, term: number): Message => ({
+    type: 'MsgVote',
+    from,
+    to: 1,
+    term,
+    logTerm: 0,
+    index: 0,
+    entries: [],
+    commit: 0,
+    reject: false,
+    rejectHint: 0,
+    context: new Uint8Array(),
+  });
+  const votesSent = (node: RawNode): Message[] => {
+    if (!node.hasReady()) return [];
+    const ready = node.ready();
+    node.advance(ready);
+    return ready.messages.filter((m) => m.type === 'MsgVoteResp' && !m.reject);
+  };
+
+  it('a restarted node refuses votes for an election timeout: it forgot whether it is in a lease', () => {
+    const storage = new MemoryStorage({ confState: voters });
+    storage.setHardState({ term: 5, vote: 3, commit: 0 });
+    const node = new RawNode(leaseConfig(1, storage));
+    node.step(vote(2, 6));
+    expect(votesSent(node)).toEqual([]);
+    for (let i = 0; i < 10; i++) node.tick();
+    node.step(vote(2, 7));
+    expect(votesSent(node).map((m) => m.term)).toEqual([7]);
+  });
+
+  it('a fresh node (term 0) has never acknowledged a leader and votes at once', () => {
+    const node = new RawNode(leaseConfig(1, new MemoryStorage({ confState: voters })));
+    node.step(vote(2, 1));
+    expect(votesSent(node).map((m) => m.term)).toEqual([1]);
+  });
+
+  it('a host-requested campaign is ignored inside the lease; the election timeout still campaigns', () => {
+    const node = new RawNode(leaseConfig(1, new MemoryStorage({ confState: voters })));
+    node.step({ ...vote(2, 1), type: 'MsgHeartbeat' });
+    node.campaign();
+    expect(node.status()).toMatchObject({ role: 'follower', leaderId: 2, term: 1 });
+    for (let i = 0; i < 20 && node.status().role === 'follower'; i++) node.tick();
+    expect(node.status()).toMatchObject({ role: 'candidate', term: 2 });
+  });
+});
