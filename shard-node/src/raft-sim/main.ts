@@ -66,6 +66,8 @@ function describeResult(result: SimulationResult): string {
   );
 }
 
+const progressIntervalMs = 5000;
+
 async function main(): Promise<number> {
   const options = parseOptions(process.argv.slice(2));
   const checkHistory = await findHistoryChecker();
@@ -73,7 +75,16 @@ async function main(): Promise<number> {
   let operations = 0;
   let ticks = 0;
   const startMs = performance.now();
+  let lastProgressMs = startMs;
   for (let seed = options.firstSeed; seed < options.firstSeed + options.seeds; seed += 1) {
+    // Long runs say where they are on stderr every few seconds; stdout stays the report.
+    if (!options.verbose && performance.now() - lastProgressMs >= progressIntervalMs) {
+      lastProgressMs = performance.now();
+      const done = seed - options.firstSeed;
+      process.stderr.write(
+        `sim: ${done}/${options.seeds} seeds (${Math.round((done / options.seeds) * 100)}%), ${violations} violations so far\n`,
+      );
+    }
     const seedStartMs = performance.now();
     const result = runSimulation({
       seed,
