@@ -183,8 +183,14 @@ describe('a replicated shard group (3 replicas) under crashes and pauses', () =>
     const followerLastIndex = (await statusOf(follower)).lastIndex;
     await cluster.kill(follower.replicaId);
     const written = new Map<string, string>();
-    // Write until the leader's log no longer holds what the follower is missing.
-    for (let batch = 0; (await statusOf(leader)).firstIndex <= followerLastIndex + 1; batch++) {
+    // Write until no live replica's log holds what the follower is missing: whichever of them
+    // leads when it returns (leadership may move meanwhile) must send a snapshot.
+    const others = cluster.group('g1').filter((replica) => replica !== follower);
+    const everyLogCompactedPastFollower = async (): Promise<boolean> => {
+      const statuses = await Promise.all(others.map((replica) => statusOf(replica)));
+      return statuses.every((status) => status.firstIndex > followerLastIndex + 1);
+    };
+    for (let batch = 0; !(await everyLogCompactedPastFollower()); batch++) {
       expect(batch, 'the leader never compacted past the follower').toBeLessThan(200);
       await Promise.all(
         Array.from({ length: 40 }, async (_, index) => {
