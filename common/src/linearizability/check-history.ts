@@ -73,11 +73,16 @@ export function checkHistory(events: readonly HistoryEvent[], options: CheckOpti
       result = 'not-linearizable';
       const shrunk =
         options.shrink === false
-          ? operations
-          : shrinkCounterexample(operations, {
-              checksMax: options.shrinkChecksMax ?? defaultShrinkChecksMax,
-              stepsPerCheckMax: shrinkStepsPerCheckMax,
-            });
+          ? allOperations
+          : // Shrink the operations as recorded; every candidate is reduced again before its search.
+            shrinkCounterexample(
+              allOperations,
+              {
+                checksMax: options.shrinkChecksMax ?? defaultShrinkChecksMax,
+                stepsPerCheckMax: shrinkStepsPerCheckMax,
+              },
+              (candidate) => boundIndeterminateWrites(withoutUnobservedIndeterminateWrites(candidate)),
+            );
       counterexample = { key, operations: shrunk, longestLinearization: outcome.longestLinearization };
     } else if (outcome.result === 'unknown' && result === 'linearizable') {
       result = 'unknown';

@@ -19,14 +19,21 @@ export interface ShrinkLimits {
  * so the shrunk set is a true witness: every violation in it is one of the original history.
  * Removing, say, the delete that explains a read of null would manufacture a violation instead.
  */
-export function shrinkCounterexample(operations: readonly Operation[], limits: ShrinkLimits): Operation[] {
+export function shrinkCounterexample(
+  operations: readonly Operation[],
+  limits: ShrinkLimits,
+  prepare: (candidate: readonly Operation[]) => readonly Operation[] = (candidate) => candidate,
+): Operation[] {
   let current = [...operations];
   let checks = 0;
+  // `prepare` applies the checker's reductions to each candidate afresh: a reduction justified by
+  // an operation (an indeterminate write bounded by the read that saw it) must not outlive it.
   const stillFails = (candidate: readonly Operation[], removed: readonly Operation[]): boolean => {
     if (candidate.length === 0 || !isMonotoneRemoval(candidate, removed)) return false;
     checks += 1;
     return (
-      searchLinearization(candidate, { stepsMax: limits.stepsPerCheckMax }).result === 'not-linearizable'
+      searchLinearization(prepare(candidate), { stepsMax: limits.stepsPerCheckMax }).result ===
+      'not-linearizable'
     );
   };
   let chunkSize = Math.max(1, Math.floor(current.length / 2));

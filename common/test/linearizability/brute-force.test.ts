@@ -73,6 +73,22 @@ const arbitraryHistory = fc
   });
 
 describe('checkHistory agrees with an exhaustive search', () => {
+  it('shrinks to a witness of the recorded history: a bound justified by a read does not outlive the read', () => {
+    // The read of x bounds the indeterminate put of x to before it; a shrink that drops the read
+    // must not keep the bound, or the "witness" [put x (info), get null] would be linearizable.
+    const events: HistoryEvent[] = [
+      { client: 0, f: 'get', key: 'k', type: 'invoke', time: 0 },
+      { client: 1, f: 'put', key: 'k', type: 'invoke', time: 0, value: 'x' },
+      { client: 0, f: 'get', key: 'k', type: 'ok', time: 0, value: 'x' },
+      { client: 1, f: 'put', key: 'k', type: 'info', time: 0 },
+      { client: 2, f: 'get', key: 'k', type: 'invoke', time: 1 },
+      { client: 2, f: 'get', key: 'k', type: 'ok', time: 1, value: null },
+    ];
+    const check = checkHistory(events);
+    expect(check.result).toBe('not-linearizable');
+    expect(bruteForceLinearizable(check.counterexample?.operations ?? [])).toBe(false);
+  });
+
   it('on small random histories with indeterminate operations', () => {
     const outcomes = { linearizable: 0, notLinearizable: 0 };
     fc.assert(
