@@ -39,13 +39,41 @@ export function createHttpMetrics(registry: Registry): HttpMetrics {
     buckets: latencyBucketsSeconds,
     registers: [registry],
   });
+  // Resolving a label set costs an object and a label-name check per call; the children of each
+  // (route, method, status) are resolved once and kept. The sets are bounded: routes are patterns,
+  // methods are the ones node's HTTP parser accepts, and statuses are three digits.
+  const children = new Map<string, Map<string, Map<number, ObservationChildren>>>();
+  function childrenOf(route: string, method: string, status: number): ObservationChildren {
+    let byMethod = children.get(route);
+    if (byMethod === undefined) {
+      byMethod = new Map();
+      children.set(route, byMethod);
+    }
+    let byStatus = byMethod.get(method);
+    if (byStatus === undefined) {
+      byStatus = new Map();
+      byMethod.set(method, byStatus);
+    }
+    let resolved = byStatus.get(status);
+    if (resolved === undefined) {
+      const labels = { route, method, status: String(status) };
+      resolved = { requests: requests.labels(labels), durationSeconds: durationSeconds.labels(labels) };
+      byStatus.set(status, resolved);
+    }
+    return resolved;
+  }
   return {
     requests,
     durationSeconds,
     observe(route, method, status, seconds) {
-      const labels = { route, method, status: String(status) };
-      requests.inc(labels);
-      durationSeconds.observe(labels, seconds);
+      const resolved = childrenOf(route, method, status);
+      resolved.requests.inc();
+      resolved.durationSeconds.observe(seconds);
     },
   };
+}
+
+interface ObservationChildren {
+  readonly requests: { inc(value?: number): void };
+  readonly durationSeconds: { observe(value: number): void };
 }

@@ -27,7 +27,7 @@ export class Gateway {
       registry,
       isReady: () => readiness.ready,
     });
-    const server = createServer({ keepAliveTimeout: 65_000 }, gatewayApp.app);
+    const server = createServer({ keepAliveTimeout: 65_000 }, gatewayApp.handle);
     const gateway = new Gateway(readiness, config, logger, server, gatewayApp);
     server.listen(config.port, config.host);
     await once(server, 'listening');

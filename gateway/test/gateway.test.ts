@@ -1,0 +1,155 @@
+import { once } from 'node:events';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLogger, loadClusterConfig } from '@impulse/common';
+import { Gateway, parseGatewayConfig } from '../src/index.js';
+
+/** What the leader replica saw of each request it answered. */
+interface Seen {
+  readonly method: string;
+  readonly url: string;
+  readonly headers: IncomingMessage['headers'];
+  readonly body: string;
+}
+
+const largeValue = 'x'.repeat(100 * 1024);
+
+async function listen(server: Server): Promise<string> {
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+function answer(response: ServerResponse, status: number, body: string, type = 'text/plain'): void {
+  response.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body) });
+  response.end(body);
+}
+
+/**
+ * The gateway's data path (a plain listener in front of express) against two fake replicas of one
+ * group: the first says it is not the leader and names the second, which answers.
+ */
+describe('gateway data path', () => {
+  const seen: Seen[] = [];
+  const follower = createServer((request, response) => {
+    request.resume();
+    request.once('end', () =>
+      answer(
+        response,
+        421,
+        JSON.stringify({ error: { code: 'NOT_LEADER', message: 'not the leader', leaderHint: 'g1-r2' } }),
+        'application/json',
+      ),
+    );
+  });
+  const leader = createServer((request, response) => {
+    const chunks: Buffer[] = [];
+    request.on('data', (chunk: Buffer) => chunks.push(chunk));
+    request.once('end', () => {
+      seen.push({
+        method: request.method ?? '',
+        url: request.url ?? '',
+        headers: request.headers,
+        body: Buffer.concat(chunks).toString(),
+      });
+      if (request.method === 'PUT' || request.method === 'DELETE') answer(response, 204, '');
+      else if (request.url === '/kv/large') answer(response, 200, largeValue);
+      else answer(response, 200, `value of ${request.url ?? ''}`);
+    });
+  });
+  let gateway: Gateway;
+  let base: string;
+
+  beforeAll(async () => {
+    const followerUrl = await listen(follower);
+    const leaderUrl = await listen(leader);
+    const cluster = loadClusterConfig({
+      json: JSON.stringify({
+        epoch: 1,
+        virtualNodesPerGroup: 16,
+        groups: [
+          {
+            id: 'g1',
+            replicas: [
+              { id: 'g1-r1', url: followerUrl, raftId: 1, peerAddress: '127.0.0.1:1' },
+              { id: 'g1-r2', url: leaderUrl, raftId: 2, peerAddress: '127.0.0.1:2' },
+            ],
+          },
+        ],
+      }),
+    });
+    const config = parseGatewayConfig({ argv: ['--port=0', '--log-level=silent'], env: {} });
+    gateway = await Gateway.start(config, cluster, createLogger({ service: 'gateway', level: 'silent' }));
+    base = `http://127.0.0.1:${gateway.port}`;
+  });
+
+  afterAll(async () => {
+    await gateway.stop();
+    follower.close();
+    leader.close();
+  });
+
+  it('proxies a read to the leader named by NOT_LEADER, with the path as the client sent it', async () => {
+    const response = await fetch(`${base}/kv/photos%2F1?consistency=stale`);
+    expect(response.status).toBe(200);
+    expect(await response.text()).toBe('value of /kv/photos%2F1?consistency=stale');
+    expect(seen.at(-1)?.headers['x-impulse-slot']).toMatch(/^\d+$/);
+  });
+
+  it('sends a write body and a request id, keeping the one the client gave', async () => {
+    const response = await fetch(`${base}/kv/a`, {
+      method: 'PUT',
+      body: 'hello',
+      headers: { 'x-impulse-request-id': 'client-id_1' },
+    });
+    expect(response.status).toBe(204);
+    expect(seen.at(-1)).toMatchObject({ method: 'PUT', url: '/kv/a', body: 'hello' });
+    expect(seen.at(-1)?.headers['x-impulse-request-id']).toBe('client-id_1');
+    const generated = await fetch(`${base}/kv/a`, { method: 'DELETE' });
+    expect(generated.status).toBe(204);
+    expect(seen.at(-1)?.headers['x-impulse-request-id']).toMatch(/^[A-Za-z0-9_-]{22}$/);
+  });
+
+  it('streams an answer larger than the gathered size intact', async () => {
+    const response = await fetch(`${base}/kv/large`);
+    expect(response.status).toBe(200);
+    expect(await response.text()).toBe(largeValue);
+  });
+
+  it('keeps the 405, 400 and 404 rules, and the admin routes on express', async () => {
+    const post = await fetch(`${base}/kv/a`, { method: 'POST' });
+    expect(post.status).toBe(405);
+    expect(post.headers.get('allow')).toBe('GET, HEAD, PUT, DELETE');
+    expect(((await post.json()) as { error: { code: string } }).error.code).toBe('METHOD_NOT_ALLOWED');
+    const badId = await fetch(`${base}/kv/a`, {
+      method: 'PUT',
+      body: 'x',
+      headers: { 'x-impulse-request-id': 'not valid!' },
+    });
+    expect(badId.status).toBe(400);
+    expect((await fetch(`${base}/kv/%ZZ`)).status).toBe(400);
+    for (const path of ['/kv', '/kvx/a', '/KV/a']) {
+      const response = await fetch(`${base}${path}`);
+      expect(response.status).toBe(404);
+      expect(((await response.json()) as { error: { code: string } }).error.code).toBe('ROUTE_NOT_FOUND');
+    }
+    expect((await fetch(`${base}/healthz`)).status).toBe(200);
+  });
+
+  it('counts data-path requests under the /kv/{key} route, and retries by reason', async () => {
+    const text = await (await fetch(`${base}/metrics`)).text();
+    expect(text).toMatch(
+      /impulse_http_requests_total\{route="\/kv\/\{key\}",method="GET",status="200",service="gateway"\} [1-9]/,
+    );
+    expect(text).toMatch(
+      /impulse_http_requests_total\{route="\/kv\/\{key\}",method="POST",status="405",service="gateway"\} 1/,
+    );
+    expect(text).toMatch(
+      /impulse_http_requests_total\{route="unmatched",method="GET",status="404",service="gateway"\} 3/,
+    );
+    expect(text).toMatch(
+      /impulse_gateway_retries_total\{group="g1",reason="not_leader",service="gateway"\} 1/,
+    );
+  });
+});
