@@ -1,4 +1,4 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { ImpulseError, errorBody, isErrorCode, type ErrorCode } from './errors.js';
 import type { Logger } from './logger.js';
@@ -225,4 +225,35 @@ export function routeNotFoundHandler(routes: readonly string[]): Handler {
       }),
     );
   };
+}
+
+/** The header that carries a write's request id, from the client or the gateway to the replica. */
+export const requestIdHeader = 'x-impulse-request-id';
+const requestIdPattern = /^[A-Za-z0-9_-]{1,64}$/;
+
+/**
+ * The request id of a write, or `undefined` when the header is absent. The gateway and the
+ * shard-node both parse it here, so they can never disagree on what a valid id is.
+ */
+export function parseRequestId(header: string | string[] | undefined): string | undefined {
+  if (header === undefined) return undefined;
+  if (typeof header !== 'string' || !requestIdPattern.test(header)) {
+    throw new ImpulseError(
+      'INVALID_REQUEST',
+      `${requestIdHeader} must be 1 to 64 characters of [A-Za-z0-9_-]`,
+    );
+  }
+  return header;
+}
+
+/**
+ * Stops an HTTP server gracefully: no new connections, idle keep-alive connections closed at
+ * once, requests in flight given up to `timeoutMs` to finish, then every connection closed.
+ */
+export async function closeServerGracefully(server: Server, timeoutMs: number): Promise<void> {
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  server.closeIdleConnections();
+  const timeout = new Promise<void>((resolve) => setTimeout(resolve, timeoutMs).unref());
+  await Promise.race([closed, timeout]);
+  server.closeAllConnections();
 }

@@ -12,6 +12,8 @@ import {
   logIfUnexpected,
   observeRequests,
   parseKeyFromPath,
+  parseRequestId,
+  requestIdHeader,
   readBody,
   refuseBody,
   sendError,
@@ -22,7 +24,7 @@ import {
   type Registry,
 } from '@impulse/common';
 import type { GatewayConfig } from './config.js';
-import { Forwarder, requestIdHeader } from './forwarder.js';
+import { Forwarder } from './forwarder.js';
 import { createGatewayMetrics } from './metrics.js';
 import type { ClusterRouter } from './router.js';
 
@@ -45,7 +47,6 @@ function routeOf(request: Request): string {
   return 'unmatched';
 }
 
-const requestIdPattern = /^[A-Za-z0-9_-]{1,64}$/;
 const emptyBody = Buffer.alloc(0);
 const noop = (): void => {};
 
@@ -131,16 +132,11 @@ export function createGatewayApp(context: GatewayContext): GatewayApp {
     const route = router.route(key);
     let requestId: string | undefined;
     if (method === 'PUT' || method === 'DELETE') {
-      const given = request.headers[requestIdHeader];
-      if (given !== undefined && (typeof given !== 'string' || !requestIdPattern.test(given))) {
-        refuseBody(
-          request,
-          response,
-          new ImpulseError(
-            'INVALID_REQUEST',
-            `${requestIdHeader} must be 1 to 64 characters of [A-Za-z0-9_-]`,
-          ),
-        );
+      let given: string | undefined;
+      try {
+        given = parseRequestId(request.headers[requestIdHeader]);
+      } catch (error) {
+        refuseBody(request, response, toImpulseError(error));
         return;
       }
       // A write gets an id once, here, and keeps it across retries: the group applies it once.

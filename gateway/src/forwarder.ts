@@ -8,7 +8,14 @@ import {
 import type { Stream } from 'node:stream';
 import { parse as parseUrl, type Url } from 'node:url';
 import httpProxy from 'http-proxy';
-import { ImpulseError, sendError, type GroupSpec, type Logger, type ReplicaSpec } from '@impulse/common';
+import {
+  ImpulseError,
+  sendError,
+  type GroupSpec,
+  type Logger,
+  type ReplicaSpec,
+  requestIdHeader,
+} from '@impulse/common';
 import type { GatewayConfig } from './config.js';
 import { LeaderCache } from './leader-cache.js';
 import type { GatewayMetrics, UpstreamErrorReason } from './metrics.js';
@@ -32,8 +39,6 @@ const hopByHopHeaders = new Set([
   'te',
   'trailer',
 ]);
-
-export const requestIdHeader = 'x-impulse-request-id';
 
 export interface ForwardRequest {
   readonly request: IncomingMessage;

@@ -1,7 +1,12 @@
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createMetricsRegistry, type ClusterConfig, type Logger } from '@impulse/common';
+import {
+  closeServerGracefully,
+  createMetricsRegistry,
+  type ClusterConfig,
+  type Logger,
+} from '@impulse/common';
 import { createGatewayApp, type GatewayApp } from './app.js';
 import type { GatewayConfig } from './config.js';
 import { ClusterRouter } from './router.js';
@@ -52,11 +57,7 @@ export class Gateway {
     if (!this.readiness.ready && !this.server.listening) return;
     this.readiness.ready = false;
     this.logger.info('gateway: stopping');
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    this.server.closeIdleConnections();
-    const timeout = new Promise<void>((resolve) => setTimeout(resolve, this.config.shutdownTimeout).unref());
-    await Promise.race([closed, timeout]);
-    this.server.closeAllConnections();
+    await closeServerGracefully(this.server, this.config.shutdownTimeout);
     this.gatewayApp.close();
     this.logger.info('gateway: stopped');
   }

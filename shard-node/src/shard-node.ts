@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import {
   ConfigError,
+  closeServerGracefully,
   createMetricsRegistry,
   loadClusterConfig,
   parsePeerAddress,
@@ -144,14 +145,7 @@ export class ShardNode {
     if (!this.readiness.ready && !this.server.listening) return;
     this.readiness.ready = false;
     this.logger.info('server: stopping');
-    const closed = new Promise<void>((resolveClosed) => this.server.close(() => resolveClosed()));
-    this.server.closeIdleConnections();
-    const timeout = new Promise<void>((resolveTimeout) => {
-      const timer = setTimeout(resolveTimeout, this.config.shutdownTimeout);
-      timer.unref();
-    });
-    await Promise.race([closed, timeout]);
-    this.server.closeAllConnections();
+    await closeServerGracefully(this.server, this.config.shutdownTimeout);
     await this.replica.stop();
     this.logger.info('server: stopped, log and engine closed');
   }

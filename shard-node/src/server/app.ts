@@ -10,6 +10,8 @@ import {
   logIfUnexpected,
   observeRequests,
   parseKeyFromPath,
+  parseRequestId,
+  requestIdHeader,
   parsePeerAddress,
   readBody,
   refuseBody,
@@ -215,7 +217,7 @@ async function handleKv(
     }
     case 'PUT':
     case 'DELETE': {
-      const requestId = requestIdOf(request.headers[requestIdHeader]);
+      const requestId = Buffer.from(parseRequestId(request.headers[requestIdHeader]) ?? '', 'latin1');
       let value: Buffer | undefined;
       if (method === 'PUT') {
         try {
@@ -285,20 +287,6 @@ function raftIdOf(replica: Replica, replicaId: string | undefined): number {
   if (member === undefined)
     throw new ImpulseError('MEMBERSHIP_CHANGE_REFUSED', `no member ${replicaId ?? ''} in this group`);
   return member.raftId;
-}
-
-const requestIdHeader = 'x-impulse-request-id';
-const requestIdPattern = /^[A-Za-z0-9_-]{1,64}$/;
-
-function requestIdOf(header: string | string[] | undefined): Buffer {
-  if (header === undefined) return Buffer.alloc(0);
-  if (typeof header !== 'string' || !requestIdPattern.test(header)) {
-    throw new ImpulseError(
-      'INVALID_REQUEST',
-      `${requestIdHeader} must be 1 to 64 characters of [A-Za-z0-9_-]`,
-    );
-  }
-  return Buffer.from(header, 'latin1');
 }
 
 function consistencyOf(value: unknown): 'linearizable' | 'stale' {
