@@ -7,7 +7,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { checkHistory, type HistoryCheck } from './check-history.js';
-import { HistoryFormatError, type HistoryEvent, type Operation } from './history.js';
+import { formatHistoryCheck } from './format.js';
+import { HistoryFormatError, type HistoryEvent } from './history.js';
 
 const usage =
   'usage: npm run check:history -- FILE [--steps-per-key N] [--time-budget MS]\n' +
@@ -48,39 +49,6 @@ export function parseHistory(text: string): HistoryEvent[] {
     events.push(event as HistoryEvent);
   });
   return events;
-}
-
-function describe(operation: Operation): string {
-  const outcome = operation.status === 'info' ? 'unknown outcome' : 'ok';
-  const value =
-    operation.f === 'get'
-      ? ` -> ${JSON.stringify(operation.output)}`
-      : operation.f === 'delete'
-        ? ''
-        : ` ${JSON.stringify(operation.input)}`;
-  const end = Number.isFinite(operation.returnTime) ? operation.returnTime : '∞';
-  return `  #${operation.id} client ${operation.client} ${operation.f}${value} [${operation.invokeTime}, ${end}] (${outcome})`;
-}
-
-export function report(check: HistoryCheck): { text: string; exitCode: number } {
-  const lines: string[] = [];
-  const keys = check.perKey.size;
-  const operations = [...check.perKey.values()].reduce((sum, key) => sum + key.operationCount, 0);
-  lines.push(`history: ${keys} keys, ${operations} operations`);
-  if (check.result === 'not-linearizable' && check.counterexample !== undefined) {
-    lines.push(`key ${JSON.stringify(check.counterexample.key)}: these operations cannot be ordered:`);
-    for (const operation of check.counterexample.operations) lines.push(describe(operation));
-  }
-  if (check.result === 'unknown') {
-    const undecided = [...check.perKey].filter(([, key]) => key.result === 'unknown').map(([key]) => key);
-    lines.push(
-      `the search ran out of budget on ${undecided.length} key(s): ${undecided.slice(0, 10).join(', ')}`,
-    );
-  }
-  const verdict =
-    check.result === 'linearizable' ? 'true' : check.result === 'not-linearizable' ? 'false' : 'unknown';
-  lines.push(`linearizable: ${verdict}`);
-  return { text: lines.join('\n'), exitCode: verdict === 'true' ? 0 : verdict === 'false' ? 1 : 2 };
 }
 
 function main(argv: readonly string[]): number {
@@ -131,7 +99,7 @@ function main(argv: readonly string[]): number {
     process.stderr.write(`check:history: ${file}: ${error.message}\n`);
     return 2;
   }
-  const { text, exitCode } = report(check);
+  const { text, exitCode } = formatHistoryCheck(check);
   process.stdout.write(`${text}\n`);
   return exitCode;
 }

@@ -8,3 +8,4 @@ export { searchLinearization } from './search.js';
 export type { CheckResult, SearchLimits, SearchOutcome } from './search.js';
 export { shrinkCounterexample } from './shrink.js';
 export type { ShrinkLimits } from './shrink.js';
+export { formatHistoryCheck } from './format.js';

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { checkHistory } from '@impulse/common';
-import { parseHistory, report } from '../../src/linearizability/check-history-main.js';
+import { parseHistory } from '../../src/linearizability/check-history-main.js';
+import { formatHistoryCheck } from '../../src/linearizability/format.js';
 
 const lines = (...events: object[]): string => events.map((event) => JSON.stringify(event)).join('\n');
 
@@ -14,7 +15,7 @@ describe('check:history', () => {
         { client: 2, type: 'ok', f: 'get', key: 'x', value: '1', time: 4 },
       ),
     );
-    const { text, exitCode } = report(checkHistory(history));
+    const { text, exitCode } = formatHistoryCheck(checkHistory(history));
     expect(text.split('\n').at(-1)).toBe('linearizable: true');
     expect(exitCode).toBe(0);
   });
@@ -28,7 +29,7 @@ describe('check:history', () => {
         { client: 2, type: 'ok', f: 'get', key: 'x', value: 'never written', time: 4 },
       ),
     );
-    const { text, exitCode } = report(checkHistory(history));
+    const { text, exitCode } = formatHistoryCheck(checkHistory(history));
     expect(text).toContain('key "x": these operations cannot be ordered');
     expect(text).toContain('get -> "never written"');
     expect(text.split('\n').at(-1)).toBe('linearizable: false');
@@ -47,7 +48,9 @@ describe('check:history', () => {
     events.push({ client: 99, type: 'invoke', f: 'get', key: 'k', time: 50 });
     events.push({ client: 99, type: 'ok', f: 'get', key: 'k', value: '7', time: 150 });
     events.sort((a, b) => a.time - b.time);
-    const { text, exitCode } = report(checkHistory(parseHistory(lines(...events)), { stepsPerKeyMax: 10 }));
+    const { text, exitCode } = formatHistoryCheck(
+      checkHistory(parseHistory(lines(...events)), { stepsPerKeyMax: 10 }),
+    );
     expect(text.split('\n').at(-1)).toBe('linearizable: unknown');
     expect(exitCode).toBe(2);
   });

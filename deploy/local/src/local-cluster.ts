@@ -29,6 +29,18 @@ export interface LocalClusterOptions {
   /** Copies each process's log lines here as well as to its log file. */
   readonly onLogLine?: (processName: string, line: string) => void;
   readonly readyTimeoutMs?: number;
+  /**
+   * Puts something between the replicas of a group (the chaos tool's fault-injecting proxy): called
+   * once per replica with the port its peer transport listens on, it answers the port the other
+   * replicas must dial, which becomes the replica's advertised peer address.
+   */
+  readonly advertisePeerPort?: (replica: PeerIdentity, listenPort: number) => Promise<number>;
+}
+
+export interface PeerIdentity {
+  readonly groupId: string;
+  readonly replicaId: string;
+  readonly raftId: number;
 }
 
 export interface ManagedProcess {
@@ -43,8 +55,16 @@ export interface ReplicaProcess extends ManagedProcess {
   readonly groupId: string;
   readonly replicaId: string;
   readonly raftId: number;
+  /** The advertised peer port: what the other replicas dial. */
   readonly peerPort: number;
+  /** The port the replica's peer transport listens on (`peerPort` unless something sits between). */
+  readonly peerListenPort: number;
   readonly dataDirectory: string;
+  /**
+   * Whether the replica joined a live group (`--join`) rather than founding it. A joiner restarts
+   * with `--join` too: one killed before its first snapshot arrived must not found a group of its own.
+   */
+  readonly joined: boolean;
 }
 
 const readyTimeoutMsDefault = 20_000;
@@ -120,13 +140,14 @@ export class LocalCluster {
         const replicaId = `${groupId}-r${replica}`;
         const port = nextPort === 0 ? await freePort(this.host) : nextPort++;
         // Peer ports sit 100 above client ports when ports are fixed (7001 → 7101).
-        const peerPort = nextPort === 0 ? await freePort(this.host) : port + 100;
+        const peerListenPort = nextPort === 0 ? await freePort(this.host) : port + 100;
+        const identity = { groupId, replicaId, raftId: replica };
         this.replicas.push({
           name: replicaId,
-          groupId,
-          replicaId,
-          raftId: replica,
-          peerPort,
+          ...identity,
+          peerPort: await this.advertisedPeerPort(identity, peerListenPort),
+          peerListenPort,
+          joined: false,
           port,
           url: `http://${this.host}:${port}`,
           dataDirectory: join(resolve(this.options.dataDirectory), groupId, replicaId),
@@ -157,12 +178,14 @@ export class LocalCluster {
     const raftId = Math.max(0, ...members.map((member) => member.raftId)) + 1;
     const replicaId = `${groupId}-r${raftId}`;
     const port = await freePort(this.host);
+    const peerListenPort = await freePort(this.host);
+    const identity = { groupId, replicaId, raftId };
     const replica: ReplicaProcess = {
       name: replicaId,
-      groupId,
-      replicaId,
-      raftId,
-      peerPort: await freePort(this.host),
+      ...identity,
+      peerPort: await this.advertisedPeerPort(identity, peerListenPort),
+      peerListenPort,
+      joined: true,
       port,
       url: `http://${this.host}:${port}`,
       dataDirectory: join(resolve(this.options.dataDirectory), groupId, replicaId),
@@ -170,8 +193,14 @@ export class LocalCluster {
       child: undefined,
     };
     this.replicas.push(replica);
-    await this.startReplica(replica, ['--join']);
+    await this.startReplica(replica);
     return replica;
+  }
+
+  private async advertisedPeerPort(identity: PeerIdentity, listenPort: number): Promise<number> {
+    return this.options.advertisePeerPort === undefined
+      ? listenPort
+      : await this.options.advertisePeerPort(identity, listenPort);
   }
 
   /** Stops a replica for good (after its removal from the group) and forgets it. */
@@ -181,19 +210,20 @@ export class LocalCluster {
     this.replicas.splice(this.replicas.indexOf(replica), 1);
   }
 
-  private async startReplica(replica: ReplicaProcess, extraArguments: readonly string[] = []): Promise<void> {
+  private async startReplica(replica: ReplicaProcess): Promise<void> {
     const argumentsList = [
       shardNodeMain,
       `--group-id=${replica.groupId}`,
       `--replica-id=${replica.replicaId}`,
       `--host=${this.host}`,
       `--port=${replica.port}`,
+      `--peer-port=${replica.peerListenPort}`,
       `--engine=${this.options.engine ?? 'leveldb'}`,
       `--data-dir=${replica.dataDirectory}`,
       `--cluster=${JSON.stringify(this.clusterConfig())}`,
       `--log-level=${this.options.logLevel ?? 'info'}`,
       ...(this.options.shardNodeArguments ?? []),
-      ...extraArguments,
+      ...(replica.joined ? ['--join'] : []),
     ];
     await this.spawnAndWait(replica, argumentsList);
   }

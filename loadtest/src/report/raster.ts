@@ -29,6 +29,29 @@ export class Raster {
     }
   }
 
+  /**
+   * Mixes `color` into a rectangle at `opacity` (0 to 1) over what is already drawn, for
+   * translucent shading that keeps whatever lies underneath visible.
+   */
+  blendRect(x: number, y: number, width: number, height: number, color: string, opacity: number): void {
+    const [red, green, blue] = parseColor(color);
+    const alpha = Math.min(Math.max(opacity, 0), 1);
+    const rowEnd = Math.min(Math.round(y + height), this.heightPixels);
+    const columnEnd = Math.min(Math.round(x + width), this.widthPixels);
+    for (let row = Math.max(Math.round(y), 0); row < rowEnd; row++) {
+      for (let column = Math.max(Math.round(x), 0); column < columnEnd; column++) {
+        const offset = (row * this.widthPixels + column) * 3;
+        const mix = (channel: number, value: number): void => {
+          const under = this.pixels[offset + channel] as number;
+          this.pixels[offset + channel] = Math.round(under + (value - under) * alpha);
+        };
+        mix(0, red);
+        mix(1, green);
+        mix(2, blue);
+      }
+    }
+  }
+
   /** A line `thickness` pixels wide; every `dashPixels` pixels on, then off, when dashed. */
   drawLine(
     x0: number,

@@ -13,6 +13,7 @@ import type { NodeId } from '../raft/index.js';
 import { BufferReader, malformed } from './buffer-reader.js';
 import type { BufferWriter } from './buffer-writer.js';
 import { beginFrame, finishFrame } from './frame.js';
+import { FrameDecoder } from './frame-decoder.js';
 
 /** The protocol this transport speaks; a peer with another version is refused. */
 export const protocolVersion = 1;
@@ -110,3 +111,20 @@ export function refuseHello(
 /** Why a handshake was refused. Kept small because it labels a metric. */
 export type HelloRefusal =
   'protocolVersion' | 'clusterId' | 'groupId' | 'receiverId' | 'senderId' | 'unknownPeer';
+
+/**
+ * The hello at the start of a peer connection's byte stream, for tools that sit on peer links
+ * (the chaos tool's fault-injecting proxy names a connection's dialler from it): the hello, or
+ * `undefined` while its frame is incomplete, or `null` when the bytes are not a valid hello frame.
+ */
+export function helloAtStreamStart(bytes: Buffer, frameBytesMax = 4096): Hello | null | undefined {
+  const decoder = new FrameDecoder(frameBytesMax);
+  decoder.push(bytes);
+  try {
+    const frame = decoder.next();
+    if (frame === undefined) return undefined;
+    return frame.kind === 'hello' ? decodeHello(frame.payload) : null;
+  } catch {
+    return null;
+  }
+}

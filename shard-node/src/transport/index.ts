@@ -39,6 +39,7 @@ export {
 } from './frame.js';
 export {
   decodeHello,
+  helloAtStreamStart,
   encodeHelloFrame,
   protocolVersion,
   type ConnectionPurpose,

@@ -1,0 +1,90 @@
+import { option } from '@impulse/common';
+
+export const chaosProgram = {
+  name: 'npm run chaos --',
+  summary:
+    'starts a local cluster whose peer links go through a fault-injecting proxy, runs a register workload through the gateway while nemeses kill, pause, partition and replace replicas, then checks the history for linearizability and lost writes and writes a report',
+};
+
+/** The options of `npm run chaos`; environment variables are IMPULSE_CHAOS_*. */
+export const chaosOptions = {
+  time: option.integer({
+    description: 'Seconds of workload under faults (the final heal, reads and check come after).',
+    default: 60,
+    min: 1,
+    max: 86_400,
+    env: 'IMPULSE_CHAOS_TIME',
+  }),
+  nemesis: option.string({
+    description: 'Comma-separated nemeses: kill, pause, partition, member (or all, or none).',
+    default: 'all',
+    env: 'IMPULSE_CHAOS_NEMESIS',
+  }),
+  seed: option.integer({
+    description: 'Seed of the fault schedule and of the workload; 0 picks one (printed).',
+    default: 0,
+    min: 0,
+    max: 2 ** 32 - 1,
+    env: 'IMPULSE_CHAOS_SEED',
+  }),
+  clients: option.integer({
+    description: 'Concurrent clients, each with one operation outstanding.',
+    default: 16,
+    min: 1,
+    max: 200,
+    env: 'IMPULSE_CHAOS_CLIENTS',
+  }),
+  keys: option.integer({
+    description: 'Registers in use at once (small, so that operations collide).',
+    default: 6,
+    min: 1,
+    max: 1000,
+    env: 'IMPULSE_CHAOS_KEYS',
+  }),
+  operationsPerKey: option.integer({
+    description: 'Operations one register receives before a fresh register replaces it.',
+    default: 150,
+    min: 1,
+    max: 100_000,
+    env: 'IMPULSE_CHAOS_OPERATIONS_PER_KEY',
+  }),
+  requestTimeout: option.milliseconds({
+    description: 'A client gives up on a request after this; the operation is then indeterminate.',
+    default: 5_000,
+    min: 100,
+    max: 600_000,
+    env: 'IMPULSE_CHAOS_REQUEST_TIMEOUT',
+  }),
+  groups: option.integer({
+    description: 'Shard groups.',
+    default: 3,
+    min: 1,
+    max: 16,
+    env: 'IMPULSE_CHAOS_GROUPS',
+  }),
+  replicasPerGroup: option.integer({
+    description: 'Replicas per group.',
+    default: 3,
+    min: 1,
+    max: 7,
+    env: 'IMPULSE_CHAOS_REPLICAS_PER_GROUP',
+  }),
+  results: option.string({
+    description: 'Folder under which each run writes <timestamp>-chaos-<seed>/.',
+    default: 'results',
+    env: 'IMPULSE_CHAOS_RESULTS',
+  }),
+  checkTimeBudget: option.milliseconds({
+    description: 'Wall-clock budget of the linearizability check; past it, undecided keys are unknown.',
+    default: 300_000,
+    min: 1_000,
+    max: 86_400_000,
+    env: 'IMPULSE_CHAOS_CHECK_TIME_BUDGET',
+  }),
+  keepData: option.boolean({
+    description:
+      "Keep the replicas' data directories after a run that passed (failed runs always keep them).",
+    default: false,
+    env: 'IMPULSE_CHAOS_KEEP_DATA',
+  }),
+};

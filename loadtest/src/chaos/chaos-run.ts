@@ -1,0 +1,254 @@
+/**
+ * One chaos run: a local cluster whose peer links pass through a fault-injecting proxy, the
+ * register workload through the gateway, the nemeses, then heal, final reads, the
+ * linearizability check and the report.
+ */
+import { createWriteStream } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { checkHistory, formatHistoryCheck, type HistoryCheck } from '@impulse/common';
+import { LocalCluster } from '@impulse/local-cluster';
+import { helloAtStreamStart } from '@impulse/shard-node';
+import { SeededRandom } from '../random.js';
+import { createResultsDirectory, writeResultFiles } from '../results-directory.js';
+import { renderChaosHtml, renderChaosPng, type ChaosSecond } from './chaos-report.js';
+import { FaultNetwork } from './fault-network.js';
+import { Nemesis, type FaultRecord, type NemesisName } from './nemesis.js';
+import { RegisterWorkload, type WorkloadSecond } from './register-workload.js';
+
+export interface ChaosRunOptions {
+  readonly timeSeconds: number;
+  readonly nemeses: ReadonlySet<NemesisName>;
+  readonly seed: number;
+  readonly clients: number;
+  readonly keysActive: number;
+  readonly operationsPerKeyMax: number;
+  readonly requestTimeoutMs: number;
+  readonly groups: number;
+  readonly replicasPerGroup: number;
+  readonly resultsRoot: string;
+  readonly checkTimeBudgetMs: number;
+  readonly keepData: boolean;
+  /** Progress and nemesis lines (stderr for the command). */
+  readonly log: (line: string) => void;
+  /** The command line, for the report. */
+  readonly commandLine: string;
+}
+
+export type Verdict = 'true' | 'false' | 'unknown';
+
+export interface ChaosRunResult {
+  readonly operations: number;
+  readonly faults: number;
+  readonly linearizable: Verdict;
+  readonly lostWrites: readonly string[];
+  readonly resultsDirectory: string;
+  /** `chaos: <ops> ops, <faults> faults, linearizable: <verdict>, lost acknowledged writes: <n>` */
+  readonly finalLine: string;
+}
+
+const host = '127.0.0.1';
+const recoveryTimeoutMs = 60_000;
+
+export async function runChaos(options: ChaosRunOptions): Promise<ChaosRunResult> {
+  const random = new SeededRandom(options.seed);
+  const next = (): number => random.nextDouble();
+  const directory = await createResultsDirectory(options.resultsRoot, `chaos-${options.seed}`);
+  const dataDirectory = join(directory, 'cluster');
+  const log = (line: string): void => options.log(line);
+  log(`chaos: seed ${options.seed}, results in ${directory}`);
+
+  const network = FaultNetwork.create({
+    host,
+    // A peer connection opens with the dialler's hello; LocalCluster names replicas <group>-r<raft id>.
+    identifyDialler: (firstBytes) => {
+      const hello = helloAtStreamStart(firstBytes);
+      if (hello === undefined || hello === null) return hello;
+      return `${hello.groupId}-r${hello.senderId}`;
+    },
+  });
+  let cluster: LocalCluster | undefined;
+  let workload: RegisterWorkload | undefined;
+  const historyStream = createWriteStream(join(directory, 'history.jsonl'));
+  try {
+    cluster = await LocalCluster.start({
+      groups: options.groups,
+      replicasPerGroup: options.replicasPerGroup,
+      dataDirectory,
+      host,
+      advertisePeerPort: (replica, listenPort) =>
+        network.addNode(replica.replicaId, { host, port: listenPort }),
+      // Small snapshots, so that restarted and new replicas catch up by snapshot under faults too.
+      shardNodeArguments: ['--snapshot-entries=1000', '--snapshot-catch-up-entries=200'],
+      // The gateway gives up before the clients do, so that most failures carry its error code.
+      gatewayArguments: [`--request-deadline=${Math.max(100, options.requestTimeoutMs - 1_000)}`],
+    });
+    log(
+      `chaos: ${options.groups} groups × ${options.replicasPerGroup} replicas, gateway ${cluster.gatewayUrl}, ` +
+        `${options.clients} clients, nemeses ${[...options.nemeses].join(',') || 'none'}, ${options.timeSeconds} s`,
+    );
+
+    const activeWorkload = new RegisterWorkload({
+      gatewayUrl: cluster.gatewayUrl,
+      clients: options.clients,
+      keysActive: options.keysActive,
+      operationsPerKeyMax: options.operationsPerKeyMax,
+      requestTimeoutMs: options.requestTimeoutMs,
+      uniqueWriteFraction: 0.1,
+      backoffMs: 250,
+      keyPrefix: `chaos-${options.seed}`,
+      random: next,
+      onEvent: (event) => historyStream.write(`${JSON.stringify(event)}\n`),
+    });
+    workload = activeWorkload;
+    const nemesis = new Nemesis(cluster, network, {
+      enabled: options.nemeses,
+      nowSeconds: () => activeWorkload.nowMs() / 1000,
+      random: next,
+      log,
+      faultSecondsMin: 2,
+      faultSecondsMax: 8,
+      quietSecondsMin: 1,
+      quietSecondsMax: 4,
+      memberIntervalSecondsMin: 10,
+      memberIntervalSecondsMax: 25,
+    });
+
+    activeWorkload.start();
+    nemesis.start();
+    const progress = setInterval(() => {
+      const counts = activeWorkload.outcome().counts;
+      log(
+        `chaos: ${Math.round(activeWorkload.nowMs() / 1000)}/${options.timeSeconds} s, ` +
+          `${counts.ok} ok, ${counts.info} indeterminate, ${counts.fail} failed, ${nemesis.faultCount} faults`,
+      );
+    }, 5_000);
+    await new Promise((resolve) => setTimeout(resolve, options.timeSeconds * 1000));
+    clearInterval(progress);
+
+    log('chaos: healing every fault');
+    await nemesis.stop();
+    await activeWorkload.stop();
+    await waitForLeaders(cluster);
+    log('chaos: final reads');
+    const lostWrites = await activeWorkload.finalReads();
+    const outcome = activeWorkload.outcome();
+
+    log(`chaos: checking ${outcome.events.length} history events`);
+    const check = checkHistory(outcome.events, { timeBudgetMs: options.checkTimeBudgetMs });
+    const linearizable = verdictOf(check);
+    const checkText = formatHistoryCheck(check).text;
+    const operations = outcome.counts.ok + outcome.counts.fail + outcome.counts.info;
+    const finalLine =
+      `chaos: ${operations} ops, ${nemesis.faultCount} faults, linearizable: ${linearizable}, ` +
+      `lost acknowledged writes: ${lostWrites.length}`;
+
+    const summaryLines = [
+      `seed ${options.seed}; nemeses ${[...options.nemeses].join(',') || 'none'}; ${options.timeSeconds} s; ${options.clients} clients`,
+      `operations: ${outcome.counts.ok} ok, ${outcome.counts.info} indeterminate, ${outcome.counts.fail} failed`,
+      `faults: ${nemesis.faultCount}`,
+      `linearizable: ${linearizable}`,
+      `lost acknowledged writes: ${lostWrites.length} of ${outcome.acknowledgedUniqueWrites.size}`,
+      `command: ${options.commandLine}`,
+    ];
+    const reportInput = {
+      title: `chaos seed=${options.seed} nemesis=${[...options.nemeses].join(',') || 'none'}`,
+      summaryLines,
+      seconds: outcome.seconds.map(summarizeSecond),
+      faults: nemesis.faults.map(toInterval),
+      anomalies: [
+        ...(linearizable === 'true' ? [] : [checkText]),
+        ...(lostWrites.length === 0 ? [] : [`lost acknowledged writes:\n${lostWrites.join('\n')}`]),
+      ],
+    };
+    await writeResultFiles(directory, [
+      ['report.html', renderChaosHtml(reportInput)],
+      ['report.png', renderChaosPng(reportInput)],
+      ['check.txt', `${checkText}\n`],
+      ['faults.json', `${JSON.stringify(nemesis.faults, null, 2)}\n`],
+      [
+        'summary.json',
+        `${JSON.stringify(
+          {
+            seed: options.seed,
+            timeSeconds: options.timeSeconds,
+            nemeses: [...options.nemeses],
+            clients: options.clients,
+            counts: outcome.counts,
+            faults: nemesis.faultCount,
+            linearizable,
+            lostWrites,
+            proxy: network.stats(),
+          },
+          null,
+          2,
+        )}\n`,
+      ],
+    ]);
+    log(`chaos: ${checkText.split('\n').join('\nchaos: ')}`);
+    log(`chaos: report ${join(directory, 'report.html')}`);
+    const passed = linearizable === 'true' && lostWrites.length === 0;
+    await cluster.stop();
+    cluster = undefined;
+    if (passed && !options.keepData) {
+      // The logs stay; the replicas' data of a run that passed is only disk space.
+      for (let group = 1; group <= options.groups; group++) {
+        await rm(join(dataDirectory, `g${group}`), { recursive: true, force: true });
+      }
+    }
+    return {
+      operations,
+      faults: nemesis.faultCount,
+      linearizable,
+      lostWrites,
+      resultsDirectory: directory,
+      finalLine,
+    };
+  } finally {
+    workload?.close();
+    await cluster?.stop();
+    await network.close();
+    await new Promise((resolve) => historyStream.end(resolve));
+  }
+}
+
+function verdictOf(check: HistoryCheck): Verdict {
+  if (check.result === 'linearizable') return 'true';
+  return check.result === 'not-linearizable' ? 'false' : 'unknown';
+}
+
+function summarizeSecond(second: WorkloadSecond): ChaosSecond {
+  const sorted = [...second.latenciesMs].sort((a, b) => a - b);
+  const at = (quantile: number): number | undefined =>
+    sorted.length === 0
+      ? undefined
+      : sorted[Math.min(sorted.length - 1, Math.floor(quantile * sorted.length))];
+  return {
+    ok: second.ok,
+    fail: second.fail,
+    info: second.info,
+    latencyP50Ms: at(0.5),
+    latencyP99Ms: at(0.99),
+    latencyMaxMs: sorted.at(-1),
+  };
+}
+
+function toInterval(fault: FaultRecord): {
+  startSeconds: number;
+  endSeconds: number | undefined;
+  nemesis: string;
+  description: string;
+} {
+  return {
+    startSeconds: fault.startSeconds,
+    endSeconds: fault.endSeconds,
+    nemesis: fault.nemesis,
+    description: fault.description,
+  };
+}
+
+/** After the heal, every group must elect a leader again before the final reads. */
+async function waitForLeaders(cluster: LocalCluster): Promise<void> {
+  const groups = [...new Set(cluster.replicas.map((replica) => replica.groupId))];
+  await Promise.all(groups.map((group) => cluster.leaderOf(group, recoveryTimeoutMs)));
+}
