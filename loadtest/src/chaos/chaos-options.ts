@@ -70,7 +70,7 @@ export const chaosOptions = {
     env: 'IMPULSE_CHAOS_REPLICAS_PER_GROUP',
   }),
   results: option.string({
-    description: 'Folder under which each run writes <timestamp>-chaos-<seed>/.',
+    description: 'Folder under which each run writes a folder named after its start time and seed.',
     default: 'results',
     env: 'IMPULSE_CHAOS_RESULTS',
   }),
