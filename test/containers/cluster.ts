@@ -1,4 +1,6 @@
+import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { promisify } from 'node:util';
 import {
   GenericContainer,
   Network,
@@ -15,6 +17,8 @@ import {
   suiteLabel,
   suiteLabelValue,
 } from './docker.js';
+
+const execFileAsync = promisify(execFile);
 
 /** Ports inside the containers: the image's defaults (deploy/Dockerfile EXPOSE). */
 export const replicaPort = 7001;
@@ -212,15 +216,21 @@ export class ContainerCluster {
     return urlOf(this.replica(replicaId));
   }
 
-  /** Up to `lines` of a node's output, for failure messages. */
+  /**
+   * Up to `lines` of a node's output, for failure messages. Read with the docker CLI: testcontainers'
+   * `logs()` always follows the stream, which never ends while the container runs.
+   */
   async logs(node: ClusterNode, lines = 50): Promise<string> {
-    const stream = await node.container.logs({ tail: lines });
-    const chunks: Buffer[] = [];
-    return new Promise((resolve) => {
-      stream.on('data', (chunk: Buffer | string) => chunks.push(Buffer.from(chunk)));
-      stream.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-      stream.on('error', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    });
+    try {
+      const { stdout, stderr } = await execFileAsync(
+        'docker',
+        ['logs', '--tail', String(lines), node.container.getId()],
+        { timeout: 10_000, maxBuffer: 16 * 1024 * 1024 },
+      );
+      return stdout + stderr;
+    } catch (error) {
+      return `(no logs: ${(error as Error).message})`;
+    }
   }
 
   /** Removes every container, volume and the network, whatever state a fault left them in. */

@@ -176,20 +176,26 @@ export class Replica {
       // on every founding replica alike. A replica that joins later has an empty log and no
       // configuration; the leader cannot send it entries from before index 2, so it sends the
       // snapshot, which carries the configuration (and everything else) to the newcomer.
+      let founded = false;
       if (!options.join && stateMachine.appliedIndex === 0 && logStore.lastIndex() === 0) {
         await stateMachine.bootstrap(initialConfState);
+        founded = true;
         logger.info({ voters: initialConfState.voters }, 'replica: founded the group');
       }
       // The state machine is switched before the log records an installed snapshot: a crash in
-      // between leaves a state machine ahead of the log, which the log catches up with here.
+      // between leaves a state machine ahead of the log, which the log catches up with here. A
+      // founding replica takes the same path on purpose (its founding snapshot is in the state
+      // machine only), which is routine and not worth a warning.
       if (
         stateMachine.appliedIndex > logStore.lastIndex() &&
         stateMachine.appliedIndex > logStore.snapshot().metadata.index
       ) {
-        logger.warn(
-          { applied: stateMachine.appliedIndex, lastIndex: logStore.lastIndex() },
-          'replica: the state machine is ahead of the log (interrupted snapshot install); repairing the log',
-        );
+        if (!founded) {
+          logger.warn(
+            { applied: stateMachine.appliedIndex, lastIndex: logStore.lastIndex() },
+            'replica: the state machine is ahead of the log (interrupted snapshot install); repairing the log',
+          );
+        }
         await logStore.applySnapshotMetadata({
           index: stateMachine.appliedIndex,
           term: stateMachine.appliedTerm,
