@@ -1,18 +1,4 @@
-import { ConfigError, HelpRequested } from '@impulse/common';
 import { runBenchCommand } from './bench-command.js';
+import { runCommandMain } from './command-main.js';
 
-try {
-  process.exitCode = await runBenchCommand(process.argv.slice(2), process.env);
-} catch (error) {
-  if (error instanceof HelpRequested) {
-    process.stdout.write(`${error.text}\n`);
-  } else if (error instanceof ConfigError) {
-    process.stderr.write(`bench: ${error.message}\n`);
-    process.exitCode = 2;
-  } else {
-    process.stderr.write(
-      `bench: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
-    );
-    process.exitCode = 1;
-  }
-}
+await runCommandMain('bench', runBenchCommand);

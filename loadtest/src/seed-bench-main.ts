@@ -1,18 +1,4 @@
-import { ConfigError, HelpRequested } from '@impulse/common';
+import { runCommandMain } from './command-main.js';
 import { runSeedBenchCommand } from './seed-bench-command.js';
 
-try {
-  process.exitCode = await runSeedBenchCommand(process.argv.slice(2), process.env);
-} catch (error) {
-  if (error instanceof HelpRequested) {
-    process.stdout.write(`${error.text}\n`);
-  } else if (error instanceof ConfigError) {
-    process.stderr.write(`bench:seed: ${error.message}\n`);
-    process.exitCode = 2;
-  } else {
-    process.stderr.write(
-      `bench:seed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
-    );
-    process.exitCode = 1;
-  }
-}
+await runCommandMain('bench:seed', runSeedBenchCommand);
