@@ -135,7 +135,9 @@ export function refuseBody(request: IncomingMessage, response: ServerResponse, e
       socket.resume();
     };
   }
-  sendError(response, error);
+  // Say so in the answer too: a keep-alive client would otherwise keep sending the rest of a
+  // chunked body on a connection it believes stays open.
+  sendError(response, error, request.complete ? {} : { connection: 'close' });
 }
 
 const observedSinceMs = Symbol('observedSinceMs');

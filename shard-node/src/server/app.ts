@@ -1,17 +1,14 @@
-import express, { type Express, type Request, type Response } from 'express';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import express, { type Request, type Response } from 'express';
 import {
   ImpulseError,
   allowMethods,
-  methodNotAllowed,
   metricsHandler,
   readOnlyMethods,
   routeNotFoundHandler,
   createHttpMetrics,
   logIfUnexpected,
   observeRequests,
-  parseKeyFromPath,
-  parseRequestId,
-  requestIdHeader,
   parsePeerAddress,
   readBody,
   refuseBody,
@@ -22,10 +19,9 @@ import {
   type Registry,
 } from '@impulse/common';
 import type { ShardNodeConfig } from '../config.js';
-import type { Command } from '../state-machine/index.js';
 import type { MemberSpec, Replica } from '../replica/index.js';
-import { isEngineError } from '../storage/index.js';
-import { createStorageMetrics, type StorageMetrics } from './metrics.js';
+import { createKvRoute, storageError, type RequestListener } from './kv.js';
+import { createStorageMetrics } from './metrics.js';
 
 export interface ShardAppContext {
   readonly config: ShardNodeConfig;
@@ -37,7 +33,6 @@ export interface ShardAppContext {
   readonly isReady: () => boolean;
 }
 
-const kvMethods = ['GET', 'HEAD', 'PUT', 'DELETE'] as const;
 const routes = [
   '/kv/{key}',
   '/metrics',
@@ -59,9 +54,19 @@ function routeOf(request: Request): string {
   return 'unmatched';
 }
 
-/** The client API of one replica: `/kv/{key}`, metrics, health, readiness and status. */
-export function createShardApp(context: ShardAppContext): Express {
-  const { replica, logger, registry } = context;
+const noop = (): void => {};
+
+/**
+ * The client API of one replica, as the server's request listener: `/kv/{key}`, metrics, health,
+ * readiness, status and the admin routes.
+ *
+ * A request whose URL starts with `/kv/` goes straight to the key route; everything else (health,
+ * readiness, metrics, `/admin/...`, and the JSON 404 for `/kv`, `/KV/...` or an absolute-form URL)
+ * goes through express. The data path skips express's router: its layer walk, prefix trimming and
+ * per-request prototype swaps cost more than the key route's own work (docs/benchmarks.md).
+ */
+export function createShardApp(context: ShardAppContext): RequestListener {
+  const { config, replica, logger, registry } = context;
   const httpMetrics = createHttpMetrics(registry);
   const storageMetrics = createStorageMetrics(registry, () => replica.engine);
   const app = express();
@@ -70,15 +75,19 @@ export function createShardApp(context: ShardAppContext): Express {
   app.set('query parser', 'simple');
   app.use(observeRequests(httpMetrics, (request) => routeOf(request as Request)));
 
-  app.use('/kv/', (request, response, next) => {
-    // Express mounts '/kv/' on '/kv' too; a bare '/kv' is not a key route.
-    if (!request.originalUrl.startsWith('/kv/')) return next();
-    void handleKv(request, response, context, storageMetrics).catch((error: unknown) => {
-      const failure = toImpulseError(error);
-      logIfUnexpected(logger, failure, { method: request.method, url: request.originalUrl });
-      refuseBody(request, response, failure);
-    });
-  });
+  // The data path: the same HTTP metrics as express's routes, under the route `/kv/{key}`.
+  const observeKv = observeRequests(httpMetrics, () => '/kv/{key}');
+  const handleKv = createKvRoute({ config, replica, logger, storageMetrics });
+  function handle(request: IncomingMessage, response: ServerResponse): void {
+    // Only a URL that starts with '/kv/' exactly is a key route, as when express routed it: express
+    // matched '/kv' and '/KV/...' too, and passed them on to its 404.
+    if (request.url?.startsWith('/kv/') !== true) {
+      app(request, response);
+      return;
+    }
+    observeKv(request, response, noop);
+    handleKv(request, response);
+  }
 
   app.all(
     '/healthz',
@@ -173,73 +182,7 @@ export function createShardApp(context: ShardAppContext): Express {
   );
 
   app.use(routeNotFoundHandler(routes));
-  return app;
-}
-
-function storageError(error: unknown): ImpulseError {
-  if (error instanceof ImpulseError) return error;
-  if (isEngineError(error, 'ENGINE_CLOSED')) {
-    return new ImpulseError('NOT_READY', 'the replica is stopping', { cause: error });
-  }
-  return new ImpulseError('STORAGE_ERROR', 'the storage engine failed the operation', { cause: error });
-}
-
-async function handleKv(
-  request: Request,
-  response: Response,
-  context: ShardAppContext,
-  storageMetrics: StorageMetrics,
-): Promise<void> {
-  const { config, replica } = context;
-  const method = request.method;
-  if (!(kvMethods as readonly string[]).includes(method)) {
-    sendError(response, methodNotAllowed(method, kvMethods), { allow: kvMethods.join(', ') });
-    return;
-  }
-  // Parse the raw URL: Express would decode the path itself and answer malformed escapes its own way.
-  const key = parseKeyFromPath(request.originalUrl, config.keyBytesMax);
-  switch (method) {
-    case 'GET':
-    case 'HEAD': {
-      const consistency = consistencyOf(request.query['consistency']);
-      const value = await storageMetrics
-        .time('get', () => replica.read(key, consistency))
-        .catch((error: unknown) => {
-          throw storageError(error);
-        });
-      if (value === undefined) {
-        sendError(response, new ImpulseError('NOT_FOUND', 'no such key'));
-        return;
-      }
-      response.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': value.length });
-      response.end(method === 'HEAD' ? undefined : value);
-      return;
-    }
-    case 'PUT':
-    case 'DELETE': {
-      const requestId = Buffer.from(parseRequestId(request.headers[requestIdHeader]) ?? '', 'latin1');
-      let value: Buffer | undefined;
-      if (method === 'PUT') {
-        try {
-          value = await readBody(request, config.valueBytesMax);
-        } catch (error) {
-          refuseBody(request, response, toImpulseError(error));
-          return;
-        }
-      }
-      const command: Command =
-        value === undefined
-          ? { operation: 'delete', requestId, key }
-          : { operation: 'put', requestId, key, value };
-      await storageMetrics
-        .time(method === 'PUT' ? 'put' : 'delete', () => replica.write(command))
-        .catch((error: unknown) => {
-          throw storageError(error);
-        });
-      response.writeHead(204).end();
-      return;
-    }
-  }
+  return handle;
 }
 
 const adminBodyBytesMax = 64 * 1024;
@@ -287,12 +230,4 @@ function raftIdOf(replica: Replica, replicaId: string | undefined): number {
   if (member === undefined)
     throw new ImpulseError('MEMBERSHIP_CHANGE_REFUSED', `no member ${replicaId ?? ''} in this group`);
   return member.raftId;
-}
-
-function consistencyOf(value: unknown): 'linearizable' | 'stale' {
-  if (value === undefined || value === 'linearizable') return 'linearizable';
-  if (value === 'stale') return 'stale';
-  throw new ImpulseError('INVALID_REQUEST', 'consistency must be linearizable or stale', {
-    details: { allowed: ['linearizable', 'stale'] },
-  });
 }

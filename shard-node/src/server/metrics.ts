@@ -40,23 +40,47 @@ export function createStorageMetrics(registry: Registry, engineOf: () => Engine)
       this.set({ engine: engine.name }, await engine.approximateKeyCount());
     },
   });
+  // Resolving a label set costs an object and a label check per call; the children of each
+  // (engine, operation) are resolved once and kept. The set is bounded: one engine per replica and
+  // the five operations.
+  const children = new Map<string, Map<StorageOperation, OperationChildren>>();
+  function childrenOf(engine: string, operation: StorageOperation): OperationChildren {
+    let byOperation = children.get(engine);
+    if (byOperation === undefined) {
+      byOperation = new Map();
+      children.set(engine, byOperation);
+    }
+    let resolved = byOperation.get(operation);
+    if (resolved === undefined) {
+      resolved = {
+        ok: operations.labels({ engine, operation, outcome: 'ok' }),
+        error: operations.labels({ engine, operation, outcome: 'error' }),
+        durationSeconds: durationSeconds.labels({ engine, operation }),
+      };
+      byOperation.set(operation, resolved);
+    }
+    return resolved;
+  }
   return {
     async time(operation, run) {
-      const engine = engineOf();
-      const startedAt = process.hrtime.bigint();
+      const resolved = childrenOf(engineOf().name, operation);
+      const startedAtMs = performance.now();
       try {
         const result = await run();
-        operations.inc({ engine: engine.name, operation, outcome: 'ok' });
+        resolved.ok.inc();
         return result;
       } catch (error) {
-        operations.inc({ engine: engine.name, operation, outcome: 'error' });
+        resolved.error.inc();
         throw error;
       } finally {
-        durationSeconds.observe(
-          { engine: engine.name, operation },
-          Number(process.hrtime.bigint() - startedAt) / 1e9,
-        );
+        resolved.durationSeconds.observe((performance.now() - startedAtMs) / 1000);
       }
     },
   };
+}
+
+interface OperationChildren {
+  readonly ok: { inc(): void };
+  readonly error: { inc(): void };
+  readonly durationSeconds: { observe(value: number): void };
 }
