@@ -1,4 +1,5 @@
 import type { ChartBand, ChartLane, ChartSeries, ChartSpec } from '../report/chart-spec.js';
+import { escapeHtml } from '../report/html-report.js';
 import { encodePng } from '../report/png-encoder.js';
 import { Raster } from '../report/raster.js';
 import { drawRasterChart } from '../report/raster-chart.js';
@@ -67,9 +68,6 @@ const pngLaneHeightPixels = 26;
 const pngTimelineFramePixels = 86;
 
 const xLabel = 'seconds since the start of the run';
-
-const escapeHtml = (text: string): string =>
-  text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 
 /** Seconds with one decimal: faults are scheduled at sub-second times, and more digits are noise. */
 const formatSeconds = (seconds: number): string => seconds.toFixed(1);

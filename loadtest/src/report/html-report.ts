@@ -2,7 +2,8 @@ import type { TargetResult } from '../benchmark.js';
 import { resultCharts } from './result-charts.js';
 import { renderSvgChart } from './svg-chart.js';
 
-const escapeHtml = (text: string): string =>
+/** Text made safe for HTML content and attribute values. */
+export const escapeHtml = (text: string): string =>
   text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 
 export interface ReportContext {
