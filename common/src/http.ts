@@ -140,6 +140,23 @@ export function refuseBody(request: IncomingMessage, response: ServerResponse, e
   sendError(response, error, request.complete ? {} : { connection: 'close' });
 }
 
+/**
+ * Reads a body with `readBody`; when it is refused (too large, malformed, cut off) answers the
+ * refusal with `refuseBody` and resolves `undefined`, so the caller only has to stop.
+ */
+export async function readBodyOrRefuse(
+  request: IncomingMessage,
+  response: ServerResponse,
+  valueBytesMax: number,
+): Promise<Buffer | undefined> {
+  try {
+    return await readBody(request, valueBytesMax);
+  } catch (error) {
+    refuseBody(request, response, toImpulseError(error));
+    return undefined;
+  }
+}
+
 const observedSinceMs = Symbol('observedSinceMs');
 type ObservedResponse = ServerResponse & { [observedSinceMs]?: number };
 

@@ -14,7 +14,7 @@ import {
   parseKeyFromPath,
   parseRequestId,
   requestIdHeader,
-  readBody,
+  readBodyOrRefuse,
   refuseBody,
   sendError,
   sendJson,
@@ -144,14 +144,10 @@ export function createGatewayApp(context: GatewayContext): GatewayApp {
     }
     let body: Buffer | undefined;
     if (method === 'PUT') {
-      try {
-        // The body is read (up to the limit) before the shard group is contacted, so that a
-        // refused body changes nothing, and so that it can be sent again on a retry.
-        body = await readBody(request, config.valueBytesMax);
-      } catch (error) {
-        refuseBody(request, response, toImpulseError(error));
-        return;
-      }
+      // The body is read (up to the limit) before the shard group is contacted, so that a
+      // refused body changes nothing, and so that it can be sent again on a retry.
+      body = await readBodyOrRefuse(request, response, config.valueBytesMax);
+      if (body === undefined) return;
     }
     // `request.url` is the path the client sent (no router rewrote it): the replica sees it as is.
     forwarder.forward({ request, response, route, body: body ?? emptyBody, requestId });

@@ -6,7 +6,7 @@ import {
   methodNotAllowed,
   parseKeyFromPath,
   parseRequestId,
-  readBody,
+  readBodyOrRefuse,
   refuseBody,
   requestIdHeader,
   sendError,
@@ -77,12 +77,8 @@ export function createKvRoute(context: KvRouteContext): RequestListener {
         const requestId = given === undefined ? emptyRequestId : Buffer.from(given, 'latin1');
         let value: Buffer | undefined;
         if (method === 'PUT') {
-          try {
-            value = await readBody(request, config.valueBytesMax);
-          } catch (error) {
-            refuseBody(request, response, toImpulseError(error));
-            return;
-          }
+          value = await readBodyOrRefuse(request, response, config.valueBytesMax);
+          if (value === undefined) return;
         }
         const command: Command =
           value === undefined
