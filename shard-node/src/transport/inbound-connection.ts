@@ -210,10 +210,14 @@ export class InboundConnection {
     }
     if (refusal !== undefined) {
       this.context.metrics.handshakesRefused.inc({ reason: refusal });
+      // A sender of this cluster and group that is not a member is routine during membership
+      // changes (a replica started with --join dials before the leader adds it, a removed one
+      // until it is stopped): info, not a warning. Every refusal is counted all the same.
       this.context.warnings.warn(
         `inboundRefused:${refusal}`,
         { remoteAddress: this.socket.remoteAddress, reason: refusal, hello },
         'transport: refused a connection whose hello is not for this replica',
+        refusal === 'unknownPeer' ? 'info' : 'warn',
       );
       this.close();
       return;

@@ -15,7 +15,13 @@ export class WarningLimiter {
     private readonly nowMs: () => number,
   ) {}
 
-  warn(kind: string, fields: Record<string, unknown>, message: string): void {
+  /** `level` lowers a kind that is routine (a joining or removed peer) to `info`. */
+  warn(
+    kind: string,
+    fields: Record<string, unknown>,
+    message: string,
+    level: 'warn' | 'info' = 'warn',
+  ): void {
     const now = this.nowMs();
     const last = this.lastByKind.get(kind);
     if (last !== undefined && now - last.loggedAtMs < this.intervalMs) {
@@ -24,6 +30,6 @@ export class WarningLimiter {
     }
     const suppressed = last?.suppressed ?? 0;
     this.lastByKind.set(kind, { loggedAtMs: now, suppressed: 0 });
-    this.logger.warn(suppressed > 0 ? { ...fields, suppressed } : fields, message);
+    this.logger[level](suppressed > 0 ? { ...fields, suppressed } : fields, message);
   }
 }
