@@ -13,8 +13,15 @@ export interface ErrorDefinition {
 /** Every code, with its status and what it means. `docs/errors.md` documents the same list. */
 export const errorRegistry = {
   INVALID_KEY: { status: 400, description: 'The key is empty, over the key size limit, or not valid UTF-8.' },
-  INVALID_ENCODING: { status: 400, description: 'The key path segment has an invalid percent-encoding.' },
+  INVALID_ENCODING: {
+    status: 400,
+    description: 'The key path segment or a query parameter has an invalid percent-encoding.',
+  },
   INVALID_REQUEST: { status: 400, description: 'A query parameter or header has an invalid value.' },
+  INVALID_CONTINUATION: {
+    status: 400,
+    description: 'The `continue` token of a scan is not one that a scan answered as `next`.',
+  },
   NOT_FOUND: { status: 404, description: 'The key does not exist.' },
   ROUTE_NOT_FOUND: { status: 404, description: 'No route matches the request path.' },
   METHOD_NOT_ALLOWED: { status: 405, description: 'The route exists but not for this method; see `Allow`.' },

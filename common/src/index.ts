@@ -4,6 +4,7 @@ export * from './slot.js';
 export * from './slot-table.js';
 export * from './cluster-config.js';
 export * from './key.js';
+export * from './scan.js';
 export * from './logger.js';
 export * from './metrics.js';
 export * from './http.js';

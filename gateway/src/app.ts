@@ -4,6 +4,7 @@ import express, { type Express, type Request } from 'express';
 import {
   ImpulseError,
   allowMethods,
+  isScanPath,
   methodNotAllowed,
   metricsHandler,
   readOnlyMethods,
@@ -25,8 +26,10 @@ import {
 } from '@impulse/common';
 import type { GatewayConfig } from './config.js';
 import { Forwarder } from './forwarder.js';
+import { GroupReader } from './group-reader.js';
 import { createGatewayMetrics } from './metrics.js';
 import type { ClusterRouter } from './router.js';
+import { createScanRoute } from './scan.js';
 
 export interface GatewayContext {
   readonly config: GatewayConfig;
@@ -38,7 +41,7 @@ export interface GatewayContext {
 
 const kvMethods = ['GET', 'HEAD', 'PUT', 'DELETE'] as const;
 const kvMethodsAllow = kvMethods.join(', ');
-const routes = ['/kv/{key}', '/metrics', '/healthz', '/readyz', '/admin/cluster'];
+const routes = ['/kv', '/kv/{key}', '/metrics', '/healthz', '/readyz', '/admin/cluster'];
 
 function routeOf(request: Request): string {
   const path = request.path;
@@ -54,8 +57,8 @@ export interface GatewayApp {
   /** The admin and ops routes (health, readiness, metrics, cluster, the 404 for the rest). */
   readonly app: Express;
   /**
-   * The server's request listener: `/kv/` requests are proxied straight from here, everything else
-   * goes through `app`. The data path skips express's router, whose layer walk and prototype
+   * The server's request listener: `/kv/` requests are proxied straight from here and `/kv?...`
+   * scans gathered from every group; everything else goes through `app`. The data path skips express's router, whose layer walk and prototype
    * swaps cost more than the proxying itself on small requests.
    */
   readonly handle: (request: IncomingMessage, response: ServerResponse) => void;
@@ -106,20 +109,35 @@ export function createGatewayApp(context: GatewayContext): GatewayApp {
 
   // The data path: the same metrics as express's routes, under the route `/kv/{key}`.
   const observeKv = observeRequests(httpMetrics, () => '/kv/{key}');
+  // Scans gather from every group with the forwarder's keep-alive agent and leader guesses.
+  const observeScan = observeRequests(httpMetrics, () => '/kv');
+  const handleScan = createScanRoute({
+    config,
+    groups: router.cluster.groups,
+    reader: new GroupReader(config, forwarder.leaders, forwarder.agent, logger, metrics),
+    logger,
+  });
 
   function handle(request: IncomingMessage, response: ServerResponse): void {
-    // Only a path that starts with '/kv/' exactly is a key route; '/kv', '/KV/x' and an
-    // absolute-form URL go to express and its 404, as they did when express routed '/kv/'.
-    if (request.url?.startsWith('/kv/') !== true) {
-      app(request, response);
+    const url = request.url ?? '';
+    // Only a path that starts with '/kv/' exactly is a key route, and only the path '/kv' the scan
+    // route; '/KV/x' and an absolute-form URL go to express and its 404, as they did when express
+    // routed '/kv/'.
+    if (url.startsWith('/kv/')) {
+      observeKv(request, response, noop);
+      proxyKv(request, response).catch((error: unknown) => {
+        const failure = toImpulseError(error);
+        logIfUnexpected(logger, failure, { method: request.method, url: request.url });
+        refuseBody(request, response, failure);
+      });
       return;
     }
-    observeKv(request, response, noop);
-    proxyKv(request, response).catch((error: unknown) => {
-      const failure = toImpulseError(error);
-      logIfUnexpected(logger, failure, { method: request.method, url: request.url });
-      refuseBody(request, response, failure);
-    });
+    if (isScanPath(url)) {
+      observeScan(request, response, noop);
+      handleScan(request, response);
+      return;
+    }
+    app(request, response);
   }
 
   async function proxyKv(request: IncomingMessage, response: ServerResponse): Promise<void> {

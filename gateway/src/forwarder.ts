@@ -75,7 +75,8 @@ interface Forwarding extends ForwardRequest {
  */
 export class Forwarder {
   readonly leaders: LeaderCache;
-  private readonly agent: Agent;
+  /** The keep-alive agent to the replicas, shared with the scan's scatter-gather (`GroupReader`). */
+  readonly agent: Agent;
   private readonly proxy: httpProxy;
   private readonly inFlight = new WeakMap<IncomingMessage, Forwarding>();
   /**
@@ -276,9 +277,7 @@ export class Forwarder {
 
   /** Starts another attempt if the budget allows; answers whether it did. */
   private retry(forwarding: Forwarding, reason: string, immediately: boolean): boolean {
-    const backoffMs = immediately
-      ? 0
-      : Math.min(retryBackoffMsMax, retryBackoffMsMin * 2 ** Math.max(0, forwarding.attempts - 1));
+    const backoffMs = immediately ? 0 : retryBackoffMs(forwarding.attempts);
     if (
       forwarding.attempts >= this.config.retryAttemptsMax ||
       Date.now() + backoffMs >= forwarding.deadlineMs
@@ -359,7 +358,12 @@ class KeptBody {
   }
 }
 
-interface ErrorBodyShape {
+/** How long to wait before the attempt after `attempts` attempts: doubling, from 20 ms to 500 ms. */
+export function retryBackoffMs(attempts: number): number {
+  return Math.min(retryBackoffMsMax, retryBackoffMsMin * 2 ** Math.max(0, attempts - 1));
+}
+
+export interface ErrorBodyShape {
   readonly error?: {
     readonly code?: unknown;
     readonly leaderHint?: unknown;
@@ -367,7 +371,7 @@ interface ErrorBodyShape {
   };
 }
 
-function readErrorBody(response: IncomingMessage): Promise<ErrorBodyShape | undefined> {
+export function readErrorBody(response: IncomingMessage): Promise<ErrorBodyShape | undefined> {
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let bytes = 0;
@@ -395,7 +399,7 @@ function forwardableHeaders(headers: IncomingHttpHeaders): Record<string, string
   return result;
 }
 
-function upstreamErrorReason(error: Error, timedOut: boolean): UpstreamErrorReason {
+export function upstreamErrorReason(error: Error, timedOut: boolean): UpstreamErrorReason {
   if (timedOut) return 'timeout';
   const code = (error as NodeJS.ErrnoException).code;
   if (code === 'ECONNREFUSED') return 'refused';

@@ -181,7 +181,7 @@ describe('a local cluster of 3 shard groups behind the gateway', () => {
     });
 
     it('answers unknown routes with a JSON 404', async () => {
-      for (const path of ['/', '/nope', '/kv', '/kvx/a', '/admin']) {
+      for (const path of ['/', '/nope', '/KV', '/kvx/a', '/admin']) {
         const response = await rawRequest(gateway, path);
         expect(response.status, path).toBe(404);
         expect(response.headers['content-type']).toMatch(/application\/json/);

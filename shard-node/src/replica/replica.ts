@@ -22,8 +22,9 @@ import {
   type AppliedEntry,
   type Command,
   type SnapshotInstall,
+  type UserKeyRange,
 } from '../state-machine/index.js';
-import type { EngineName } from '../storage/index.js';
+import type { EngineName, Entry as EngineEntry } from '../storage/index.js';
 import { PeerTransport, type SnapshotChunk } from '../transport/index.js';
 import { createReplicaMetrics, type ReplicaMetrics } from './metrics.js';
 import { raftLoggerOf } from './raft-logger.js';
@@ -334,6 +335,21 @@ export class Replica {
     this.assertServing();
     if (consistency === 'linearizable') await this.readBarrier();
     return this.stateMachine.get(key);
+  }
+
+  /**
+   * Scans user keys in byte order (see `ReplicaStateMachine.scan`). `linearizable` confirms
+   * leadership with one ReadIndex round first, as `read` does; the scan then reads one consistent
+   * view of the state, taken once everything committed before the request is applied.
+   */
+  async *scan(
+    range: UserKeyRange,
+    limit: number,
+    consistency: 'linearizable' | 'stale',
+  ): AsyncGenerator<EngineEntry, void, undefined> {
+    this.assertServing();
+    if (consistency === 'linearizable') await this.readBarrier();
+    yield* this.stateMachine.scan(range, limit);
   }
 
   /**

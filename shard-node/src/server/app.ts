@@ -3,6 +3,7 @@ import express, { type Request, type Response } from 'express';
 import {
   ImpulseError,
   allowMethods,
+  isScanPath,
   metricsHandler,
   readOnlyMethods,
   routeNotFoundHandler,
@@ -22,6 +23,7 @@ import type { ShardNodeConfig } from '../config.js';
 import type { MemberSpec, Replica } from '../replica/index.js';
 import { createKvRoute, storageError, type RequestListener } from './kv.js';
 import { createStorageMetrics } from './metrics.js';
+import { createScanRoute } from './scan.js';
 
 export interface ShardAppContext {
   readonly config: ShardNodeConfig;
@@ -34,6 +36,7 @@ export interface ShardAppContext {
 }
 
 const routes = [
+  '/kv',
   '/kv/{key}',
   '/metrics',
   '/healthz',
@@ -57,13 +60,14 @@ function routeOf(request: Request): string {
 const noop = (): void => {};
 
 /**
- * The client API of one replica, as the server's request listener: `/kv/{key}`, metrics, health,
- * readiness, status and the admin routes.
+ * The client API of one replica, as the server's request listener: `/kv/{key}`, the scan route
+ * `/kv?...`, metrics, health, readiness, status and the admin routes.
  *
- * A request whose URL starts with `/kv/` goes straight to the key route; everything else (health,
- * readiness, metrics, `/admin/...`, and the JSON 404 for `/kv`, `/KV/...` or an absolute-form URL)
- * goes through express. The data path skips express's router: its layer walk, prefix trimming and
- * per-request prototype swaps cost more than the key route's own work (docs/benchmarks.md).
+ * A request whose URL starts with `/kv/` goes straight to the key route, and one whose path is `/kv`
+ * to the scan route; everything else (health, readiness, metrics, `/admin/...`, and the JSON 404 for
+ * `/KV/...` or an absolute-form URL) goes through express. The data path skips express's router:
+ * its layer walk, prefix trimming and per-request prototype swaps cost more than the key route's
+ * own work (docs/benchmarks.md).
  */
 export function createShardApp(context: ShardAppContext): RequestListener {
   const { config, replica, logger, registry } = context;
@@ -78,15 +82,24 @@ export function createShardApp(context: ShardAppContext): RequestListener {
   // The data path: the same HTTP metrics as express's routes, under the route `/kv/{key}`.
   const observeKv = observeRequests(httpMetrics, () => '/kv/{key}');
   const handleKv = createKvRoute({ config, replica, logger, storageMetrics });
+  // The scan route, `/kv` with a query, takes the same path: plain listener, its own route label.
+  const observeScan = observeRequests(httpMetrics, () => '/kv');
+  const handleScan = createScanRoute({ config, replica, logger, storageMetrics });
   function handle(request: IncomingMessage, response: ServerResponse): void {
+    const url = request.url ?? '';
     // Only a URL that starts with '/kv/' exactly is a key route, as when express routed it: express
-    // matched '/kv' and '/KV/...' too, and passed them on to its 404.
-    if (request.url?.startsWith('/kv/') !== true) {
-      app(request, response);
+    // matched '/KV/...' too, and passed it on to its 404.
+    if (url.startsWith('/kv/')) {
+      observeKv(request, response, noop);
+      handleKv(request, response);
       return;
     }
-    observeKv(request, response, noop);
-    handleKv(request, response);
+    if (isScanPath(url)) {
+      observeScan(request, response, noop);
+      handleScan(request, response);
+      return;
+    }
+    app(request, response);
   }
 
   app.all(

@@ -8,6 +8,7 @@ import {
   type Engine,
   type EngineName,
   type EngineSnapshot,
+  type Entry,
 } from '../storage/index.js';
 import { decodeCommand } from './command.js';
 import {
@@ -60,6 +61,12 @@ export interface AppliedEntry {
    * - `invalid`: bytes that are not a command; every replica skips them alike.
    */
   readonly outcome: 'applied' | 'duplicate' | 'noop' | 'invalid';
+}
+
+/** User keys `k` with `start <= k < end` in byte order, as UTF-8 bytes; an absent bound is no bound. */
+export interface UserKeyRange {
+  readonly start: Uint8Array | undefined;
+  readonly end: Uint8Array | undefined;
 }
 
 export const emptyConfState: ConfState = Object.freeze({
@@ -172,6 +179,19 @@ export class ReplicaStateMachine {
   /** Reads a user key from the live engine. */
   get(key: string): Promise<Buffer | undefined> {
     return this.#engine.get(dataKey(key));
+  }
+
+  /**
+   * The user keys in `range`, in byte order, with their values, at most `limit` of them, from one
+   * consistent view of the live engine taken at the first `next()`. Each entry's key is the user
+   * key's UTF-8 bytes (without the keyspace prefix).
+   */
+  async *scan(range: UserKeyRange, limit: number): AsyncGenerator<Entry, void, undefined> {
+    const start = range.start === undefined ? dataRange.start : Buffer.concat([dataRange.start, range.start]);
+    const end = range.end === undefined ? dataRange.end : Buffer.concat([dataRange.start, range.end]);
+    for await (const entry of this.#engine.iterate({ start, end, limit })) {
+      yield { key: entry.key.subarray(dataRange.start.byteLength), value: entry.value };
+    }
   }
 
   private async loadMeta(): Promise<void> {

@@ -1,0 +1,123 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import {
+  ImpulseError,
+  ScanPageBuilder,
+  isEmptyScanRange,
+  logIfUnexpected,
+  methodNotAllowed,
+  parseScanQuery,
+  scanAnswerBytesMax,
+  scanPageBytesMax,
+  scanQueryPath,
+  scanRangeOf,
+  sendError,
+  toImpulseError,
+  type GroupSpec,
+  type Logger,
+  type ScanQuery,
+} from '@impulse/common';
+import type { GatewayConfig } from './config.js';
+import type { GroupReader } from './group-reader.js';
+import { mergeScanPages, parseGroupPage } from './scan-merge.js';
+
+export interface ScanRouteContext {
+  readonly config: GatewayConfig;
+  readonly groups: readonly GroupSpec[];
+  readonly reader: GroupReader;
+  readonly logger: Logger;
+}
+
+const scanMethods = ['GET', 'HEAD'] as const;
+const scanMethodsAllow = scanMethods.join(', ');
+
+/**
+ * `GET /kv?start=&end=&prefix=&limit=&continue=&consistency=`: an ordered range scan across every
+ * group. The query is validated here (a refused scan reaches no group), then the same scan goes to
+ * the leader of every group in parallel, each asked for up to `limit` items from the same start;
+ * the pages are merged into one global byte order and cut at `limit` (`mergeScanPages`). The page
+ * carries a `next` token when keys remain: the next page starts right after its last key.
+ *
+ * A scan needs every group: if one fails within the request's deadline (after the retries that a
+ * key request would get), the whole scan fails with that group's error (`GROUP_UNAVAILABLE`,
+ * `UPSTREAM_TIMEOUT`, ...), never a silently partial page, and the other groups' reads stop.
+ *
+ * Every group answers all of its keys in the range: while slots never move this is exact. Once slots
+ * migrate between groups (rebalancing), each group must filter its keys by slot ownership at the
+ * request's epoch, or a key being moved would show twice (the merge refuses that) or in its old state.
+ */
+export function createScanRoute(
+  context: ScanRouteContext,
+): (request: IncomingMessage, response: ServerResponse) => void {
+  const { config, groups, reader, logger } = context;
+  const answerBytesMax = scanAnswerBytesMax(config.keyBytesMax, config.valueBytesMax);
+
+  async function gather(query: ScanQuery, response: ServerResponse): Promise<string> {
+    if (isEmptyScanRange(scanRangeOf(query)))
+      return new ScanPageBuilder(query.limit, scanPageBytesMax).render(false);
+    const controller = new AbortController();
+    const onClose = (): void => controller.abort(new Error('the client went away'));
+    response.once('close', onClose);
+    const path = scanQueryPath(query);
+    const deadlineMs = Date.now() + config.requestDeadline;
+    try {
+      const pages = await Promise.all(
+        groups.map(async (group) => {
+          try {
+            const body = await reader.get({
+              group,
+              path,
+              deadlineMs,
+              signal: controller.signal,
+              bodyBytesMax: answerBytesMax,
+            });
+            return parseGroupPage(group.id, body);
+          } catch (error) {
+            // Aborted: another group failed first (its error answers the client), or the client left.
+            if (controller.signal.aborted) throw error;
+            const failure = scanFailure(group, error);
+            // The scan cannot succeed any more: stop waiting for the other groups.
+            controller.abort(failure);
+            throw failure;
+          }
+        }),
+      );
+      return mergeScanPages(pages, query.limit, scanPageBytesMax);
+    } finally {
+      response.off('close', onClose);
+    }
+  }
+
+  async function serve(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const method = request.method ?? '';
+    if (!(scanMethods as readonly string[]).includes(method)) {
+      sendError(response, methodNotAllowed(method, scanMethods), { allow: scanMethodsAllow });
+      return;
+    }
+    const query = parseScanQuery(request.url ?? '', config.keyBytesMax);
+    const body = await gather(query, response);
+    response.writeHead(200, {
+      'content-type': 'application/json; charset=utf-8',
+      'content-length': Buffer.byteLength(body),
+    });
+    response.end(method === 'HEAD' ? undefined : body);
+  }
+
+  return function handleScan(request, response) {
+    serve(request, response).catch((error: unknown) => {
+      // A client that went away gets no answer.
+      if (response.destroyed) return;
+      const failure = toImpulseError(error);
+      logIfUnexpected(logger, failure, { method: request.method, url: request.url });
+      sendError(response, failure);
+    });
+  };
+}
+
+/** A group's failure as the scan's: same code and details, and a message that says a scan failed. */
+function scanFailure(group: GroupSpec, error: unknown): unknown {
+  if (!(error instanceof ImpulseError)) return error;
+  return new ImpulseError(error.code, `the scan needs every shard group: ${error.message}`, {
+    details: { ...error.details, group: group.id },
+    cause: error,
+  });
+}
