@@ -28,6 +28,7 @@ export async function runBenchCommand(
 ): Promise<number> {
   const config = parseConfig(benchProgram, benchOptions, { argv, env });
   const durationSeconds = parseDurationSeconds('--duration', config.duration);
+  const warmupSeconds = parseDurationSeconds('--warmup', config.warmup, 'allowed');
   const workload = workloads[config.workload];
   const distribution: DistributionName =
     config.distribution === 'default' ? workload.requestDistribution : config.distribution;
@@ -48,7 +49,7 @@ export async function runBenchCommand(
   process.stderr.write(
     `bench: workload ${workload.name} (${workload.description}), distribution ${distribution}, ` +
       `${config.rate > 0 ? `open loop at ${config.rate} ops/s` : `closed loop, ${config.concurrency} in flight`}, ` +
-      `${durationSeconds} s per run, ${config.runs} run(s) per target, ${config.recordCount} records of ${config.recordBytes} bytes; ` +
+      `${warmupSeconds > 0 ? `${warmupSeconds} s of warm-up then ` : ''}${durationSeconds} s per run, ${config.runs} run(s) per target, ${config.recordCount} records of ${config.recordBytes} bytes; ` +
       `${machine.cpuCount} cores (${machine.cpuModel}) shared by the load generator and the servers, load average ${machine.loadAverage1m}\n`,
   );
 
@@ -69,6 +70,7 @@ export async function runBenchCommand(
           groups: config.groups,
           replicasPerGroup: config.replicasPerGroup,
           engine: config.engine as 'leveldb' | 'memory',
+          readMode: config.readMode as 'readindex' | 'lease',
           client: config.client as 'undici' | 'node',
           connectionsMax: config.concurrency,
           requestTimeoutMs: config.requestTimeout,
@@ -82,6 +84,7 @@ export async function runBenchCommand(
             recordCount: config.recordCount,
             recordBytes: config.recordBytes,
             durationMs: durationSeconds * 1000,
+            warmupMs: warmupSeconds * 1000,
             concurrency: config.concurrency,
             rateOperationsPerSecond: config.rate,
             inflightMax: config.inflightMax,
@@ -141,11 +144,14 @@ export async function runBenchCommand(
         ? `open loop, ${config.rate} ops/s, at most ${config.inflightMax} in flight`
         : `closed loop, ${config.concurrency} in flight`,
     ],
-    ['run phase', `${durationSeconds} s, ${config.runs} run(s) per target (medians below)`],
+    [
+      'run phase',
+      `${warmupSeconds > 0 ? `after ${warmupSeconds} s of warm-up (not recorded), ` : ''}${durationSeconds} s, ${config.runs} run(s) per target (medians below)`,
+    ],
     ['records', `${config.recordCount} x ${config.recordBytes} bytes`],
     [
       'impulse',
-      `${config.groups} group(s) x ${config.replicasPerGroup} replica(s), engine ${config.engine}, fsync on, through the gateway`,
+      `${config.groups} group(s) x ${config.replicasPerGroup} replica(s), engine ${config.engine}, fsync on, ${config.readMode} reads, through the gateway`,
     ],
     ['HTTP client', config.client],
     ['seed', String(config.seed)],

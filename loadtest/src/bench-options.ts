@@ -30,6 +30,12 @@ export const benchOptions = {
     default: '10',
     env: 'IMPULSE_BENCH_DURATION',
   }),
+  warmup: option.string({
+    description:
+      'Before the run phase of each target, the same workload for this long, not recorded, so that every process is measured warm (a fresh Node process needs about 30 s under load to reach its steady speed); 0 skips it.',
+    default: '0',
+    env: 'IMPULSE_BENCH_WARMUP',
+  }),
   concurrency: option.integer({
     description:
       'Closed loop: operations in flight (clients), each sending its next when answered. Also the load phase concurrency and the connections per target.',
@@ -87,6 +93,13 @@ export const benchOptions = {
     default: 'leveldb',
     choices: ['leveldb', 'memory'],
     env: 'IMPULSE_BENCH_ENGINE',
+  }),
+  readMode: option.enum({
+    description:
+      "How Impulse's leaders confirm linearizable reads: readindex (a heartbeat round per batch of reads, etcd's way) or lease (no round while the leader's lease holds; see the shard-node's --read-mode).",
+    default: 'readindex',
+    choices: ['readindex', 'lease'],
+    env: 'IMPULSE_BENCH_READ_MODE',
   }),
   runs: option.integer({
     description: 'Runs of each target (a fresh store each time); the summary gives the medians.',

@@ -22,6 +22,8 @@ export interface BenchmarkOptions {
   /** Open loop: operations in flight at most. */
   readonly inflightMax: number;
   readonly seed: number;
+  /** The run phase's workload for this long before the run phase, not recorded; 0 or absent skips it. */
+  readonly warmupMs?: number;
   /** Skip the load phase (the records are there already). */
   readonly skipLoad?: boolean;
 }
@@ -90,29 +92,42 @@ export async function runBenchmark(
     load = phaseResult(loadRecorder, loadSummary);
   }
 
+  const runPhase = async (
+    label: string,
+    durationMs: number,
+    recorder: RunRecorder,
+  ): Promise<DriverSummary> => {
+    const progress = new ProgressLine(`[${running.name} ${label}]`, recorder, clock.nowMilliseconds);
+    progress.start();
+    try {
+      return options.rateOperationsPerSecond > 0
+        ? await runOpenLoop({
+            rateOperationsPerSecond: options.rateOperationsPerSecond,
+            durationMs,
+            inflightMax: options.inflightMax,
+            drainTimeoutMs: 10_000,
+            issue: operations.run,
+            recorder,
+            clock,
+          })
+        : await runClosedLoop({
+            concurrency: options.concurrency,
+            durationMs,
+            issue: operations.run,
+            recorder,
+            clock,
+          });
+    } finally {
+      progress.stop();
+    }
+  };
+
+  // The warm-up's operations are thrown away; its reads of missing keys do not count either.
+  if ((options.warmupMs ?? 0) > 0) await runPhase('warm', options.warmupMs ?? 0, new RunRecorder());
+  const notFoundBefore = operations.notFound;
   const recorder = new RunRecorder();
-  const progress = new ProgressLine(`[${running.name} run ]`, recorder, clock.nowMilliseconds);
   const cpuBefore = cpuSnapshot(running);
-  progress.start();
-  const summary =
-    options.rateOperationsPerSecond > 0
-      ? await runOpenLoop({
-          rateOperationsPerSecond: options.rateOperationsPerSecond,
-          durationMs: options.durationMs,
-          inflightMax: options.inflightMax,
-          drainTimeoutMs: 10_000,
-          issue: operations.run,
-          recorder,
-          clock,
-        })
-      : await runClosedLoop({
-          concurrency: options.concurrency,
-          durationMs: options.durationMs,
-          issue: operations.run,
-          recorder,
-          clock,
-        });
-  progress.stop();
+  const summary = await runPhase('run ', options.durationMs, recorder);
   const cpuAfter = cpuSnapshot(running);
   const cpuSeconds: Record<string, number> = {};
   for (const [name, after] of Object.entries(cpuAfter)) {
@@ -128,7 +143,7 @@ export async function runBenchmark(
     run: {
       ...phaseResult(recorder, summary),
       mode: options.rateOperationsPerSecond > 0 ? 'open-loop' : 'closed-loop',
-      notFound: operations.notFound,
+      notFound: operations.notFound - notFoundBefore,
       notIssued: summary.notIssued,
       latencyByKind,
       intervals: recorder.intervals,

@@ -100,6 +100,7 @@ export async function runSeedBenchCommand(
       // The seed measured a single node per shard: one replica per group keeps that comparison.
       replicasPerGroup: 1,
       engine,
+      readMode: 'readindex',
       client: config.client as HttpClientName,
       connectionsMax: config.clients,
       requestTimeoutMs: 10_000,

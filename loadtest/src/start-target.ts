@@ -8,6 +8,7 @@ export interface StartTargetOptions {
   readonly groups: number;
   readonly replicasPerGroup: number;
   readonly engine: 'leveldb' | 'memory';
+  readonly readMode: 'readindex' | 'lease';
   readonly client: HttpClientName;
   readonly connectionsMax: number;
   readonly requestTimeoutMs: number;
@@ -29,6 +30,7 @@ export async function startTarget(name: TargetName, options: StartTargetOptions)
         groups: options.groups,
         replicasPerGroup: options.replicasPerGroup,
         engine: options.engine,
+        readMode: options.readMode,
       });
     case 'map':
       return startMapServer(client);

@@ -70,6 +70,12 @@ export const shardNodeOptions = {
     min: 1,
     max: 1000,
   }),
+  readMode: option.enum({
+    description:
+      "How a linearizable read confirms leadership: 'readindex' (a heartbeat round, shared by the reads of one turn; no clock assumption) or 'lease' (the leader answers at once while a quorum's heartbeat acknowledgements hold its lease; assumes the replicas' clocks run at the same rate, within a tick per election timeout).",
+    default: 'readindex',
+    choices: ['readindex', 'lease'],
+  }),
   snapshotEntries: option.integer({
     description: 'Applied entries between state machine snapshots; the Raft log is compacted behind each.',
     default: 10_000,

@@ -11,7 +11,7 @@ import {
   type Logger,
 } from '@impulse/common';
 import type { ShardNodeConfig } from './config.js';
-import { Replica, type MemberSpec } from './replica/index.js';
+import { Replica, type MemberSpec, type ReadMode } from './replica/index.js';
 import { createShardApp } from './server/app.js';
 
 /** Keep-alive idle timeout: longer than the gateway agent's, so the server never closes first. */
@@ -93,6 +93,7 @@ export class ShardNode {
       tickIntervalMs: config.tickInterval,
       electionTimeoutTicks: config.electionTimeoutTicks,
       heartbeatTicks: config.heartbeatTicks,
+      readMode: config.readMode as ReadMode,
       snapshotEntries: config.snapshotEntries,
       snapshotCatchUpEntries: config.snapshotCatchUpEntries,
       proposalTimeoutMs: config.proposalTimeout,

@@ -43,6 +43,7 @@ export async function runChaosCommand(
     requestTimeoutMs: config.requestTimeout,
     groups: config.groups,
     replicasPerGroup: config.replicasPerGroup,
+    readMode: config.readMode as 'readindex' | 'lease',
     resultsRoot: config.results,
     checkTimeBudgetMs: config.checkTimeBudget,
     keepData: config.keepData,

@@ -69,6 +69,13 @@ export const chaosOptions = {
     max: 7,
     env: 'IMPULSE_CHAOS_REPLICAS_PER_GROUP',
   }),
+  readMode: option.enum({
+    description:
+      "The replicas' --read-mode: readindex (a heartbeat round per batch of reads) or lease (the leader's lease, which the pause nemesis puts to the test).",
+    default: 'readindex',
+    choices: ['readindex', 'lease'],
+    env: 'IMPULSE_CHAOS_READ_MODE',
+  }),
   results: option.string({
     description: 'Folder under which each run writes a folder named after its start time and seed.',
     default: 'results',

@@ -26,6 +26,8 @@ export interface ChaosRunOptions {
   readonly requestTimeoutMs: number;
   readonly groups: number;
   readonly replicasPerGroup: number;
+  /** The replicas' --read-mode. */
+  readonly readMode: 'readindex' | 'lease';
   readonly resultsRoot: string;
   readonly checkTimeBudgetMs: number;
   readonly keepData: boolean;
@@ -79,12 +81,16 @@ export async function runChaos(options: ChaosRunOptions): Promise<ChaosRunResult
       advertisePeerPort: (replica, listenPort) =>
         network.addNode(replica.replicaId, { host, port: listenPort }),
       // Small snapshots, so that restarted and new replicas catch up by snapshot under faults too.
-      shardNodeArguments: ['--snapshot-entries=1000', '--snapshot-catch-up-entries=200'],
+      shardNodeArguments: [
+        '--snapshot-entries=1000',
+        '--snapshot-catch-up-entries=200',
+        `--read-mode=${options.readMode}`,
+      ],
       // The gateway gives up before the clients do, so that most failures carry its error code.
       gatewayArguments: [`--request-deadline=${Math.max(100, options.requestTimeoutMs - 1_000)}`],
     });
     log(
-      `chaos: ${options.groups} groups × ${options.replicasPerGroup} replicas, gateway ${cluster.gatewayUrl}, ` +
+      `chaos: ${options.groups} groups × ${options.replicasPerGroup} replicas (${options.readMode} reads), gateway ${cluster.gatewayUrl}, ` +
         `${options.clients} clients, nemeses ${[...options.nemeses].join(',') || 'none'}, ${options.timeSeconds} s`,
     );
 

@@ -11,6 +11,8 @@ export interface StartImpulseOptions {
   readonly groups: number;
   readonly replicasPerGroup: number;
   readonly engine: 'leveldb' | 'memory';
+  /** How the replicas confirm linearizable reads (the shard-node's `--read-mode`). */
+  readonly readMode: 'readindex' | 'lease';
   readonly client: HttpClientName;
   readonly connectionsMax: number;
   readonly requestTimeoutMs: number;
@@ -39,6 +41,7 @@ export async function startImpulse(options: StartImpulseOptions): Promise<Runnin
       replicasPerGroup: options.replicasPerGroup,
       dataDirectory,
       engine: options.engine,
+      shardNodeArguments: [`--read-mode=${options.readMode}`],
       gatewayPort: 0,
       replicaBasePort: 0,
       // Warnings only: the processes log no line per request at info, but start-up chatter is noise.
@@ -56,7 +59,7 @@ export async function startImpulse(options: StartImpulseOptions): Promise<Runnin
   return {
     name: 'impulse',
     target: new ImpulseTarget('impulse', client),
-    description: `Impulse: gateway + ${options.groups} shard group(s) x ${options.replicasPerGroup} replica(s), engine ${options.engine}, fsync on`,
+    description: `Impulse: gateway + ${options.groups} shard group(s) x ${options.replicasPerGroup} replica(s), engine ${options.engine}, fsync on, ${options.readMode} reads`,
     raftCounters: async () => {
       let fsyncs = 0;
       let committedEntries = 0;

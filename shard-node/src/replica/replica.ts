@@ -56,6 +56,13 @@ export interface ReplicaOptions {
   readonly tickIntervalMs: number;
   readonly electionTimeoutTicks: number;
   readonly heartbeatTicks: number;
+  /**
+   * How linearizable reads confirm leadership: a ReadIndex heartbeat round, or the leader's lease
+   * (see "Lease reads" in shard-node/src/raft/README.md). With leases the Raft clock follows the
+   * monotonic clock (`tick`), so that a paused process cannot come back believing in a lease that
+   * ran out while it was stopped.
+   */
+  readonly readMode?: ReadMode;
   /** Applied entries between two state machine snapshots (after which the log is compacted). */
   readonly snapshotEntries: number;
   /** Entries kept in the log behind a snapshot, so a slow follower catches up without one. */
@@ -67,6 +74,8 @@ export interface ReplicaOptions {
   readonly logger: Logger;
   readonly registry: Registry;
 }
+
+export type ReadMode = 'readindex' | 'lease';
 
 type Waiter = { resolve: () => void; reject: (error: Error) => void; timer: NodeJS.Timeout };
 
@@ -107,6 +116,8 @@ export class Replica {
   private stopped = false;
   private failure: unknown;
   private tickTimer: NodeJS.Timeout | undefined;
+  /** Lease mode: the monotonic time (ms) up to which the core has been ticked. */
+  private tickedUpToMs = performance.now();
   /** Proposals of this turn, proposed together at the end of it. */
   private proposalQueue: Uint8Array[] = [];
   private proposalFlushScheduled = false;
@@ -220,6 +231,7 @@ export class Replica {
         heartbeatTicks: options.heartbeatTicks,
         checkQuorum: true,
         preVote: true,
+        readOnlyOption: options.readMode === 'lease' ? 'leaseBased' : 'safe',
         // The gateway sends writes to the leader; a follower answers NOT_LEADER rather than forward.
         disableProposalForwarding: true,
         maxSizePerMessageBytes: 1024 * 1024,
@@ -520,8 +532,33 @@ export class Replica {
 
   private tick(): void {
     if (this.stopped) return;
-    this.rawNode.tick();
+    if (this.options.readMode === 'lease') {
+      this.catchUpTicks();
+    } else {
+      this.rawNode.tick();
+    }
     this.scheduleReady();
+  }
+
+  /**
+   * Lease mode: ticks the core once for every tick interval of monotonic time since it was last
+   * ticked. A timer fires once after the process was paused (SIGSTOP, a long GC, a blocked loop),
+   * however long the pause; ticking once would let a leader's lease outlive real time, and a
+   * leader that resumes must see its lease as expired before it answers any read.
+   */
+  private catchUpTicks(): void {
+    const intervalMs = this.options.tickIntervalMs;
+    const nowMs = performance.now();
+    let due = Math.floor((nowMs - this.tickedUpToMs) / intervalMs);
+    if (due <= 0) return;
+    this.tickedUpToMs += due * intervalMs;
+    // Past a few election timeouts every timer in the core has fired; more ticks change nothing.
+    const dueMax = 4 * this.options.electionTimeoutTicks;
+    if (due > dueMax) {
+      due = dueMax;
+      this.tickedUpToMs = nowMs;
+    }
+    for (let tick = 0; tick < due; tick++) this.rawNode.tick();
   }
 
   private handleMessages(messages: Message[]): void {
@@ -581,6 +618,9 @@ export class Replica {
     context.writeUInt32BE(Math.floor(this.readContextCounter / 2 ** 32), 4);
     context.writeUInt32BE(this.readContextCounter % 2 ** 32, 8);
     this.readContextCounter++;
+    // The lease is judged on the core's clock: bring it up to date first (after a pause, the
+    // paused time must count before any read is answered from the lease).
+    if (this.options.readMode === 'lease') this.catchUpTicks();
     this.readsInFlight.set(context.toString('latin1'), batch);
     this.rawNode.readIndex(context);
     this.scheduleReady();
