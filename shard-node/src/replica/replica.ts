@@ -896,7 +896,11 @@ export class Replica {
     if (metadata.index !== index) {
       throw new Error(`replica: received state is at ${metadata.index}, the core installs ${index}`);
     }
-    this.snapshotToInstall = undefined;
+    // A newer snapshot may have been received and stepped while this one was being installed
+    // (the install awaits; messages are stepped meanwhile): it is the core's next snapshot, so it
+    // must stay. Clearing it unconditionally made the next Ready fail with "never received" and the
+    // replica exit (found by the container linearizability run).
+    if (this.snapshotToInstall === incoming) this.snapshotToInstall = undefined;
     if (this.incomingSnapshot === incoming) this.incomingSnapshot = undefined;
     this.lastSnapshotIndex = index;
     this.metrics.snapshotsInstalled.inc();

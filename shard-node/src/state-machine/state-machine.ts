@@ -93,6 +93,8 @@ const generationPrefix = 'sm-';
 export class ReplicaStateMachine {
   #engine: Engine;
   #generation: number;
+  /** The highest generation handed to an install so far (each install gets its own directory). */
+  #generationReserved = 0;
   #appliedIndex: number;
   #appliedTerm: number;
   #confState: ConfState;
@@ -342,9 +344,14 @@ export class ReplicaStateMachine {
     }
   }
 
-  /** Starts receiving a snapshot into the next generation, beside the live one. */
+  /**
+   * Starts receiving a snapshot into a new generation, beside the live one. Every install gets a
+   * generation of its own: a newer snapshot may start arriving while an older one is still being
+   * installed, and the two must never share (or delete) one directory.
+   */
   async beginInstall(): Promise<SnapshotInstall> {
-    const generation = this.#generation + 1;
+    const generation = Math.max(this.#generation, this.#generationReserved) + 1;
+    this.#generationReserved = generation;
     await rm(join(this.options.directory, generationName(generation)), { recursive: true, force: true });
     const engine = await openGeneration(this.options, generation);
     return new SnapshotInstall(engine, generation);
@@ -355,7 +362,7 @@ export class ReplicaStateMachine {
    * `CURRENT` is switched by rename, then the old generation is closed and removed.
    */
   async install(install: SnapshotInstall): Promise<SnapshotMetadata> {
-    if (install.generation !== this.#generation + 1) throw new Error('state machine: stale snapshot install');
+    if (install.generation <= this.#generation) throw new Error('state machine: stale snapshot install');
     const metadata = await install.finish();
     await writeGeneration(this.options.directory, install.generation);
     const previous = this.#engine;

@@ -243,6 +243,32 @@ describe('state machine snapshots (leveldb generations)', () => {
     expect((await reopened.get('late'))?.toString()).toBe('late');
   });
 
+  it('keeps two installs apart when a newer snapshot arrives before the older one is installed', async () => {
+    const leader = await open('leader');
+    await leader.apply([put(1, 'first', 'first', '', 2)], noConfStates);
+    const older = await leader.openSnapshot();
+    const follower = await open('follower');
+    const olderInstall = await follower.beginInstall();
+    for await (const chunk of older.chunks()) await olderInstall.write(chunk);
+    await older.close();
+    // The leader moves on and streams a newer snapshot while the older one waits for its install.
+    await leader.apply([put(2, 'second', 'second', '', 2)], noConfStates);
+    const newer = await leader.openSnapshot();
+    const newerInstall = await follower.beginInstall();
+    for await (const chunk of newer.chunks()) await newerInstall.write(chunk);
+    await newer.close();
+    // Sharing one directory, the second install deleted the first one's files under it.
+    expect(newerInstall.generation).not.toBe(olderInstall.generation);
+    expect((await follower.install(olderInstall)).index).toBe(1);
+    expect((await follower.get('first'))?.toString()).toBe('first');
+    expect((await follower.install(newerInstall)).index).toBe(2);
+    expect((await follower.get('second'))?.toString()).toBe('second');
+    await follower.close();
+    const reopened = await open('follower');
+    expect(reopened.appliedIndex).toBe(2);
+    expect((await reopened.get('first'))?.toString()).toBe('first');
+  });
+
   it('keeps the old state when a crash interrupts an install, and removes the half-built one', async () => {
     const leader = await open('leader');
     await leader.apply([put(1, 'new', 'new')], noConfStates);
