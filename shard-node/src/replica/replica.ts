@@ -27,6 +27,7 @@ import {
 import type { EngineName, Entry as EngineEntry } from '../storage/index.js';
 import { PeerTransport, type SnapshotChunk } from '../transport/index.js';
 import { createReplicaMetrics, type ReplicaMetrics } from './metrics.js';
+import { MonotonicTicks } from './monotonic-ticks.js';
 import { raftLoggerOf } from './raft-logger.js';
 
 /** One member of the group, as the replica knows it. */
@@ -116,8 +117,8 @@ export class Replica {
   private stopped = false;
   private failure: unknown;
   private tickTimer: NodeJS.Timeout | undefined;
-  /** Lease mode: the monotonic time (ms) up to which the core has been ticked. */
-  private tickedUpToMs = performance.now();
+  /** Lease mode: the core's clock, caught up with monotonic time before every input. */
+  private readonly monotonicTicks: MonotonicTicks | undefined;
   /** Proposals of this turn, proposed together at the end of it. */
   private proposalQueue: Uint8Array[] = [];
   private proposalFlushScheduled = false;
@@ -155,6 +156,12 @@ export class Replica {
     for (const member of options.initialMembers) this.members.set(member.raftId, member);
     for (const member of known) this.members.set(member.raftId, member);
     this.lastSnapshotIndex = stateMachine.appliedIndex;
+    this.monotonicTicks =
+      options.readMode === 'lease'
+        ? new MonotonicTicks(options.tickIntervalMs, 4 * options.electionTimeoutTicks, () =>
+            this.rawNode.tick(),
+          )
+        : undefined;
   }
 
   static async start(options: ReplicaOptions): Promise<Replica> {
@@ -258,10 +265,12 @@ export class Replica {
         onSnapshotChunk: (chunk) => replica.handleSnapshotChunk(chunk),
         onSnapshotAborted: (abort) => replica.abortIncomingSnapshot(abort.snapshotId),
         onUnreachable: (peerId) => {
+          replica.clockBeforeInput();
           replica.rawNode.reportUnreachable(peerId);
           replica.scheduleReady();
         },
         onSnapshotMessageDropped: (peerId) => {
+          replica.clockBeforeInput();
           replica.rawNode.reportSnapshot(peerId, false);
           replica.scheduleReady();
         },
@@ -439,6 +448,7 @@ export class Replica {
       }
     }
     try {
+      this.clockBeforeInput();
       this.rawNode.proposeConfChange(proposal);
     } catch (error) {
       if (error instanceof RaftError) throw membershipRefused(`${error.code}: ${error.message}`);
@@ -464,6 +474,7 @@ export class Replica {
     if (!this.rawNode.status().config.voters.includes(raftId))
       throw membershipRefused(`raft id ${raftId} is not a voter`);
     if (raftId === this.options.self.raftId) return;
+    this.clockBeforeInput();
     this.rawNode.transferLeadership(raftId);
     this.scheduleReady();
     const deadline = Date.now() + this.options.tickIntervalMs * this.options.electionTimeoutTicks * 3;
@@ -532,37 +543,24 @@ export class Replica {
 
   private tick(): void {
     if (this.stopped) return;
-    if (this.options.readMode === 'lease') {
-      this.catchUpTicks();
-    } else {
-      this.rawNode.tick();
-    }
+    if (this.monotonicTicks === undefined) this.rawNode.tick();
+    else this.monotonicTicks.catchUp();
     this.scheduleReady();
   }
 
   /**
-   * Lease mode: ticks the core once for every tick interval of monotonic time since it was last
-   * ticked. A timer fires once after the process was paused (SIGSTOP, a long GC, a blocked loop),
-   * however long the pause; ticking once would let a leader's lease outlive real time, and a
-   * leader that resumes must see its lease as expired before it answers any read.
+   * Lease mode: brings the core's clock up to monotonic time before it takes any input (see
+   * MonotonicTicks for why the order matters to a lease, on the leader and on the followers).
    */
-  private catchUpTicks(): void {
-    const intervalMs = this.options.tickIntervalMs;
-    const nowMs = performance.now();
-    let due = Math.floor((nowMs - this.tickedUpToMs) / intervalMs);
-    if (due <= 0) return;
-    this.tickedUpToMs += due * intervalMs;
-    // Past a few election timeouts every timer in the core has fired; more ticks change nothing.
-    const dueMax = 4 * this.options.electionTimeoutTicks;
-    if (due > dueMax) {
-      due = dueMax;
-      this.tickedUpToMs = nowMs;
-    }
-    for (let tick = 0; tick < due; tick++) this.rawNode.tick();
+  private clockBeforeInput(): void {
+    this.monotonicTicks?.catchUp();
   }
 
   private handleMessages(messages: Message[]): void {
     if (this.stopped) return;
+    // Before stepping anything: a heartbeat that waited out a pause in the socket must restart the
+    // election timer after the pause is counted, not before (see MonotonicTicks).
+    this.clockBeforeInput();
     for (const message of messages) {
       if (message.type === 'MsgSnap' && !this.acceptSnapshotMessage(message)) continue;
       const error = this.rawNode.step(message);
@@ -588,6 +586,7 @@ export class Replica {
   private flushProposals(): void {
     const batch = this.proposalQueue;
     if (batch.length === 0) return;
+    this.clockBeforeInput();
     this.proposalQueue = [];
     try {
       this.rawNode.proposeBatch(batch);
@@ -618,9 +617,9 @@ export class Replica {
     context.writeUInt32BE(Math.floor(this.readContextCounter / 2 ** 32), 4);
     context.writeUInt32BE(this.readContextCounter % 2 ** 32, 8);
     this.readContextCounter++;
-    // The lease is judged on the core's clock: bring it up to date first (after a pause, the
-    // paused time must count before any read is answered from the lease).
-    if (this.options.readMode === 'lease') this.catchUpTicks();
+    // The lease is judged on the core's clock: after a pause, the paused time must count before
+    // any read is answered from the lease.
+    this.clockBeforeInput();
     this.readsInFlight.set(context.toString('latin1'), batch);
     this.rawNode.readIndex(context);
     this.scheduleReady();
@@ -834,10 +833,12 @@ export class Replica {
       transport.send([
         { ...message, snapshot: { metadata: snapshot.metadata, data: Buffer.from(snapshotId) } },
       ]);
+      this.clockBeforeInput();
       this.rawNode.reportSnapshot(to, true);
       this.metrics.snapshotsSent.inc();
     } catch (error) {
       this.options.logger.warn({ to, err: (error as Error).message }, 'replica: sending snapshot failed');
+      this.clockBeforeInput();
       this.rawNode.reportSnapshot(to, false);
     } finally {
       this.snapshotsSending.delete(to);
