@@ -9,6 +9,9 @@ import path from 'node:path';
 
 import { assert } from './errors.js';
 
+/** Writes up to this size are copied synchronously (see `SegmentWriter.write`). */
+const synchronousWriteBytesMax = 64 * 1024;
+
 const SEGMENT_NAME = /^([0-9a-f]{16})-([0-9a-f]{16})\.log$/;
 
 /** What the store knows of each segment file. */
@@ -84,23 +87,23 @@ export class SegmentWriter {
   }
 
   /**
-   * Copies `bytes` to the end of the segment, in the page cache. The copy is made synchronously on
-   * purpose: a Ready's records are a few kilobytes, which the kernel copies in microseconds, while a
-   * trip through libuv's thread pool costs two thread wake-ups; on a busy machine those wake-ups
-   * cost more CPU than the copy (a measured 10-15% of a replicated write's throughput, see
-   * docs/benchmarks.md). Durability still comes only from `datasync`, which stays asynchronous.
+   * Copies `bytes` to the end of the segment, in the page cache. A small write (the common Ready
+   * of a loaded leader or follower: a few kilobytes) is copied synchronously: the kernel copies it
+   * in microseconds, while a trip through libuv's thread pool costs two thread wake-ups, which on a
+   * busy machine cost more CPU than the copy (docs/benchmarks.md). A large one (a follower catching
+   * up receives Readys of megabytes) goes through the thread pool, so that it never stalls the
+   * event loop's heartbeats. Durability still comes only from `datasync`, which stays asynchronous.
    */
   async write(bytes: Buffer): Promise<void> {
     let written = 0;
     // A file write may in principle be partial; loop until everything is in the page cache.
     while (written < bytes.length) {
-      written += writeSync(
-        this.handle.fd,
-        bytes,
-        written,
-        bytes.length - written,
-        this.info.sizeBytes + written,
-      );
+      const length = bytes.length - written;
+      const position = this.info.sizeBytes + written;
+      written +=
+        length <= synchronousWriteBytesMax
+          ? writeSync(this.handle.fd, bytes, written, length, position)
+          : (await this.handle.write(bytes, written, length, position)).bytesWritten;
     }
     this.info.sizeBytes += bytes.length;
     this.unsynced = true;
