@@ -38,12 +38,21 @@ export function sendErrorCode(response: ServerResponse, code: ErrorCode, message
 }
 
 export function sendJson(response: ServerResponse, status: number, value: unknown): void {
-  const body = JSON.stringify(value);
+  sendJsonText(response, status, JSON.stringify(value));
+}
+
+/** Sends JSON already serialised; a HEAD answer carries the headers (length included) only. */
+export function sendJsonText(
+  response: ServerResponse,
+  status: number,
+  body: string,
+  method: string | undefined = undefined,
+): void {
   response.writeHead(status, {
     'content-type': 'application/json; charset=utf-8',
     'content-length': Buffer.byteLength(body),
   });
-  response.end(body);
+  response.end(method === 'HEAD' ? undefined : body);
 }
 
 export { errorBody };

@@ -55,6 +55,13 @@ export const gatewayOptions = {
     min: 1,
     max: 100,
   }),
+  scansInFlightMax: option.integer({
+    description:
+      'Range scans (GET /kv?...) served at once at most; each holds up to a page per group in memory. Past it a scan answers 429 TOO_MANY_REQUESTS.',
+    default: 64,
+    min: 1,
+    max: 65_536,
+  }),
   upstreamSocketsMax: option.integer({
     description: 'Keep-alive connections the gateway opens to each replica at most.',
     default: 256,

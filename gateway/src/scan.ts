@@ -11,6 +11,7 @@ import {
   scanQueryPath,
   scanRangeOf,
   sendError,
+  sendJsonText,
   toImpulseError,
   type GroupSpec,
   type Logger,
@@ -50,6 +51,8 @@ export function createScanRoute(
 ): (request: IncomingMessage, response: ServerResponse) => void {
   const { config, groups, reader, logger } = context;
   const answerBytesMax = scanAnswerBytesMax(config.keyBytesMax, config.valueBytesMax);
+  // Each scan in flight holds up to a page per group: a bound on scans is a bound on that memory.
+  let scansInFlight = 0;
 
   async function gather(query: ScanQuery, response: ServerResponse): Promise<string> {
     if (isEmptyScanRange(scanRangeOf(query)))
@@ -94,12 +97,20 @@ export function createScanRoute(
       return;
     }
     const query = parseScanQuery(request.url ?? '', config.keyBytesMax);
-    const body = await gather(query, response);
-    response.writeHead(200, {
-      'content-type': 'application/json; charset=utf-8',
-      'content-length': Buffer.byteLength(body),
-    });
-    response.end(method === 'HEAD' ? undefined : body);
+    if (scansInFlight >= config.scansInFlightMax) {
+      throw new ImpulseError(
+        'TOO_MANY_REQUESTS',
+        `${config.scansInFlightMax} range scans are in flight already (--scans-in-flight-max); retry later`,
+      );
+    }
+    scansInFlight++;
+    let body: string;
+    try {
+      body = await gather(query, response);
+    } finally {
+      scansInFlight--;
+    }
+    sendJsonText(response, 200, body, method);
   }
 
   return function handleScan(request, response) {

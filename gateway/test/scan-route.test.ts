@@ -198,6 +198,7 @@ describe('gateway scan route', () => {
         '--log-level=silent',
         '--upstream-timeout=300ms',
         '--request-deadline=2s',
+        '--scans-in-flight-max=2',
         // Small keys and values: a group's answer is then bounded by the 1 MiB page, plus an item.
         '--key-bytes-max=64B',
         '--value-bytes-max=1KiB',
@@ -343,6 +344,22 @@ describe('gateway scan route', () => {
       /impulse_gateway_upstream_errors_total\{group="g2",reason="timeout",service="gateway"\} 1/,
     );
     expect(text).not.toMatch(/route="unmatched"/);
+  });
+
+  it('answers 429 TOO_MANY_REQUESTS past --scans-in-flight-max, and serves again once scans end', async () => {
+    g2.mode = { kind: 'hang' };
+    const hung = [call('/kv?limit=10'), call('/kv?limit=10')];
+    // Both hung scans have reached the groups before the third arrives.
+    const deadline = Date.now() + 1000;
+    while (g2.urls.filter((url) => url === '/kv?limit=10').length < 2 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    const refused = await call('/kv?limit=10');
+    expect(refused.status).toBe(429);
+    expect(errorOf(refused).code).toBe('TOO_MANY_REQUESTS');
+    expect((await Promise.all(hung)).map((answer) => answer.status)).toEqual([504, 504]);
+    g2.mode = { kind: 'serve' };
+    expect((await call('/kv?limit=10')).status).toBe(200);
   });
 });
 

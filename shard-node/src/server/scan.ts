@@ -9,6 +9,7 @@ import {
   scanPageBytesMax,
   scanRangeOf,
   sendError,
+  sendJsonText,
   toImpulseError,
 } from '@impulse/common';
 import type { Entry } from '../storage/index.js';
@@ -53,11 +54,7 @@ export function createScanRoute(context: KvRouteContext): RequestListener {
       .catch((error: unknown) => {
         throw storageError(error);
       });
-    response.writeHead(200, {
-      'content-type': 'application/json; charset=utf-8',
-      'content-length': Buffer.byteLength(body),
-    });
-    response.end(method === 'HEAD' ? undefined : body);
+    sendJsonText(response, 200, body, method);
   }
 
   return function handleScan(request, response) {
