@@ -5,7 +5,6 @@ import {
   ImpulseError,
   allowMethods,
   isScanPath,
-  methodNotAllowed,
   metricsHandler,
   readOnlyMethods,
   routeNotFoundHandler,
@@ -40,7 +39,6 @@ export interface GatewayContext {
 }
 
 const kvMethods = ['GET', 'HEAD', 'PUT', 'DELETE'] as const;
-const kvMethodsAllow = kvMethods.join(', ');
 const routes = ['/kv', '/kv/{key}', '/metrics', '/healthz', '/readyz', '/admin/cluster'];
 
 function routeOf(request: Request): string {
@@ -118,6 +116,14 @@ export function createGatewayApp(context: GatewayContext): GatewayApp {
     logger,
   });
 
+  const handleKv = allowMethods(kvMethods, (request, response) => {
+    proxyKv(request, response).catch((error: unknown) => {
+      const failure = toImpulseError(error);
+      logIfUnexpected(logger, failure, { method: request.method, url: request.url });
+      refuseBody(request, response, failure);
+    });
+  });
+
   function handle(request: IncomingMessage, response: ServerResponse): void {
     const url = request.url ?? '';
     // Only a path that starts with '/kv/' exactly is a key route, and only the path '/kv' the scan
@@ -125,11 +131,7 @@ export function createGatewayApp(context: GatewayContext): GatewayApp {
     // routed '/kv/'.
     if (url.startsWith('/kv/')) {
       observeKv(request, response, noop);
-      proxyKv(request, response).catch((error: unknown) => {
-        const failure = toImpulseError(error);
-        logIfUnexpected(logger, failure, { method: request.method, url: request.url });
-        refuseBody(request, response, failure);
-      });
+      handleKv(request, response);
       return;
     }
     if (isScanPath(url)) {
@@ -142,10 +144,6 @@ export function createGatewayApp(context: GatewayContext): GatewayApp {
 
   async function proxyKv(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const method = request.method ?? '';
-    if (!(kvMethods as readonly string[]).includes(method)) {
-      sendError(response, methodNotAllowed(method, kvMethods), { allow: kvMethodsAllow });
-      return;
-    }
     const key = parseKeyFromPath(request.url ?? '', config.keyBytesMax);
     const route = router.route(key);
     let requestId: string | undefined;

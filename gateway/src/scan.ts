@@ -2,10 +2,11 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
   ImpulseError,
   ScanPageBuilder,
+  allowMethods,
   isEmptyScanRange,
   logIfUnexpected,
-  methodNotAllowed,
   parseScanQuery,
+  readOnlyMethods,
   scanAnswerBytesMax,
   scanPageBytesMax,
   scanQueryPath,
@@ -27,9 +28,6 @@ export interface ScanRouteContext {
   readonly reader: GroupReader;
   readonly logger: Logger;
 }
-
-const scanMethods = ['GET', 'HEAD'] as const;
-const scanMethodsAllow = scanMethods.join(', ');
 
 /**
  * `GET /kv?start=&end=&prefix=&limit=&continue=&consistency=`: an ordered range scan across every
@@ -92,10 +90,6 @@ export function createScanRoute(
 
   async function serve(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const method = request.method ?? '';
-    if (!(scanMethods as readonly string[]).includes(method)) {
-      sendError(response, methodNotAllowed(method, scanMethods), { allow: scanMethodsAllow });
-      return;
-    }
     const query = parseScanQuery(request.url ?? '', config.keyBytesMax);
     if (scansInFlight >= config.scansInFlightMax) {
       throw new ImpulseError(
@@ -113,7 +107,7 @@ export function createScanRoute(
     sendJsonText(response, 200, body, method);
   }
 
-  return function handleScan(request, response) {
+  return allowMethods(readOnlyMethods, function handleScan(request, response) {
     serve(request, response).catch((error: unknown) => {
       // A client that went away gets no answer.
       if (response.destroyed) return;
@@ -121,7 +115,7 @@ export function createScanRoute(
       logIfUnexpected(logger, failure, { method: request.method, url: request.url });
       sendError(response, failure);
     });
-  };
+  });
 }
 
 /** A group's failure as the scan's: same code and details, and a message that says a scan failed. */

@@ -2,8 +2,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parse as parseQueryString } from 'node:querystring';
 import {
   ImpulseError,
+  allowMethods,
   logIfUnexpected,
-  methodNotAllowed,
   parseKeyFromPath,
   parseRequestId,
   readBodyOrRefuse,
@@ -30,7 +30,6 @@ export interface KvRouteContext {
 }
 
 const kvMethods = ['GET', 'HEAD', 'PUT', 'DELETE'] as const;
-const kvMethodsAllow = kvMethods.join(', ');
 // A write without an id carries an empty one (the replica then makes one up); one empty buffer
 // serves every such write, since it has no bytes to change.
 const emptyRequestId = Buffer.alloc(0);
@@ -46,10 +45,6 @@ export function createKvRoute(context: KvRouteContext): RequestListener {
 
   async function serve(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const method = request.method ?? '';
-    if (!(kvMethods as readonly string[]).includes(method)) {
-      sendError(response, methodNotAllowed(method, kvMethods), { allow: kvMethodsAllow });
-      return;
-    }
     // The raw URL is parsed here, as the gateway does, so both agree on which key a path names.
     const url = request.url ?? '';
     const key = parseKeyFromPath(url, config.keyBytesMax);
@@ -93,13 +88,13 @@ export function createKvRoute(context: KvRouteContext): RequestListener {
     }
   }
 
-  return function handleKv(request, response) {
+  return allowMethods(kvMethods, function handleKv(request, response) {
     serve(request, response).catch((error: unknown) => {
       const failure = toImpulseError(error);
       logIfUnexpected(logger, failure, { method: request.method, url: request.url });
       refuseBody(request, response, failure);
     });
-  };
+  });
 }
 
 /** What an engine's failure means to a client: stopping is NOT_READY, anything else STORAGE_ERROR. */

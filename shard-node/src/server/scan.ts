@@ -1,9 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
   ScanPageBuilder,
+  allowMethods,
   logIfUnexpected,
-  methodNotAllowed,
   parseScanQuery,
+  readOnlyMethods,
   scanItemJson,
   scanItemOf,
   scanPageBytesMax,
@@ -14,9 +15,6 @@ import {
 } from '@impulse/common';
 import type { Entry } from '../storage/index.js';
 import { storageError, type KvRouteContext, type RequestListener } from './kv.js';
-
-const scanMethods = ['GET', 'HEAD'] as const;
-const scanMethodsAllow = scanMethods.join(', ');
 
 /**
  * The scan route, `GET /kv?start=&end=&prefix=&limit=&continue=&consistency=`: one page of this
@@ -34,10 +32,6 @@ export function createScanRoute(context: KvRouteContext): RequestListener {
 
   async function serve(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const method = request.method ?? '';
-    if (!(scanMethods as readonly string[]).includes(method)) {
-      sendError(response, methodNotAllowed(method, scanMethods), { allow: scanMethodsAllow });
-      return;
-    }
     const query = parseScanQuery(request.url ?? '', config.keyBytesMax);
     const range = scanRangeOf(query);
     // An empty range (start at or past end) yields nothing, but still confirms leadership: a
@@ -57,13 +51,13 @@ export function createScanRoute(context: KvRouteContext): RequestListener {
     sendJsonText(response, 200, body, method);
   }
 
-  return function handleScan(request, response) {
+  return allowMethods(readOnlyMethods, function handleScan(request, response) {
     serve(request, response).catch((error: unknown) => {
       const failure = toImpulseError(error);
       logIfUnexpected(logger, failure, { method: request.method, url: request.url });
       sendError(response, failure);
     });
-  };
+  });
 }
 
 /**
