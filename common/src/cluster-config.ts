@@ -1,5 +1,8 @@
 import { readFileSync } from 'node:fs';
-import { ConfigError } from './config.js';
+import { ConfigError, optionsGiven, parseBytes } from './config.js';
+import { valueBytesMaxDefault } from './http.js';
+import { keyBytesMaxDefault } from './key.js';
+import { nearestName } from './nearest-name.js';
 import { SlotTable, virtualNodesPerGroupDefault } from './slot-table.js';
 
 /**
@@ -8,9 +11,14 @@ import { SlotTable, virtualNodesPerGroupDefault } from './slot-table.js';
  * later the meta group serves it and gateways refresh it by epoch.
  *
  * ```json
- * { "epoch": 1, "groups": [ { "id": "g1", "replicas": [
+ * { "epoch": 1, "valueBytesMax": "1MiB", "groups": [ { "id": "g1", "replicas": [
  *   { "id": "g1-r1", "url": "http://127.0.0.1:7001", "raftId": 1, "peerAddress": "127.0.0.1:7101" } ] } ] }
  * ```
+ *
+ * Every process of a cluster reads the same file, so the file also carries the settings that must
+ * agree across processes: the key and value limits (see docs/decisions/0006-cluster-wide-limits.md).
+ * A field the parser does not know is refused, with the nearest known name: a misspelt
+ * `virtualNodesPerGroup` ignored would silently route keys to other groups.
  */
 export interface ReplicaSpec {
   readonly id: string;
@@ -30,12 +38,53 @@ export interface GroupSpec {
 export interface ClusterConfig {
   readonly epoch: number;
   readonly virtualNodesPerGroup: number;
+  /**
+   * Largest value the cluster accepts, in bytes; 1 MiB when absent. Cluster-wide: a gateway that
+   * accepted a value that a replica refuses (or the reverse) would store data that some reads then
+   * cannot serve, so every gateway and replica takes it from here.
+   */
+  readonly valueBytesMax: number;
+  /** Longest key the cluster accepts, in bytes of UTF-8; 1 KiB when absent. Cluster-wide, as above. */
+  readonly keyBytesMax: number;
   readonly groups: readonly GroupSpec[];
 }
 
 export const groupsMax = 1024;
 export const replicasPerGroupMax = 7;
+/** The largest `valueBytesMax` a cluster may set (as the `--value-bytes-max` flags allow). */
+export const valueBytesMaxUpperBound = 64 * 1024 * 1024;
+/** The largest `keyBytesMax` a cluster may set (as the `--key-bytes-max` flags allow). */
+export const keyBytesMaxUpperBound = 64 * 1024;
 const idPattern = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/;
+
+/** The fields each object of a cluster configuration may have; any other is refused. */
+const clusterFields = ['epoch', 'virtualNodesPerGroup', 'valueBytesMax', 'keyBytesMax', 'groups'] as const;
+const groupFields = ['id', 'replicas'] as const;
+const replicaFields = ['id', 'url', 'raftId', 'peerAddress'] as const;
+
+/** One problem per field of `value` not in `known`, naming its path and the nearest known name. */
+function unknownFieldProblems(
+  value: Record<string, unknown>,
+  known: readonly string[],
+  where: string,
+): string[] {
+  return Object.keys(value)
+    .filter((field) => !known.includes(field))
+    .map((field) => {
+      const nearest = nearestName(field, known);
+      const path = /^[A-Za-z_$][\w$]*$/.test(field)
+        ? `${where}.${field}`
+        : `${where}[${JSON.stringify(field)}]`;
+      return `${path}: unknown field${nearest === undefined ? '' : ` (did you mean ${nearest}?)`}`;
+    });
+}
+
+/** A size in bytes given as a number or as a string with a unit (`"4MiB"`); undefined when neither. */
+function sizeOf(value: unknown): number | undefined {
+  if (typeof value === 'number') return Number.isSafeInteger(value) ? value : undefined;
+  if (typeof value === 'string') return parseBytes(value);
+  return undefined;
+}
 
 /** Validates an untrusted JSON value; throws `ConfigError` listing every problem. */
 export function parseClusterConfig(value: unknown): ClusterConfig {
@@ -43,6 +92,7 @@ export function parseClusterConfig(value: unknown): ClusterConfig {
   const isObject = (candidate: unknown): candidate is Record<string, unknown> =>
     typeof candidate === 'object' && candidate !== null && !Array.isArray(candidate);
   if (!isObject(value)) throw new ConfigError(['cluster: must be a JSON object']);
+  problems.push(...unknownFieldProblems(value, clusterFields, 'cluster'));
 
   const epoch = value['epoch'] ?? 1;
   if (typeof epoch !== 'number' || !Number.isSafeInteger(epoch) || epoch < 0) {
@@ -57,6 +107,18 @@ export function parseClusterConfig(value: unknown): ClusterConfig {
   ) {
     problems.push('cluster.virtualNodesPerGroup: must be an integer from 1 to 4096');
   }
+  const valueBytesMax = sizeOf(value['valueBytesMax'] ?? valueBytesMaxDefault);
+  if (valueBytesMax === undefined || valueBytesMax < 0 || valueBytesMax > valueBytesMaxUpperBound) {
+    problems.push(
+      `cluster.valueBytesMax: must be a size from 0 to ${valueBytesMaxUpperBound} bytes (a number, or a string such as "4MiB")`,
+    );
+  }
+  const keyBytesMax = sizeOf(value['keyBytesMax'] ?? keyBytesMaxDefault);
+  if (keyBytesMax === undefined || keyBytesMax < 1 || keyBytesMax > keyBytesMaxUpperBound) {
+    problems.push(
+      `cluster.keyBytesMax: must be a size from 1 to ${keyBytesMaxUpperBound} bytes (a number, or a string such as "1KiB")`,
+    );
+  }
   const groupsValue = value['groups'];
   const groups: GroupSpec[] = [];
   if (!Array.isArray(groupsValue) || groupsValue.length === 0 || groupsValue.length > groupsMax) {
@@ -64,9 +126,18 @@ export function parseClusterConfig(value: unknown): ClusterConfig {
   } else {
     const groupIds = new Set<string>();
     const replicaIds = new Set<string>();
+    // Where each address is used, by its normalised `host:port`: a replica URL and a peer address
+    // (or two of either) that are the same endpoint would send one replica's traffic to another.
+    const endpoints = new Map<string, string>();
+    const claimEndpoint = (endpoint: string, at: string, what: string): void => {
+      const previous = endpoints.get(endpoint);
+      if (previous === undefined) endpoints.set(endpoint, at);
+      else problems.push(`${at}: ${what} ${endpoint} is already used by ${previous}`);
+    };
     groupsValue.forEach((group: unknown, groupIndex) => {
       const where = `cluster.groups[${groupIndex}]`;
       if (!isObject(group)) return void problems.push(`${where}: must be an object`);
+      problems.push(...unknownFieldProblems(group, groupFields, where));
       const id = group['id'];
       if (typeof id !== 'string' || !idPattern.test(id)) {
         return void problems.push(`${where}.id: must match ${idPattern}`);
@@ -88,6 +159,7 @@ export function parseClusterConfig(value: unknown): ClusterConfig {
       replicasValue.forEach((replica: unknown, replicaIndex) => {
         const at = `${where}.replicas[${replicaIndex}]`;
         if (!isObject(replica)) return void problems.push(`${at}: must be an object`);
+        problems.push(...unknownFieldProblems(replica, replicaFields, at));
         const replicaId = replica['id'];
         const url = replica['url'];
         if (typeof replicaId !== 'string' || !idPattern.test(replicaId)) {
@@ -119,6 +191,9 @@ export function parseClusterConfig(value: unknown): ClusterConfig {
         if (peerAddress === null && replicasValue.length > 1) {
           return void problems.push(`${at}.peerAddress: required in a group of more than one replica`);
         }
+        claimEndpoint(endpointOfUrl(url), `${at}.url`, 'address');
+        if (peerAddress !== null)
+          claimEndpoint(endpointOfPeerAddress(peerAddress), `${at}.peerAddress`, 'address');
         replicas.push(Object.freeze({ id: replicaId, url: url.replace(/\/+$/, ''), raftId, peerAddress }));
       });
       groups.push(Object.freeze({ id, replicas: Object.freeze(replicas) }));
@@ -128,8 +203,56 @@ export function parseClusterConfig(value: unknown): ClusterConfig {
   return Object.freeze({
     epoch: epoch as number,
     virtualNodesPerGroup: virtualNodesPerGroup as number,
+    valueBytesMax: valueBytesMax as number,
+    keyBytesMax: keyBytesMax as number,
     groups: Object.freeze(groups),
   });
+}
+
+/** `host:port` of an http URL, lower-cased, with the default port made explicit. */
+function endpointOfUrl(text: string): string {
+  const url = new URL(text);
+  return `${url.hostname.toLowerCase()}:${url.port === '' ? '80' : url.port}`;
+}
+
+function endpointOfPeerAddress(text: string): string {
+  const address = parsePeerAddress(text) as { host: string; port: number };
+  return `${address.host.toLowerCase()}:${address.port}`;
+}
+
+/** The limits a process enforces, by the names its configuration gives them. */
+export interface ProcessLimits {
+  readonly valueBytesMax: number;
+  readonly keyBytesMax: number;
+}
+
+const limitFlags: Record<keyof ProcessLimits, string> = {
+  valueBytesMax: '--value-bytes-max (IMPULSE_VALUE_BYTES_MAX)',
+  keyBytesMax: '--key-bytes-max (IMPULSE_KEY_BYTES_MAX)',
+};
+
+/**
+ * The process configuration with the cluster's key and value limits in place of its own. A flag or
+ * environment variable that set a limit must agree with the cluster's: a process that enforced
+ * another limit than the rest of the cluster would accept data that other processes then cannot
+ * serve (a gateway at 1 MiB cannot page a 2 MiB value that a replica at 4 MiB stored). Throws
+ * `ConfigError` naming each disagreement.
+ */
+export function withClusterLimits<Config extends ProcessLimits>(
+  config: Config,
+  cluster: ClusterConfig,
+): Config {
+  const given = optionsGiven(config);
+  const problems: string[] = [];
+  for (const name of ['valueBytesMax', 'keyBytesMax'] as const) {
+    if (given.has(name) && config[name] !== cluster[name]) {
+      problems.push(
+        `${limitFlags[name]} is ${config[name]} bytes but the cluster configuration's ${name} is ${cluster[name]}: the limit is cluster-wide, so set ${name} in the cluster configuration that every gateway and replica reads (and drop the flag)`,
+      );
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return Object.freeze({ ...config, valueBytesMax: cluster.valueBytesMax, keyBytesMax: cluster.keyBytesMax });
 }
 
 /** Splits `host:port`; undefined when it is not one. */

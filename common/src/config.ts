@@ -7,6 +7,8 @@
  * default; a flag wins over the environment. `--help` lists them all.
  */
 
+import { StartupError } from './startup-error.js';
+
 export type OptionKind = 'string' | 'integer' | 'bytes' | 'milliseconds' | 'boolean' | 'enum';
 
 interface OptionSpecBase<T> {
@@ -18,6 +20,11 @@ interface OptionSpecBase<T> {
   readonly flag?: string;
   /** Overrides the environment variable derived from the field name. */
   readonly env?: string;
+  /**
+   * A check beyond the kind and the range: answers the problem with the value (`must be odd
+   * (...)`), or undefined to accept it. The answer should say why, as the description should.
+   */
+  check?(value: T): string | undefined;
 }
 
 export interface StringOption extends OptionSpecBase<string> {
@@ -51,21 +58,47 @@ export type ConfigOf<Specs extends Record<string, OptionSpec>> = {
   readonly [K in keyof Specs]: ValueOf<Specs[K]>;
 };
 
+/**
+ * The longest delay Node's timers take: `setTimeout` runs a callback given more than 2^31 - 1 ms
+ * after 1 ms instead, so a duration over it would turn every timeout into an immediate one.
+ */
+export const timerMillisecondsMax = 2 ** 31 - 1;
+
+/**
+ * The maximum of a duration option that names none: an hour. No timeout, deadline or interval of
+ * Impulse has a use for more, and a larger value is far likelier a typo (`600h` for `600ms`) than
+ * a wish. An option that needs longer says so with its own `max`, never over the timer limit.
+ */
+export const durationMillisecondsMaxDefault = 3_600_000;
+
+function durationOption(spec: Omit<NumberOption, 'kind'>): NumberOption {
+  const max = spec.max ?? durationMillisecondsMaxDefault;
+  if (max > timerMillisecondsMax) {
+    throw new Error(
+      `a duration option cannot allow more than ${timerMillisecondsMax} ms (Node's timer limit)`,
+    );
+  }
+  return { ...spec, max, kind: 'milliseconds' };
+}
+
 export const option = {
   string: (spec: Omit<StringOption, 'kind'>): StringOption => ({ ...spec, kind: 'string' }),
   integer: (spec: Omit<NumberOption, 'kind'>): NumberOption => ({ ...spec, kind: 'integer' }),
   bytes: (spec: Omit<NumberOption, 'kind'>): NumberOption => ({ ...spec, kind: 'bytes' }),
-  milliseconds: (spec: Omit<NumberOption, 'kind'>): NumberOption => ({ ...spec, kind: 'milliseconds' }),
+  /** A duration in ms; at most `durationMillisecondsMaxDefault` unless `max` says otherwise. */
+  milliseconds: durationOption,
   boolean: (spec: Omit<BooleanOption, 'kind'>): BooleanOption => ({ ...spec, kind: 'boolean' }),
   enum: <T extends string>(spec: Omit<EnumOption<T>, 'kind'>): EnumOption<T> => ({ ...spec, kind: 'enum' }),
 };
 
-/** Invalid configuration: every problem found, so that an operator fixes them in one go. */
-export class ConfigError extends Error {
-  readonly code = 'CONFIG_INVALID';
+/**
+ * Invalid configuration: every problem found, so that an operator fixes them in one go. The first
+ * problem is on the first line of the message, so that a launcher relaying one line relays it.
+ */
+export class ConfigError extends StartupError {
   readonly problems: readonly string[];
   constructor(problems: readonly string[]) {
-    super(`invalid configuration:\n  ${problems.join('\n  ')}`);
+    super('CONFIG_INVALID', `invalid configuration: ${problems.join('\n  ')}`);
     this.name = 'ConfigError';
     this.problems = problems;
   }
@@ -119,16 +152,16 @@ export function parseMilliseconds(text: string): number | undefined {
 function convert(spec: OptionSpec, text: string): { value: unknown } | { problem: string } {
   switch (spec.kind) {
     case 'string':
-      return { value: text };
+      return checked(spec.check, text);
     case 'boolean': {
       const lower = text.toLowerCase();
-      if (['true', '1', 'yes', 'on'].includes(lower)) return { value: true };
-      if (['false', '0', 'no', 'off'].includes(lower)) return { value: false };
+      if (['true', '1', 'yes', 'on'].includes(lower)) return checked(spec.check, true);
+      if (['false', '0', 'no', 'off'].includes(lower)) return checked(spec.check, false);
       return { problem: 'must be true or false' };
     }
     case 'enum':
       return spec.choices.includes(text)
-        ? { value: text }
+        ? checked(spec.check, text)
         : { problem: `must be one of ${spec.choices.join(', ')}` };
     case 'integer':
     case 'bytes':
@@ -151,10 +184,20 @@ function convert(spec: OptionSpec, text: string): { value: unknown } | { problem
         return { problem: `must be a whole number${hint}` };
       }
       if (spec.min !== undefined && value < spec.min) return { problem: `must be at least ${spec.min}` };
-      if (spec.max !== undefined && value > spec.max) return { problem: `must be at most ${spec.max}` };
-      return { value };
+      if (spec.max !== undefined && value > spec.max) {
+        return { problem: `must be at most ${spec.max}${spec.kind === 'milliseconds' ? ' ms' : ''}` };
+      }
+      return checked(spec.check, value);
     }
   }
+}
+
+function checked<T>(
+  check: ((value: T) => string | undefined) | undefined,
+  value: T,
+): { value: unknown } | { problem: string } {
+  const problem = check?.(value);
+  return problem === undefined ? { value } : { problem };
 }
 
 export interface ParseConfigInput {
@@ -230,7 +273,28 @@ export function parseConfig<Specs extends Record<string, OptionSpec>>(
     }
   }
   if (problems.length > 0) throw new ConfigError(problems);
-  return Object.freeze(config) as ConfigOf<Specs>;
+  const frozen = Object.freeze(config) as ConfigOf<Specs>;
+  givenOptions.set(
+    frozen,
+    new Set(
+      Object.keys(specs).filter(
+        (name) => fromFlags.has(name) || input.env[envOf(name, specs[name] as OptionSpec)] !== undefined,
+      ),
+    ),
+  );
+  return frozen;
+}
+
+/** For each parsed configuration, the options its flags or environment set (the others took their default). */
+const givenOptions = new WeakMap<object, ReadonlySet<string>>();
+
+/**
+ * The names of the options that a flag or an environment variable set in `config` (as returned by
+ * `parseConfig`); the others took their default. Lets a setting that lives elsewhere (the cluster
+ * configuration) refuse a per-process flag that disagrees with it, without refusing the default.
+ */
+export function optionsGiven(config: object): ReadonlySet<string> {
+  return givenOptions.get(config) ?? new Set();
 }
 
 function formatDefault(spec: OptionSpec): string {
@@ -242,6 +306,14 @@ function formatDefault(spec: OptionSpec): string {
   }
   if (spec.kind === 'string' && spec.default === '') return '""';
   return String(spec.default);
+}
+
+/** `, from 1 to 3600000` for a number with bounds, so that the help says what validation takes. */
+function formatRange(spec: OptionSpec): string {
+  if (spec.kind !== 'integer' && spec.kind !== 'bytes' && spec.kind !== 'milliseconds') return '';
+  if (spec.min === undefined && spec.max === undefined) return '';
+  if (spec.max === undefined) return `, at least ${spec.min}`;
+  return spec.min === undefined ? `, at most ${spec.max}` : `, from ${spec.min} to ${spec.max}`;
 }
 
 const unitOf = (spec: OptionSpec): string =>
@@ -269,13 +341,13 @@ export function renderHelp(
   for (const name of Object.keys(specs)) {
     const spec = specs[name] as OptionSpec;
     lines.push(
-      `  ${flagOf(name, spec)} <${unitOf(spec)}>   env ${envOf(name, spec)}, default ${formatDefault(spec)}`,
+      `  ${flagOf(name, spec)} <${unitOf(spec)}>   env ${envOf(name, spec)}, default ${formatDefault(spec)}${formatRange(spec)}`,
     );
     lines.push(`      ${spec.description}`);
   }
   lines.push(
     '',
-    'A flag wins over its environment variable. Sizes take B, KiB, MiB, GiB; durations ms, s, m.',
+    'A flag wins over its environment variable. Sizes take B, KiB, MiB, GiB; durations ms, s, m, h.',
   );
   lines.push('  --help   print this help and exit');
   return lines.join('\n');

@@ -9,4 +9,7 @@ export * from './logger.js';
 export * from './metrics.js';
 export * from './http.js';
 export * from './service.js';
+export * from './startup-error.js';
+export * from './data-directory-location.js';
+export * from './nearest-name.js';
 export * from './linearizability/index.js';

@@ -1,6 +1,13 @@
 import type { LevelWithSilent } from 'pino';
-import { ConfigError, HelpRequested } from './config.js';
+import { HelpRequested } from './config.js';
 import { createLogger, type Logger } from './logger.js';
+import { startupErrorLines, startupErrorOf, type StartupError } from './startup-error.js';
+
+/**
+ * How long a process that failed to start waits for its last lines to drain before it exits even
+ * if something it opened still holds the event loop: a failed start must end, not hang.
+ */
+const startupFailureExitDelayMs = 2_000;
 
 export interface RunServiceOptions<Config, Running extends { stop(): Promise<void> }> {
   /** Program name, as in `impulse-gateway`. */
@@ -15,8 +22,10 @@ export interface RunServiceOptions<Config, Running extends { stop(): Promise<voi
 }
 
 /**
- * The shared `main` of every Impulse process: configuration (with `--help` and exit code 2 on a
- * bad configuration), a logger, start-up, and a clean stop on SIGTERM or SIGINT.
+ * The shared `main` of every Impulse process: configuration (with `--help`), a logger, start-up,
+ * and a clean stop on SIGTERM or SIGINT. A start-up failure prints its cause on stderr (first line:
+ * program, cause and code) and exits 2 for a bad configuration, 1 for a problem of the environment
+ * (see `startupErrorRegistry`); the JSON log on stdout gets it too once the logger exists.
  */
 export async function runService<Config, Running extends { stop(): Promise<void> }>(
   options: RunServiceOptions<Config, Running>,
@@ -29,12 +38,7 @@ export async function runService<Config, Running extends { stop(): Promise<void>
       process.stdout.write(`${error.text}\n`);
       return;
     }
-    if (error instanceof ConfigError) {
-      process.stderr.write(`${options.program}: ${error.message}\n`);
-      process.exitCode = 2;
-      return;
-    }
-    throw error;
+    return failStartup(options.program, startupErrorOf(error));
   }
   const logger = createLogger({
     service: options.service,
@@ -45,9 +49,9 @@ export async function runService<Config, Running extends { stop(): Promise<void>
   try {
     running = await options.start(config, logger);
   } catch (error) {
-    logger.fatal({ err: error }, `${options.service}: failed to start`);
-    process.exitCode = 1;
-    return;
+    const failure = startupErrorOf(error);
+    logger.fatal({ err: error, code: failure.code }, `${options.service}: failed to start`);
+    return failStartup(options.program, failure);
   }
   let stopping = false;
   const stop = (signal: string): void => {
@@ -64,4 +68,10 @@ export async function runService<Config, Running extends { stop(): Promise<void>
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+}
+
+function failStartup(program: string, failure: StartupError): void {
+  process.stderr.write(`${startupErrorLines(program, failure).join('\n')}\n`);
+  process.exitCode = failure.exitCode;
+  setTimeout(() => process.exit(failure.exitCode), startupFailureExitDelayMs).unref();
 }

@@ -27,13 +27,15 @@ export const gatewayOptions = {
     default: '',
   }),
   valueBytesMax: option.bytes({
-    description: 'Largest value accepted.',
+    description:
+      "Largest value accepted. Cluster-wide: the cluster configuration's valueBytesMax (1MiB when absent) is the limit, and this flag, if given, must equal it.",
     default: valueBytesMaxDefault,
     min: 0,
     max: 64 * 1024 * 1024,
   }),
   keyBytesMax: option.bytes({
-    description: 'Longest key accepted, in bytes of UTF-8.',
+    description:
+      "Longest key accepted, in bytes of UTF-8. Cluster-wide: the cluster configuration's keyBytesMax (1KiB when absent) is the limit, and this flag, if given, must equal it.",
     default: keyBytesMaxDefault,
     min: 1,
     max: 64 * 1024,
@@ -43,11 +45,13 @@ export const gatewayOptions = {
       'How long one attempt waits for a replica to answer before trying another (or answering 504).',
     default: 2_000,
     min: 1,
+    max: 60_000,
   }),
   requestDeadline: option.milliseconds({
     description: 'How long a request may take across all its attempts (leader changes, retries).',
     default: 10_000,
     min: 1,
+    max: 300_000,
   }),
   retryAttemptsMax: option.integer({
     description: 'Attempts per request at most (the first one included).',
@@ -72,6 +76,7 @@ export const gatewayOptions = {
     description: 'How long SIGTERM waits for requests in flight.',
     default: 10_000,
     min: 0,
+    max: 300_000,
   }),
   logLevel: option.enum({ description: 'Log level.', default: 'info', choices: logLevels }),
 };

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { loadClusterConfig, runService } from '@impulse/common';
+import { loadClusterConfig, runService, withClusterLimits } from '@impulse/common';
 import { parseGatewayConfig } from './config.js';
 import { Gateway } from './gateway.js';
 
@@ -7,8 +7,10 @@ void runService({
   program: 'impulse-gateway',
   service: 'gateway',
   parse: () => {
-    const config = parseGatewayConfig({ argv: process.argv.slice(2), env: process.env });
-    return { config, cluster: loadClusterConfig({ json: config.cluster, file: config.clusterFile }) };
+    const parsed = parseGatewayConfig({ argv: process.argv.slice(2), env: process.env });
+    const cluster = loadClusterConfig({ json: parsed.cluster, file: parsed.clusterFile });
+    // The key and value limits are the cluster's, so that the gateway and every replica agree.
+    return { config: withClusterLimits(parsed, cluster), cluster };
   },
   logLevel: ({ config }) => config.logLevel,
   start: ({ config, cluster }, logger) => Gateway.start(config, cluster, logger),

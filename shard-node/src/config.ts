@@ -90,15 +90,18 @@ export const shardNodeOptions = {
     description: 'How long a write waits to be committed and applied before COMMIT_TIMEOUT.',
     default: 5_000,
     min: 1,
+    max: 60_000,
   }),
   valueBytesMax: option.bytes({
-    description: 'Largest value accepted.',
+    description:
+      'Largest value accepted. With a cluster configuration the limit is cluster-wide: its valueBytesMax (1MiB when absent), which this flag, if given, must equal.',
     default: valueBytesMaxDefault,
     min: 0,
     max: 64 * 1024 * 1024,
   }),
   keyBytesMax: option.bytes({
-    description: 'Longest key accepted, in bytes of UTF-8.',
+    description:
+      'Longest key accepted, in bytes of UTF-8. With a cluster configuration the limit is cluster-wide: its keyBytesMax (1KiB when absent), which this flag, if given, must equal.',
     default: keyBytesMaxDefault,
     min: 1,
     max: 64 * 1024,
@@ -107,6 +110,7 @@ export const shardNodeOptions = {
     description: 'How long SIGTERM waits for requests in flight before closing the engine.',
     default: 10_000,
     min: 0,
+    max: 300_000,
   }),
   logLevel: option.enum({ description: 'Log level.', default: 'info', choices: logLevels }),
 };

@@ -11,6 +11,7 @@ import {
   type Logger,
 } from '@impulse/common';
 import type { ShardNodeConfig } from './config.js';
+import { DataDirectory } from './data-directory.js';
 import { Replica, type MemberSpec, type ReadMode } from './replica/index.js';
 import { createShardApp } from './server/app.js';
 
@@ -69,11 +70,40 @@ export class ShardNode {
     private readonly logger: Logger,
     readonly replica: Replica,
     private readonly server: Server,
+    private readonly dataDirectory: DataDirectory,
   ) {}
 
   static async start(config: ShardNodeConfig, logger: Logger): Promise<ShardNode> {
     const directory = dataDirectoryOf(config);
     const { self, members } = membersOf(config);
+    // Locked and identified before anything in it is opened (see data-directory.ts).
+    const dataDirectory = await DataDirectory.open({
+      directory,
+      identity: {
+        clusterId: config.clusterId,
+        groupId: config.groupId,
+        replicaId: config.replicaId,
+        raftId: self.raftId,
+        engine: config.engine,
+      },
+      logger,
+    });
+    try {
+      return await ShardNode.startReplica(config, logger, directory, self, members, dataDirectory);
+    } catch (error) {
+      dataDirectory.release();
+      throw error;
+    }
+  }
+
+  private static async startReplica(
+    config: ShardNodeConfig,
+    logger: Logger,
+    directory: string,
+    self: MemberSpec,
+    members: MemberSpec[],
+    dataDirectory: DataDirectory,
+  ): Promise<ShardNode> {
     const registry = createMetricsRegistry({
       service: 'shard-node',
       group: config.groupId,
@@ -111,7 +141,7 @@ export class ShardNode {
       isReady: () => readiness.ready,
     });
     const server = createServer({ keepAliveTimeout: keepAliveTimeoutMs }, app);
-    const node = new ShardNode(readiness, config, logger, replica, server);
+    const node = new ShardNode(readiness, config, logger, replica, server, dataDirectory);
     try {
       server.listen(config.port, config.host);
       await once(server, 'listening');
@@ -148,6 +178,7 @@ export class ShardNode {
     this.logger.info('server: stopping');
     await closeServerGracefully(this.server, this.config.shutdownTimeout);
     await this.replica.stop();
+    this.dataDirectory.release();
     this.logger.info('server: stopped, log and engine closed');
   }
 }

@@ -78,7 +78,7 @@ describe('the command lines of the shard-node and the gateway', () => {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     try {
-      // Wait until the first one logs that it listens, so its LevelDB lock is held.
+      // Wait until the first one logs that it listens, so its data directory's lock is held.
       await new Promise<void>((resolve, reject) => {
         first.stdout.on('data', (chunk: Buffer) => {
           if (chunk.toString().includes('server: listening')) resolve();
@@ -88,7 +88,9 @@ describe('the command lines of the shard-node and the gateway', () => {
       const second = await run(shardNodeMain, ['--port=0', `--data-dir=${dataDir}`]);
       expect(second.code).toBe(1);
       expect(second.stdout).toMatch(/"level":60/);
-      expect(second.stdout).toMatch(/ENGINE_OPEN_FAILED/);
+      expect(second.stderr.split('\n')[0]).toMatch(
+        /^impulse-shard-node: data directory .* is in use by another process \(pid \d+\).* \[DATA_DIRECTORY_LOCKED\]$/,
+      );
     } finally {
       first.kill('SIGTERM');
       const [code] = (await once(first, 'exit')) as [number | null];

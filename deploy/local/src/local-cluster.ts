@@ -3,7 +3,14 @@ import { once } from 'node:events';
 import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { ClusterConfig } from '@impulse/common';
+import {
+  ensureDataDirectory,
+  keyBytesMaxDefault,
+  startupErrorCodes,
+  valueBytesMaxDefault,
+  type ClusterConfig,
+  type StartupErrorCode,
+} from '@impulse/common';
 import { freePort } from './ports.js';
 
 /** The repository root, from `deploy/local/src` (tests) or `deploy/local/dist` (built). */
@@ -69,6 +76,40 @@ export interface ReplicaProcess extends ManagedProcess {
 
 const readyTimeoutMsDefault = 20_000;
 const stopTimeoutMs = 15_000;
+/** The head of a child's stderr kept to explain its failure to start. */
+const stderrHeadBytesMax = 4000;
+
+/**
+ * A process of the cluster exited before it was ready. Its message starts with the child's own
+ * first line on stderr (its cause, e.g. `impulse-gateway: cannot listen on 127.0.0.1:8080:
+ * EADDRINUSE [ADDRESS_IN_USE]`), so that whoever shows one line shows the cause.
+ */
+export class ProcessStartError extends Error {
+  constructor(
+    readonly processName: string,
+    /** The child's exit status (null when a signal ended it). */
+    readonly exitCode: number | null,
+    readonly signal: string | null,
+    /** What the child wrote on stderr (its tail). */
+    readonly stderr: string,
+    readonly logFile: string,
+  ) {
+    const [cause = '', ...more] = stderr.trim().split('\n');
+    const status = signal === null ? `code ${String(exitCode)}` : `signal ${signal}`;
+    const details = [...more.map((line) => `  ${line}`), `  see ${logFile}`];
+    super(
+      `${processName} exited during start-up (${status}): ${cause === '' ? 'nothing on stderr' : cause}\n${details.join('\n')}`,
+    );
+    this.name = 'ProcessStartError';
+  }
+
+  /** The start-up code the child gave at the end of its first stderr line (`[CODE]`), if any. */
+  get startupCode(): StartupErrorCode | undefined {
+    const match = /\[([A-Z_]+)\]\s*$/m.exec(this.stderr.trim().split('\n')[0] ?? '');
+    const code = match?.[1];
+    return startupErrorCodes.find((candidate) => candidate === code);
+  }
+}
 
 /**
  * A cluster of real processes on loopback: shard-node replicas and a gateway, each with its own
@@ -110,6 +151,8 @@ export class LocalCluster {
     return {
       epoch: 1,
       virtualNodesPerGroup: 160,
+      valueBytesMax: valueBytesMaxDefault,
+      keyBytesMax: keyBytesMaxDefault,
       groups: groupIds.map((id) => ({
         id,
         replicas: this.replicas
@@ -131,6 +174,8 @@ export class LocalCluster {
   }
 
   private async startAll(): Promise<void> {
+    // Checked first: a data directory on a pseudo file system would hang the recursive mkdir below.
+    await ensureDataDirectory(this.options.dataDirectory);
     mkdirSync(this.logDirectory, { recursive: true });
     const replicasPerGroup = this.options.replicasPerGroup ?? 1;
     let nextPort = this.options.replicaBasePort ?? 0;
@@ -255,7 +300,7 @@ export class LocalCluster {
     const child = spawn(process.execPath, argumentsList, { stdio: ['ignore', 'pipe', 'pipe'] });
     managed.child = child;
     const log = this.logStream(managed);
-    let stderrTail = '';
+    let stderrHead = '';
     let partial = '';
     child.stdout.on('data', (chunk: Buffer) => {
       log.write(chunk);
@@ -266,11 +311,18 @@ export class LocalCluster {
     });
     child.stderr.on('data', (chunk: Buffer) => {
       log.write(chunk);
-      stderrTail = (stderrTail + chunk.toString('utf8')).slice(-4000);
+      // The head, not the tail: a process prints the cause of a failed start first.
+      if (stderrHead.length < stderrHeadBytesMax) {
+        stderrHead = (stderrHead + chunk.toString('utf8')).slice(0, stderrHeadBytesMax);
+      }
     });
     const exited = once(child, 'exit').then(([code, signal]) => {
-      throw new Error(
-        `${managed.name} exited during start-up (code ${String(code)}, signal ${String(signal)}): ${stderrTail}; see ${managed.logFile}`,
+      throw new ProcessStartError(
+        managed.name,
+        code as number | null,
+        signal as string | null,
+        stderrHead,
+        managed.logFile,
       );
     });
     const ready = waitForReady(managed.url, this.options.readyTimeoutMs ?? readyTimeoutMsDefault);

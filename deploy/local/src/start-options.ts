@@ -1,4 +1,4 @@
-import { option } from '@impulse/common';
+import { option, replicasPerGroupMax } from '@impulse/common';
 
 export const startProgram = {
   name: 'npm start --',
@@ -9,10 +9,15 @@ export const startProgram = {
 export const startOptions = {
   groups: option.integer({ description: 'Number of shard groups.', default: 3, min: 1, max: 64 }),
   replicasPerGroup: option.integer({
-    description: 'Replicas per shard group: each group is a Raft group of this many replicas (1, 3 or 5).',
+    description:
+      'Replicas per shard group: each group is a Raft group of this many replicas: 1, 3, 5 or 7. Even numbers are refused: a group of 2 stops when either replica fails (a majority of 2 is 2), and one of 4 survives no more failures than one of 3 while every write waits for one more replica.',
     default: 3,
     min: 1,
-    max: 7,
+    max: replicasPerGroupMax,
+    check: (value) =>
+      value % 2 === 1
+        ? undefined
+        : 'must be odd (1, 3, 5 or 7): an even group survives no more replica failures than the odd group one smaller, and every write waits for one more replica',
   }),
   dataDir: option.string({
     description: "Root of the replicas' data and of the process logs.",

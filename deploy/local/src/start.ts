@@ -1,7 +1,9 @@
 #!/usr/bin/env node
-import { ConfigError, HelpRequested, parseConfig } from '@impulse/common';
-import { LocalCluster } from './local-cluster.js';
+import { HelpRequested, StartupError, parseConfig, startupErrorLines, startupErrorOf } from '@impulse/common';
+import { LocalCluster, ProcessStartError } from './local-cluster.js';
 import { startOptions, startProgram } from './start-options.js';
+
+const program = 'impulse';
 
 async function main(): Promise<void> {
   let config;
@@ -9,11 +11,6 @@ async function main(): Promise<void> {
     config = parseConfig(startProgram, startOptions, { argv: process.argv.slice(2), env: process.env });
   } catch (error) {
     if (error instanceof HelpRequested) return void process.stdout.write(`${error.text}\n`);
-    if (error instanceof ConfigError) {
-      process.stderr.write(`impulse: ${error.message}\n`);
-      process.exitCode = 2;
-      return;
-    }
     throw error;
   }
   process.stdout.write(
@@ -70,7 +67,24 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => stop('SIGTERM'));
 }
 
+/**
+ * A failed start, as every Impulse process reports one: the cause on the first line of stderr and
+ * exit 2 for a bad configuration, 1 for the environment. A child that failed is reported with its
+ * own first line, and its code decides the status (its configuration came from ours).
+ */
+function startupFailureOf(error: unknown): StartupError {
+  if (error instanceof ProcessStartError) {
+    return new StartupError(error.startupCode ?? 'START_FAILED', error.message, { cause: error });
+  }
+  return startupErrorOf(error);
+}
+
 main().catch((error: unknown) => {
-  process.stderr.write(`impulse: ${(error as Error).message}\n`);
-  process.exit(1);
+  const failure = startupFailureOf(error);
+  const lines =
+    error instanceof ProcessStartError
+      ? [`${program}: ${failure.message}`]
+      : startupErrorLines(program, failure);
+  process.stderr.write(`${lines.join('\n')}\n`);
+  process.exit(failure.exitCode);
 });

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { ImpulseError, type Logger, type Registry } from '@impulse/common';
+import { ImpulseError, StartupError, type Logger, type Registry } from '@impulse/common';
 import {
   RawNode,
   RaftError,
@@ -77,6 +77,30 @@ export interface ReplicaOptions {
 }
 
 export type ReadMode = 'readindex' | 'lease';
+
+/**
+ * A state machine must never be behind its log's snapshot: the entries before the snapshot are
+ * gone, and the state they made is only in the state machine. One case is routine: a state machine
+ * that kept nothing (a memory engine from before its image was written) over a log never compacted,
+ * whose snapshot is the founding one at index 1; its whole state is the founding configuration,
+ * which the log's snapshot holds, so it is founded again from there. Any other case means files
+ * were lost, and starting would serve and vote from a state that never was: refused.
+ */
+async function catchUpWithLogSnapshot(
+  stateMachine: ReplicaStateMachine,
+  logStore: RaftLogStore,
+): Promise<void> {
+  const logSnapshot = logStore.snapshot().metadata;
+  if (stateMachine.appliedIndex >= logSnapshot.index) return;
+  if (stateMachine.appliedIndex === 0 && logSnapshot.index === 1) {
+    await stateMachine.bootstrap(logSnapshot.confState);
+    return;
+  }
+  throw new StartupError(
+    'DATA_DIRECTORY_DAMAGED',
+    `the state machine has applied up to index ${stateMachine.appliedIndex}, behind the Raft log's snapshot at index ${logSnapshot.index}: the state between is lost (was state/ removed?)`,
+  );
+}
 
 type Waiter = { resolve: () => void; reject: (error: Error) => void; timer: NodeJS.Timeout };
 
@@ -201,6 +225,7 @@ export class Replica {
         founded = true;
         logger.info({ voters: initialConfState.voters }, 'replica: founded the group');
       }
+      await catchUpWithLogSnapshot(stateMachine, logStore);
       // The state machine is switched before the log records an installed snapshot: a crash in
       // between leaves a state machine ahead of the log, which the log catches up with here. A
       // founding replica takes the same path on purpose (its founding snapshot is in the state

@@ -23,6 +23,7 @@ import {
   requestOrderKey,
   requestOrderRange,
 } from './keyspace.js';
+import { loadMemoryImage, writeMemoryImage } from './memory-image.js';
 import { decodeSnapshotChunk, encodeSnapshotChunks } from './snapshot-codec.js';
 
 /**
@@ -89,6 +90,11 @@ const generationPrefix = 'sm-';
  * The engine lives in a generation folder (`sm-000001`) named by the file `CURRENT`. Installing a
  * snapshot builds the next generation beside the live one, then switches `CURRENT` with an atomic
  * rename: a crash at any point leaves either the old state or the new one, never a mix.
+ *
+ * On the memory engine, which keeps nothing across a restart, each point where the state is made
+ * durable (founding, `sync()` before the log is compacted, an installed snapshot) writes the whole
+ * state as an image beside it (`memory-image.ts`), which `open` loads: the replica then replays
+ * the log from the image's applied index, as a LevelDB replica does from its own.
  */
 export class ReplicaStateMachine {
   #engine: Engine;
@@ -117,9 +123,19 @@ export class ReplicaStateMachine {
 
   static async open(options: StateMachineOptions): Promise<ReplicaStateMachine> {
     await mkdir(options.directory, { recursive: true });
-    const generation = await readGeneration(options.directory);
-    await removeOtherGenerations(options.directory, generation, options.logger);
+    // Generations are folders of LevelDB's; the memory engine's lives in memory and in its image.
+    const generation = options.engine === 'memory' ? 1 : await readGeneration(options.directory);
+    if (options.engine !== 'memory')
+      await removeOtherGenerations(options.directory, generation, options.logger);
     const engine = await openGeneration(options, generation);
+    if (options.engine === 'memory') {
+      try {
+        await loadMemoryImage(options.directory, engine);
+      } catch (error) {
+        await engine.close();
+        throw error;
+      }
+    }
     const stateMachine = new ReplicaStateMachine(options, engine, generation);
     await stateMachine.loadMeta();
     if (stateMachine.#appliedIndex === 0 && options.initialConfState !== undefined) {
@@ -166,6 +182,7 @@ export class ReplicaStateMachine {
       { type: 'put', key: confStateKey, value: encodeConfState(confState) },
     ]);
     await this.#engine.sync();
+    if (this.options.engine === 'memory') await writeMemoryImage(this.options.directory, this.#engine);
     this.#appliedIndex = 1;
     this.#appliedTerm = 1;
     this.#confState = confState;
@@ -316,6 +333,7 @@ export class ReplicaStateMachine {
    * log is compacted, when the log stops being able to replay them.
    */
   async sync(): Promise<void> {
+    if (this.options.engine === 'memory') return writeMemoryImage(this.options.directory, this.#engine);
     // A synced write flushes LevelDB's log, and with it every earlier unsynced write.
     await this.#engine.put(
       appliedKey,
@@ -364,7 +382,9 @@ export class ReplicaStateMachine {
   async install(install: SnapshotInstall): Promise<SnapshotMetadata> {
     if (install.generation <= this.#generation) throw new Error('state machine: stale snapshot install');
     const metadata = await install.finish();
-    await writeGeneration(this.options.directory, install.generation);
+    // The image is the memory engine's durable state: written before the log records the snapshot.
+    if (this.options.engine === 'memory') await writeMemoryImage(this.options.directory, install.engine);
+    else await writeGeneration(this.options.directory, install.generation);
     const previous = this.#engine;
     const previousGeneration = this.#generation;
     this.#engine = install.engine;

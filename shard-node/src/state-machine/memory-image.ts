@@ -1,0 +1,113 @@
+import { open, rename, rm, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { crc32 } from 'node:zlib';
+import { StartupError } from '@impulse/common';
+import type { Engine } from '../storage/index.js';
+import { decodeSnapshotChunk, encodeSnapshotChunks } from './snapshot-codec.js';
+
+/**
+ * The durable image of a memory-engine state machine: what lets a replica on the memory engine
+ * restart on its data directory. The memory engine keeps nothing across a restart, while the Raft
+ * log on disk does, and is compacted behind every snapshot; so at each point where a LevelDB state
+ * machine is made durable (founding, before the log is compacted, a snapshot installed from the
+ * leader) the whole memory state is written here, and a restart loads it and replays the log
+ * from there, as a LevelDB replica replays from its applied index.
+ *
+ * Format: the magic `IMPMEM01`, then frames of `u32 length, u32 crc32, chunk` (big-endian), where
+ * each chunk is one snapshot-stream chunk of whole records (`snapshot-codec.ts`), then an end
+ * frame of length 0 whose crc field holds the number of chunk frames. It is written to a temporary
+ * file, fsynced, renamed over the previous image and the folder fsynced: a crash leaves the old
+ * image or the new one.
+ */
+
+export const memoryImageFileName = 'memory-image';
+const magic = Buffer.from('IMPMEM01', 'latin1');
+const frameHeaderBytes = 8;
+
+/** Writes the whole state of `engine` (from one consistent snapshot of it) as the image in `directory`. */
+export async function writeMemoryImage(directory: string, engine: Engine): Promise<void> {
+  const path = join(directory, memoryImageFileName);
+  const temporary = `${path}.tmp`;
+  const snapshot = await engine.snapshot();
+  try {
+    const file = await open(temporary, 'w', 0o644);
+    try {
+      await file.write(magic);
+      let chunks = 0;
+      for await (const chunk of encodeSnapshotChunks(snapshot.iterate())) {
+        const header = Buffer.allocUnsafe(frameHeaderBytes);
+        header.writeUInt32BE(chunk.byteLength, 0);
+        header.writeUInt32BE(crc32(chunk), 4);
+        await file.writev([header, chunk]);
+        chunks++;
+      }
+      const end = Buffer.alloc(frameHeaderBytes);
+      end.writeUInt32BE(chunks, 4);
+      await file.write(end);
+      await file.sync();
+    } finally {
+      await file.close();
+    }
+  } catch (error) {
+    await rm(temporary, { force: true });
+    throw error;
+  } finally {
+    await snapshot.close();
+  }
+  await rename(temporary, path);
+  const folder = await open(directory, 'r');
+  try {
+    await folder.sync();
+  } finally {
+    await folder.close();
+  }
+}
+
+/**
+ * Loads the image in `directory` into an empty `engine`, a frame at a time; answers false when there
+ * is none. A damaged image (bad magic, checksum or framing, or no end frame) is refused with
+ * `DATA_DIRECTORY_DAMAGED`: starting from part of a state would serve a state that never was.
+ */
+export async function loadMemoryImage(directory: string, engine: Engine): Promise<boolean> {
+  const path = join(directory, memoryImageFileName);
+  let file: FileHandle;
+  try {
+    file = await open(path, 'r');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw error;
+  }
+  const damaged = (reason: string): StartupError =>
+    new StartupError('DATA_DIRECTORY_DAMAGED', `memory-engine image ${path} is damaged: ${reason}`);
+  try {
+    const fileBytes = (await file.stat()).size;
+    let offset = 0;
+    const readExactly = async (bytes: number): Promise<Buffer> => {
+      if (offset + bytes > fileBytes) throw damaged(`truncated at byte ${offset}`);
+      const buffer = Buffer.allocUnsafe(bytes);
+      const { bytesRead } = await file.read(buffer, 0, bytes, offset);
+      if (bytesRead !== bytes) throw damaged(`truncated at byte ${offset}`);
+      offset += bytes;
+      return buffer;
+    };
+    if (!(await readExactly(magic.length)).equals(magic)) throw damaged('it does not start with the magic');
+    let chunks = 0;
+    for (;;) {
+      const header = await readExactly(frameHeaderBytes);
+      const length = header.readUInt32BE(0);
+      const checksum = header.readUInt32BE(4);
+      if (length === 0) {
+        if (checksum !== chunks) throw damaged(`the end frame counts ${checksum} chunks, not ${chunks}`);
+        if (offset !== fileBytes) throw damaged('bytes after the end frame');
+        return true;
+      }
+      const chunk = await readExactly(length);
+      if (crc32(chunk) !== checksum) throw damaged(`checksum mismatch in the chunk before byte ${offset}`);
+      const records = decodeSnapshotChunk(chunk);
+      await engine.batch(records.map(({ key, value }) => ({ type: 'put', key, value })));
+      chunks++;
+    }
+  } finally {
+    await file.close();
+  }
+}
