@@ -64,19 +64,14 @@ export async function ensureDataDirectory(directory: string): Promise<string> {
     } catch (error) {
       if (error instanceof StartupError) throw error;
       const code = errnoOf(error);
-      if (code === 'ENOTDIR') {
-        throw new StartupError(
-          'DATA_DIRECTORY_UNUSABLE',
-          `data directory ${target}: its path goes through something that is not a directory`,
-        );
-      }
       if (code === 'EACCES') {
         throw new StartupError(
           'DATA_DIRECTORY_NOT_WRITABLE',
           `data directory ${target}: ${existing} cannot be searched (EACCES)`,
         );
       }
-      if (code !== 'ENOENT' || dirname(existing) === existing) throw error;
+      // ENOTDIR: a file on the way; going up finds it, and it is refused as not a directory.
+      if ((code !== 'ENOENT' && code !== 'ENOTDIR') || dirname(existing) === existing) throw error;
       missing.unshift(existing);
       existing = dirname(existing);
     }
