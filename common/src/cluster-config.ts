@@ -209,10 +209,10 @@ export function parseClusterConfig(value: unknown): ClusterConfig {
   });
 }
 
-/** `host:port` of an http URL, lower-cased, with the default port made explicit. */
+/** `host:port` of an http URL (which always names its port), lower-cased. */
 function endpointOfUrl(text: string): string {
   const url = new URL(text);
-  return `${url.hostname.toLowerCase()}:${url.port === '' ? '80' : url.port}`;
+  return `${url.hostname.toLowerCase()}:${url.port}`;
 }
 
 function endpointOfPeerAddress(text: string): string {
