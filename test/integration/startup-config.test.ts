@@ -1,9 +1,18 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer, type Server } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, repositoryRoot } from '@impulse/local-cluster';
 import { rawRequest } from '../support/http.js';
@@ -39,15 +48,23 @@ interface Run {
   readonly timedOut: boolean;
 }
 
+/**
+ * A user that file modes apply to: root ignores them, so a test run as root runs a process that
+ * must be refused a folder as nobody (65534) instead.
+ */
+const unprivilegedUser = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {};
+
 /** Runs an entry point to its exit, killing it (and saying so) past `runTimeoutMs`. */
 async function run(
   entry: EntryPoint,
   argumentsList: readonly string[],
   env: Record<string, string> = {},
+  user: { uid?: number; gid?: number } = {},
 ): Promise<Run> {
   const child = spawn(process.execPath, [entryPoints[entry], ...argumentsList], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...env },
+    ...user,
   });
   let stdout = '';
   let stderr = '';
@@ -182,6 +199,8 @@ interface FailureCase {
     readonly untouched?: readonly string[];
     /** The first stderr line may name values known only once set up (a port, a path). */
     readonly stderrFirstLine?: RegExp;
+    /** Runs the process as a user that file modes apply to (see `unprivilegedUser`). */
+    readonly unprivileged?: boolean;
   }>;
   readonly exitCode: 1 | 2;
   /** The first line on stderr, unless setup gives one. */
@@ -801,6 +820,26 @@ const cases: readonly FailureCase[] = [
       /^impulse: data directory \/proc\/impulse-test is on the proc pseudo file system \(at \/proc\), which cannot hold data \[DATA_DIRECTORY_UNUSABLE\]$/,
   },
   {
+    name: '10. shard-node with its data directory in a folder it may not write',
+    entry: 'shardNode',
+    setup: async (context) => {
+      const readOnly = context.path('read-only');
+      mkdirSync(readOnly, { mode: 0o555 });
+      // The process must reach the folder to be refused it, not be stopped above it.
+      chmodSync(context.directory, 0o755);
+      chmodSync(dirname(context.directory), 0o755);
+      return {
+        argumentsList: ['--port=0', `--data-dir=${readOnly}/g1-r1`],
+        untouched: [readOnly],
+        unprivileged: true,
+        stderrFirstLine: new RegExp(
+          `^impulse-shard-node: data directory ${escapeRegExp(readOnly)}/g1-r1: ${escapeRegExp(readOnly)} is not writable \\(EACCES\\) \\[DATA_DIRECTORY_NOT_WRITABLE\\]$`,
+        ),
+      };
+    },
+    exitCode: 1,
+  },
+  {
     name: 'extra. shard-node with a data directory inside a regular file',
     entry: 'shardNode',
     setup: async (context) => {
@@ -841,7 +880,12 @@ describe('start-up refuses what it used to accept and then misbehave on (issue 1
     const caseContext = await newContext();
     const prepared = await testCase.setup(caseContext);
     const before = (prepared.untouched ?? []).flatMap(treeOf);
-    const result = await run(testCase.entry, prepared.argumentsList, prepared.env);
+    const result = await run(
+      testCase.entry,
+      prepared.argumentsList,
+      prepared.env,
+      prepared.unprivileged === true ? unprivilegedUser : {},
+    );
     const explanation = `stderr:\n${result.stderr}\nstdout (tail):\n${result.stdout.slice(-2000)}`;
     expect(result.timedOut, `still running after ${runTimeoutMs} ms\n${explanation}`).toBe(false);
     expect(result.code, explanation).toBe(testCase.exitCode);
