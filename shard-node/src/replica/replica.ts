@@ -14,6 +14,7 @@ import {
   type Ready,
   type ReadState,
   type Role,
+  type SnapshotMetadata,
 } from '../raft/index.js';
 import { RaftLogStore } from '../raft-log/index.js';
 import {
@@ -110,6 +111,12 @@ interface ReadBatch {
   index: number | undefined;
 }
 
+/** Memory engine: an image of the state machine written in the background (see `maybeCompactBehindImage`). */
+interface PendingImage {
+  readonly metadata: SnapshotMetadata;
+  state: 'writing' | 'written' | 'failed';
+}
+
 /** A snapshot stream being received from the leader, and its fate. */
 interface IncomingSnapshot {
   readonly snapshotId: string;
@@ -163,6 +170,8 @@ export class Replica {
   private snapshotToInstall: IncomingSnapshot | undefined;
   private readonly membershipWaiters = new Map<MembershipToken, Waiter>();
   private membershipCounter = 0;
+  /** Memory engine: the image being written in the background, or written and not yet compacted behind. */
+  private memoryImage: PendingImage | undefined;
 
   private constructor(
     private readonly options: ReplicaOptions,
@@ -826,6 +835,7 @@ export class Replica {
 
   /** After enough applied entries: make the state machine durable, then drop the log behind it. */
   private async maybeCompact(): Promise<void> {
+    if (this.options.engine === 'memory') return this.maybeCompactBehindImage();
     const applied = this.stateMachine.appliedIndex;
     if (applied - this.lastSnapshotIndex < this.options.snapshotEntries) return;
     const compactIndex = applied - this.options.snapshotCatchUpEntries;
@@ -835,6 +845,55 @@ export class Replica {
     await this.logStore.createSnapshot(applied, this.stateMachine.confState);
     await this.logStore.compact(compactIndex);
     this.options.logger.debug({ applied, compactIndex }, 'replica: log compacted');
+  }
+
+  /**
+   * The memory engine's durable state is its image, a copy of the whole state: seconds at a million
+   * keys, longer than an election timeout. So the image is written in the background from a
+   * snapshot taken here (copy-on-write, at once), and a later Ready compacts the log behind it once
+   * it is durable; until then the log keeps everything after the previous image.
+   */
+  private async maybeCompactBehindImage(): Promise<void> {
+    const image = this.memoryImage;
+    if (image !== undefined) {
+      if (image.state === 'writing') return;
+      this.memoryImage = undefined;
+      // A failed write was logged; the next one, snapshotEntries later, tries again.
+      if (image.state === 'failed') return;
+      const { index, confState } = image.metadata;
+      // A snapshot installed from the leader meanwhile may have moved the log past this image.
+      if (index <= this.logStore.snapshot().metadata.index) return;
+      await this.logStore.createSnapshot(index, confState);
+      const compactIndex = index - this.options.snapshotCatchUpEntries;
+      if (compactIndex > this.logStore.firstIndex()) await this.logStore.compact(compactIndex);
+      this.options.logger.debug(
+        { imageIndex: index, compactIndex },
+        'replica: log compacted behind the image',
+      );
+      return;
+    }
+    const applied = this.stateMachine.appliedIndex;
+    if (applied - this.lastSnapshotIndex < this.options.snapshotEntries) return;
+    this.lastSnapshotIndex = applied;
+    if (applied - this.options.snapshotCatchUpEntries <= this.logStore.firstIndex()) return;
+    const snapshot = await this.stateMachine.openSnapshot();
+    const pending: PendingImage = { metadata: snapshot.metadata, state: 'writing' };
+    this.memoryImage = pending;
+    this.stateMachine
+      .writeImage(snapshot)
+      .then(
+        () => {
+          pending.state = 'written';
+        },
+        (error: unknown) => {
+          pending.state = 'failed';
+          this.options.logger.warn(
+            { index: pending.metadata.index, err: (error as Error).message },
+            'replica: writing the memory-engine image failed; the log is kept',
+          );
+        },
+      )
+      .finally(() => void snapshot.close().catch(() => undefined));
   }
 
   // -----------------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { StartupError } from '@impulse/common';
 import type { Engine } from '../storage/index.js';
-import { decodeSnapshotChunk, encodeSnapshotChunks } from './snapshot-codec.js';
+import { decodeSnapshotChunk } from './snapshot-codec.js';
 
 /**
  * The durable image of a memory-engine state machine: what lets a replica on the memory engine
@@ -24,17 +24,22 @@ export const memoryImageFileName = 'memory-image';
 const magic = Buffer.from('IMPMEM01', 'latin1');
 const frameHeaderBytes = 8;
 
-/** Writes the whole state of `engine` (from one consistent snapshot of it) as the image in `directory`. */
-export async function writeMemoryImage(directory: string, engine: Engine): Promise<void> {
+/**
+ * Writes a whole state, as the chunks of a snapshot stream (`StateMachineSnapshot.chunks()`), as
+ * the image in `directory`. One write at a time: the caller serialises them.
+ */
+export async function writeMemoryImage(
+  directory: string,
+  snapshotChunks: AsyncIterable<Buffer>,
+): Promise<void> {
   const path = join(directory, memoryImageFileName);
   const temporary = `${path}.tmp`;
-  const snapshot = await engine.snapshot();
   try {
     const file = await open(temporary, 'w', 0o644);
     try {
       await file.write(magic);
       let chunks = 0;
-      for await (const chunk of encodeSnapshotChunks(snapshot.iterate())) {
+      for await (const chunk of snapshotChunks) {
         const header = Buffer.allocUnsafe(frameHeaderBytes);
         header.writeUInt32BE(chunk.byteLength, 0);
         header.writeUInt32BE(crc32(chunk), 4);
@@ -51,8 +56,6 @@ export async function writeMemoryImage(directory: string, engine: Engine): Promi
   } catch (error) {
     await rm(temporary, { force: true });
     throw error;
-  } finally {
-    await snapshot.close();
   }
   await rename(temporary, path);
   const folder = await open(directory, 'r');

@@ -107,6 +107,10 @@ export class ReplicaStateMachine {
   #membersRecord: Buffer | undefined;
   /** Request id (latin1 string) → index that applied it; insertion order is index order. */
   #requests = new Map<string, number>();
+  /** Memory engine: the image writes, one after the other (see `writeImage`). */
+  #imageWrites: Promise<void> = Promise.resolve();
+  /** Memory engine: the applied index of the newest durable image; -1 before the first. */
+  #imageIndex = -1;
 
   private constructor(
     private readonly options: StateMachineOptions,
@@ -128,9 +132,10 @@ export class ReplicaStateMachine {
     if (options.engine !== 'memory')
       await removeOtherGenerations(options.directory, generation, options.logger);
     const engine = await openGeneration(options, generation);
+    let imageLoaded = false;
     if (options.engine === 'memory') {
       try {
-        await loadMemoryImage(options.directory, engine);
+        imageLoaded = await loadMemoryImage(options.directory, engine);
       } catch (error) {
         await engine.close();
         throw error;
@@ -138,6 +143,7 @@ export class ReplicaStateMachine {
     }
     const stateMachine = new ReplicaStateMachine(options, engine, generation);
     await stateMachine.loadMeta();
+    if (imageLoaded) stateMachine.#imageIndex = stateMachine.#appliedIndex;
     if (stateMachine.#appliedIndex === 0 && options.initialConfState !== undefined) {
       const existing = await engine.get(confStateKey);
       if (existing === undefined) {
@@ -182,10 +188,37 @@ export class ReplicaStateMachine {
       { type: 'put', key: confStateKey, value: encodeConfState(confState) },
     ]);
     await this.#engine.sync();
-    if (this.options.engine === 'memory') await writeMemoryImage(this.options.directory, this.#engine);
     this.#appliedIndex = 1;
     this.#appliedTerm = 1;
     this.#confState = confState;
+    await this.persistImage();
+  }
+
+  /**
+   * Memory engine: writes `snapshot` (of this state machine) as its image, after the image writes
+   * before it, and resolves once it is durable. An image older than the newest durable one is
+   * skipped, so that an image written in the background never replaces a newer one (an installed
+   * snapshot's). The caller closes the snapshot.
+   */
+  writeImage(snapshot: StateMachineSnapshot): Promise<void> {
+    const write = this.#imageWrites.then(async () => {
+      if (snapshot.metadata.index <= this.#imageIndex) return;
+      await writeMemoryImage(this.options.directory, snapshot.chunks());
+      this.#imageIndex = snapshot.metadata.index;
+    });
+    this.#imageWrites = write.catch(() => undefined);
+    return write;
+  }
+
+  /** Memory engine: makes the live state durable as the image; nothing to do on LevelDB. */
+  private async persistImage(): Promise<void> {
+    if (this.options.engine !== 'memory') return;
+    const snapshot = await this.openSnapshot();
+    try {
+      await this.writeImage(snapshot);
+    } finally {
+      await snapshot.close();
+    }
   }
 
   /** Counts the user keys by scanning them: O(n), for admin pages, not for hot paths. */
@@ -333,7 +366,7 @@ export class ReplicaStateMachine {
    * log is compacted, when the log stops being able to replay them.
    */
   async sync(): Promise<void> {
-    if (this.options.engine === 'memory') return writeMemoryImage(this.options.directory, this.#engine);
+    if (this.options.engine === 'memory') return this.persistImage();
     // A synced write flushes LevelDB's log, and with it every earlier unsynced write.
     await this.#engine.put(
       appliedKey,
@@ -382,14 +415,15 @@ export class ReplicaStateMachine {
   async install(install: SnapshotInstall): Promise<SnapshotMetadata> {
     if (install.generation <= this.#generation) throw new Error('state machine: stale snapshot install');
     const metadata = await install.finish();
-    // The image is the memory engine's durable state: written before the log records the snapshot.
-    if (this.options.engine === 'memory') await writeMemoryImage(this.options.directory, install.engine);
-    else await writeGeneration(this.options.directory, install.generation);
+    if (this.options.engine !== 'memory') await writeGeneration(this.options.directory, install.generation);
     const previous = this.#engine;
     const previousGeneration = this.#generation;
     this.#engine = install.engine;
     this.#generation = install.generation;
     await this.loadMeta();
+    // The image is the memory engine's durable state: written before the log records the snapshot
+    // (when this returns), and after any image of the previous engine being written.
+    await this.persistImage();
     await previous.close();
     await rm(join(this.options.directory, generationName(previousGeneration)), {
       recursive: true,
@@ -403,6 +437,7 @@ export class ReplicaStateMachine {
   }
 
   async close(): Promise<void> {
+    await this.#imageWrites;
     await this.#engine.close();
   }
 }

@@ -105,6 +105,20 @@ describe('the memory-engine state machine image', () => {
     expect((await reopened.get('from-leader'))?.toString()).toBe('yes');
   });
 
+  it('is never replaced by an older one written later (a background write behind an install)', async () => {
+    const stateMachine = await open();
+    await stateMachine.apply([put(1, 'k', 'old')], noConfStates);
+    const older = await stateMachine.openSnapshot();
+    await stateMachine.apply([put(2, 'k', 'new')], noConfStates);
+    await stateMachine.sync();
+    await stateMachine.writeImage(older);
+    await older.close();
+    await stateMachine.close();
+    const reopened = await open();
+    expect(reopened.appliedIndex).toBe(2);
+    expect((await reopened.get('k'))?.toString()).toBe('new');
+  });
+
   it('is refused when damaged, rather than starting from part of a state', async () => {
     const stateMachine = await open();
     await stateMachine.bootstrap(founding);
