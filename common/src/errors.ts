@@ -18,6 +18,26 @@ export const errorRegistry = {
     description: 'The key path segment or a query parameter has an invalid percent-encoding.',
   },
   INVALID_REQUEST: { status: 400, description: 'A query parameter or header has an invalid value.' },
+  INVALID_TARGET: {
+    status: 400,
+    description:
+      'The request target cannot name a key or route unambiguously: a raw `#` or `\\`, or an absolute-form or asterisk-form target. Percent-encode the key and send the path only.',
+  },
+  BODY_NOT_ALLOWED: {
+    status: 400,
+    description:
+      'A `GET`, `HEAD` or `DELETE` came with a body (a non-zero `Content-Length` or a `Transfer-Encoding`).',
+  },
+  SLOT_MISMATCH: {
+    status: 400,
+    description:
+      'The request named a slot (`x-impulse-slot`) that its key does not hash to: the key changed on its way. Nothing was written.',
+  },
+  MALFORMED_REQUEST: {
+    status: 400,
+    description:
+      'The request is not valid HTTP/1.1 (bad framing, conflicting or duplicate length headers, an invalid header, no `Host`); the connection is closed.',
+  },
   INVALID_CONTINUATION: {
     status: 400,
     description: 'The `continue` token of a scan is not one that a scan answered as `next`.',
@@ -25,7 +45,16 @@ export const errorRegistry = {
   NOT_FOUND: { status: 404, description: 'The key does not exist.' },
   ROUTE_NOT_FOUND: { status: 404, description: 'No route matches the request path.' },
   METHOD_NOT_ALLOWED: { status: 405, description: 'The route exists but not for this method; see `Allow`.' },
+  REQUEST_TIMEOUT: {
+    status: 408,
+    description:
+      'The client did not send its headers within `--header-timeout`, or its whole request within `--request-timeout`; the connection is closed.',
+  },
   VALUE_TOO_LARGE: { status: 413, description: 'The request body is over the value size limit.' },
+  HEADERS_TOO_LARGE: {
+    status: 431,
+    description: 'The request line and headers are over 16 KiB; the connection is closed.',
+  },
   MEMBERSHIP_CHANGE_REFUSED: {
     status: 409,
     description:
@@ -42,6 +71,11 @@ export const errorRegistry = {
     status: 503,
     description:
       'A write was proposed but did not apply in time; it may still apply. Retry with the same request id.',
+  },
+  TOO_MANY_CONNECTIONS: {
+    status: 503,
+    description:
+      'The process has `--connections-max` client connections open; this one is closed. Retry later.',
   },
   UPSTREAM_TIMEOUT: { status: 504, description: 'The shard group did not answer within the deadline.' },
 } as const satisfies Record<string, ErrorDefinition>;

@@ -3,6 +3,7 @@ import type { Socket } from 'node:net';
 import { ImpulseError, errorBody, isErrorCode, type ErrorCode } from './errors.js';
 import type { Logger } from './logger.js';
 import type { HttpMetrics, Registry } from './metrics.js';
+import { slotCount } from './slot.js';
 
 export const valueBytesMaxDefault = 1024 * 1024;
 
@@ -130,23 +131,45 @@ export function refuseBody(request: IncomingMessage, response: ServerResponse, e
     // Node closes a connection whose request body was not read once the answer is written, with
     // `destroySoon()`. Replace that, for this socket only, by a half-close that drains the rest.
     const socket = request.socket as Socket & { destroySoon?: () => void };
-    socket.destroySoon = () => {
-      let discardedBytes = 0;
-      const timer = setTimeout(() => socket.destroy(), refusedBodyLingerMs);
-      timer.unref();
-      socket.once('close', () => clearTimeout(timer));
-      socket.removeAllListeners('data');
-      socket.on('data', (chunk: Buffer) => {
-        discardedBytes += chunk.length;
-        if (discardedBytes > refusedBodyLingerBytesMax) socket.destroy();
-      });
-      socket.end();
-      socket.resume();
-    };
+    socket.destroySoon = () => closeLingering(socket);
   }
   // Say so in the answer too: a keep-alive client would otherwise keep sending the rest of a
   // chunked body on a connection it believes stays open.
   sendError(response, error, request.complete ? {} : { connection: 'close' });
+}
+
+/**
+ * Closes a connection whose peer may still be sending: half-closes it (our answer, already
+ * written, goes out before the FIN), then reads and discards what arrives for up to
+ * `refusedBodyLingerMs` or `refusedBodyLingerBytesMax` bytes before cutting it. Closing at once
+ * with unread bytes would make the kernel send a reset, which can destroy the answer before the
+ * client reads it.
+ */
+export function closeLingering(socket: Socket): void {
+  let discardedBytes = 0;
+  const timer = setTimeout(() => socket.destroy(), refusedBodyLingerMs);
+  timer.unref();
+  socket.once('close', () => clearTimeout(timer));
+  socket.removeAllListeners('data');
+  socket.on('data', (chunk: Buffer) => {
+    discardedBytes += chunk.length;
+    if (discardedBytes > refusedBodyLingerBytesMax) socket.destroy();
+  });
+  socket.end();
+  socket.resume();
+}
+
+/**
+ * Refuses a body on a request that takes none (`GET`, `HEAD`, `DELETE`): a `Content-Length` other
+ * than 0, or any `Transfer-Encoding`, gets `BODY_NOT_ALLOWED`. Such a body has no meaning here,
+ * and refusing it (the caller answers with `refuseBody`, which closes the connection) leaves no
+ * doubt about where the next request on the connection starts.
+ */
+export function refuseUnexpectedBody(request: IncomingMessage): void {
+  const length = request.headers['content-length'];
+  if ((length !== undefined && length !== '0') || request.headers['transfer-encoding'] !== undefined) {
+    throw new ImpulseError('BODY_NOT_ALLOWED', `a ${request.method ?? ''} request takes no body`);
+  }
 }
 
 /**
@@ -258,6 +281,26 @@ export function routeNotFoundHandler(routes: readonly string[]): Handler {
 /** The header that carries a write's request id, from the client or the gateway to the replica. */
 export const requestIdHeader = 'x-impulse-request-id';
 const requestIdPattern = /^[A-Za-z0-9_-]{1,64}$/;
+
+/**
+ * The header that carries the slot the gateway routed a key request by. A replica hashes the key it
+ * parsed and refuses the request (`SLOT_MISMATCH`) when the slots differ: the key changed on its
+ * way, and writing it would put it in a group that may not own its slot.
+ */
+export const slotHeader = 'x-impulse-slot';
+
+/** The slot named by `x-impulse-slot`, or `undefined` when the header is absent. */
+export function parseSlotHeader(header: string | string[] | undefined): number | undefined {
+  if (header === undefined) return undefined;
+  const slot = typeof header === 'string' && /^\d{1,5}$/.test(header) ? Number(header) : Number.NaN;
+  if (!(slot >= 0 && slot < slotCount)) {
+    throw new ImpulseError(
+      'INVALID_REQUEST',
+      `${slotHeader} must be a slot, an integer from 0 to ${slotCount - 1}`,
+    );
+  }
+  return slot;
+}
 
 /**
  * The request id of a write, or `undefined` when the header is absent. The gateway and the

@@ -5,6 +5,8 @@ export * from './slot-table.js';
 export * from './cluster-config.js';
 export * from './key.js';
 export * from './scan.js';
+export * from './query.js';
+export * from './http-server.js';
 export * from './logger.js';
 export * from './metrics.js';
 export * from './http.js';

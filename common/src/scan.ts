@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { isUtf8 } from 'node:buffer';
 import { ImpulseError } from './errors.js';
 import { keyBytesMaxDefault } from './key.js';
+import { parseQueryParameters, readConsistencyOf, type ReadConsistency } from './query.js';
 
 /**
  * Ordered range scans: `GET /kv?start=&end=&prefix=&limit=&continue=&consistency=`.
@@ -32,7 +33,7 @@ export const scanPageBytesMax = 1024 * 1024;
 
 export const scanParameters = ['start', 'end', 'prefix', 'limit', 'continue', 'consistency'] as const;
 
-export type ScanConsistency = 'linearizable' | 'stale';
+export type ScanConsistency = ReadConsistency;
 
 /** A validated scan request. Every key bound is a valid key (1 to `keyBytesMax` bytes of UTF-8). */
 export interface ScanQuery {
@@ -67,24 +68,7 @@ export function isScanPath(url: string): boolean {
  * - a `continue` token that this version did not make: `INVALID_CONTINUATION`.
  */
 export function parseScanQuery(url: string, keyBytesMax: number = keyBytesMaxDefault): ScanQuery {
-  const values = new Map<string, string>();
-  for (const part of queryOf(url).split('&')) {
-    if (part === '') continue;
-    const equalsAt = part.indexOf('=');
-    const name = decodeParameter(equalsAt === -1 ? part : part.slice(0, equalsAt), 'a parameter name');
-    const value = equalsAt === -1 ? '' : decodeParameter(part.slice(equalsAt + 1), name);
-    if (!(scanParameters as readonly string[]).includes(name)) {
-      throw new ImpulseError('INVALID_REQUEST', `unknown scan parameter ${JSON.stringify(name)}`, {
-        details: { parameter: name, allowed: scanParameters },
-      });
-    }
-    if (values.has(name)) {
-      throw new ImpulseError('INVALID_REQUEST', `the scan parameter ${name} is given more than once`, {
-        details: { parameter: name },
-      });
-    }
-    values.set(name, value);
-  }
+  const values = parseQueryParameters(url, scanParameters, 'scan');
   const start = keyBoundOf(values.get('start'), 'start', keyBytesMax);
   const end = keyBoundOf(values.get('end'), 'end', keyBytesMax);
   if (start !== undefined && end !== undefined && compareKeys(start, end) >= 0) {
@@ -99,7 +83,7 @@ export function parseScanQuery(url: string, keyBytesMax: number = keyBytesMaxDef
     prefix: keyBoundOf(values.get('prefix'), 'prefix', keyBytesMax),
     after: token === undefined ? undefined : decodeContinuation(token, keyBytesMax),
     limit: limitOf(values.get('limit')),
-    consistency: consistencyOf(values.get('consistency')),
+    consistency: readConsistencyOf(values.get('consistency')),
   };
 }
 
@@ -329,27 +313,6 @@ export function scanAnswerBytesMax(keyBytesMax: number, valueBytesMax: number): 
 // -------------------------------------------------------------------------------------------------
 // Parameters.
 
-/** The query of a URL: from the first `?` to the end or to a `#`; a `?` after a `#` starts none. */
-function queryOf(url: string): string {
-  const queryAt = url.indexOf('?');
-  if (queryAt === -1) return '';
-  const fragmentAt = url.indexOf('#');
-  if (fragmentAt !== -1 && fragmentAt < queryAt) return '';
-  return url.slice(queryAt + 1, fragmentAt === -1 ? undefined : fragmentAt);
-}
-
-function decodeParameter(raw: string, what: string): string {
-  try {
-    return decodeURIComponent(raw.replaceAll('+', ' '));
-  } catch (error) {
-    throw new ImpulseError(
-      'INVALID_ENCODING',
-      `${what === 'a parameter name' ? what : `the scan parameter ${what}`} has an invalid percent-encoding or is not UTF-8`,
-      { cause: error, details: what === 'a parameter name' ? {} : { parameter: what } },
-    );
-  }
-}
-
 /** A key bound: empty means none; otherwise a valid key. */
 function keyBoundOf(value: string | undefined, parameter: string, keyBytesMax: number): string | undefined {
   if (value === undefined || value === '') return undefined;
@@ -373,12 +336,4 @@ function limitOf(value: string | undefined): number {
     });
   }
   return limit;
-}
-
-function consistencyOf(value: string | undefined): ScanConsistency {
-  if (value === undefined || value === 'linearizable') return 'linearizable';
-  if (value === 'stale') return 'stale';
-  throw new ImpulseError('INVALID_REQUEST', 'consistency must be linearizable or stale', {
-    details: { parameter: 'consistency', allowed: ['linearizable', 'stale'] },
-  });
 }

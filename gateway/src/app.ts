@@ -11,11 +11,12 @@ import {
   createHttpMetrics,
   logIfUnexpected,
   observeRequests,
-  parseKeyFromPath,
+  parseKeyRequest,
   parseRequestId,
   requestIdHeader,
   readBodyOrRefuse,
   refuseBody,
+  refuseUnexpectedBody,
   sendError,
   sendJson,
   slotCount,
@@ -29,6 +30,7 @@ import { GroupReader } from './group-reader.js';
 import { createGatewayMetrics } from './metrics.js';
 import type { ClusterRouter } from './router.js';
 import { createScanRoute } from './scan.js';
+import type { KeyMethod } from './upstream-request.js';
 
 export interface GatewayContext {
   readonly config: GatewayConfig;
@@ -49,6 +51,8 @@ function routeOf(request: Request): string {
 }
 
 const emptyBody = Buffer.alloc(0);
+const arrivedAtMs = Symbol('arrivedAtMs');
+type ArrivedRequest = IncomingMessage & { [arrivedAtMs]?: number };
 const noop = (): void => {};
 
 export interface GatewayApp {
@@ -117,7 +121,7 @@ export function createGatewayApp(context: GatewayContext): GatewayApp {
   });
 
   const handleKv = allowMethods(kvMethods, (request, response) => {
-    proxyKv(request, response).catch((error: unknown) => {
+    proxyKv(request as ArrivedRequest, response).catch((error: unknown) => {
       const failure = toImpulseError(error);
       logIfUnexpected(logger, failure, { method: request.method, url: request.url });
       refuseBody(request, response, failure);
@@ -131,6 +135,8 @@ export function createGatewayApp(context: GatewayContext): GatewayApp {
     // routed '/kv/'.
     if (url.startsWith('/kv/')) {
       observeKv(request, response, noop);
+      // The request deadline counts from here, so that a slow body spends it too.
+      (request as ArrivedRequest)[arrivedAtMs] = Date.now();
       handleKv(request, response);
       return;
     }
@@ -142,21 +148,19 @@ export function createGatewayApp(context: GatewayContext): GatewayApp {
     app(request, response);
   }
 
-  async function proxyKv(request: IncomingMessage, response: ServerResponse): Promise<void> {
-    const method = request.method ?? '';
-    const key = parseKeyFromPath(request.url ?? '', config.keyBytesMax);
-    const route = router.route(key);
+  /**
+   * Checks a key request and forwards it to the key's group. Nothing of the client's request but
+   * what is parsed here (method, key, read consistency, request id, body) reaches the replica: the
+   * forwarder builds the upstream request itself (see `UpstreamRequest`).
+   */
+  async function proxyKv(request: ArrivedRequest, response: ServerResponse): Promise<void> {
+    const method = request.method as KeyMethod;
+    const target = parseKeyRequest(request.url ?? '', config.keyBytesMax);
+    const route = router.route(target.key);
     let requestId: string | undefined;
     if (method === 'PUT' || method === 'DELETE') {
-      let given: string | undefined;
-      try {
-        given = parseRequestId(request.headers[requestIdHeader]);
-      } catch (error) {
-        refuseBody(request, response, toImpulseError(error));
-        return;
-      }
       // A write gets an id once, here, and keeps it across retries: the group applies it once.
-      requestId = given ?? randomBytes(16).toString('base64url');
+      requestId = parseRequestId(request.headers[requestIdHeader]) ?? randomBytes(16).toString('base64url');
     }
     let body: Buffer | undefined;
     if (method === 'PUT') {
@@ -164,9 +168,18 @@ export function createGatewayApp(context: GatewayContext): GatewayApp {
       // refused body changes nothing, and so that it can be sent again on a retry.
       body = await readBodyOrRefuse(request, response, config.valueBytesMax);
       if (body === undefined) return;
+    } else {
+      refuseUnexpectedBody(request);
     }
-    // `request.url` is the path the client sent (no router rewrote it): the replica sees it as is.
-    forwarder.forward({ request, response, route, body: body ?? emptyBody, requestId });
+    forwarder.forward({
+      method,
+      target,
+      response,
+      route,
+      body: body ?? emptyBody,
+      requestId,
+      arrivedAtMs: request[arrivedAtMs] ?? Date.now(),
+    });
   }
 
   app.all(

@@ -1,4 +1,7 @@
 import {
+  ConfigError,
+  httpServerLimitProblems,
+  httpServerOptions,
   keyBytesMaxDefault,
   logLevels,
   option,
@@ -48,7 +51,8 @@ export const gatewayOptions = {
     max: 60_000,
   }),
   requestDeadline: option.milliseconds({
-    description: 'How long a request may take across all its attempts (leader changes, retries).',
+    description:
+      'How long a request may take, counted from its arrival (reading its body included) across all its attempts (leader changes, retries).',
     default: 10_000,
     min: 1,
     max: 300_000,
@@ -72,6 +76,7 @@ export const gatewayOptions = {
     min: 1,
     max: 65_536,
   }),
+  ...httpServerOptions,
   shutdownTimeout: option.milliseconds({
     description: 'How long SIGTERM waits for requests in flight.',
     default: 10_000,
@@ -84,5 +89,8 @@ export const gatewayOptions = {
 export type GatewayConfig = ConfigOf<typeof gatewayOptions>;
 
 export function parseGatewayConfig(input: ParseConfigInput): GatewayConfig {
-  return parseConfig(gatewayProgram, gatewayOptions, input);
+  const config = parseConfig(gatewayProgram, gatewayOptions, input);
+  const problems = httpServerLimitProblems(config);
+  if (problems.length > 0) throw new ConfigError(problems);
+  return config;
 }

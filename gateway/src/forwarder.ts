@@ -12,14 +12,15 @@ import {
   ImpulseError,
   sendError,
   type GroupSpec,
+  type KeyRequest,
   type Logger,
   type ReplicaSpec,
-  requestIdHeader,
 } from '@impulse/common';
 import type { GatewayConfig } from './config.js';
 import { LeaderCache } from './leader-cache.js';
 import type { GatewayMetrics, UpstreamErrorReason } from './metrics.js';
 import type { Route } from './router.js';
+import { UpstreamRequest, type KeyMethod } from './upstream-request.js';
 
 /** Idle keep-alive sockets close before the shard-node's 65 s server timeout, never after. */
 const agentIdleTimeoutMs = 30_000;
@@ -41,13 +42,17 @@ const hopByHopHeaders = new Set([
 ]);
 
 export interface ForwardRequest {
-  readonly request: IncomingMessage;
+  readonly method: KeyMethod;
+  /** The key and read consistency parsed from the client's target: all the replica is told of it. */
+  readonly target: KeyRequest;
   readonly response: ServerResponse;
   readonly route: Route;
   /** The request body, kept so that a retry can send it again; empty for reads and deletes. */
   readonly body: Buffer;
   /** Sent with writes: the state machine applies a request id once, however often it is retried. */
   readonly requestId: string | undefined;
+  /** `Date.now()` when the client's request arrived: `--request-deadline` counts from it. */
+  readonly arrivedAtMs: number;
 }
 
 /** The state of one client request across its attempts. */
@@ -78,7 +83,8 @@ export class Forwarder {
   /** The keep-alive agent to the replicas, shared with the scan's scatter-gather (`GroupReader`). */
   readonly agent: Agent;
   private readonly proxy: httpProxy;
-  private readonly inFlight = new WeakMap<IncomingMessage, Forwarding>();
+  /** Each attempt's upstream request, to the forwarding it belongs to (http-proxy's events give the request). */
+  private readonly inFlight = new WeakMap<UpstreamRequest, Forwarding>();
   /**
    * Each replica's URL parsed once. http-proxy parses a string target on every request (with the
    * legacy `url.parse`, which it then reads fields of); given the parsed form it uses it as is.
@@ -108,11 +114,11 @@ export class Forwarder {
     });
     // http-proxy creates the upstream request once it has a socket; keep it so a deadline can abort it.
     this.proxy.on('proxyReq', (upstreamRequest, request) => {
-      const forwarding = this.inFlight.get(request);
+      const forwarding = this.inFlight.get(request as unknown as UpstreamRequest);
       if (forwarding !== undefined) forwarding.upstreamRequest = upstreamRequest;
     });
     this.proxy.on('proxyRes', (upstreamResponse, request) => {
-      const forwarding = this.inFlight.get(request);
+      const forwarding = this.inFlight.get(request as unknown as UpstreamRequest);
       if (forwarding === undefined) {
         upstreamResponse.resume();
         return;
@@ -124,7 +130,7 @@ export class Forwarder {
   forward(request: ForwardRequest): void {
     const forwarding: Forwarding = {
       ...request,
-      deadlineMs: Date.now() + this.config.requestDeadline,
+      deadlineMs: request.arrivedAtMs + this.config.requestDeadline,
       attempts: 0,
       refusedBy: new Set(),
       replica: this.leaders.leaderOf(request.route.group),
@@ -134,7 +140,6 @@ export class Forwarder {
       timedOut: false,
       done: false,
     };
-    this.inFlight.set(request.request, forwarding);
     request.response.once('close', () => {
       if (forwarding.done) return;
       // The client went away: stop waiting for the group, and start no further attempt.
@@ -142,12 +147,17 @@ export class Forwarder {
       clearTimeout(forwarding.timer);
       forwarding.upstreamRequest?.destroy();
     });
+    if (Date.now() >= forwarding.deadlineMs) {
+      // The client took the whole deadline to send its request: no time is left to ask the group.
+      this.finishWithError(forwarding, deadlineExceeded(request.route.group.id));
+      return;
+    }
     this.attempt(forwarding);
   }
 
   private attempt(forwarding: Forwarding): void {
     if (forwarding.done) return;
-    const { request, response, route } = forwarding;
+    const { response, route } = forwarding;
     forwarding.attempts++;
     forwarding.replica = this.leaders.leaderOf(route.group);
     forwarding.upstreamRequest = undefined;
@@ -161,16 +171,27 @@ export class Forwarder {
       forwarding.timedOut = true;
       forwarding.upstreamRequest?.destroy(new Error('upstream timeout'));
     }, attemptTimeoutMs);
-    const headers: Record<string, string> = { 'x-impulse-slot': String(route.slot) };
-    if (forwarding.requestId !== undefined) headers[requestIdHeader] = forwarding.requestId;
+    const target = this.targetOf(forwarding.replica.url);
+    const upstream = new UpstreamRequest({
+      method: forwarding.method,
+      target: forwarding.target,
+      slot: route.slot,
+      requestId: forwarding.requestId,
+      bodyBytes: forwarding.body.length,
+      authority: target.host ?? '',
+    });
+    this.inFlight.set(upstream, forwarding);
     this.proxy.web(
-      request,
+      upstream as unknown as IncomingMessage,
       response,
       {
-        target: this.targetOf(forwarding.replica.url),
+        target,
+        // The upstream request's `url` is sent as is: the replica URL's path is not joined to it, and
+        // http-proxy does not re-parse it (it would collapse `//` and rewrite `http:/`).
+        toProxy: true,
+        prependPath: false,
         // Always send the kept copy: the client's stream was read once and cannot be read again.
         buffer: new KeptBody(forwarding.body) as unknown as Stream,
-        headers,
       },
       (error: Error) => this.handleError(forwarding, error),
     );
@@ -219,9 +240,7 @@ export class Forwarder {
     this.finishWithError(
       forwarding,
       reason === 'timeout'
-        ? new ImpulseError('UPSTREAM_TIMEOUT', `shard group ${group.id} did not answer within the deadline`, {
-            details: { group: group.id },
-          })
+        ? deadlineExceeded(group.id)
         : new ImpulseError('GROUP_UNAVAILABLE', `shard group ${group.id} is unavailable (${reason})`, {
             details: { group: group.id },
           }),
@@ -236,7 +255,7 @@ export class Forwarder {
     clearTimeout(forwarding.timer);
     const status = upstreamResponse.statusCode ?? 502;
     const group = forwarding.route.group;
-    this.upstreamDurationOf(group.id, forwarding.request.method ?? '', status).observe(
+    this.upstreamDurationOf(group.id, forwarding.method, status).observe(
       (performance.now() - forwarding.attemptStartedAtMs) / 1000,
     );
     if (status !== 421 && status !== 503) {
@@ -356,6 +375,12 @@ class KeptBody {
     else destination.end();
     return destination;
   }
+}
+
+function deadlineExceeded(groupId: string): ImpulseError {
+  return new ImpulseError('UPSTREAM_TIMEOUT', `shard group ${groupId} did not answer within the deadline`, {
+    details: { group: groupId },
+  });
 }
 
 /** How long to wait before the attempt after `attempts` attempts: doubling, from 20 ms to 500 ms. */

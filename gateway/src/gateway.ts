@@ -1,8 +1,9 @@
 import { once } from 'node:events';
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import {
   closeServerGracefully,
+  createHttpServer,
   createMetricsRegistry,
   type ClusterConfig,
   type Logger,
@@ -32,7 +33,7 @@ export class Gateway {
       registry,
       isReady: () => readiness.ready,
     });
-    const server = createServer({ keepAliveTimeout: 65_000 }, gatewayApp.handle);
+    const server = createHttpServer({ limits: config, listener: gatewayApp.handle, registry, logger });
     const gateway = new Gateway(readiness, config, logger, server, gatewayApp);
     server.listen(config.port, config.host);
     await once(server, 'listening');

@@ -7,11 +7,12 @@ import {
   logIfUnexpected,
   parseScanQuery,
   readOnlyMethods,
+  refuseBody,
+  refuseUnexpectedBody,
   scanAnswerBytesMax,
   scanPageBytesMax,
   scanQueryPath,
   scanRangeOf,
-  sendError,
   sendJsonText,
   toImpulseError,
   type GroupSpec,
@@ -91,6 +92,7 @@ export function createScanRoute(
   async function serve(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const method = request.method ?? '';
     const query = parseScanQuery(request.url ?? '', config.keyBytesMax);
+    refuseUnexpectedBody(request);
     if (scansInFlight >= config.scansInFlightMax) {
       throw new ImpulseError(
         'TOO_MANY_REQUESTS',
@@ -113,7 +115,7 @@ export function createScanRoute(
       if (response.destroyed) return;
       const failure = toImpulseError(error);
       logIfUnexpected(logger, failure, { method: request.method, url: request.url });
-      sendError(response, failure);
+      refuseBody(request, response, failure);
     });
   });
 }

@@ -1,4 +1,7 @@
 import {
+  ConfigError,
+  httpServerLimitProblems,
+  httpServerOptions,
   keyBytesMaxDefault,
   logLevels,
   option,
@@ -106,6 +109,7 @@ export const shardNodeOptions = {
     min: 1,
     max: 64 * 1024,
   }),
+  ...httpServerOptions,
   shutdownTimeout: option.milliseconds({
     description: 'How long SIGTERM waits for requests in flight before closing the engine.',
     default: 10_000,
@@ -118,5 +122,8 @@ export const shardNodeOptions = {
 export type ShardNodeConfig = ConfigOf<typeof shardNodeOptions>;
 
 export function parseShardNodeConfig(input: ParseConfigInput): ShardNodeConfig {
-  return parseConfig(shardNodeProgram, shardNodeOptions, input);
+  const config = parseConfig(shardNodeProgram, shardNodeOptions, input);
+  const problems = httpServerLimitProblems(config);
+  if (problems.length > 0) throw new ConfigError(problems);
+  return config;
 }

@@ -1,10 +1,11 @@
 import { once } from 'node:events';
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import {
   ConfigError,
   closeServerGracefully,
+  createHttpServer,
   createMetricsRegistry,
   loadClusterConfig,
   parsePeerAddress,
@@ -14,9 +15,6 @@ import type { ShardNodeConfig } from './config.js';
 import { DataDirectory } from './data-directory.js';
 import { Replica, type MemberSpec, type ReadMode } from './replica/index.js';
 import { createShardApp } from './server/app.js';
-
-/** Keep-alive idle timeout: longer than the gateway agent's, so the server never closes first. */
-const keepAliveTimeoutMs = 65_000;
 
 export function dataDirectoryOf(config: ShardNodeConfig): string {
   return resolve(config.dataDir !== '' ? config.dataDir : `data/${config.groupId}/${config.replicaId}`);
@@ -140,7 +138,7 @@ export class ShardNode {
       startedAtMs: Date.now(),
       isReady: () => readiness.ready,
     });
-    const server = createServer({ keepAliveTimeout: keepAliveTimeoutMs }, app);
+    const server = createHttpServer({ limits: config, listener: app, registry, logger });
     const node = new ShardNode(readiness, config, logger, replica, server, dataDirectory);
     try {
       server.listen(config.port, config.host);

@@ -81,10 +81,10 @@ export function createShardApp(context: ShardAppContext): RequestListener {
 
   // The data path: the same HTTP metrics as express's routes, under the route `/kv/{key}`.
   const observeKv = observeRequests(httpMetrics, () => '/kv/{key}');
-  const handleKv = createKvRoute({ config, replica, logger, storageMetrics });
+  const handleKv = createKvRoute({ config, replica, logger, storageMetrics, registry });
   // The scan route, `/kv` with a query, takes the same path: plain listener, its own route label.
   const observeScan = observeRequests(httpMetrics, () => '/kv');
-  const handleScan = createScanRoute({ config, replica, logger, storageMetrics });
+  const handleScan = createScanRoute({ config, replica, logger, storageMetrics, registry });
   function handle(request: IncomingMessage, response: ServerResponse): void {
     const url = request.url ?? '';
     // Only a URL that starts with '/kv/' exactly is a key route, as when express routed it: express

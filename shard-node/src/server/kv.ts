@@ -1,17 +1,23 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { parse as parseQueryString } from 'node:querystring';
 import {
+  Counter,
   ImpulseError,
   allowMethods,
   logIfUnexpected,
-  parseKeyFromPath,
+  metricPrefix,
+  parseKeyRequest,
   parseRequestId,
+  parseSlotHeader,
   readBodyOrRefuse,
   refuseBody,
+  refuseUnexpectedBody,
   requestIdHeader,
   sendError,
+  slotForKey,
+  slotHeader,
   toImpulseError,
   type Logger,
+  type Registry,
 } from '@impulse/common';
 import type { ShardNodeConfig } from '../config.js';
 import type { Replica } from '../replica/index.js';
@@ -27,6 +33,7 @@ export interface KvRouteContext {
   readonly replica: Replica;
   readonly logger: Logger;
   readonly storageMetrics: StorageMetrics;
+  readonly registry: Registry;
 }
 
 const kvMethods = ['GET', 'HEAD', 'PUT', 'DELETE'] as const;
@@ -42,16 +49,21 @@ const emptyRequestId = Buffer.alloc(0);
  */
 export function createKvRoute(context: KvRouteContext): RequestListener {
   const { config, replica, logger, storageMetrics } = context;
+  const slotMismatches = new Counter({
+    name: `${metricPrefix}kv_slot_mismatches_total`,
+    help: 'Key requests refused (SLOT_MISMATCH) because the key does not hash to the slot the gateway routed it by: the key changed on its way.',
+    registers: [context.registry],
+  });
 
   async function serve(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const method = request.method ?? '';
     // The raw URL is parsed here, as the gateway does, so both agree on which key a path names.
-    const url = request.url ?? '';
-    const key = parseKeyFromPath(url, config.keyBytesMax);
+    const { key, consistency } = parseKeyRequest(request.url ?? '', config.keyBytesMax);
+    checkSlot(request, key);
+    if (method !== 'PUT') refuseUnexpectedBody(request);
     switch (method) {
       case 'GET':
       case 'HEAD': {
-        const consistency = consistencyOf(queryParameter(url, 'consistency'));
         const value = await storageMetrics
           .time('get', () => replica.read(key, consistency))
           .catch(rethrowAsStorageError);
@@ -88,6 +100,30 @@ export function createKvRoute(context: KvRouteContext): RequestListener {
     }
   }
 
+  /**
+   * The first line of defence against a key that changed between the gateway and here: the slot
+   * the gateway routed by (when a gateway sent the request) must be the slot of the key parsed
+   * here. A client that calls a replica directly sends no slot, and is not checked.
+   */
+  function checkSlot(request: IncomingMessage, key: string): void {
+    const routed = parseSlotHeader(request.headers[slotHeader]);
+    if (routed === undefined) return;
+    const slot = slotForKey(key);
+    if (slot === routed) return;
+    slotMismatches.inc();
+    logger.warn(
+      { routedSlot: routed, keySlot: slot, method: request.method, url: request.url },
+      'kv: refused a key that does not hash to the slot it was routed by',
+    );
+    throw new ImpulseError(
+      'SLOT_MISMATCH',
+      `the key hashes to slot ${slot}, not to slot ${routed} named in ${slotHeader}`,
+      {
+        details: { routedSlot: routed, keySlot: slot },
+      },
+    );
+  }
+
   return allowMethods(kvMethods, function handleKv(request, response) {
     serve(request, response).catch((error: unknown) => {
       const failure = toImpulseError(error);
@@ -108,27 +144,4 @@ export function storageError(error: unknown): ImpulseError {
 
 function rethrowAsStorageError(error: unknown): never {
   throw storageError(error);
-}
-
-/**
- * One query parameter of a URL, as express's `simple` query parser gave it to this route before it
- * left express: node's querystring on the query that parseurl finds. That query runs from the first
- * `?` to the end, or to a `#` (node's HTTP parser lets a fragment through, and url.parse, which
- * parseurl falls back to then, cuts it off); a `?` after a `#` starts no query. A parameter given
- * twice is an array.
- */
-export function queryParameter(url: string, name: string): string | string[] | undefined {
-  const queryAt = url.indexOf('?');
-  if (queryAt === -1) return undefined;
-  const fragmentAt = url.indexOf('#');
-  if (fragmentAt !== -1 && fragmentAt < queryAt) return undefined;
-  return parseQueryString(url.slice(queryAt + 1, fragmentAt === -1 ? undefined : fragmentAt))[name];
-}
-
-function consistencyOf(value: unknown): 'linearizable' | 'stale' {
-  if (value === undefined || value === 'linearizable') return 'linearizable';
-  if (value === 'stale') return 'stale';
-  throw new ImpulseError('INVALID_REQUEST', 'consistency must be linearizable or stale', {
-    details: { allowed: ['linearizable', 'stale'] },
-  });
 }

@@ -5,11 +5,12 @@ import {
   logIfUnexpected,
   parseScanQuery,
   readOnlyMethods,
+  refuseBody,
+  refuseUnexpectedBody,
   scanItemJson,
   scanItemOf,
   scanPageBytesMax,
   scanRangeOf,
-  sendError,
   sendJsonText,
   toImpulseError,
 } from '@impulse/common';
@@ -33,6 +34,7 @@ export function createScanRoute(context: KvRouteContext): RequestListener {
   async function serve(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const method = request.method ?? '';
     const query = parseScanQuery(request.url ?? '', config.keyBytesMax);
+    refuseUnexpectedBody(request);
     const range = scanRangeOf(query);
     // An empty range (start at or past end) yields nothing, but still confirms leadership: a
     // follower answers NOT_LEADER whatever it is asked. One entry past the page tells whether keys
@@ -55,7 +57,7 @@ export function createScanRoute(context: KvRouteContext): RequestListener {
     serve(request, response).catch((error: unknown) => {
       const failure = toImpulseError(error);
       logIfUnexpected(logger, failure, { method: request.method, url: request.url });
-      sendError(response, failure);
+      refuseBody(request, response, failure);
     });
   });
 }
