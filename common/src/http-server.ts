@@ -130,7 +130,21 @@ export function createHttpServer(options: CreateHttpServerOptions): Server {
       request.resume();
       return;
     }
+    // node emits every pipelined request of a connection as soon as it is parsed, so their
+    // handlers would run side by side: a `GET` sent after a `PUT` on one connection could read
+    // before the write applied. RFC 9112 §9.3.2 allows parallel handling only of safe methods;
+    // here a connection's requests run one after the other (their answers are in order anyway).
+    const previous = latestExchanges.get(socket);
     latestExchanges.set(socket, { request, response });
+    if (previous !== undefined && !isOver(previous.response)) {
+      previous.response.once('close', () => dispatch(request, response));
+      return;
+    }
+    dispatch(request, response);
+  }
+
+  function dispatch(request: IncomingMessage, response: ServerResponse): void {
+    if (response.destroyed) return;
     try {
       checkRequestTarget(request.url ?? '');
       checkHost(request);
@@ -201,6 +215,11 @@ export function createHttpServer(options: CreateHttpServerOptions): Server {
   });
 
   return server;
+}
+
+/** Whether an answer is complete, or can no longer be given (its connection is gone). */
+function isOver(response: ServerResponse): boolean {
+  return response.writableFinished || response.destroyed;
 }
 
 /** An HTTP/1.1 request names exactly one `Host` (RFC 9112 §3.2); HTTP/1.0 may name none. */

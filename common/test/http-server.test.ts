@@ -51,16 +51,32 @@ describe('the client HTTP server', () => {
   let server: Server | undefined;
   let registry: Registry;
 
-  /** A server whose one route echoes the body it read: `200 <bytes read>`. */
+  /** What the listener saw: `start <url>` when a request reached it, `end <url>` when it answered. */
+  const events: string[] = [];
+
+  /**
+   * A server whose one route echoes the size of the body it read (`200 <bytes read>`), after
+   * `?delay=` milliseconds, and closes the connection unless `?keep` is given.
+   */
   async function start(limits: Partial<HttpServerLimits> = {}): Promise<number> {
     registry = createMetricsRegistry({ service: 'test' });
+    events.length = 0;
     server = createHttpServer({
       limits: { headerTimeout: 10_000, requestTimeout: 30_000, connectionsMax: 4096, ...limits },
       listener: (request, response) => {
+        const url = request.url ?? '';
+        events.push(`start ${url}`);
+        const delayMs = Number(/delay=(\d+)/.exec(url)?.[1] ?? 0);
         void readBodyOrRefuse(request, response, 1024 * 1024).then((body) => {
           if (body === undefined) return;
-          response.writeHead(200, { 'content-length': String(body.length).length, connection: 'close' });
-          response.end(String(body.length));
+          setTimeout(() => {
+            events.push(`end ${url}`);
+            response.writeHead(200, {
+              'content-length': String(body.length).length,
+              ...(url.includes('keep') ? {} : { connection: 'close' }),
+            });
+            response.end(String(body.length));
+          }, delayMs);
         });
       },
       registry,
@@ -199,6 +215,28 @@ describe('the client HTTP server', () => {
       expect(codeOf(answer), target).toBe('INVALID_TARGET');
     }
     expect(await refusals('invalid_target')).toBe(5);
+  });
+
+  it('runs the pipelined requests of one connection one after the other, answers in order', async () => {
+    const port = await start();
+    const pipelined = [
+      'PUT /first?keep&delay=200 HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc',
+      'GET /second?keep HTTP/1.1\r\nHost: x\r\n\r\n',
+      'GET /third HTTP/1.1\r\nHost: x\r\n\r\n',
+    ].join('');
+    const answer = await exchange(port, pipelined);
+    expect(answer.match(/HTTP\/1\.1 200 /g)).toHaveLength(3);
+    expect(answer).toMatch(/\r\n\r\n3HTTP\/1\.1 200 [\s\S]*\r\n\r\n0HTTP\/1\.1 200 [\s\S]*\r\n\r\n0$/);
+    // The second request reached the route only once the first was answered: a read pipelined
+    // after a write on one connection sees the write.
+    expect(events).toEqual([
+      'start /first?keep&delay=200',
+      'end /first?keep&delay=200',
+      'start /second?keep',
+      'end /second?keep',
+      'start /third',
+      'end /third',
+    ]);
   });
 
   it('refuses a header timeout longer than the request timeout', () => {
