@@ -267,3 +267,50 @@ describe('the upstream request the gateway builds', () => {
     expect(received).toHaveLength(0);
   });
 });
+
+describe('the request deadline', () => {
+  const received: Received[] = [];
+  const replica = recordingReplica(received);
+  let gateway: Gateway;
+
+  beforeAll(async () => {
+    replica.listen(0, '127.0.0.1');
+    await once(replica, 'listening');
+    const url = `http://127.0.0.1:${(replica.address() as AddressInfo).port}`;
+    const cluster = loadClusterConfig({
+      json: JSON.stringify({
+        epoch: 1,
+        virtualNodesPerGroup: 16,
+        groups: [{ id: 'g1', replicas: [{ id: 'g1-r1', url, raftId: 1, peerAddress: '127.0.0.1:1' }] }],
+      }),
+    });
+    const config = parseGatewayConfig({
+      argv: ['--port=0', '--log-level=silent', '--request-deadline=300ms', '--request-timeout=15s'],
+      env: {},
+    });
+    gateway = await Gateway.start(config, cluster, createLogger({ service: 'gateway', level: 'silent' }));
+  });
+
+  afterAll(async () => {
+    await gateway.stop();
+    replica.close();
+  });
+
+  it('counts from the arrival of the request: a body slower than the deadline gets 504 and reaches no replica', async () => {
+    const socket = connect(gateway.port, '127.0.0.1');
+    await once(socket, 'connect');
+    socket.write(`PUT /kv/slow HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nab`);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const answered = once(socket, 'data');
+    socket.write('cd');
+    const [chunk] = (await answered) as [Buffer];
+    socket.destroy();
+    expect(chunk.toString('latin1')).toMatch(/^HTTP\/1\.1 504 [\s\S]*"code":"UPSTREAM_TIMEOUT"/);
+    expect(received).toHaveLength(0);
+    // A request within the deadline goes through.
+    expect(
+      await exchange(gateway.port, 'PUT /kv/quick HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nq'),
+    ).toMatch(/^HTTP\/1\.1 204 /);
+    expect(received).toHaveLength(1);
+  });
+});
