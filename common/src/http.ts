@@ -216,10 +216,50 @@ export function observeRequests(
   };
 }
 
-/** Logs unexpected (`INTERNAL`) errors with their cause; operating errors are only counted. */
-export function logIfUnexpected(logger: Logger, error: ImpulseError, context: Record<string, unknown>): void {
-  if (error.status >= 500 && error.code === 'INTERNAL') {
-    logger.error({ ...context, err: error.cause ?? error }, 'http: unexpected error');
+/** How often each error code is logged at most (its other occurrences are counted in the next line). */
+export const serverErrorLogIntervalMs = 10_000;
+
+/**
+ * Logs the errors a process answers that are not the client's fault (status 500 and above:
+ * `INTERNAL`, `STORAGE_ERROR`, `COMMIT_TIMEOUT`, `GROUP_UNAVAILABLE`, ...) with their code and
+ * cause, at most once per code per interval, so that a failing disk or a lost group is in the log
+ * without one line per request. A line says how many of the same code went unlogged since the
+ * previous one (`suppressed`). Client errors (4xx) are only counted, by the HTTP metrics.
+ */
+export class ServerErrorLog {
+  readonly #lastLoggedAtMs = new Map<string, number>();
+  readonly #suppressed = new Map<string, number>();
+
+  constructor(
+    private readonly logger: Logger,
+    private readonly intervalMs: number = serverErrorLogIntervalMs,
+    private readonly nowMs: () => number = Date.now,
+  ) {}
+
+  /** Logs `error` if it is the server's fault and its code was not logged within the interval. */
+  report(error: ImpulseError, context: Record<string, unknown>): void {
+    if (error.status < 500) return;
+    const now = this.nowMs();
+    const last = this.#lastLoggedAtMs.get(error.code);
+    if (last !== undefined && now - last < this.intervalMs) {
+      this.#suppressed.set(error.code, (this.#suppressed.get(error.code) ?? 0) + 1);
+      return;
+    }
+    const suppressed = this.#suppressed.get(error.code) ?? 0;
+    this.#lastLoggedAtMs.set(error.code, now);
+    this.#suppressed.delete(error.code);
+    const fields = {
+      ...context,
+      code: error.code,
+      status: error.status,
+      err: error.cause ?? error,
+      ...(suppressed > 0 ? { suppressed } : {}),
+    };
+    if (error.code === 'INTERNAL' || error.code === 'STORAGE_ERROR') {
+      this.logger.error(fields, `http: answered ${error.code}: ${error.message}`);
+    } else {
+      this.logger.warn(fields, `http: answered ${error.code}: ${error.message}`);
+    }
   }
 }
 

@@ -9,7 +9,7 @@ import {
   readOnlyMethods,
   routeNotFoundHandler,
   createHttpMetrics,
-  logIfUnexpected,
+  ServerErrorLog,
   observeRequests,
   parseKeyRequest,
   parseRequestId,
@@ -96,11 +96,13 @@ export function createGatewayApp(context: GatewayContext): GatewayApp {
   const { config, router, logger, registry } = context;
   const httpMetrics = createHttpMetrics(registry);
   const metrics = createGatewayMetrics(registry);
+  const serverErrors = new ServerErrorLog(logger);
   const forwarder = new Forwarder(
     config,
     new Map(router.cluster.groups.map((group) => [group.id, group])),
     logger,
     metrics,
+    serverErrors,
   );
 
   const app = express();
@@ -117,13 +119,13 @@ export function createGatewayApp(context: GatewayContext): GatewayApp {
     config,
     groups: router.cluster.groups,
     reader: new GroupReader(config, forwarder.leaders, forwarder.agent, logger, metrics),
-    logger,
+    serverErrors,
   });
 
   const handleKv = allowMethods(kvMethods, (request, response) => {
     proxyKv(request as ArrivedRequest, response).catch((error: unknown) => {
       const failure = toImpulseError(error);
-      logIfUnexpected(logger, failure, { method: request.method, url: request.url });
+      serverErrors.report(failure, { method: request.method, url: request.url });
       refuseBody(request, response, failure);
     });
   });

@@ -8,8 +8,10 @@ import {
 import type { Stream } from 'node:stream';
 import { parse as parseUrl, type Url } from 'node:url';
 import httpProxy from 'http-proxy';
+import type { ServerErrorLog } from '@impulse/common';
 import {
   ImpulseError,
+  isErrorCode,
   sendError,
   type GroupSpec,
   type KeyRequest,
@@ -98,6 +100,8 @@ export class Forwarder {
     groups: ReadonlyMap<string, GroupSpec>,
     private readonly logger: Logger,
     private readonly metrics: GatewayMetrics,
+    /** Errors the gateway answers that are not the client's fault: the group down, a timeout. */
+    private readonly serverErrors: ServerErrorLog,
   ) {
     this.leaders = new LeaderCache(groups);
     this.agent = new Agent({
@@ -340,6 +344,17 @@ export class Forwarder {
     body: ErrorBodyShape | undefined,
   ): void {
     forwarding.done = true;
+    const code = body?.error?.code;
+    if (status >= 500) {
+      // A replica's own failure (STORAGE_ERROR, COMMIT_TIMEOUT, ...) passed on to the client.
+      this.serverErrors.report(
+        new ImpulseError(
+          isErrorCode(code) ? code : 'INTERNAL',
+          `replica ${forwarding.replica.id} answered ${status}`,
+        ),
+        { method: forwarding.method, group: forwarding.route.group.id, replica: forwarding.replica.id },
+      );
+    }
     const text = JSON.stringify(
       body ?? { error: { code: 'INTERNAL', message: 'unreadable answer from a replica' } },
     );
@@ -353,6 +368,12 @@ export class Forwarder {
 
   private finishWithError(forwarding: Forwarding, error: ImpulseError): void {
     forwarding.done = true;
+    this.serverErrors.report(error, {
+      method: forwarding.method,
+      group: forwarding.route.group.id,
+      replica: forwarding.replica.id,
+      attempts: forwarding.attempts,
+    });
     sendError(forwarding.response, error);
   }
 

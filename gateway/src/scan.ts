@@ -1,10 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ServerErrorLog } from '@impulse/common';
 import {
   ImpulseError,
   ScanPageBuilder,
   allowMethods,
   isEmptyScanRange,
-  logIfUnexpected,
   parseScanQuery,
   readOnlyMethods,
   refuseBody,
@@ -16,7 +16,6 @@ import {
   sendJsonText,
   toImpulseError,
   type GroupSpec,
-  type Logger,
   type ScanQuery,
 } from '@impulse/common';
 import type { GatewayConfig } from './config.js';
@@ -27,7 +26,7 @@ export interface ScanRouteContext {
   readonly config: GatewayConfig;
   readonly groups: readonly GroupSpec[];
   readonly reader: GroupReader;
-  readonly logger: Logger;
+  readonly serverErrors: ServerErrorLog;
 }
 
 /**
@@ -48,7 +47,7 @@ export interface ScanRouteContext {
 export function createScanRoute(
   context: ScanRouteContext,
 ): (request: IncomingMessage, response: ServerResponse) => void {
-  const { config, groups, reader, logger } = context;
+  const { config, groups, reader, serverErrors } = context;
   const answerBytesMax = scanAnswerBytesMax(config.keyBytesMax, config.valueBytesMax);
   // Each scan in flight holds up to a page per group: a bound on scans is a bound on that memory.
   let scansInFlight = 0;
@@ -114,7 +113,7 @@ export function createScanRoute(
       // A client that went away gets no answer.
       if (response.destroyed) return;
       const failure = toImpulseError(error);
-      logIfUnexpected(logger, failure, { method: request.method, url: request.url });
+      serverErrors.report(failure, { method: request.method, url: request.url });
       refuseBody(request, response, failure);
     });
   });

@@ -42,6 +42,19 @@ export interface LocalClusterOptions {
    * replicas must dial, which becomes the replica's advertised peer address.
    */
   readonly advertisePeerPort?: (replica: PeerIdentity, listenPort: number) => Promise<number>;
+  /**
+   * What a replica that fails to start does to the whole start. `fail` (the default, for tests and
+   * tools that need every process) stops every process and rejects. `tolerate` (for `npm start`)
+   * keeps every healthy process running and records the failure in `startFailures`: the other
+   * replicas of the group may still hold a majority and serve, and the other groups serve anyway.
+   */
+  readonly replicaStartFailures?: 'fail' | 'tolerate';
+}
+
+/** A replica that did not start, and why (its own first line on stderr when it said one). */
+export interface ReplicaStartFailure {
+  readonly replica: ReplicaProcess;
+  readonly error: Error;
 }
 
 export interface PeerIdentity {
@@ -118,6 +131,8 @@ export class ProcessStartError extends Error {
 export class LocalCluster {
   readonly replicas: ReplicaProcess[] = [];
   gateway: ManagedProcess | undefined;
+  /** Replicas that failed to start (only with `replicaStartFailures: 'tolerate'`). */
+  readonly startFailures: ReplicaStartFailure[] = [];
   private readonly logStreams = new Map<string, WriteStream>();
 
   private constructor(private readonly options: LocalClusterOptions) {}
@@ -201,7 +216,19 @@ export class LocalCluster {
         });
       }
     }
-    await Promise.all(this.replicas.map((replica) => this.startReplica(replica)));
+    const started = await Promise.allSettled(this.replicas.map((replica) => this.startReplica(replica)));
+    for (const [index, outcome] of started.entries()) {
+      if (outcome.status === 'fulfilled') continue;
+      const replica = this.replicas[index] as ReplicaProcess;
+      const error = outcome.reason instanceof Error ? outcome.reason : new Error(String(outcome.reason));
+      if ((this.options.replicaStartFailures ?? 'fail') === 'fail') throw error;
+      // A replica that is still running but never became ready is stopped: it is not serving.
+      await stopProcess(replica);
+      this.startFailures.push({ replica, error });
+    }
+    if (this.startFailures.length === this.replicas.length) {
+      throw this.startFailures[0]?.error ?? new Error('no replica started');
+    }
     const gatewayPort = this.options.gatewayPort ?? 0;
     const port = gatewayPort === 0 ? await freePort(this.host) : gatewayPort;
     this.gateway = {
@@ -330,6 +357,20 @@ export class LocalCluster {
     exited.catch(() => undefined);
   }
 
+  /**
+   * Each group with fewer replicas running than it has: how many run, of how many, and whether
+   * they are still a majority (the group serves) or not (its keys are unavailable).
+   */
+  degradedGroups(): { groupId: string; running: number; replicas: number; serves: boolean }[] {
+    const groupIds = [...new Set(this.replicas.map((replica) => replica.groupId))];
+    return groupIds.flatMap((groupId) => {
+      const members = this.group(groupId);
+      const running = members.filter((replica) => isRunning(replica)).length;
+      if (running === members.length) return [];
+      return [{ groupId, running, replicas: members.length, serves: running > members.length / 2 }];
+    });
+  }
+
   /** The replicas of a group. */
   group(groupId: string): ReplicaProcess[] {
     return this.replicas.filter((replica) => replica.groupId === groupId);
@@ -398,6 +439,11 @@ export class LocalCluster {
     for (const stream of this.logStreams.values()) stream.end();
     this.logStreams.clear();
   }
+}
+
+function isRunning(managed: ManagedProcess): boolean {
+  const child = managed.child;
+  return child !== undefined && child.exitCode === null && child.signalCode === null;
 }
 
 async function stopProcess(managed: ManagedProcess): Promise<void> {

@@ -25,10 +25,25 @@ async function main(): Promise<void> {
     gatewayPort: config.gatewayPort,
     replicaBasePort: config.replicaBasePort,
     logLevel: config.logLevel,
+    // One replica that cannot start (a damaged data directory, a port taken) must not take down
+    // the others: its group may still have a majority, and the other groups serve anyway.
+    replicaStartFailures: 'tolerate',
   });
+  const failed = new Set(cluster.startFailures.map((failure) => failure.replica));
   for (const replica of cluster.replicas) {
+    if (failed.has(replica)) continue;
     process.stdout.write(
       `  replica ${replica.replicaId.padEnd(8)} ${replica.url}   peers :${replica.peerPort}   data ${replica.dataDirectory}\n`,
+    );
+  }
+  for (const { replica, error } of cluster.startFailures) {
+    process.stderr.write(`${program}: replica ${replica.replicaId} did not start: ${error.message}\n`);
+  }
+  for (const group of cluster.degradedGroups()) {
+    process.stderr.write(
+      group.serves
+        ? `${program}: group ${group.groupId} runs ${group.running} of its ${group.replicas} replicas, a majority: it serves, with less margin for failures\n`
+        : `${program}: group ${group.groupId} runs ${group.running} of its ${group.replicas} replicas, not a majority: its keys are unavailable until more of them start\n`,
     );
   }
   process.stdout.write(`  gateway          ${cluster.gatewayUrl}\n`);
@@ -39,7 +54,10 @@ async function main(): Promise<void> {
   process.stdout.write('impulse: Ctrl-C stops the cluster\n');
 
   let stopping = false;
-  for (const managed of [...cluster.replicas, ...(cluster.gateway === undefined ? [] : [cluster.gateway])]) {
+  for (const managed of [
+    ...cluster.replicas.filter((replica) => !failed.has(replica)),
+    ...(cluster.gateway === undefined ? [] : [cluster.gateway]),
+  ]) {
     managed.child?.once('exit', (code, signal) => {
       if (!stopping) {
         process.stderr.write(

@@ -8,7 +8,7 @@ import {
   readOnlyMethods,
   routeNotFoundHandler,
   createHttpMetrics,
-  logIfUnexpected,
+  ServerErrorLog,
   observeRequests,
   parsePeerAddress,
   readBody,
@@ -81,10 +81,11 @@ export function createShardApp(context: ShardAppContext): RequestListener {
 
   // The data path: the same HTTP metrics as express's routes, under the route `/kv/{key}`.
   const observeKv = observeRequests(httpMetrics, () => '/kv/{key}');
-  const handleKv = createKvRoute({ config, replica, logger, storageMetrics, registry });
+  const serverErrors = new ServerErrorLog(logger);
+  const handleKv = createKvRoute({ config, replica, logger, storageMetrics, registry, serverErrors });
   // The scan route, `/kv` with a query, takes the same path: plain listener, its own route label.
   const observeScan = observeRequests(httpMetrics, () => '/kv');
-  const handleScan = createScanRoute({ config, replica, logger, storageMetrics, registry });
+  const handleScan = createScanRoute({ config, replica, logger, storageMetrics, registry, serverErrors });
   function handle(request: IncomingMessage, response: ServerResponse): void {
     const url = request.url ?? '';
     // Only a URL that starts with '/kv/' exactly is a key route, as when express routed it: express
@@ -136,7 +137,7 @@ export function createShardApp(context: ShardAppContext): RequestListener {
     (request: Request, response: Response) => {
       handler(request, response).catch((error: unknown) => {
         const failure = toImpulseError(error);
-        logIfUnexpected(logger, failure, { method: request.method, url: request.originalUrl });
+        serverErrors.report(failure, { method: request.method, url: request.originalUrl });
         refuseBody(request, response, failure);
       });
     };

@@ -1,9 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ServerErrorLog } from '@impulse/common';
 import {
   Counter,
   ImpulseError,
   allowMethods,
-  logIfUnexpected,
   metricPrefix,
   parseKeyRequest,
   parseRequestId,
@@ -34,6 +34,8 @@ export interface KvRouteContext {
   readonly logger: Logger;
   readonly storageMetrics: StorageMetrics;
   readonly registry: Registry;
+  /** Errors answered that are not the client's fault (a storage failure, a commit timeout). */
+  readonly serverErrors: ServerErrorLog;
 }
 
 const kvMethods = ['GET', 'HEAD', 'PUT', 'DELETE'] as const;
@@ -48,7 +50,7 @@ const emptyRequestId = Buffer.alloc(0);
  * Errors are answered with the error registry's JSON body; unexpected ones are logged.
  */
 export function createKvRoute(context: KvRouteContext): RequestListener {
-  const { config, replica, logger, storageMetrics } = context;
+  const { config, replica, logger, storageMetrics, serverErrors } = context;
   const slotMismatches = new Counter({
     name: `${metricPrefix}kv_slot_mismatches_total`,
     help: 'Key requests refused (SLOT_MISMATCH) because the key does not hash to the slot the gateway routed it by: the key changed on its way.',
@@ -127,7 +129,7 @@ export function createKvRoute(context: KvRouteContext): RequestListener {
   return allowMethods(kvMethods, function handleKv(request, response) {
     serve(request, response).catch((error: unknown) => {
       const failure = toImpulseError(error);
-      logIfUnexpected(logger, failure, { method: request.method, url: request.url });
+      serverErrors.report(failure, { method: request.method, url: request.url });
       refuseBody(request, response, failure);
     });
   });

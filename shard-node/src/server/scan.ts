@@ -2,7 +2,6 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
   ScanPageBuilder,
   allowMethods,
-  logIfUnexpected,
   parseScanQuery,
   readOnlyMethods,
   refuseBody,
@@ -29,7 +28,7 @@ import { storageError, type KvRouteContext, type RequestListener } from './kv.js
  * merged page.
  */
 export function createScanRoute(context: KvRouteContext): RequestListener {
-  const { config, replica, logger, storageMetrics } = context;
+  const { config, replica, storageMetrics, serverErrors } = context;
 
   async function serve(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const method = request.method ?? '';
@@ -56,7 +55,7 @@ export function createScanRoute(context: KvRouteContext): RequestListener {
   return allowMethods(readOnlyMethods, function handleScan(request, response) {
     serve(request, response).catch((error: unknown) => {
       const failure = toImpulseError(error);
-      logIfUnexpected(logger, failure, { method: request.method, url: request.url });
+      serverErrors.report(failure, { method: request.method, url: request.url });
       refuseBody(request, response, failure);
     });
   });
