@@ -28,6 +28,11 @@ export const startupErrorRegistry = {
     description:
       'The data directory cannot hold data: it is on a pseudo file system (`/proc`, `/sys`, ...) or its path goes through something that is not a directory. Nothing was written.',
   },
+  DATA_DIRECTORY_EMPTY: {
+    exitCode: 2,
+    description:
+      'The data directory holds no Raft state and the replica was given neither `--bootstrap` (the first start of its group) nor `--join`: starting would found its group again with no data. A replica that lost its data is removed from its group and added back under a new replica id.',
+  },
   DATA_DIRECTORY_NOT_WRITABLE: {
     exitCode: 1,
     description: 'The data directory (or the folder it is to be created in) is not writable by this process.',
@@ -40,7 +45,7 @@ export const startupErrorRegistry = {
   DATA_DIRECTORY_DAMAGED: {
     exitCode: 1,
     description:
-      'The data directory is inconsistent: its state machine is behind its own Raft log snapshot (files removed by hand).',
+      'The data directory is inconsistent (files removed by hand): its state machine is behind its own Raft log snapshot, or its Raft log is missing under a state machine that applied entries (the replica must then be removed and added back under a new replica id).',
   },
   ADDRESS_IN_USE: {
     exitCode: 1,

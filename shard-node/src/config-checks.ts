@@ -14,6 +14,11 @@ export function checkShardNodeConfig(config: ShardNodeConfig): ShardNodeConfig {
       `--heartbeat-ticks (${config.heartbeatTicks}) must be below --election-timeout-ticks (${config.electionTimeoutTicks}): a follower that hears no heartbeat for an election timeout campaigns, so a healthy leader would be deposed between two of its heartbeats`,
     ]);
   }
+  if (config.bootstrap && config.join) {
+    throw new ConfigError([
+      '--bootstrap and --join contradict each other: --bootstrap founds a new group (its first start), --join adds this replica to a live one',
+    ]);
+  }
   // Without a cluster configuration the replica is a group of one, and its flags are its limits.
   if (config.cluster === '' && config.clusterFile === '') return config;
   const cluster = loadClusterConfig({ json: config.cluster, file: config.clusterFile });

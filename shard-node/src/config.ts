@@ -55,6 +55,11 @@ export const shardNodeOptions = {
       'Join a live group as a new replica (added by POST /admin/members on its leader) instead of founding it.',
     default: false,
   }),
+  bootstrap: option.boolean({
+    description:
+      'First start of this group: found it if the data directory holds no Raft state (ignored once it does). Without it (or --join) an empty data directory is refused. Never give it to a replica that lost its data: remove it from the group and add it back under a new replica id.',
+    default: false,
+  }),
   raftLogSync: option.boolean({
     description:
       'fsync the Raft log before acknowledging (one fsync per batch of writes). Off only for benchmarks.',

@@ -115,6 +115,7 @@ export class ShardNode {
       peerListenHost: config.host,
       initialMembers: members,
       join: config.join,
+      bootstrap: config.bootstrap,
       dataDirectory: directory,
       engine: config.engine,
       logSync: config.raftLogSync,

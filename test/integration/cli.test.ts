@@ -74,9 +74,13 @@ describe('the command lines of the shard-node and the gateway', () => {
 
   it('refuse to start a second replica on a data directory in use, with a clear error', async () => {
     const dataDir = `${directory.path}/locked`;
-    const first = spawn(process.execPath, [shardNodeMain, '--port=0', `--data-dir=${dataDir}`], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const first = spawn(
+      process.execPath,
+      [shardNodeMain, '--port=0', '--bootstrap', `--data-dir=${dataDir}`],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     try {
       // Wait until the first one logs that it listens, so its data directory's lock is held.
       await new Promise<void>((resolve, reject) => {

@@ -163,6 +163,7 @@ class CaseContext {
       '--port=0',
       `--data-dir=${dataDirectory}`,
       '--log-level=info',
+      '--bootstrap',
       ...argumentsList,
     ]);
     expect(await stop(replica.child)).toBe(0);
@@ -171,7 +172,12 @@ class CaseContext {
 
   /** A replica that keeps running (and holding its data directory) until the case ends. */
   async liveReplica(argumentsList: readonly string[]): Promise<ChildProcess> {
-    const replica = await startListening('shardNode', ['--port=0', '--log-level=info', ...argumentsList]);
+    const replica = await startListening('shardNode', [
+      '--port=0',
+      '--log-level=info',
+      '--bootstrap',
+      ...argumentsList,
+    ]);
     this.cleanups.push(async () => void (await stop(replica.child)));
     return replica.child;
   }
@@ -353,7 +359,12 @@ const cases: readonly FailureCase[] = [
         '--snapshot-entries=5',
         '--snapshot-catch-up-entries=1',
       ];
-      const replica = await startListening('shardNode', ['--port=0', '--log-level=info', ...options]);
+      const replica = await startListening('shardNode', [
+        '--port=0',
+        '--log-level=info',
+        '--bootstrap',
+        ...options,
+      ]);
       const port = Number(/"port":(\d+),"peerPort"/.exec(replica.stdout())?.[1]);
       for (let index = 0; index < 12; index++) {
         const answer = await rawRequest(`http://127.0.0.1:${port}`, `/kv/k${index}`, {
@@ -901,6 +912,7 @@ describe('start-up refuses what it used to accept and then misbehave on (issue 1
     for (const engine of ['memory', 'leveldb']) {
       const first = await startListening('shardNode', [
         '--port=0',
+        '--bootstrap',
         `--engine=${engine}`,
         `--data-dir=${dataDirectory}-${engine}`,
       ]);
@@ -985,7 +997,7 @@ describe('start-up refuses what it used to accept and then misbehave on (issue 1
       '--snapshot-entries=5',
       '--snapshot-catch-up-entries=1',
     ];
-    const first = await startListening('shardNode', ['--port=0', ...options]);
+    const first = await startListening('shardNode', ['--port=0', '--bootstrap', ...options]);
     const firstPort = Number(/"port":(\d+),"peerPort"/.exec(first.stdout())?.[1]);
     for (let index = 0; index < 23; index++) {
       const answer = await rawRequest(`http://127.0.0.1:${firstPort}`, `/kv/k${index}`, {
@@ -1074,6 +1086,7 @@ describe('start-up refuses what it used to accept and then misbehave on (issue 1
     });
     const replica = await startListening('shardNode', [
       `--port=${replicaPort}`,
+      '--bootstrap',
       '--engine=memory',
       `--data-dir=${caseContext.path('d')}`,
       `--cluster-file=${cluster}`,

@@ -1,9 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
+import { open, readFile, rename } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
+  StartupError,
   ensureDataDirectory,
   keyBytesMaxDefault,
   startupErrorCodes,
@@ -87,6 +89,16 @@ export interface ReplicaProcess extends ManagedProcess {
   readonly joined: boolean;
 }
 
+/**
+ * The launcher's record, in the data root, of the replicas that have started there: each of them
+ * founded its group (with `--bootstrap`) on its first start, and is never given `--bootstrap`
+ * again, so that one whose data directory is lost later is refused rather than founding its group
+ * a second time, empty (docs/decisions/0009-found-a-group-once.md).
+ */
+export const foundedFileName = 'FOUNDED';
+/** The version of the record's format. */
+const foundedFormat = 1;
+
 const readyTimeoutMsDefault = 20_000;
 const stopTimeoutMs = 15_000;
 /** The head of a child's stderr kept to explain its failure to start. */
@@ -133,6 +145,13 @@ export class LocalCluster {
   gateway: ManagedProcess | undefined;
   /** Replicas that failed to start (only with `replicaStartFailures: 'tolerate'`). */
   readonly startFailures: ReplicaStartFailure[] = [];
+  /**
+   * The replicas that have started on this data root before (from its `FOUNDED` record), and
+   * those this start founded their group with. Only a replica never started is given `--bootstrap`.
+   */
+  readonly foundedReplicas = new Set<string>();
+  /** The replicas this start gave `--bootstrap` (the first start of their group on this data root). */
+  readonly bootstrappedReplicas: string[] = [];
   private readonly logStreams = new Map<string, WriteStream>();
 
   private constructor(private readonly options: LocalClusterOptions) {}
@@ -192,6 +211,7 @@ export class LocalCluster {
     // Checked first: a data directory on a pseudo file system would hang the recursive mkdir below.
     await ensureDataDirectory(this.options.dataDirectory);
     mkdirSync(this.logDirectory, { recursive: true });
+    for (const replicaId of await readFounded(this.foundedPath)) this.foundedReplicas.add(replicaId);
     const replicasPerGroup = this.options.replicasPerGroup ?? 1;
     let nextPort = this.options.replicaBasePort ?? 0;
     for (let group = 1; group <= this.options.groups; group++) {
@@ -225,6 +245,14 @@ export class LocalCluster {
       // A replica that is still running but never became ready is stopped: it is not serving.
       await stopProcess(replica);
       this.startFailures.push({ replica, error });
+    }
+    // Recorded once every replica started (or failed to): a replica that started is never given
+    // --bootstrap again. One that failed has not served, and may found on a later start.
+    const failed = new Set(this.startFailures.map((failure) => failure.replica.replicaId));
+    const running = this.replicas.filter((replica) => !failed.has(replica.replicaId));
+    if (running.some((replica) => !this.foundedReplicas.has(replica.replicaId))) {
+      for (const replica of running) this.foundedReplicas.add(replica.replicaId);
+      await writeFounded(this.foundedPath, resolve(this.options.dataDirectory), [...this.foundedReplicas]);
     }
     if (this.startFailures.length === this.replicas.length) {
       throw this.startFailures[0]?.error ?? new Error('no replica started');
@@ -269,6 +297,10 @@ export class LocalCluster {
     return replica;
   }
 
+  private get foundedPath(): string {
+    return join(resolve(this.options.dataDirectory), foundedFileName);
+  }
+
   private async advertisedPeerPort(identity: PeerIdentity, listenPort: number): Promise<number> {
     return this.options.advertisePeerPort === undefined
       ? listenPort
@@ -283,6 +315,10 @@ export class LocalCluster {
   }
 
   private async startReplica(replica: ReplicaProcess): Promise<void> {
+    // A founding replica that never started on this data root founds its group; any other start
+    // must find the group's Raft state in its data directory (or join), or is refused.
+    const bootstrap = !replica.joined && !this.foundedReplicas.has(replica.replicaId);
+    if (bootstrap) this.bootstrappedReplicas.push(replica.replicaId);
     const argumentsList = [
       shardNodeMain,
       `--group-id=${replica.groupId}`,
@@ -296,6 +332,7 @@ export class LocalCluster {
       `--log-level=${this.options.logLevel ?? 'info'}`,
       ...(this.options.shardNodeArguments ?? []),
       ...(replica.joined ? ['--join'] : []),
+      ...(bootstrap ? ['--bootstrap'] : []),
     ];
     await this.spawnAndWait(replica, argumentsList);
   }
@@ -438,6 +475,63 @@ export class LocalCluster {
     await Promise.all(processes.map((managed) => stopProcess(managed)));
     for (const stream of this.logStreams.values()) stream.end();
     this.logStreams.clear();
+  }
+}
+
+/** The replica ids of a data root's `FOUNDED` record; none when it has none (its first start). */
+async function readFounded(path: string): Promise<string[]> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw error;
+  }
+  let record: unknown;
+  try {
+    record = JSON.parse(text);
+  } catch {
+    record = undefined;
+  }
+  const replicas = (record as { format?: unknown; replicas?: unknown } | undefined)?.replicas;
+  if (
+    (record as { format?: unknown } | undefined)?.format !== foundedFormat ||
+    !Array.isArray(replicas) ||
+    !replicas.every((replicaId) => typeof replicaId === 'string')
+  ) {
+    throw new StartupError(
+      'DATA_DIRECTORY_DAMAGED',
+      `${path} is not the launcher's record of founded replicas (expected {"format": ${foundedFormat}, "replicas": [...]}): restore it, or remove it only if no replica under it ever started`,
+    );
+  }
+  return replicas as string[];
+}
+
+/**
+ * Writes the record atomically and durably: a temporary file, fsynced, renamed, then the data
+ * root fsynced, so that after a crash the record is either the old one or the new one, and a
+ * replica recorded here is never given --bootstrap again.
+ */
+async function writeFounded(path: string, directory: string, replicas: readonly string[]): Promise<void> {
+  const temporary = `${path}.tmp`;
+  const file = await open(temporary, 'w', 0o644);
+  try {
+    const record = {
+      format: foundedFormat,
+      replicas: [...replicas].sort(),
+      updatedAt: new Date().toISOString(),
+    };
+    await file.writeFile(`${JSON.stringify(record, null, 2)}\n`);
+    await file.sync();
+  } finally {
+    await file.close();
+  }
+  await rename(temporary, path);
+  const folder = await open(directory, 'r');
+  try {
+    await folder.sync();
+  } finally {
+    await folder.close();
   }
 }
 

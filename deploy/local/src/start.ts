@@ -1,6 +1,7 @@
 #!/usr/bin/env node
+import { join } from 'node:path';
 import { HelpRequested, StartupError, parseConfig, startupErrorLines, startupErrorOf } from '@impulse/common';
-import { LocalCluster, ProcessStartError } from './local-cluster.js';
+import { LocalCluster, ProcessStartError, foundedFileName } from './local-cluster.js';
 import { startOptions, startProgram } from './start-options.js';
 
 const program = 'impulse';
@@ -30,6 +31,14 @@ async function main(): Promise<void> {
     replicaStartFailures: 'tolerate',
   });
   const failed = new Set(cluster.startFailures.map((failure) => failure.replica));
+  const founders = cluster.bootstrappedReplicas.filter((replicaId) => cluster.foundedReplicas.has(replicaId));
+  if (founders.length > 0) {
+    // Said once, when it happens: from now on a replica of this data root that lost its data is
+    // refused, never founded again (docs/decisions/0009-found-a-group-once.md).
+    process.stdout.write(
+      `impulse: first start of ${founders.length === cluster.replicas.length ? 'every replica' : founders.join(', ')}: founded ${founders.length === 1 ? 'its group' : 'their groups'} (recorded in ${join(config.dataDir, foundedFileName)})\n`,
+    );
+  }
   for (const replica of cluster.replicas) {
     if (failed.has(replica)) continue;
     process.stdout.write(

@@ -72,6 +72,8 @@ export class RaftLogStore implements Storage {
   /** The first failed write or broken assertion; every later write is refused with it as cause. */
   private failure: unknown;
   private closed = false;
+  /** Whether `open` found no log and created an empty one (see `created`). */
+  private createdByOpen = false;
 
   private constructor(
     options: ResolvedRaftLogOptions,
@@ -128,12 +130,23 @@ export class RaftLogStore implements Storage {
     };
     const tail = await SegmentWriter.create(info);
     const store = new RaftLogStore(options, { ...state, segments: [info] }, tail, false);
+    store.createdByOpen = true;
     await store.writeCheckpoint(store.checkpoint());
     await store.datasyncTail();
     await store.syncDirectory();
     store.options.logger.info('raft-log: created', store.describe());
     store.reportSegments();
     return store;
+  }
+
+  /**
+   * Whether `open` found no log in its directory (no segment, or only one whose first checkpoint
+   * was torn) and created an empty one. The replica tells a brand-new data directory from one
+   * whose log was lost by it: a state machine with applied entries over a log created just now
+   * means the log, with the replica's votes and the entries it acknowledged, is gone.
+   */
+  get created(): boolean {
+    return this.createdByOpen;
   }
 
   // ---------------------------------------------------------------------------------------------

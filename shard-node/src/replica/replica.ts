@@ -51,6 +51,13 @@ export interface ReplicaOptions {
   readonly initialMembers: readonly MemberSpec[];
   /** Whether this replica joins a live group (as a learner added by an admin) rather than founding it. */
   readonly join: boolean;
+  /**
+   * Whether this is the first start of the group, so that a data directory with no Raft state
+   * founds it. Without it (or `join`) such a directory is refused: it would found the group again
+   * with no data (see docs/decisions/0009-found-a-group-once.md). Ignored once the directory
+   * holds Raft state.
+   */
+  readonly bootstrap: boolean;
   readonly dataDirectory: string;
   readonly engine: EngineName;
   /** Whether the Raft log fsyncs before anything is acknowledged. Off only for benchmarks of the rest. */
@@ -100,6 +107,27 @@ async function catchUpWithLogSnapshot(
   throw new StartupError(
     'DATA_DIRECTORY_DAMAGED',
     `the state machine has applied up to index ${stateMachine.appliedIndex}, behind the Raft log's snapshot at index ${logSnapshot.index}: the state between is lost (was state/ removed?)`,
+  );
+}
+
+/**
+ * A Raft log created by this start under a state machine that applied entries means the log was
+ * lost (its folder removed) while the state machine was kept. The state machine alone cannot
+ * stand in for it: the log held the replica's hard state (the vote it cast in its term) and the
+ * entries it acknowledged after its applied index, which a leader may have counted toward a
+ * commit. Rebuilding an empty log from the state machine would let the replica vote twice in one
+ * term and forget acknowledged entries: refused. (An interrupted snapshot install also leaves
+ * the state machine ahead of the log, but over a log that existed; that is repaired below.)
+ */
+function refuseLostLog(
+  options: ReplicaOptions,
+  stateMachine: ReplicaStateMachine,
+  logStore: RaftLogStore,
+): void {
+  if (!logStore.created || stateMachine.appliedIndex === 0) return;
+  throw new StartupError(
+    'DATA_DIRECTORY_DAMAGED',
+    `the Raft log in ${join(options.dataDirectory, 'raft')} is missing while the state machine has applied up to index ${stateMachine.appliedIndex}: the votes and the entries this replica acknowledged are lost, so it must not vote again under its id. Remove it from its group (DELETE /admin/members/${options.self.replicaId} on the leader) and add it back under a new replica id with --join`,
   );
 }
 
@@ -228,11 +256,29 @@ export class Replica {
       // on every founding replica alike. A replica that joins later has an empty log and no
       // configuration; the leader cannot send it entries from before index 2, so it sends the
       // snapshot, which carries the configuration (and everything else) to the newcomer.
+      //
+      // A group is founded once: only a start told so (`bootstrap`) founds it. An empty directory
+      // is also what a replica that lost its files looks like, and founding there would elect a
+      // leader of an empty group at term 1 once a majority of replicas lost their files, or let
+      // this one vote a second time in a term it already voted in (see found-a-group-once.md).
+      refuseLostLog(options, stateMachine, logStore);
+      const holdsRaftState = stateMachine.appliedIndex > 0 || logStore.lastIndex() > 0;
       let founded = false;
-      if (!options.join && stateMachine.appliedIndex === 0 && logStore.lastIndex() === 0) {
+      if (!holdsRaftState && !options.join) {
+        if (!options.bootstrap) {
+          throw new StartupError(
+            'DATA_DIRECTORY_EMPTY',
+            `data directory ${options.dataDirectory} holds no Raft state: starting would found group ${options.groupId} again, with no data. On the group's first start, pass --bootstrap; a replica that lost its data must be removed from its group (DELETE /admin/members/${options.self.replicaId} on the leader) and added back under a new replica id with --join`,
+          );
+        }
         await stateMachine.bootstrap(initialConfState);
         founded = true;
         logger.info({ voters: initialConfState.voters }, 'replica: founded the group');
+      } else if (options.bootstrap && holdsRaftState) {
+        logger.info(
+          { applied: stateMachine.appliedIndex, lastIndex: logStore.lastIndex() },
+          'replica: --bootstrap ignored: the data directory holds Raft state (the group is founded)',
+        );
       }
       await catchUpWithLogSnapshot(stateMachine, logStore);
       // The state machine is switched before the log records an installed snapshot: a crash in

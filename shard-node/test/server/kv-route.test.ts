@@ -53,6 +53,7 @@ describe('shard-node key route', () => {
         '--port=0',
         '--engine=memory',
         `--data-dir=${directory}`,
+        '--bootstrap',
         '--raft-log-sync=false',
         '--value-bytes-max=1KiB',
         '--key-bytes-max=16B',

@@ -83,6 +83,7 @@ describe('shard-node scan route', () => {
         '--port=0',
         '--engine=memory',
         `--data-dir=${directory}`,
+        '--bootstrap',
         '--raft-log-sync=false',
         '--value-bytes-max=512KiB',
         '--key-bytes-max=16B',
