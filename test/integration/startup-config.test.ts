@@ -381,6 +381,75 @@ const cases: readonly FailureCase[] = [
     stderrFirstLine:
       /^impulse-shard-node: the state machine has applied up to index 0, behind the Raft log's snapshot at index \d+: the state between is lost .*\[DATA_DIRECTORY_DAMAGED\]$/,
   },
+  // Issue 20, finding 3: a group is founded once, and only when told so.
+  {
+    name: 'issue 20. a replica on an empty data directory with neither --bootstrap nor --join',
+    entry: 'shardNode',
+    setup: async (context) => ({
+      argumentsList: ['--port=0', '--replica-id=g1-r2', `--data-dir=${context.path('empty')}`],
+      stderrFirstLine: new RegExp(
+        `^impulse-shard-node: data directory ${escapeRegExp(context.path('empty'))} holds no Raft state: starting would found group g1 again, with no data\\. On the group's first start, pass --bootstrap; a replica that lost its data must be removed from its group \\(DELETE /admin/members/g1-r2 on the leader\\) and added back under a new replica id with --join \\[DATA_DIRECTORY_EMPTY\\]$`,
+      ),
+    }),
+    exitCode: 2,
+  },
+  {
+    name: 'issue 20. a replica whose whole data directory was deleted, started again as before',
+    entry: 'shardNode',
+    setup: async (context) => {
+      const dataDirectory = await context.replicaDataDirectory('wiped', []);
+      rmSync(dataDirectory, { recursive: true });
+      return { argumentsList: ['--port=0', `--data-dir=${dataDirectory}`] };
+    },
+    exitCode: 2,
+    stderrFirstLine:
+      /^impulse-shard-node: data directory .* holds no Raft state: .*\[DATA_DIRECTORY_EMPTY\]$/,
+  },
+  {
+    name: 'issue 20. --bootstrap with --join',
+    entry: 'shardNode',
+    setup: async (context) => ({
+      argumentsList: ['--port=0', '--bootstrap', '--join', `--data-dir=${context.path('d')}`],
+      untouched: [context.path('d')],
+    }),
+    exitCode: 2,
+    stderrFirstLine:
+      /^impulse-shard-node: invalid configuration: --bootstrap and --join contradict each other: .*\[CONFIG_INVALID\]$/,
+  },
+  {
+    name: 'issue 20. a replica whose Raft log was deleted while its state machine was kept',
+    entry: 'shardNode',
+    setup: async (context) => {
+      const dataDirectory = await context.replicaDataDirectory('no-log', []);
+      rmSync(join(dataDirectory, 'raft'), { recursive: true });
+      return { argumentsList: ['--port=0', '--bootstrap', `--data-dir=${dataDirectory}`] };
+    },
+    exitCode: 1,
+    stderrFirstLine:
+      /^impulse-shard-node: the Raft log in .*\/raft is missing while the state machine has applied up to index \d+: the votes and the entries this replica acknowledged are lost, so it must not vote again under its id\. Remove it from its group .* and add it back under a new replica id with --join \[DATA_DIRECTORY_DAMAGED\]$/,
+  },
+  {
+    name: 'issue 20. npm start on a data root whose replica started before and lost its data directory',
+    entry: 'launcher',
+    setup: async (context) => {
+      const root = context.path('founded-root');
+      mkdirSync(root, { recursive: true });
+      // The launcher's record that g1-r1 started here before; its data directory is gone.
+      writeFileSync(join(root, 'FOUNDED'), JSON.stringify({ format: 1, replicas: ['g1-r1'] }));
+      return {
+        argumentsList: [
+          '--groups=1',
+          '--replicas-per-group=1',
+          '--replica-base-port=0',
+          '--gateway-port=0',
+          `--data-dir=${root}`,
+        ],
+      };
+    },
+    exitCode: 2,
+    stderrFirstLine:
+      /^impulse: g1-r1 exited during start-up \(code 2\): impulse-shard-node: data directory .*g1-r1 holds no Raft state: starting would found group g1 again, with no data\. .*\[DATA_DIRECTORY_EMPTY\]$/,
+  },
   // 4. Every duration option has a maximum.
   {
     name: '4. gateway --upstream-timeout 600h',
