@@ -143,6 +143,11 @@ export class ContainerCluster {
               `--port=${replicaPort}`,
               `--peer-port=${peerPort}`,
               '--log-level=warn',
+              // Each container is created with a fresh volume: the first start of its group, which
+              // it founds. A restart of the container runs the same command on the same volume,
+              // where --bootstrap is ignored (the group is founded); no test gives a container a
+              // lost volume, which --bootstrap would found again, empty (docs/deploy.md).
+              '--bootstrap',
               ...(options.replicaArguments ?? []),
             ])
             .withExposedPorts(replicaPort)

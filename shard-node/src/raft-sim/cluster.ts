@@ -43,6 +43,8 @@ export class SimCluster implements ClientTransport {
   /** Test-only, deliberately wrong: answer reads at once from the asked replica's state. */
   unsafeLocalReads = false;
   private readonly crashPoints = new Map<NodeId, CrashPoint>();
+  /** Every id ever given to `addReplica`, removed replicas included. */
+  private readonly idsStarted = new Set<NodeId>();
   private snapshotReports: { from: NodeId; to: NodeId; succeeded: boolean }[] = [];
   private readonly host: ReplicaHost;
   /** Commands already counted, so that every replica applying one counts it once. */
@@ -64,8 +66,16 @@ export class SimCluster implements ClientTransport {
     for (const id of voters) this.addReplica(id, bootstrapStorage(voters));
   }
 
-  /** Starts a brand-new replica (a fresh id joining, or an initial member). */
+  /**
+   * Starts a brand-new replica: an initial member with founded storage (`bootstrapStorage`, the
+   * host's `--bootstrap`), or a fresh id joining with empty storage (the host's `--join`). An id
+   * is never started twice: a replica that lost its storage would vote again in terms it voted
+   * in, which the host refuses too (docs/decisions/0009-found-a-group-once.md).
+   */
   addReplica(id: NodeId, storage: MemoryStorage = new MemoryStorage()): SimReplica {
+    if (this.idsStarted.has(id))
+      throw new Error(`sim: replica ${id} was started before; ids are never reused`);
+    this.idsStarted.add(id);
     const replica = new SimReplica(id, storage, this.replicaOptions, this.host, this.prng.fork());
     this.replicas.set(id, replica);
     return replica;
