@@ -812,7 +812,12 @@ const cases: readonly FailureCase[] = [
     setup: async (context) => {
       const port = await context.occupiedPort();
       return {
-        argumentsList: [`--port=${port}`, '--engine=memory', `--data-dir=${context.path('d')}`],
+        argumentsList: [
+          `--port=${port}`,
+          '--bootstrap',
+          '--engine=memory',
+          `--data-dir=${context.path('d')}`,
+        ],
         stderrFirstLine: new RegExp(
           `^impulse-shard-node: cannot listen on 127\\.0\\.0\\.1:${port}: EADDRINUSE \\[ADDRESS_IN_USE\\]$`,
         ),
