@@ -53,6 +53,22 @@ describe('raft log store', () => {
     await reopened.close();
   });
 
+  it('says whether an open created the log: a log that existed, even empty, was not created', async () => {
+    const fresh = await openStore(directory);
+    expect(fresh.created).toBe(true);
+    await fresh.close();
+    // Nothing appended: the reopened log is as empty, but it existed (the replica relies on this to
+    // tell an interrupted snapshot install from a removed raft/ folder).
+    const reopened = await openStore(directory);
+    expect(reopened.created).toBe(false);
+    expect(reopened.lastIndex()).toBe(0);
+    await reopened.close();
+    await removeDirectory(directory);
+    const recreated = await openStore(directory);
+    expect(recreated.created).toBe(true);
+    await recreated.close();
+  });
+
   it('keeps entries, hard state and snapshot metadata across close and reopen', async () => {
     const store = await openStore(directory);
     await store.append(entries(1, 10, 1));
