@@ -128,6 +128,8 @@ describe('a group is founded once (issue 20, finding 3)', () => {
     cluster = await LocalCluster.start(options);
     expectRefusedAsEmpty(cluster, ['g1-r1']);
     const started = cluster;
+    // The two others elect a leader between them (a majority of three).
+    await started.leaderOf('g1');
     for (const key of keys) {
       const answer = await rawRequest(started.gatewayUrl, pathForKey(key));
       expect(answer.status, `GET ${key}: ${answer.body.toString()}`).toBe(200);
