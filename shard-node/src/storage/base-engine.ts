@@ -122,6 +122,11 @@ export abstract class BaseEngine implements Engine {
     await this.#lifecycle.run('sync', () => this._sync());
   }
 
+  async flush(): Promise<void> {
+    this.#lifecycle.assertOpen();
+    await this.#lifecycle.run('flush', () => this._flush());
+  }
+
   async approximateKeyCount(): Promise<number> {
     this.#lifecycle.assertOpen();
     const count = await this.#lifecycle.run('approximateKeyCount', () => this._approximateKeyCount());
@@ -151,6 +156,8 @@ export abstract class BaseEngine implements Engine {
   protected abstract _approximateKeyCount(): Promise<number>;
   /** Makes every write so far durable (fsync); a no-op for engines with nothing on disk. */
   protected abstract _sync(): Promise<void>;
+  /** Moves every write so far from the write-ahead log into fsynced tables; a no-op without a disk. */
+  protected abstract _flush(): Promise<void>;
   /** Releases the store; called once, after every snapshot and iteration is closed. */
   protected abstract _close(): Promise<void>;
 }

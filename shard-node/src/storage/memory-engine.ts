@@ -102,6 +102,8 @@ export class MemoryEngine extends BaseEngine {
   /** Nothing is on disk: nothing to make durable. */
   protected override async _sync(): Promise<void> {}
 
+  protected override async _flush(): Promise<void> {}
+
   protected override async _close(): Promise<void> {
     assert.equal(this.#openViews.size, 0, 'every snapshot and iteration is closed before the engine');
     this.#values.clear();

@@ -489,6 +489,17 @@ export function describeEngineConformance(
       });
     });
 
+    describe('flush', () => {
+      it('resolves, and keeps every write readable', async () => {
+        await engine.put(bytes('a'), bytes('1'));
+        await engine.batch([{ type: 'put', key: bytes('b'), value: bytes('2') }]);
+        await engine.flush();
+        expect((await engine.get(bytes('a')))?.toString()).toBe('1');
+        expect((await engine.get(bytes('b')))?.toString()).toBe('2');
+        await Promise.all([engine.flush(), engine.flush()]);
+      });
+    });
+
     describe('close', () => {
       it('is idempotent', async () => {
         await Promise.all([engine.close(), engine.close()]);

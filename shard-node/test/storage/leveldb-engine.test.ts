@@ -1,4 +1,5 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -53,6 +54,38 @@ describe('leveldb engine', () => {
     ]);
     expect(await second.approximateKeyCount()).toBe(2);
     await second.close();
+  });
+
+  it('flush moves every write out of the write-ahead log into a table file', async () => {
+    const engine = await LevelDbEngine.open({ directory, sync: false });
+    // Random bytes, so that the table's compression leaves them as they are and they can be found.
+    const value = randomBytes(4096);
+    for (let index = 0; index < 16; index++) await engine.put(bytes(`key-${index}`), value);
+    const logBytes = async (): Promise<number> => {
+      let total = 0;
+      for (const name of await readdir(directory)) {
+        if (name.endsWith('.log') && name !== 'LOG') total += (await stat(path.join(directory, name))).size;
+      }
+      return total;
+    };
+    const tableHolds = async (): Promise<boolean> => {
+      for (const name of await readdir(directory)) {
+        if (
+          name.endsWith('.ldb') &&
+          (await readFile(path.join(directory, name))).includes(value.subarray(0, 64))
+        )
+          return true;
+      }
+      return false;
+    };
+    expect(await logBytes()).toBeGreaterThan(16 * 4096);
+    expect(await tableHolds()).toBe(false);
+    await engine.flush();
+    // Only the flush's own synced marker is left in the new write-ahead log.
+    expect(await logBytes()).toBeLessThan(1024);
+    expect(await tableHolds()).toBe(true);
+    expect((await engine.get(bytes('key-15')))?.equals(value)).toBe(true);
+    await engine.close();
   });
 
   it('fails with ENGINE_OPEN_FAILED and the cause when another instance holds the directory', async () => {
