@@ -67,6 +67,11 @@ export const errorRegistry = {
   GROUP_UNAVAILABLE: { status: 503, description: 'No replica of the shard group answered.' },
   NOT_READY: { status: 503, description: 'The process is starting or stopping.' },
   STORAGE_ERROR: { status: 503, description: 'The storage engine failed the operation.' },
+  STORAGE_FAULT: {
+    status: 503,
+    description:
+      'This replica found its stored state damaged (a checksum mismatch, an unreadable block, a lost batch) and serves nothing until it is rebuilt; the other replicas of its group serve. See `fault` for the file and keys.',
+  },
   COMMIT_TIMEOUT: {
     status: 503,
     description:

@@ -47,6 +47,11 @@ export const startupErrorRegistry = {
     description:
       'The data directory is inconsistent (files removed by hand): its state machine is behind its own Raft log snapshot, or its Raft log is missing under a state machine that applied entries (the replica must then be removed and added back under a new replica id).',
   },
+  DATA_DIRECTORY_FORMAT_UNSUPPORTED: {
+    exitCode: 2,
+    description:
+      'The state machine in the data directory was written in another format (format 1, before per-record checksums); there is no conversion. Start the replica on an empty data directory and add it to its group again.',
+  },
   ADDRESS_IN_USE: {
     exitCode: 1,
     description: 'A port the process must listen on is taken, or the address is not available on this host.',

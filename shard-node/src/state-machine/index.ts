@@ -2,3 +2,5 @@ export * from './command.js';
 export * from './keyspace.js';
 export * from './snapshot-codec.js';
 export * from './state-machine.js';
+export * from './sealed-record.js';
+export * from './storage-fault.js';

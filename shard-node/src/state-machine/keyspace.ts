@@ -2,15 +2,21 @@
  * How the replica lays out its engine. Every record kind lives under its own one-byte prefix, so
  * that kinds can never collide and each is one ordered range:
  *
- * | prefix | key                                  | value                                  |
- * | ------ | ------------------------------------ | -------------------------------------- |
- * | `d`    | user key (UTF-8)                     | the value                              |
- * | `m`    | `applied`, `confstate`, `members`    | applied index and term; the ConfState; the member directory |
- * | `q`    | request id                           | the index that applied it (u64)        |
- * | `i`    | index (u64, big-endian) + request id | empty: the request ids in index order  |
+ * | prefix | key                                          | value (payload)                                             |
+ * | ------ | -------------------------------------------- | ----------------------------------------------------------- |
+ * | `b`    | nothing: the chain base                      | the index up to which batches are flushed to tables (u64)   |
+ * | `b`    | first index of an applied batch (u64)        | the batch's last index (u64)                                |
+ * | `d`    | user key (UTF-8)                             | the value                                                   |
+ * | `m`    | `applied`, `confstate`, `members`, `format`  | applied index and term; the ConfState; the member directory; the format version (u32) |
+ * | `q`    | request id                                   | the index that applied it (u64)                             |
+ * | `i`    | index (u64, big-endian) + request id         | empty: the request ids in index order                       |
  *
+ * Every value is stored sealed with a checksum over its key and payload (`sealed-record.ts`).
  * User keys keep their byte order, so a range scan over user keys is a scan over the `d` range.
+ * The `b` records prove on open that no applied batch is missing (`state-machine.ts`); they are
+ * this replica's own bookkeeping, so a snapshot leaves them out.
  */
+const batchPrefix = 0x62; // 'b'
 const dataPrefix = 0x64; // 'd'
 const metaPrefix = 0x6d; // 'm'
 const requestPrefix = 0x71; // 'q'
@@ -36,6 +42,36 @@ export const appliedKey = Buffer.from([metaPrefix, ...Buffer.from('applied')]);
 export const confStateKey = Buffer.from([metaPrefix, ...Buffer.from('confstate')]);
 /** The group's member directory (ids and addresses), written with each membership change. */
 export const membersKey = Buffer.from([metaPrefix, ...Buffer.from('members')]);
+
+/** The version of this layout, stored under `formatKey`; 1 was the layout without checksums. */
+export const formatVersion = 2;
+export const formatKey = Buffer.from([metaPrefix, ...Buffer.from('format')]);
+
+/** The chain base: batches up to this index are flushed to tables and their records pruned. */
+export const chainBaseKey = Buffer.from([batchPrefix]);
+
+/** The record of one applied batch, keyed by its first index so that records sort in index order. */
+export function batchKey(firstIndex: number): Buffer {
+  const key = Buffer.allocUnsafe(9);
+  key[0] = batchPrefix;
+  key.writeBigUInt64BE(BigInt(firstIndex), 1);
+  return key;
+}
+
+/** The first index inside a batch key. */
+export function firstIndexOfBatchKey(key: Uint8Array): number {
+  if (key[0] !== batchPrefix || key.byteLength !== 9) throw new Error('not a batch key');
+  return decodeUint64(key, 1);
+}
+
+/** The batch records, without the chain base (which sorts before them). */
+export const batchRecordRange = {
+  start: Buffer.from([batchPrefix, 0x00]),
+  end: Buffer.from([batchPrefix + 1]),
+} as const;
+
+/** Every `b` record: the chain base and the batch records. */
+export const batchRange = { start: chainBaseKey, end: Buffer.from([batchPrefix + 1]) } as const;
 
 export function requestKey(requestId: Uint8Array): Buffer {
   const key = Buffer.allocUnsafe(1 + requestId.byteLength);

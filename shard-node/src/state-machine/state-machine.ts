@@ -1,6 +1,6 @@
 import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Logger } from '@impulse/common';
+import { StartupError, type Logger } from '@impulse/common';
 import type { ConfState, Entry as LogEntry, SnapshotMetadata } from '../raft/index.js';
 import {
   openEngine,
@@ -13,18 +13,27 @@ import {
 import { decodeCommand } from './command.js';
 import {
   appliedKey,
+  batchKey,
+  batchRange,
+  batchRecordRange,
+  chainBaseKey,
   confStateKey,
   dataKey,
   dataRange,
   decodeUint64,
   encodeUint64,
+  firstIndexOfBatchKey,
+  formatKey,
+  formatVersion,
   membersKey,
   requestIdOfOrderKey,
   requestOrderKey,
   requestOrderRange,
 } from './keyspace.js';
-import { loadMemoryImage, writeMemoryImage } from './memory-image.js';
-import { decodeSnapshotChunk, encodeSnapshotChunks } from './snapshot-codec.js';
+import { loadMemoryImage, memoryImageFileName, writeMemoryImage } from './memory-image.js';
+import { isSealedRecordOf, openRecord, sealRecord } from './sealed-record.js';
+import { SnapshotChunkError, decodeSnapshotChunk, encodeSnapshotChunks } from './snapshot-codec.js';
+import { StorageFault, describeEngineKey, readFaultOf, writeFaultOf } from './storage-fault.js';
 
 /**
  * How many request ids the state machine remembers. A constant, not a setting: every replica must
@@ -48,6 +57,11 @@ export interface StateMachineOptions {
    * number. Every replica of a group must use the same value, so it is not a flag.
    */
   readonly requestIdRetention?: number;
+  /**
+   * For fault-injection tests only: wraps every engine the state machine opens, so that a test can
+   * put a double around the real engine (one that alters what a read returns, or drops a batch).
+   */
+  readonly wrapEngine?: (engine: Engine) => Engine;
 }
 
 /** What happened to one applied entry. */
@@ -87,6 +101,16 @@ const generationPrefix = 'sm-';
  * it stopped, never applying an entry twice nor skipping one), deduplicates retried writes by
  * request id, and takes and installs whole-state snapshots.
  *
+ * Nothing it reads from its engine is trusted unchecked. Every value is stored sealed with a
+ * checksum over its key and payload (`sealed-record.ts`) and verified on every read: `get`, scans,
+ * the meta records at open, the snapshot it streams, the snapshot it receives, the memory image.
+ * On LevelDB every applied batch also writes a batch record (its first and last index), and open
+ * proves that these records form an unbroken chain from the chain base to the applied index:
+ * LevelDB drops a damaged block of its write-ahead log on open without a word, so a batch can
+ * vanish while a later one, with a higher applied index, survives. A failed check, an undecodable
+ * record or a failed engine read is a `StorageFault`: the state machine then refuses every further
+ * read and write with it (the fault is sticky), and its replica stops serving (see `Replica`).
+ *
  * The engine lives in a generation folder (`sm-000001`) named by the file `CURRENT`. Installing a
  * snapshot builds the next generation beside the live one, then switches `CURRENT` with an atomic
  * rename: a crash at any point leaves either the old state or the new one, never a mix.
@@ -94,7 +118,8 @@ const generationPrefix = 'sm-';
  * On the memory engine, which keeps nothing across a restart, each point where the state is made
  * durable (founding, `sync()` before the log is compacted, an installed snapshot) writes the whole
  * state as an image beside it (`memory-image.ts`), which `open` loads: the replica then replays
- * the log from the image's applied index, as a LevelDB replica does from its own.
+ * the log from the image's applied index, as a LevelDB replica does from its own. The memory
+ * engine writes no batch records: it has no write-ahead log to lose a batch from.
  */
 export class ReplicaStateMachine {
   #engine: Engine;
@@ -111,6 +136,8 @@ export class ReplicaStateMachine {
   #imageWrites: Promise<void> = Promise.resolve();
   /** Memory engine: the applied index of the newest durable image; -1 before the first. */
   #imageIndex = -1;
+  /** The first storage fault seen; from then on every read and write is refused with it. */
+  #fault: StorageFault | undefined;
 
   private constructor(
     private readonly options: StateMachineOptions,
@@ -125,6 +152,12 @@ export class ReplicaStateMachine {
     this.#membersRecord = undefined;
   }
 
+  /**
+   * Opens the state machine in `options.directory`. A storage fault found while opening (a record
+   * that fails its checksum, a gap in the batch chain) does not reject: the state machine opens
+   * faulted (`fault`), so that its replica can report it and keep its Raft log serving the group.
+   * A data directory of another format is refused with `DATA_DIRECTORY_FORMAT_UNSUPPORTED`.
+   */
   static async open(options: StateMachineOptions): Promise<ReplicaStateMachine> {
     await mkdir(options.directory, { recursive: true });
     // Generations are folders of LevelDB's; the memory engine's lives in memory and in its image.
@@ -142,12 +175,26 @@ export class ReplicaStateMachine {
       }
     }
     const stateMachine = new ReplicaStateMachine(options, engine, generation);
-    await stateMachine.loadMeta();
+    try {
+      await stateMachine.checkFormat();
+      // The image's frames are checksummed as a whole; each record is verified here as well, so
+      // that the memory engine never holds a record it would refuse later.
+      if (imageLoaded) await stateMachine.verifyEveryRecord();
+      await stateMachine.loadMeta();
+      await stateMachine.verifyBatchChain();
+    } catch (error) {
+      if (!(error instanceof StorageFault)) {
+        await engine.close();
+        throw error;
+      }
+      stateMachine.#fault = error;
+      return stateMachine;
+    }
     if (imageLoaded) stateMachine.#imageIndex = stateMachine.#appliedIndex;
     if (stateMachine.#appliedIndex === 0 && options.initialConfState !== undefined) {
-      const existing = await engine.get(confStateKey);
+      const existing = await stateMachine.readRecord(engine, confStateKey);
       if (existing === undefined) {
-        await engine.put(confStateKey, encodeConfState(options.initialConfState));
+        await engine.put(confStateKey, sealRecord(confStateKey, encodeConfState(options.initialConfState)));
         stateMachine.#confState = options.initialConfState;
       }
     }
@@ -176,17 +223,32 @@ export class ReplicaStateMachine {
     return this.#membersRecord;
   }
 
+  /** The storage fault that stopped this state machine, if one did. */
+  get fault(): StorageFault | undefined {
+    return this.#fault;
+  }
+
+  /** Where the live engine keeps its files, for fault reports. */
+  get #folder(): string {
+    return this.options.engine === 'memory'
+      ? join(this.options.directory, memoryImageFileName)
+      : join(this.options.directory, generationName(this.#generation));
+  }
+
   /**
    * Writes the founding state of a brand-new group: applied index and term 1 and the founding
    * configuration, as if a snapshot at index 1 had been installed (see `Replica.start`).
    */
   async bootstrap(confState: ConfState): Promise<void> {
+    this.throwIfFaulted();
     if (this.#appliedIndex !== 0)
       throw new Error('state machine: bootstrap of a state machine that applied entries');
-    await this.#engine.batch([
-      { type: 'put', key: appliedKey, value: Buffer.concat([encodeUint64(1), encodeUint64(1)]) },
-      { type: 'put', key: confStateKey, value: encodeConfState(confState) },
-    ]);
+    const operations: BatchOperation[] = [
+      sealedPut(appliedKey, Buffer.concat([encodeUint64(1), encodeUint64(1)])),
+      sealedPut(confStateKey, encodeConfState(confState)),
+    ];
+    if (this.keepsBatchChain) operations.push(sealedPut(chainBaseKey, encodeUint64(1)));
+    await this.#engine.batch(operations);
     await this.#engine.sync();
     this.#appliedIndex = 1;
     this.#appliedTerm = 1;
@@ -207,7 +269,7 @@ export class ReplicaStateMachine {
       this.#imageIndex = snapshot.metadata.index;
     });
     this.#imageWrites = write.catch(() => undefined);
-    return write;
+    return this.guard(write);
   }
 
   /** Memory engine: makes the live state durable as the image; nothing to do on LevelDB. */
@@ -224,52 +286,200 @@ export class ReplicaStateMachine {
   /** Counts the user keys by scanning them: O(n), for admin pages, not for hot paths. */
   async countUserKeys(): Promise<number> {
     let count = 0;
-    for await (const _entry of this.#engine.iterate(dataRange)) count++;
+    for await (const _entry of this.scan({ start: undefined, end: undefined }, Number.MAX_SAFE_INTEGER))
+      count++;
     return count;
   }
 
-  /** Reads a user key from the live engine. */
-  get(key: string): Promise<Buffer | undefined> {
-    return this.#engine.get(dataKey(key));
+  /** Reads a user key from the live engine, verified against its checksum. */
+  async get(key: string): Promise<Buffer | undefined> {
+    this.throwIfFaulted();
+    return this.guard(this.readRecord(this.#engine, dataKey(key)));
   }
 
   /**
    * The user keys in `range`, in byte order, with their values, at most `limit` of them, from one
    * consistent view of the live engine taken at the first `next()`. Each entry's key is the user
-   * key's UTF-8 bytes (without the keyspace prefix).
+   * key's UTF-8 bytes (without the keyspace prefix); each value is verified against its checksum.
    */
   async *scan(range: UserKeyRange, limit: number): AsyncGenerator<Entry, void, undefined> {
+    this.throwIfFaulted();
     const start = range.start === undefined ? dataRange.start : Buffer.concat([dataRange.start, range.start]);
     const end = range.end === undefined ? dataRange.end : Buffer.concat([dataRange.start, range.end]);
-    for await (const entry of this.#engine.iterate({ start, end, limit })) {
-      yield { key: entry.key.subarray(dataRange.start.byteLength), value: entry.value };
+    try {
+      for await (const entry of this.verifiedEntries(this.#engine, { start, end, limit })) {
+        yield { key: entry.key.subarray(dataRange.start.byteLength), value: entry.value };
+      }
+    } catch (error) {
+      throw this.noteFault(error);
     }
+  }
+
+  /** Refuses with the fault once there is one: a damaged state machine answers nothing. */
+  private throwIfFaulted(): void {
+    if (this.#fault !== undefined) throw this.#fault;
+  }
+
+  /** Remembers the first storage fault; answers the error to throw. */
+  private noteFault(error: unknown): unknown {
+    if (error instanceof StorageFault) this.#fault ??= error;
+    return error;
+  }
+
+  private async guard<T>(operation: Promise<T>): Promise<T> {
+    try {
+      return await operation;
+    } catch (error) {
+      throw this.noteFault(error);
+    }
+  }
+
+  private get keepsBatchChain(): boolean {
+    return this.options.engine !== 'memory';
+  }
+
+  /** One record of `source`, verified; a failed read is a storage fault. */
+  private async readRecord(source: Engine | EngineSnapshot, key: Buffer): Promise<Buffer | undefined> {
+    let stored: Buffer | undefined;
+    try {
+      stored = await source.get(key);
+    } catch (error) {
+      throw readFaultOf(error, { key }, this.#folder);
+    }
+    return stored === undefined ? undefined : openRecord(key, stored, this.#folder);
+  }
+
+  /** The records of a range of `source`, each verified, as payloads. */
+  private async *verifiedEntries(
+    source: Engine | EngineSnapshot,
+    range: { start?: Buffer; end?: Buffer; limit?: number },
+  ): AsyncGenerator<Entry, void, undefined> {
+    const iteration = source.iterate(range);
+    for (;;) {
+      let next: IteratorResult<Entry>;
+      try {
+        next = await iteration.next();
+      } catch (error) {
+        throw readFaultOf(error, { range }, this.#folder);
+      }
+      if (next.done === true) return;
+      const { key, value } = next.value;
+      yield { key, value: openRecord(key, value, this.#folder) };
+    }
+  }
+
+  /**
+   * Refuses a data directory written in another format: there is no migration, and reading the
+   * unsealed records of format 1 as sealed ones would call every one of them damaged. An empty
+   * engine (a new replica, a new generation) is given the current format.
+   */
+  private async checkFormat(): Promise<void> {
+    const engine = this.#engine;
+    const stored = await this.readRecord(engine, formatKey).catch((error: unknown) => {
+      // An unsealed format record is no format this version knows.
+      if (error instanceof StorageFault && error.kind !== 'read-failed') return Buffer.alloc(0);
+      throw error;
+    });
+    if (stored !== undefined) {
+      const version = stored.byteLength === 4 ? stored.readUInt32BE(0) : undefined;
+      if (version === formatVersion) return;
+      throw new StartupError(
+        'DATA_DIRECTORY_FORMAT_UNSUPPORTED',
+        `state machine: ${this.#folder} is in format ${version ?? 'unknown'}; this version reads format ${formatVersion} only and does not convert: start this replica on an empty data directory and add it to its group again (docs/replication.md)`,
+      );
+    }
+    let anyRecord = false;
+    for await (const _entry of engine.iterate({ start: engineOwnKeysEnd, limit: 1 })) anyRecord = true;
+    if (anyRecord) {
+      const applied = await engine.get(appliedKey).catch(() => undefined);
+      const appliedText = applied?.byteLength === 16 ? `, applied index ${decodeUint64(applied, 0)}` : '';
+      throw new StartupError(
+        'DATA_DIRECTORY_FORMAT_UNSUPPORTED',
+        `state machine: ${this.#folder} was written by an older Impulse (format 1: values without checksums${appliedText}); this version reads format ${formatVersion} only and does not convert: start this replica on an empty data directory and add it to its group again (docs/replication.md)`,
+      );
+    }
+    const version = Buffer.allocUnsafe(4);
+    version.writeUInt32BE(formatVersion);
+    await engine.put(formatKey, sealRecord(formatKey, version));
+  }
+
+  /** Verifies the checksum of every record of the live engine (the memory engine after its image). */
+  private async verifyEveryRecord(): Promise<void> {
+    for await (const _entry of this.verifiedEntries(this.#engine, { start: engineOwnKeysEnd })) {
+      // Reading is verifying.
+    }
+  }
+
+  /**
+   * Proves that the engine holds the effect of every batch up to the applied index: the batch
+   * records, from the chain base on, must follow each other without a hole and end at the applied
+   * index. A batch lost by the engine (LevelDB dropping a damaged block of its write-ahead log)
+   * leaves a hole, since every batch writes its record together with its data. Records at or
+   * below the base are left over from a prune that did not survive, and are ignored.
+   */
+  private async verifyBatchChain(): Promise<void> {
+    if (!this.keepsBatchChain) return;
+    const engine = this.#engine;
+    const base = await this.readRecord(engine, chainBaseKey);
+    let expectedFirst = (base === undefined ? 0 : decodeStoredUint64(base, chainBaseKey, this.#folder)) + 1;
+    for await (const { key, value } of this.verifiedEntries(engine, batchRecordRange)) {
+      const first = firstIndexOfBatchKey(key);
+      const last = decodeStoredUint64(value, key, this.#folder);
+      if (last < expectedFirst) continue;
+      if (first > expectedFirst) throw this.gap(expectedFirst, first);
+      expectedFirst = last + 1;
+    }
+    if (expectedFirst - 1 < this.#appliedIndex) throw this.gap(expectedFirst, this.#appliedIndex + 1);
+    if (expectedFirst - 1 > this.#appliedIndex) {
+      throw new StorageFault(
+        `the batch records run to index ${expectedFirst - 1}, past the applied index ${this.#appliedIndex}`,
+        { kind: 'gap', key: describeEngineKey(appliedKey), file: this.#folder },
+      );
+    }
+  }
+
+  private gap(firstMissing: number, firstFound: number): StorageFault {
+    return new StorageFault(
+      `the engine lacks the batches of indexes ${firstMissing} to ${firstFound - 1} (applied index ${this.#appliedIndex}): a batch was lost while a later one survived`,
+      {
+        kind: 'gap',
+        keyRange: {
+          start: describeEngineKey(batchKey(firstMissing)),
+          end: describeEngineKey(batchKey(firstFound)),
+        },
+        file: this.#folder,
+      },
+    );
   }
 
   private async loadMeta(): Promise<void> {
     const engine = this.#engine;
-    const applied = await engine.get(appliedKey);
+    const folder = this.#folder;
+    const applied = await this.readRecord(engine, appliedKey);
+    if (applied !== undefined && applied.byteLength !== 16) throw undecodable(appliedKey, folder);
     this.#appliedIndex = applied === undefined ? 0 : decodeUint64(applied, 0);
     this.#appliedTerm = applied === undefined ? 0 : decodeUint64(applied, 8);
-    const confState = await engine.get(confStateKey);
-    this.#confState = confState === undefined ? emptyConfState : decodeConfState(confState);
-    this.#membersRecord = await engine.get(membersKey);
+    const confState = await this.readRecord(engine, confStateKey);
+    this.#confState = confState === undefined ? emptyConfState : decodeStoredConfState(confState, folder);
+    this.#membersRecord = await this.readRecord(engine, membersKey);
     this.#requests = new Map();
-    for await (const { key } of engine.iterate(requestOrderRange)) {
+    for await (const { key } of this.verifiedEntries(engine, requestOrderRange)) {
       this.#requests.set(requestIdOfOrderKey(key).toString('latin1'), decodeUint64(key, 1));
     }
   }
 
   /**
    * Applies committed entries, in order, in ONE atomic engine batch that also stores the new
-   * applied index (and the configuration when a membership change is among them). `confStates`
-   * holds the configuration that results from each membership-change entry, by index.
+   * applied index (and the configuration when a membership change is among them) and, on LevelDB,
+   * the batch record of the chain. `confStates` holds the configuration that results from each
+   * membership-change entry, by index.
    */
   async apply(
     entries: readonly LogEntry[],
     confStates: ReadonlyMap<number, ConfState>,
     membersRecord?: Buffer,
   ): Promise<AppliedEntry[]> {
+    this.throwIfFaulted();
     const results: AppliedEntry[] = [];
     if (entries.length === 0) return results;
     const first = entries[0] as LogEntry;
@@ -311,14 +521,10 @@ export class ReplicaStateMachine {
         }
         requests.set(idKey, entry.index);
         added.push([idKey, entry.index]);
-        operations.push({
-          type: 'put',
-          key: requestOrderKey(entry.index, requestId),
-          value: Buffer.alloc(0),
-        });
+        operations.push(sealedPut(requestOrderKey(entry.index, requestId), emptyPayload));
       }
       if (command.operation === 'put') {
-        operations.push({ type: 'put', key: dataKey(command.key), value: command.value });
+        operations.push(sealedPut(dataKey(command.key), command.value));
       } else {
         operations.push({ type: 'delete', key: dataKey(command.key) });
       }
@@ -337,20 +543,18 @@ export class ReplicaStateMachine {
       operations.push({ type: 'delete', key: requestOrderKey(index, Buffer.from(idKey, 'latin1')) });
     }
     const last = entries[entries.length - 1] as LogEntry;
-    operations.push({
-      type: 'put',
-      key: appliedKey,
-      value: Buffer.concat([encodeUint64(last.index), encodeUint64(last.term)]),
-    });
-    if (confState !== undefined)
-      operations.push({ type: 'put', key: confStateKey, value: encodeConfState(confState) });
-    if (membersRecord !== undefined) operations.push({ type: 'put', key: membersKey, value: membersRecord });
+    operations.push(
+      sealedPut(appliedKey, Buffer.concat([encodeUint64(last.index), encodeUint64(last.term)])),
+    );
+    if (this.keepsBatchChain) operations.push(sealedPut(batchKey(first.index), encodeUint64(last.index)));
+    if (confState !== undefined) operations.push(sealedPut(confStateKey, encodeConfState(confState)));
+    if (membersRecord !== undefined) operations.push(sealedPut(membersKey, membersRecord));
     try {
       await this.#engine.batch(operations);
     } catch (error) {
       // Nothing was applied: forget what this batch remembered, so memory matches the engine.
       for (const [idKey] of added) requests.delete(idKey);
-      throw error;
+      throw this.noteFault(writeFaultOf(error, this.#folder));
     }
     for (const [idKey] of evicted) requests.delete(idKey);
     this.#appliedIndex = last.index;
@@ -361,16 +565,37 @@ export class ReplicaStateMachine {
   }
 
   /**
-   * Makes every applied batch durable. Batches are written without fsync (the Raft log is the
-   * durable record and a restart re-applies from the applied index); this is called before the
-   * log is compacted, when the log stops being able to replay them.
+   * Makes every applied batch durable, before the Raft log is compacted (when the log stops being
+   * able to replay them). Batches are written without fsync: the Raft log is the durable record
+   * and a restart re-applies from the applied index.
+   *
+   * On LevelDB a synced write is not enough: it makes the write-ahead log durable, but a damaged
+   * block of that log is dropped on open, and the log could no longer replay what it held. So the
+   * engine is flushed: every batch so far moves to fsynced tables. Their batch records have done
+   * their work then, and are pruned, with the chain base moved up to the flushed index, which
+   * bounds the records to those written since the last `sync()`.
    */
   async sync(): Promise<void> {
+    this.throwIfFaulted();
     if (this.options.engine === 'memory') return this.persistImage();
-    // A synced write flushes LevelDB's log, and with it every earlier unsynced write.
-    await this.#engine.put(
-      appliedKey,
-      Buffer.concat([encodeUint64(this.#appliedIndex), encodeUint64(this.#appliedTerm)]),
+    const flushedIndex = this.#appliedIndex;
+    const engine = this.#engine;
+    await this.guard(
+      (async () => {
+        try {
+          await engine.flush();
+        } catch (error) {
+          throw writeFaultOf(error, this.#folder);
+        }
+        const operations: BatchOperation[] = [];
+        for await (const { key, value } of this.verifiedEntries(engine, batchRecordRange)) {
+          if (decodeStoredUint64(value, key, this.#folder) > flushedIndex) break;
+          operations.push({ type: 'delete', key });
+        }
+        operations.push(sealedPut(chainBaseKey, encodeUint64(flushedIndex)));
+        await engine.batch(operations);
+        await engine.sync();
+      })(),
     );
   }
 
@@ -379,19 +604,50 @@ export class ReplicaStateMachine {
    * follower that is too far behind, with the metadata it corresponds to exactly.
    */
   async openSnapshot(): Promise<StateMachineSnapshot> {
-    const snapshot = await this.#engine.snapshot();
+    this.throwIfFaulted();
+    const snapshot = await this.guard(
+      this.#engine.snapshot().catch((error: unknown) => {
+        throw readFaultOf(error, {}, this.#folder);
+      }),
+    );
     try {
-      const applied = await snapshot.get(appliedKey);
-      const confState = await snapshot.get(confStateKey);
+      const applied = await this.readRecord(snapshot, appliedKey);
+      const confState = await this.readRecord(snapshot, confStateKey);
       const metadata: SnapshotMetadata = {
         index: applied === undefined ? 0 : decodeUint64(applied, 0),
         term: applied === undefined ? 0 : decodeUint64(applied, 8),
-        confState: confState === undefined ? emptyConfState : decodeConfState(confState),
+        confState: confState === undefined ? emptyConfState : decodeStoredConfState(confState, this.#folder),
       };
-      return new StateMachineSnapshot(snapshot, metadata);
+      return new StateMachineSnapshot(snapshot, metadata, (range) => this.storedEntries(snapshot, range));
     } catch (error) {
       await snapshot.close();
-      throw error;
+      throw this.noteFault(error);
+    }
+  }
+
+  /**
+   * The records of a range of `source` as stored (sealed), each verified first: a snapshot carries
+   * the records with their checksums, so that the receiver verifies them too.
+   */
+  private async *storedEntries(
+    source: EngineSnapshot,
+    range: { start?: Buffer; end?: Buffer },
+  ): AsyncGenerator<Entry, void, undefined> {
+    try {
+      const iteration = source.iterate(range);
+      for (;;) {
+        let next: IteratorResult<Entry>;
+        try {
+          next = await iteration.next();
+        } catch (error) {
+          throw readFaultOf(error, { range }, this.#folder);
+        }
+        if (next.done === true) return;
+        openRecord(next.value.key, next.value.value, this.#folder);
+        yield next.value;
+      }
+    } catch (error) {
+      throw this.noteFault(error);
     }
   }
 
@@ -405,7 +661,7 @@ export class ReplicaStateMachine {
     this.#generationReserved = generation;
     await rm(join(this.options.directory, generationName(generation)), { recursive: true, force: true });
     const engine = await openGeneration(this.options, generation);
-    return new SnapshotInstall(engine, generation);
+    return new SnapshotInstall(engine, generation, this.keepsBatchChain);
   }
 
   /**
@@ -413,6 +669,7 @@ export class ReplicaStateMachine {
    * `CURRENT` is switched by rename, then the old generation is closed and removed.
    */
   async install(install: SnapshotInstall): Promise<SnapshotMetadata> {
+    this.throwIfFaulted();
     if (install.generation <= this.#generation) throw new Error('state machine: stale snapshot install');
     const metadata = await install.finish();
     if (this.options.engine !== 'memory') await writeGeneration(this.options.directory, install.generation);
@@ -420,7 +677,7 @@ export class ReplicaStateMachine {
     const previousGeneration = this.#generation;
     this.#engine = install.engine;
     this.#generation = install.generation;
-    await this.loadMeta();
+    await this.guard(this.loadMeta());
     // The image is the memory engine's durable state: written before the log records the snapshot
     // (when this returns), and after any image of the previous engine being written.
     await this.persistImage();
@@ -447,11 +704,22 @@ export class StateMachineSnapshot {
   constructor(
     private readonly snapshot: EngineSnapshot,
     readonly metadata: SnapshotMetadata,
+    private readonly storedEntries: (range: { start?: Buffer; end?: Buffer }) => AsyncIterable<Entry>,
   ) {}
 
-  /** The whole state as chunks of whole records (see `snapshot-codec.ts`). */
+  /**
+   * The whole state as chunks of whole records (see `snapshot-codec.ts`), each record sealed as
+   * stored and verified before it leaves. The batch records stay behind: they are this replica's
+   * proof of its own history, and the receiver starts its chain at the snapshot's index.
+   */
   chunks(): AsyncGenerator<Buffer> {
-    return encodeSnapshotChunks(this.snapshot.iterate());
+    const storedEntries = this.storedEntries;
+    async function* everyRecordButBatches(): AsyncGenerator<Entry> {
+      // Keys below 0x01 are the engine's own (LevelDB's sync marker), not the state machine's.
+      yield* storedEntries({ start: engineOwnKeysEnd, end: batchRange.start });
+      yield* storedEntries({ start: batchRange.end });
+    }
+    return encodeSnapshotChunks(everyRecordButBatches());
   }
 
   close(): Promise<void> {
@@ -465,27 +733,54 @@ export class SnapshotInstall {
   constructor(
     readonly engine: Engine,
     readonly generation: number,
+    private readonly keepsBatchChain: boolean,
   ) {}
 
   get receivedBytes(): number {
     return this.#receivedBytes;
   }
 
-  /** Writes one chunk (whole records) into the new generation. */
+  /**
+   * Writes one chunk (whole records) into the new generation, as received. Every record is
+   * verified first: a record that fails its checksum (damaged on the way, or sent by a bug) or a
+   * batch record (never sent) refuses the chunk, and the leader sends the snapshot again.
+   */
   async write(chunk: Uint8Array): Promise<void> {
     const records = decodeSnapshotChunk(chunk);
+    for (const { key, value } of records) {
+      if (!isSealedRecordOf(key, value))
+        throw new SnapshotChunkError(`record ${describeEngineKey(key)} does not match its checksum`);
+      if (Buffer.compare(key, batchRange.start) >= 0 && Buffer.compare(key, batchRange.end) < 0)
+        throw new SnapshotChunkError(
+          `record ${describeEngineKey(key)} is a batch record, which no snapshot carries`,
+        );
+    }
     this.#receivedBytes += chunk.byteLength;
     await this.engine.batch(records.map(({ key, value }) => ({ type: 'put', key, value })));
   }
 
-  /** Flushes what was written and answers the metadata the received state carries. */
+  /**
+   * Checks what was received (its format, applied index and configuration), starts its batch
+   * chain at the snapshot's index, flushes it, and answers the metadata the state carries.
+   */
   async finish(): Promise<SnapshotMetadata> {
-    const applied = await this.engine.get(appliedKey);
-    if (applied === undefined) throw new Error('snapshot: the received state has no applied index');
-    const confState = await this.engine.get(confStateKey);
+    const folder = undefined;
+    const format = await this.engine.get(formatKey);
+    const version = format === undefined ? undefined : openRecord(formatKey, format, folder);
+    if (version?.byteLength !== 4 || version.readUInt32BE(0) !== formatVersion)
+      throw new SnapshotChunkError(`snapshot: the received state is not in format ${formatVersion}`);
+    const storedApplied = await this.engine.get(appliedKey);
+    if (storedApplied === undefined) throw new Error('snapshot: the received state has no applied index');
+    const applied = openRecord(appliedKey, storedApplied, folder);
+    const storedConfState = await this.engine.get(confStateKey);
+    const confState =
+      storedConfState === undefined ? undefined : openRecord(confStateKey, storedConfState, folder);
+    const index = decodeUint64(applied, 0);
+    if (this.keepsBatchChain)
+      await this.engine.put(chainBaseKey, sealRecord(chainBaseKey, encodeUint64(index)));
     await this.engine.sync();
     return {
-      index: decodeUint64(applied, 0),
+      index,
       term: decodeUint64(applied, 8),
       confState: confState === undefined ? emptyConfState : decodeConfState(confState),
     };
@@ -496,18 +791,51 @@ export class SnapshotInstall {
   }
 }
 
+const emptyPayload = Buffer.alloc(0);
+/** Keys below this one are the engine's own (LevelDB's sync marker), not the state machine's. */
+const engineOwnKeysEnd = Buffer.from([0x01]);
+
+function sealedPut(key: Buffer, payload: Uint8Array): BatchOperation {
+  return { type: 'put', key, value: sealRecord(key, payload) };
+}
+
+function undecodable(key: Buffer, folder: string): StorageFault {
+  return new StorageFault(`record ${describeEngineKey(key)} does not decode`, {
+    kind: 'undecodable',
+    key: describeEngineKey(key),
+    file: folder,
+  });
+}
+
+/** A u64 payload; anything else under a key that holds one is a storage fault. */
+function decodeStoredUint64(payload: Buffer, key: Buffer, folder: string): number {
+  if (payload.byteLength !== 8) throw undecodable(key, folder);
+  return decodeUint64(payload, 0);
+}
+
+function decodeStoredConfState(payload: Buffer, folder: string): ConfState {
+  try {
+    return decodeConfState(payload);
+  } catch {
+    throw undecodable(confStateKey, folder);
+  }
+}
+
 function generationName(generation: number): string {
   return `${generationPrefix}${String(generation).padStart(6, '0')}`;
 }
 
 async function openGeneration(options: StateMachineOptions, generation: number): Promise<Engine> {
-  if (options.engine === 'memory') return openEngine({ name: 'memory' });
+  const wrap = options.wrapEngine ?? ((engine: Engine) => engine);
+  if (options.engine === 'memory') return wrap(await openEngine({ name: 'memory' }));
   // The Raft log is the durable record: batches need no fsync of their own (see `sync()`).
-  return openEngine({
-    name: 'leveldb',
-    directory: join(options.directory, generationName(generation)),
-    sync: false,
-  });
+  return wrap(
+    await openEngine({
+      name: 'leveldb',
+      directory: join(options.directory, generationName(generation)),
+      sync: false,
+    }),
+  );
 }
 
 async function readGeneration(directory: string): Promise<number> {

@@ -1,0 +1,101 @@
+import type {
+  BatchOperation,
+  Engine,
+  EngineName,
+  EngineSnapshot,
+  Entry,
+  RangeOptions,
+} from '../../src/storage/index.js';
+
+/**
+ * A test double around a real engine, for fault injection: every call goes to the real engine,
+ * except that what a read returns can be altered (as a damaged table block would alter it), a read
+ * can fail (as LevelDB fails on a block it cannot decode), and one batch can be dropped (as LevelDB
+ * drops a damaged block of its write-ahead log: the caller was told it was written).
+ */
+export class FaultyEngine implements Engine {
+  /** Returns the bytes a read of `key` gives instead of `stored`; identity when unset. */
+  alterRead: ((key: Buffer, stored: Buffer) => Buffer) | undefined;
+  /** Thrown by every read while set. */
+  readError: Error | undefined;
+  /** The number (1-based) of the next batch call to drop silently; none when undefined. */
+  dropBatchNumber: number | undefined;
+  #batches = 0;
+
+  constructor(readonly inner: Engine) {}
+
+  get name(): EngineName {
+    return this.inner.name;
+  }
+
+  async get(key: Uint8Array): Promise<Buffer | undefined> {
+    if (this.readError !== undefined) throw this.readError;
+    const stored = await this.inner.get(key);
+    return stored === undefined ? undefined : this.#altered(Buffer.from(key), stored);
+  }
+
+  put(key: Uint8Array, value: Uint8Array): Promise<void> {
+    return this.inner.put(key, value);
+  }
+
+  delete(key: Uint8Array): Promise<void> {
+    return this.inner.delete(key);
+  }
+
+  async batch(operations: readonly BatchOperation[]): Promise<void> {
+    this.#batches++;
+    if (this.#batches === this.dropBatchNumber) return;
+    await this.inner.batch(operations);
+  }
+
+  iterate(options?: RangeOptions): AsyncIterableIterator<Entry> {
+    return this.#alteredEntries(this.inner.iterate(options));
+  }
+
+  async snapshot(): Promise<EngineSnapshot> {
+    const snapshot = await this.inner.snapshot();
+    return {
+      get: async (key) => {
+        if (this.readError !== undefined) throw this.readError;
+        const stored = await snapshot.get(key);
+        return stored === undefined ? undefined : this.#altered(Buffer.from(key), stored);
+      },
+      iterate: (options) => this.#alteredEntries(snapshot.iterate(options)),
+      close: () => snapshot.close(),
+    };
+  }
+
+  sync(): Promise<void> {
+    return this.inner.sync();
+  }
+
+  flush(): Promise<void> {
+    return this.inner.flush();
+  }
+
+  approximateKeyCount(): Promise<number> {
+    return this.inner.approximateKeyCount();
+  }
+
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+
+  #altered(key: Buffer, stored: Buffer): Buffer {
+    return this.alterRead === undefined ? stored : this.alterRead(key, stored);
+  }
+
+  async *#alteredEntries(entries: AsyncIterableIterator<Entry>): AsyncIterableIterator<Entry> {
+    for await (const entry of entries) {
+      if (this.readError !== undefined) throw this.readError;
+      yield { key: entry.key, value: this.#altered(entry.key, entry.value) };
+    }
+  }
+}
+
+/** Flips the last bit of the last byte: the smallest damage there is. */
+export function flipLastBit(bytes: Buffer): Buffer {
+  const altered = Buffer.from(bytes);
+  if (altered.length > 0) altered[altered.length - 1] = (altered[altered.length - 1] as number) ^ 0x01;
+  return altered;
+}
