@@ -129,6 +129,8 @@ export class Raft {
 
   /** Whether a MsgTimeoutNow arrived while conf changes were unapplied; see `advanceApplied`. */
   campaignAfterApply = false;
+  /** Set by the host (`forbidCampaigns`) when this node must never lead again. */
+  campaignsForbidden = false;
 
   // The read lease (readOnlyOption 'leaseBased'); see `hasReadLease` for the rule.
   /** Ticks since this node became leader (leader only); the clock of the lease. */
@@ -651,10 +653,41 @@ export class Raft {
     return entries.some((entry) => entry.type !== 'normal');
   }
 
-  /** Whether this node may become leader: a voter of its own configuration, not installing a snapshot. */
+  /**
+   * Whether this node may become leader: a voter of its own configuration, not installing a
+   * snapshot, and not forbidden to campaign by its host.
+   */
   promotable(): boolean {
     const self = this.tracker.progress.get(this.id);
-    return self !== undefined && !self.isLearner && !this.raftLog.hasPendingSnapshot();
+    return (
+      self !== undefined && !self.isLearner && !this.raftLog.hasPendingSnapshot() && !this.campaignsForbidden
+    );
+  }
+
+  /**
+   * The host's state machine can no longer be trusted (a storage fault): this node must not lead.
+   * From now on it never campaigns (not on a timeout, not on MsgTimeoutNow), and a leader steps
+   * down at once, first telling the most caught-up voter to campaign (MsgTimeoutNow, as a leader
+   * transfer does) so that the group elects a new leader without waiting for an election
+   * timeout. It still votes and appends: its log is healthy.
+   */
+  forbidCampaigns(): void {
+    this.campaignsForbidden = true;
+    if (this.role !== 'leader') return;
+    let transferee: NodeId = NONE;
+    let transfereeMatch = -1;
+    for (const [id, progress] of this.tracker.progress) {
+      if (id === this.id || progress.isLearner || !this.tracker.config.voters.has(id)) continue;
+      if (progress.match > transfereeMatch) {
+        transferee = id;
+        transfereeMatch = progress.match;
+      }
+    }
+    // A transferee behind the log could lose its election to a voter that is not: only one that
+    // holds the whole log is told to campaign; otherwise the followers' timeouts elect.
+    if (transferee !== NONE && transfereeMatch === this.raftLog.lastIndex()) this.sendTimeoutNow(transferee);
+    this.log('warn', 'raft: stepped down (campaigns forbidden by the host)', { term: this.term, transferee });
+    this.becomeFollower(this.term, NONE);
   }
 
   campaign(type: CampaignType): void {

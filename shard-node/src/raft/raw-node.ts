@@ -174,6 +174,15 @@ export class RawNode {
     this.raft.step(localMessage('MsgReadIndex', this.raft.id, { context }));
   }
 
+  /**
+   * Makes this node unpromotable for good: it never campaigns again, and steps down at once if it
+   * leads (telling a caught-up voter to campaign). For a host whose state machine is damaged: it
+   * keeps voting and appending, since its log is healthy, but must never lead.
+   */
+  forbidCampaigns(): void {
+    this.raft.forbidCampaigns();
+  }
+
   /** Asks the leader to hand leadership to `transferee` (thesis §3.10). */
   transferLeadership(transferee: NodeId): void {
     this.raft.step(localMessage('MsgTransferLeader', transferee));

@@ -222,6 +222,38 @@ describe('elections and conf changes', () => {
   });
 });
 
+describe('forbidCampaigns: a node whose host found its state machine damaged', () => {
+  it('steps down at once as leader, hands over to a caught-up voter, and never leads again', () => {
+    const cluster = new Cluster([1, 2, 3]);
+    cluster.elect(1);
+    cluster.raw(1).propose(bytes('a'));
+    cluster.stabilize();
+    cluster.raw(1).forbidCampaigns();
+    expect(cluster.raw(1).status().role).toBe('follower');
+    // The MsgTimeoutNow makes a caught-up voter campaign at once, without waiting for a timeout.
+    cluster.stabilize();
+    const leaders = cluster.leaderIds();
+    expect(leaders).toHaveLength(1);
+    expect(leaders[0]).not.toBe(1);
+    // It still follows: it appends what the new leader sends.
+    cluster.raw(leaders[0]!).propose(bytes('b'));
+    cluster.stabilize();
+    expect(cluster.raw(1).status().commit).toBe(cluster.raw(leaders[0]!).status().commit);
+    // Neither a host request, nor a timeout, nor a transfer to it makes it campaign.
+    cluster.raw(1).campaign();
+    cluster.isolate(leaders[0]!);
+    cluster.tick(1, 50);
+    cluster.stabilize();
+    expect(cluster.raw(1).status().role).toBe('follower');
+    cluster.heal();
+    cluster.raw(leaders[0]!).transferLeadership(1);
+    cluster.stabilize();
+    cluster.tick(leaders[0]!, 1);
+    cluster.stabilize();
+    expect(cluster.raw(1).status().role).toBe('follower');
+  });
+});
+
 describe('lease reads: who may vote while a lease may be held', () => {
   const leaseConfig = (id: number, storage: MemoryStorage) => ({
     id,
