@@ -291,6 +291,13 @@ export class Forwarder {
         this.leaders.rotate(group, forwarding.replica);
         if (this.retry(forwarding, 'not_ready', false)) return;
       }
+      // A replica that found its state damaged serves nothing, and has stepped down if it led; its
+      // group's other replicas serve. A write it refused was never proposed, or was failed while
+      // in flight and may still commit: sending it again with the same request id is safe.
+      if (code === 'STORAGE_FAULT') {
+        this.leaders.rotate(group, forwarding.replica);
+        if (this.retry(forwarding, 'storage_fault', true)) return;
+      }
       // A write that did not apply in time may still apply: sending it again with the same request
       // id either applies it once or finds it applied.
       if (code === 'COMMIT_TIMEOUT' && this.retry(forwarding, 'commit_timeout', false)) return;

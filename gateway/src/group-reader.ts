@@ -142,6 +142,12 @@ export class GroupReader {
       this.leaders.rotate(group, replica);
       return { failure, retry: { reason: 'not_ready', immediately: false } };
     }
+    // A replica that found its state damaged serves nothing, and has stepped down if it led: its
+    // group's other replicas serve, and one of them is (or soon is) the leader.
+    if (status === 503 && error?.code === 'STORAGE_FAULT') {
+      this.leaders.rotate(group, replica);
+      return { failure, retry: { reason: 'storage_fault', immediately: true } };
+    }
     // The leader could not confirm its leadership in time (a read barrier): ask again.
     if (status === 503 && error?.code === 'COMMIT_TIMEOUT') {
       return { failure, retry: { reason: 'commit_timeout', immediately: false } };

@@ -25,7 +25,7 @@ export function createGatewayMetrics(registry: Registry): GatewayMetrics {
     }),
     retries: new Counter({
       name: `${metricPrefix}gateway_retries_total`,
-      help: 'Requests sent again to a shard group, by group and reason (not_leader, not_ready, refused, reset, timeout).',
+      help: 'Requests sent again to a shard group, by group and reason (not_leader, not_ready, storage_fault, refused, reset, timeout).',
       labelNames: ['group', 'reason'] as const,
       registers: [registry],
     }),

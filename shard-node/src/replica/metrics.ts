@@ -15,6 +15,8 @@ export interface ReplicaMetrics {
   readonly proposalsBatched: Histogram;
   readonly snapshotsSent: Counter;
   readonly snapshotsInstalled: Counter;
+  /** Storage faults this replica entered (at most one per process: the fault is sticky). */
+  readonly storageFaults: Counter;
   observeAppend(bytes: number, seconds: number): void;
   observeFsync(seconds: number): void;
   setLogBytes(bytes: number): void;
@@ -53,6 +55,14 @@ export function createReplicaMetrics(registry: Registry, status: () => ReplicaSt
     (current) => current.snapshotIndex,
   );
   gauge('proposals_pending', 'Writes proposed and not yet applied.', (current) => current.pendingProposals);
+  new Gauge({
+    name: `${metricPrefix}replica_storage_fault`,
+    help: '1 while this replica has a storage fault (its state machine is damaged: it serves nothing and never leads until rebuilt), else 0.',
+    registers,
+    collect() {
+      this.set(status().storageFault === null ? 0 : 1);
+    },
+  });
   const logBytes = new Gauge({
     name: `${metricPrefix}raft_log_bytes`,
     help: 'Bytes of the Raft log segment files.',
@@ -106,6 +116,11 @@ export function createReplicaMetrics(registry: Registry, status: () => ReplicaSt
     snapshotsInstalled: new Counter({
       name: `${metricPrefix}raft_snapshots_installed_total`,
       help: 'State machine snapshots received from the leader and installed.',
+      registers,
+    }),
+    storageFaults: new Counter({
+      name: `${metricPrefix}replica_storage_faults_total`,
+      help: 'Storage faults this replica found in its state machine (checksum mismatches, unreadable blocks, lost batches).',
       registers,
     }),
     observeAppend(bytes, seconds) {

@@ -19,6 +19,7 @@ import {
 import { RaftLogStore } from '../raft-log/index.js';
 import {
   ReplicaStateMachine,
+  StorageFault,
   encodeCommand,
   type AppliedEntry,
   type Command,
@@ -124,7 +125,7 @@ function refuseLostLog(
   stateMachine: ReplicaStateMachine,
   logStore: RaftLogStore,
 ): void {
-  if (!logStore.created || stateMachine.appliedIndex === 0) return;
+  if (!logStore.created || (stateMachine.appliedIndex === 0 && stateMachine.fault === undefined)) return;
   throw new StartupError(
     'DATA_DIRECTORY_DAMAGED',
     `the Raft log in ${join(options.dataDirectory, 'raft')} is missing while the state machine has applied up to index ${stateMachine.appliedIndex}: the votes and the entries this replica acknowledged are lost, so it must not vote again under its id. Remove it from its group (DELETE /admin/members/${options.self.replicaId} on the leader) and add it back under a new replica id with --join`,
@@ -200,6 +201,12 @@ export class Replica {
   private membershipCounter = 0;
   /** Memory engine: the image being written in the background, or written and not yet compacted behind. */
   private memoryImage: PendingImage | undefined;
+  /**
+   * The storage fault that stopped this replica's state machine, if one did. From then on it
+   * answers no read and takes no write, never campaigns, and applies nothing; it still appends,
+   * acknowledges and votes, since its Raft log is healthy (docs/decisions/0008-storage-faults.md).
+   */
+  private storageFault: StorageFault | undefined;
 
   private constructor(
     private readonly options: ReplicaOptions,
@@ -262,7 +269,9 @@ export class Replica {
       // leader of an empty group at term 1 once a majority of replicas lost their files, or let
       // this one vote a second time in a term it already voted in (see found-a-group-once.md).
       refuseLostLog(options, stateMachine, logStore);
-      const holdsRaftState = stateMachine.appliedIndex > 0 || logStore.lastIndex() > 0;
+      // A faulted state machine held state (its applied index cannot be trusted): never founded again.
+      const faulted = stateMachine.fault !== undefined;
+      const holdsRaftState = faulted || stateMachine.appliedIndex > 0 || logStore.lastIndex() > 0;
       let founded = false;
       if (!holdsRaftState && !options.join) {
         if (!options.bootstrap) {
@@ -280,12 +289,14 @@ export class Replica {
           'replica: --bootstrap ignored: the data directory holds Raft state (the group is founded)',
         );
       }
-      await catchUpWithLogSnapshot(stateMachine, logStore);
+      // A faulted state machine's applied index cannot be trusted: nothing is repaired from it.
+      if (!faulted) await catchUpWithLogSnapshot(stateMachine, logStore);
       // The state machine is switched before the log records an installed snapshot: a crash in
       // between leaves a state machine ahead of the log, which the log catches up with here. A
       // founding replica takes the same path on purpose (its founding snapshot is in the state
       // machine only), which is routine and not worth a warning.
       if (
+        !faulted &&
         stateMachine.appliedIndex > logStore.lastIndex() &&
         stateMachine.appliedIndex > logStore.snapshot().metadata.index
       ) {
@@ -329,6 +340,9 @@ export class Replica {
       });
       const replica = new Replica(options, logStore, stateMachine, undefined, rawNode);
       metricsHooks = replica.metrics;
+      // Found while opening (a lost batch, a meta record that fails its checksum): the replica
+      // starts all the same, reports it and keeps its log serving the group.
+      if (stateMachine.fault !== undefined) replica.enterStorageFault(stateMachine.fault);
       replica.metrics.setLogBytes(logStore.logBytes());
       replica.transport = await PeerTransport.start({
         listenHost: options.peerListenHost,
@@ -379,7 +393,10 @@ export class Replica {
 
   /** User keys on this replica, counted by a scan (O(n)): for admin pages. */
   countUserKeys(): Promise<number> {
-    return this.stateMachine.countUserKeys();
+    this.assertServing();
+    return this.stateMachine.countUserKeys().catch((error: unknown) => {
+      throw this.faultOf(error);
+    });
   }
 
   get engine(): ReplicaStateMachine['engine'] {
@@ -435,7 +452,12 @@ export class Replica {
   async read(key: string, consistency: 'linearizable' | 'stale'): Promise<Buffer | undefined> {
     this.assertServing();
     if (consistency === 'linearizable') await this.readBarrier();
-    return this.stateMachine.get(key);
+    this.assertServing();
+    try {
+      return await this.stateMachine.get(key);
+    } catch (error) {
+      throw this.faultOf(error);
+    }
   }
 
   /**
@@ -450,7 +472,12 @@ export class Replica {
   ): AsyncGenerator<EngineEntry, void, undefined> {
     this.assertServing();
     if (consistency === 'linearizable') await this.readBarrier();
-    yield* this.stateMachine.scan(range, limit);
+    this.assertServing();
+    try {
+      yield* this.stateMachine.scan(range, limit);
+    } catch (error) {
+      throw this.faultOf(error);
+    }
   }
 
   /**
@@ -600,7 +627,13 @@ export class Replica {
         peerAddress: `${member.peerHost}:${member.peerPort}`,
       })),
       pendingProposals: this.proposals.size,
+      storageFault: this.storageFault?.toJSON() ?? null,
     };
+  }
+
+  /** The storage fault that stopped this replica, if one did. */
+  get fault(): StorageFault | undefined {
+    return this.storageFault;
   }
 
   async stop(): Promise<void> {
@@ -784,6 +817,14 @@ export class Replica {
   }
 
   private async applyEntries(committed: readonly Entry[]): Promise<void> {
+    if (this.storageFault !== undefined) {
+      // Nothing reaches a damaged state machine; the configuration still follows the log, so that
+      // the core keeps counting votes and acknowledgements in the group's real configuration.
+      for (const entry of committed) {
+        if (entry.type !== 'normal') this.rawNode.applyConfChange(decodeConfChange(entry.type, entry.data));
+      }
+      return;
+    }
     const alreadyApplied = this.stateMachine.appliedIndex;
     let entries = committed;
     if ((committed[0]?.index ?? Infinity) <= alreadyApplied) {
@@ -829,7 +870,14 @@ export class Replica {
     const membersRecord = membersChanged
       ? Buffer.from(JSON.stringify([...this.members.values()]))
       : undefined;
-    const results = await this.stateMachine.apply(entries, confStates, membersRecord);
+    let results: AppliedEntry[];
+    try {
+      results = await this.stateMachine.apply(entries, confStates, membersRecord);
+    } catch (error) {
+      if (!(error instanceof StorageFault)) throw error;
+      this.enterStorageFault(error);
+      return;
+    }
     this.metrics.proposalsCommitted.inc(results.length);
     for (const result of results) this.resolveApplied(result);
     for (const token of applied) {
@@ -881,13 +929,22 @@ export class Replica {
 
   /** After enough applied entries: make the state machine durable, then drop the log behind it. */
   private async maybeCompact(): Promise<void> {
+    // A damaged state machine cannot be made durable: the log keeps everything after its last
+    // snapshot, which is what rebuilding the replica, or its peers, may need.
+    if (this.storageFault !== undefined) return;
     if (this.options.engine === 'memory') return this.maybeCompactBehindImage();
     const applied = this.stateMachine.appliedIndex;
     if (applied - this.lastSnapshotIndex < this.options.snapshotEntries) return;
     const compactIndex = applied - this.options.snapshotCatchUpEntries;
     this.lastSnapshotIndex = applied;
     if (compactIndex <= this.logStore.firstIndex()) return;
-    await this.stateMachine.sync();
+    try {
+      await this.stateMachine.sync();
+    } catch (error) {
+      if (!(error instanceof StorageFault)) throw error;
+      this.enterStorageFault(error);
+      return;
+    }
     await this.logStore.createSnapshot(applied, this.stateMachine.confState);
     await this.logStore.compact(compactIndex);
     this.options.logger.debug({ applied, compactIndex }, 'replica: log compacted');
@@ -933,6 +990,7 @@ export class Replica {
         },
         (error: unknown) => {
           pending.state = 'failed';
+          if (error instanceof StorageFault) this.enterStorageFault(error);
           this.options.logger.warn(
             { index: pending.metadata.index, err: (error as Error).message },
             'replica: writing the memory-engine image failed; the log is kept',
@@ -950,7 +1008,18 @@ export class Replica {
     const transport = this.transport;
     if (this.snapshotsSending.has(to) || transport === undefined) return;
     this.snapshotsSending.add(to);
-    const snapshot = await this.stateMachine.openSnapshot();
+    let snapshot: Awaited<ReturnType<ReplicaStateMachine['openSnapshot']>>;
+    try {
+      snapshot = await this.stateMachine.openSnapshot();
+    } catch (error) {
+      this.snapshotsSending.delete(to);
+      if (error instanceof StorageFault) this.enterStorageFault(error);
+      this.options.logger.warn({ to, err: (error as Error).message }, 'replica: sending snapshot failed');
+      this.clockBeforeInput();
+      this.rawNode.reportSnapshot(to, false);
+      this.scheduleReady();
+      return;
+    }
     const snapshotId = `${this.options.self.raftId}-${Date.now()}-${this.snapshotCounter++}`;
     try {
       this.options.logger.info(
@@ -967,6 +1036,8 @@ export class Replica {
       this.rawNode.reportSnapshot(to, true);
       this.metrics.snapshotsSent.inc();
     } catch (error) {
+      // A record that failed its checksum on the way out is this replica's fault, not the stream's.
+      if (error instanceof StorageFault) this.enterStorageFault(error);
       this.options.logger.warn({ to, err: (error as Error).message }, 'replica: sending snapshot failed');
       this.clockBeforeInput();
       this.rawNode.reportSnapshot(to, false);
@@ -979,6 +1050,10 @@ export class Replica {
 
   private async handleSnapshotChunk(chunk: SnapshotChunk): Promise<void> {
     if (this.stopped) throw new Error('stopping');
+    // Installing a snapshot into a faulted replica is its rebuild, which an operator does for now
+    // (docs/replication.md): refused, so that the leader's stream stops at its first chunk.
+    if (this.storageFault !== undefined)
+      throw new Error('this replica has a storage fault; it installs no snapshot');
     let incoming = this.incomingSnapshot;
     if (incoming === undefined || incoming.snapshotId !== chunk.snapshotId) {
       if (chunk.sequence !== 0)
@@ -1054,6 +1129,61 @@ export class Replica {
   private assertServing(): void {
     if (this.stopped || this.failure !== undefined)
       throw new ImpulseError('NOT_READY', 'the replica is stopping');
+    if (this.storageFault !== undefined) throw this.storageFaultError(this.storageFault);
+  }
+
+  /** The answer to a client while this replica has a storage fault. */
+  private storageFaultError(fault: StorageFault): ImpulseError {
+    return new ImpulseError(
+      'STORAGE_FAULT',
+      `replica ${this.options.self.replicaId} found its stored state damaged and serves nothing until it is rebuilt; its group's other replicas serve`,
+      {
+        details: {
+          group: this.options.groupId,
+          replica: this.options.self.replicaId,
+          faultKind: fault.kind,
+          faultKey: fault.key ?? null,
+          faultKeyRangeStart: fault.keyRange?.start ?? null,
+          faultKeyRangeEnd: fault.keyRange?.end ?? null,
+          faultFile: fault.file ?? null,
+        },
+        cause: fault,
+      },
+    );
+  }
+
+  /** A state machine failure as the client sees it: a storage fault stops the replica first. */
+  private faultOf(error: unknown): unknown {
+    if (!(error instanceof StorageFault)) return error;
+    this.enterStorageFault(error);
+    return this.storageFaultError(error);
+  }
+
+  /**
+   * Stops this replica from serving, for good, on its first storage fault: it logs the fault, sets
+   * the fault metrics, answers every waiting client with STORAGE_FAULT, and makes the core
+   * unpromotable (a leader steps down at once). The process and the Raft log go on: the replica
+   * still appends, acknowledges and votes, so that the group keeps its durability margin.
+   */
+  private enterStorageFault(fault: StorageFault): void {
+    if (this.storageFault !== undefined) return;
+    this.storageFault = fault;
+    this.metrics.storageFaults.inc();
+    this.options.logger.error(
+      {
+        faultKind: fault.kind,
+        faultKey: fault.key,
+        faultKeyRange: fault.keyRange,
+        faultFile: fault.file,
+        err: fault,
+      },
+      'replica: storage fault; this replica serves nothing and never leads until it is rebuilt (docs/replication.md)',
+    );
+    this.clockBeforeInput();
+    this.rawNode.forbidCampaigns();
+    this.failEveryWaiter(this.storageFaultError(fault));
+    // At start-up the fault is entered before the transport exists; the first Ready waits for it.
+    if (this.transport !== undefined) this.scheduleReady();
   }
 
   private settle(waiter: Waiter, error: Error): void {
@@ -1120,6 +1250,8 @@ export interface ReplicaStatus {
   readonly learners: readonly number[];
   readonly members: readonly { raftId: number; replicaId: string; url: string; peerAddress: string }[];
   readonly pendingProposals: number;
+  /** The storage fault that stopped this replica (kind, message, key or key range, file), if any. */
+  readonly storageFault: Record<string, string | null> | null;
 }
 
 export type MembershipChange =

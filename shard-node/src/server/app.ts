@@ -110,7 +110,27 @@ export function createShardApp(context: ShardAppContext): RequestListener {
   app.all(
     '/readyz',
     allowMethods(readOnlyMethods, (_request, response) => {
-      if (context.isReady()) sendJson(response, 200, { status: 'ready' });
+      const fault = replica.fault;
+      if (fault !== undefined) {
+        // Not ready, and not for a moment: a load balancer or orchestrator must route around it.
+        sendError(
+          response,
+          new ImpulseError(
+            'STORAGE_FAULT',
+            'this replica found its stored state damaged; it serves nothing until it is rebuilt',
+            {
+              details: {
+                faultKind: fault.kind,
+                faultKey: fault.key ?? null,
+                faultKeyRangeStart: fault.keyRange?.start ?? null,
+                faultKeyRangeEnd: fault.keyRange?.end ?? null,
+                faultFile: fault.file ?? null,
+                faultMessage: fault.message,
+              },
+            },
+          ),
+        );
+      } else if (context.isReady()) sendJson(response, 200, { status: 'ready' });
       else sendError(response, new ImpulseError('NOT_READY', 'the replica is starting or stopping'));
     }),
   );
@@ -118,16 +138,25 @@ export function createShardApp(context: ShardAppContext): RequestListener {
   app.all(
     '/admin/status',
     allowMethods(readOnlyMethods, (_request, response) => {
+      const describe = (keyCount: number | null): Record<string, unknown> => ({
+        ...replica.status(),
+        engine: replica.engine.name,
+        keyCount,
+        pid: process.pid,
+        uptimeSeconds: Math.round((Date.now() - context.startedAtMs) / 1000),
+      });
+      // A faulted replica cannot count its keys; its status (with the fault) is what matters.
+      if (replica.fault !== undefined) {
+        sendJson(response, 200, describe(null));
+        return;
+      }
       void replica.countUserKeys().then(
-        (keyCount) =>
-          sendJson(response, 200, {
-            ...replica.status(),
-            engine: replica.engine.name,
-            keyCount,
-            pid: process.pid,
-            uptimeSeconds: Math.round((Date.now() - context.startedAtMs) / 1000),
-          }),
-        (error: unknown) => sendError(response, storageError(error)),
+        (keyCount) => sendJson(response, 200, describe(keyCount)),
+        (error: unknown) =>
+          // The count may be what found the fault: answer the status with it then.
+          replica.fault === undefined
+            ? sendError(response, storageError(error))
+            : sendJson(response, 200, describe(null)),
       );
     }),
   );

@@ -21,7 +21,7 @@ import {
 } from '@impulse/common';
 import type { ShardNodeConfig } from '../config.js';
 import type { Replica } from '../replica/index.js';
-import type { Command } from '../state-machine/index.js';
+import { StorageFault, type Command } from '../state-machine/index.js';
 import { isEngineError } from '../storage/index.js';
 import type { StorageMetrics } from './metrics.js';
 
@@ -135,9 +135,18 @@ export function createKvRoute(context: KvRouteContext): RequestListener {
   });
 }
 
-/** What an engine's failure means to a client: stopping is NOT_READY, anything else STORAGE_ERROR. */
+/**
+ * What an engine's failure means to a client: stopping is NOT_READY, a storage fault (the replica
+ * found its state damaged) STORAGE_FAULT, anything else STORAGE_ERROR.
+ */
 export function storageError(error: unknown): ImpulseError {
   if (error instanceof ImpulseError) return error;
+  if (error instanceof StorageFault) {
+    return new ImpulseError('STORAGE_FAULT', 'this replica found its stored state damaged', {
+      details: { faultKind: error.kind, faultFile: error.file ?? null },
+      cause: error,
+    });
+  }
   if (isEngineError(error, 'ENGINE_CLOSED')) {
     return new ImpulseError('NOT_READY', 'the replica is stopping', { cause: error });
   }

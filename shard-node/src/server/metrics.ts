@@ -37,7 +37,9 @@ export function createStorageMetrics(registry: Registry, engineOf: () => Engine)
     registers: [registry],
     async collect() {
       const engine = engineOf();
-      this.set({ engine: engine.name }, await engine.approximateKeyCount());
+      // A damaged engine may fail the count; the scrape must still answer (with the fault gauge).
+      const count = await engine.approximateKeyCount().catch(() => undefined);
+      if (count !== undefined) this.set({ engine: engine.name }, count);
     },
   });
   // Resolving a label set costs an object and a label check per call; the children of each
