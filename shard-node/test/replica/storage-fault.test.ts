@@ -34,6 +34,8 @@ describe('a replica with a storage fault', () => {
         '--raft-log-sync=false',
         '--tick-interval=10ms',
         '--log-level=silent',
+        // Founds the group of one on its first start; ignored once the directory holds Raft state.
+        '--bootstrap',
       ],
       env: {},
     });
