@@ -23,6 +23,7 @@ import {
   encodeCommand,
   type AppliedEntry,
   type Command,
+  type ConsistencyHash,
   type SnapshotInstall,
   type UserKeyRange,
 } from '../state-machine/index.js';
@@ -132,7 +133,11 @@ function refuseLostLog(
   );
 }
 
-type Waiter = { resolve: () => void; reject: (error: Error) => void; timer: NodeJS.Timeout };
+type Waiter<T = void> = {
+  resolve: (value: T) => void;
+  reject: (error: Error) => void;
+  timer: NodeJS.Timeout;
+};
 
 /** Reads waiting for one ReadIndex round, then for the state machine to reach its index. */
 interface ReadBatch {
@@ -182,8 +187,8 @@ export class Replica {
   /** Proposals of this turn, proposed together at the end of it. */
   private proposalQueue: Uint8Array[] = [];
   private proposalFlushScheduled = false;
-  /** Proposals waiting for their entry to apply, by request id (latin1). */
-  private readonly proposals = new Map<string, Waiter[]>();
+  /** Proposals waiting for their entry to apply, by request id (latin1); resolved with its index. */
+  private readonly proposals = new Map<string, Waiter<number>[]>();
   /** Reads of this turn, sharing one ReadIndex request. */
   private readBatch: ReadBatch | undefined;
   /** ReadIndex requests in flight, by context (latin1). */
@@ -408,17 +413,18 @@ export class Replica {
 
   /**
    * Proposes a write and resolves once it is committed and applied (or was applied before under
-   * the same request id). Rejects with NOT_LEADER on a follower, and with COMMIT_TIMEOUT when the
-   * entry does not apply in time (it may still apply: retry with the same request id).
+   * the same request id), with the index of the entry. Rejects with NOT_LEADER on a follower, and
+   * with COMMIT_TIMEOUT when the entry does not apply in time (it may still apply: retry with the
+   * same request id).
    */
-  write(command: Command): Promise<void> {
+  write(command: Command): Promise<number> {
     this.assertServing();
     if (this.role !== 'leader') return Promise.reject(this.notLeader());
     const requestId = command.requestId.byteLength > 0 ? Buffer.from(command.requestId) : randomBytes(16);
     const data = encodeCommand({ ...command, requestId });
     const idKey = requestId.toString('latin1');
-    return new Promise<void>((resolve, reject) => {
-      const waiter: Waiter = {
+    return new Promise<number>((resolve, reject) => {
+      const waiter: Waiter<number> = {
         resolve,
         reject,
         timer: setTimeout(() => {
@@ -446,6 +452,19 @@ export class Replica {
       if (this.proposalQueue.length >= this.options.proposalBatchMax) this.flushProposals();
       else this.scheduleProposalFlush();
     });
+  }
+
+  /**
+   * Proposes a consistency check and resolves with its index once it is applied here: every
+   * replica that applies it hashes its state as of that index (`consistencyHash`). Leader only.
+   */
+  proposeConsistencyCheck(): Promise<number> {
+    return this.write({ operation: 'consistency-check', requestId: randomBytes(16) });
+  }
+
+  /** The newest consistency hash of this replica's state, if it computed one since it started. */
+  get consistencyHash(): ConsistencyHash | undefined {
+    return this.stateMachine.consistencyHash;
   }
 
   /** Reads a key. `linearizable` confirms leadership with a ReadIndex round first. */
@@ -898,7 +917,7 @@ export class Replica {
     this.proposals.delete(idKey);
     for (const waiter of waiters) {
       clearTimeout(waiter.timer);
-      waiter.resolve();
+      waiter.resolve(result.index);
     }
   }
 
@@ -1186,12 +1205,12 @@ export class Replica {
     if (this.transport !== undefined) this.scheduleReady();
   }
 
-  private settle(waiter: Waiter, error: Error): void {
+  private settle(waiter: Waiter<never>, error: Error): void {
     clearTimeout(waiter.timer);
     waiter.reject(error);
   }
 
-  private removeProposal(idKey: string, waiter: Waiter): void {
+  private removeProposal(idKey: string, waiter: Waiter<number>): void {
     const waiters = this.proposals.get(idKey);
     if (waiters === undefined) return;
     const remaining = waiters.filter((candidate) => candidate !== waiter);

@@ -21,6 +21,7 @@ import {
 } from '@impulse/common';
 import type { ShardNodeConfig } from '../config.js';
 import type { MemberSpec, Replica } from '../replica/index.js';
+import { ConsistencyChecker, consistencyHashAnswer } from './consistency.js';
 import { createKvRoute, storageError, type RequestListener } from './kv.js';
 import { createStorageMetrics } from './metrics.js';
 import { createScanRoute } from './scan.js';
@@ -45,6 +46,8 @@ const routes = [
   '/admin/members',
   '/admin/members/{replicaId}/promote',
   '/admin/transfer-leadership',
+  '/admin/consistency',
+  '/admin/consistency-check',
 ];
 
 /** The route label of a request for metrics: a fixed pattern, never the raw path. */
@@ -205,6 +208,23 @@ export function createShardApp(context: ShardAppContext): RequestListener {
           raftId: raftIdOf(replica, paramOf(request, 'replicaId')),
         });
         sendJson(response, 200, replica.status());
+      }),
+    ),
+  );
+  // This replica's newest consistency hash; the leader polls it during a check.
+  app.all(
+    '/admin/consistency',
+    allowMethods(readOnlyMethods, (_request, response) =>
+      sendJson(response, 200, consistencyHashAnswer(replica)),
+    ),
+  );
+  const consistencyChecker = new ConsistencyChecker(replica, logger, registry);
+  app.all(
+    '/admin/consistency-check',
+    allowMethods(
+      ['POST'],
+      admin(async (_request, response) => {
+        sendJson(response, 200, await consistencyChecker.run());
       }),
     ),
   );

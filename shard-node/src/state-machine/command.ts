@@ -4,10 +4,13 @@
  * Binary layout (all integers big-endian):
  *
  *   u8  version (1)
- *   u8  operation: 1 put, 2 delete
+ *   u8  operation: 1 put, 2 delete, 3 consistency check
  *   u8  request id length (0 to 64), then the request id bytes
- *   u16 key length (1 to 65535), then the key (UTF-8)
- *   u32 value length, then the value (put only)
+ *   u16 key length (1 to 65535), then the key (UTF-8)          (put and delete only)
+ *   u32 value length, then the value                           (put only)
+ *
+ * A consistency check changes no user key: every replica that applies it hashes its state as of
+ * that entry's index, so that the leader can compare the replicas (`consistency-hash.ts`).
  *
  * The request id makes a retried write idempotent: the state machine applies a given id once,
  * however many entries carry it (see `state-machine.ts`). An empty id opts out of that.
@@ -20,16 +23,26 @@ export type Command =
       readonly key: string;
       readonly value: Uint8Array;
     }
-  | { readonly operation: 'delete'; readonly requestId: Uint8Array; readonly key: string };
+  | { readonly operation: 'delete'; readonly requestId: Uint8Array; readonly key: string }
+  | { readonly operation: 'consistency-check'; readonly requestId: Uint8Array };
 
 const commandVersion = 1;
 const operationPut = 1;
 const operationDelete = 2;
+const operationConsistencyCheck = 3;
 export const requestIdBytesMax = 64;
 const keyBytesMax = 0xffff;
 
 export function encodeCommand(command: Command): Buffer {
   if (command.requestId.byteLength > requestIdBytesMax) throw new Error('request id too long');
+  if (command.operation === 'consistency-check') {
+    const check = Buffer.allocUnsafe(3 + command.requestId.byteLength);
+    check[0] = commandVersion;
+    check[1] = operationConsistencyCheck;
+    check[2] = command.requestId.byteLength;
+    check.set(command.requestId, 3);
+    return check;
+  }
   const keyBytes = Buffer.byteLength(command.key, 'utf8');
   if (keyBytes === 0 || keyBytes > keyBytesMax) throw new Error(`invalid key length ${keyBytes}`);
   const valueBytes = command.operation === 'put' ? command.value.byteLength : 0;
@@ -61,10 +74,16 @@ export function encodeCommand(command: Command): Buffer {
  */
 export function decodeCommand(data: Uint8Array): Command | undefined {
   const buffer = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-  if (buffer.length < 6 || buffer[0] !== commandVersion) return undefined;
+  if (buffer.length < 3 || buffer[0] !== commandVersion) return undefined;
   const operation = buffer[1];
   const requestIdBytes = buffer[2] ?? 0;
   if (requestIdBytes > requestIdBytesMax) return undefined;
+  if (operation === operationConsistencyCheck) {
+    return buffer.length === 3 + requestIdBytes
+      ? { operation: 'consistency-check', requestId: buffer.subarray(3) }
+      : undefined;
+  }
+  if (buffer.length < 6) return undefined;
   let offset = 3;
   if (offset + requestIdBytes + 2 > buffer.length) return undefined;
   const requestId = buffer.subarray(offset, offset + requestIdBytes);

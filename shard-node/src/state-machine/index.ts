@@ -1,4 +1,5 @@
 export * from './command.js';
+export * from './consistency-hash.js';
 export * from './keyspace.js';
 export * from './snapshot-codec.js';
 export * from './state-machine.js';

@@ -11,6 +11,7 @@ import {
   type Entry,
 } from '../storage/index.js';
 import { decodeCommand } from './command.js';
+import { hashRecords, type ConsistencyHash } from './consistency-hash.js';
 import {
   appliedKey,
   batchKey,
@@ -74,8 +75,9 @@ export interface AppliedEntry {
    * - `duplicate`: the request id was applied before; nothing changed.
    * - `noop`: an empty entry (a new leader's) or a membership change.
    * - `invalid`: bytes that are not a command; every replica skips them alike.
+   * - `consistency-check`: a consistency check; the state at this index is being hashed.
    */
-  readonly outcome: 'applied' | 'duplicate' | 'noop' | 'invalid';
+  readonly outcome: 'applied' | 'duplicate' | 'noop' | 'invalid' | 'consistency-check';
 }
 
 /** User keys `k` with `start <= k < end` in byte order, as UTF-8 bytes; an absent bound is no bound. */
@@ -138,6 +140,10 @@ export class ReplicaStateMachine {
   #imageIndex = -1;
   /** The first storage fault seen; from then on every read and write is refused with it. */
   #fault: StorageFault | undefined;
+  /** The newest consistency hash computed (the highest index), if any since the process started. */
+  #consistencyHash: ConsistencyHash | undefined;
+  /** Consistency hashes being computed in the background, each from its own engine snapshot. */
+  readonly #consistencyHashing = new Set<Promise<void>>();
 
   private constructor(
     private readonly options: StateMachineOptions,
@@ -226,6 +232,15 @@ export class ReplicaStateMachine {
   /** The storage fault that stopped this state machine, if one did. */
   get fault(): StorageFault | undefined {
     return this.#fault;
+  }
+
+  /**
+   * The newest consistency hash this state machine computed: the state exactly as of the index of
+   * the newest consistency-check entry applied since the process started, once its background
+   * hashing is done.
+   */
+  get consistencyHash(): ConsistencyHash | undefined {
+    return this.#consistencyHash;
   }
 
   /** Where the live engine keeps its files, for fault reports. */
@@ -473,11 +488,73 @@ export class ReplicaStateMachine {
    * applied index (and the configuration when a membership change is among them) and, on LevelDB,
    * the batch record of the chain. `confStates` holds the configuration that results from each
    * membership-change entry, by index.
+   *
+   * A consistency-check entry ends a batch: the entries up to it are applied, an engine snapshot
+   * is taken before anything after it is, and the state in that snapshot (exactly the state at the
+   * check's index) is hashed in the background while the rest of the entries apply. The member
+   * directory, written for the entries as a whole, goes with the last batch; a restart between two
+   * batches replays the rest of the entries from the log, membership changes included.
    */
   async apply(
     entries: readonly LogEntry[],
     confStates: ReadonlyMap<number, ConfState>,
     membersRecord?: Buffer,
+  ): Promise<AppliedEntry[]> {
+    const results: AppliedEntry[] = [];
+    const lastChange = entries.findLastIndex((entry) => entry.type !== 'normal');
+    let start = 0;
+    for (let position = 0; position < entries.length; position++) {
+      const entry = entries[position] as LogEntry;
+      if (entry.type !== 'normal' || decodeCommand(entry.data)?.operation !== 'consistency-check') continue;
+      const members = lastChange >= start && lastChange <= position ? membersRecord : undefined;
+      results.push(...(await this.applyBatch(entries.slice(start, position + 1), confStates, members)));
+      start = position + 1;
+      await this.startConsistencyHash(entry.index);
+    }
+    if (start < entries.length) {
+      const members = lastChange >= start ? membersRecord : undefined;
+      results.push(...(await this.applyBatch(entries.slice(start), confStates, members)));
+    }
+    return results;
+  }
+
+  /**
+   * Takes an engine snapshot of the state just applied (at `index`) and hashes it in the
+   * background: the user data and the request ids (`consistency-hash.ts`). A record that fails
+   * its checksum while being hashed is a storage fault, as on any read.
+   */
+  private async startConsistencyHash(index: number): Promise<void> {
+    if (this.#appliedIndex !== index) throw new Error('state machine: consistency hash off its index');
+    const snapshot = await this.guard(
+      this.#engine.snapshot().catch((error: unknown) => {
+        throw readFaultOf(error, {}, this.#folder);
+      }),
+    );
+    const verifiedEntries = this.verifiedEntries.bind(this);
+    async function* hashedRecords(): AsyncGenerator<Entry> {
+      yield* verifiedEntries(snapshot, dataRange);
+      yield* verifiedEntries(snapshot, requestOrderRange);
+    }
+    const hashing = (async () => {
+      try {
+        const { hash, keys } = await hashRecords(hashedRecords());
+        if (index > (this.#consistencyHash?.index ?? 0)) this.#consistencyHash = { index, hash, keys };
+        this.options.logger.info({ index, hash, keys }, 'state machine: consistency hash computed');
+      } catch (error) {
+        this.noteFault(error);
+        this.options.logger.error({ index, err: error }, 'state machine: consistency hash failed');
+      } finally {
+        await snapshot.close().catch(() => undefined);
+      }
+    })();
+    this.#consistencyHashing.add(hashing);
+    void hashing.then(() => this.#consistencyHashing.delete(hashing));
+  }
+
+  private async applyBatch(
+    entries: readonly LogEntry[],
+    confStates: ReadonlyMap<number, ConfState>,
+    membersRecord: Buffer | undefined,
   ): Promise<AppliedEntry[]> {
     this.throwIfFaulted();
     const results: AppliedEntry[] = [];
@@ -522,6 +599,14 @@ export class ReplicaStateMachine {
         requests.set(idKey, entry.index);
         added.push([idKey, entry.index]);
         operations.push(sealedPut(requestOrderKey(entry.index, requestId), emptyPayload));
+      }
+      if (command.operation === 'consistency-check') {
+        results.push({
+          index: entry.index,
+          requestId: requestId.length > 0 ? requestId : undefined,
+          outcome: 'consistency-check',
+        });
+        continue;
       }
       if (command.operation === 'put') {
         operations.push(sealedPut(dataKey(command.key), command.value));
@@ -695,6 +780,7 @@ export class ReplicaStateMachine {
 
   async close(): Promise<void> {
     await this.#imageWrites;
+    await Promise.all(this.#consistencyHashing);
     await this.#engine.close();
   }
 }

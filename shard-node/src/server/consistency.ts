@@ -1,0 +1,185 @@
+import { Counter, ImpulseError, metricPrefix, type Logger, type Registry } from '@impulse/common';
+import type { Replica } from '../replica/index.js';
+
+/** How long the leader waits for every member's hash at the check's index. */
+export const consistencyCheckWaitMs = 10_000;
+/** How often the leader asks a member that has not reported yet. */
+const consistencyPollIntervalMs = 100;
+/** How long one poll of a member may take. */
+const consistencyPollTimeoutMs = 2_000;
+
+/** One member's answer in a consistency check. */
+export interface ReplicaConsistency {
+  readonly replicaId: string;
+  /** The hash of its state at the check's index; null when it did not report one in time. */
+  readonly hash: string | null;
+  readonly keys: number | null;
+  /** Whether its hash is the one most replicas report (the leader's on a tie). */
+  readonly matches: boolean;
+  /** Why there is no hash, when there is none. */
+  readonly error?: string;
+}
+
+export interface ConsistencyReport {
+  readonly index: number;
+  readonly replicas: readonly ReplicaConsistency[];
+  /** True when every member reported a hash at the index and all are equal. */
+  readonly consistent: boolean;
+}
+
+/** What `GET /admin/consistency` answers: this replica's newest hash, or nulls before its first. */
+export interface ConsistencyHashAnswer {
+  readonly replicaId: string;
+  readonly index: number | null;
+  readonly hash: string | null;
+  readonly keys: number | null;
+}
+
+export function consistencyHashAnswer(replica: Replica): ConsistencyHashAnswer {
+  const result = replica.consistencyHash;
+  return {
+    replicaId: replica.status().replicaId,
+    index: result?.index ?? null,
+    hash: result?.hash ?? null,
+    keys: result?.keys ?? null,
+  };
+}
+
+/**
+ * Replica consistency checks, run by the leader (TiKV and CockroachDB run the same): a check entry
+ * goes through Raft, every member hashes its state exactly as of that entry's index, in the
+ * background, and the leader collects the hashes over HTTP (`GET /admin/consistency` of each
+ * member) and compares them. A member whose hash differs from the one most members report is
+ * logged and counted; rebuilding it is the operator's (docs/replication.md).
+ */
+export class ConsistencyChecker {
+  readonly #checks: Counter<'outcome'>;
+  readonly #mismatches: Counter;
+  #running = false;
+
+  constructor(
+    private readonly replica: Replica,
+    private readonly logger: Logger,
+    registry: Registry,
+  ) {
+    this.#checks = new Counter({
+      name: `${metricPrefix}replica_consistency_checks_total`,
+      help: 'Consistency checks this replica ran as leader, by outcome: consistent, inconsistent (a member hashed differently), incomplete (a member did not report in time).',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    });
+    this.#mismatches = new Counter({
+      name: `${metricPrefix}replica_consistency_mismatches_total`,
+      help: 'Members found by a consistency check (run by this replica as leader) whose state differs from the majority: a divergent replica, to be rebuilt.',
+      registers: [registry],
+    });
+    for (const outcome of ['consistent', 'inconsistent', 'incomplete']) this.#checks.labels({ outcome });
+  }
+
+  /** Runs one check (leader only; one at a time) and answers what every member reported. */
+  async run(): Promise<ConsistencyReport> {
+    if (this.#running)
+      throw new ImpulseError('TOO_MANY_REQUESTS', 'a consistency check is already running on this replica');
+    this.#running = true;
+    try {
+      return await this.check();
+    } finally {
+      this.#running = false;
+    }
+  }
+
+  private async check(): Promise<ConsistencyReport> {
+    const index = await this.replica.proposeConsistencyCheck();
+    const status = this.replica.status();
+    const deadline = Date.now() + consistencyCheckWaitMs;
+    const answers = await Promise.all(
+      status.members.map(async (member) => ({
+        replicaId: member.replicaId,
+        answer:
+          member.replicaId === status.replicaId
+            ? await this.waitForOwn(index, deadline)
+            : await this.poll(member.url, index, deadline),
+      })),
+    );
+    // The reference is the hash most members report; on a tie, the leader's own.
+    const counts = new Map<string, number>();
+    for (const { answer } of answers) {
+      if (answer.hash !== undefined) counts.set(answer.hash, (counts.get(answer.hash) ?? 0) + 1);
+    }
+    const own = answers.find(({ replicaId }) => replicaId === status.replicaId)?.answer.hash;
+    let reference: string | undefined;
+    for (const [hash, count] of counts) {
+      const best = reference === undefined ? 0 : (counts.get(reference) ?? 0);
+      if (count > best || (count === best && hash === own)) reference = hash;
+    }
+    const replicas: ReplicaConsistency[] = answers.map(({ replicaId, answer }) =>
+      answer.hash === undefined
+        ? { replicaId, hash: null, keys: null, matches: false, error: answer.error }
+        : { replicaId, hash: answer.hash, keys: answer.keys, matches: answer.hash === reference },
+    );
+    const divergent = replicas.filter((replica) => replica.hash !== null && !replica.matches);
+    const missing = replicas.filter((replica) => replica.hash === null);
+    for (const replica of divergent) {
+      this.#mismatches.inc();
+      this.logger.error(
+        { index, divergentReplicaId: replica.replicaId, hash: replica.hash, keys: replica.keys, reference },
+        'consistency: replica diverges from its group; rebuild it (docs/replication.md)',
+      );
+    }
+    for (const replica of missing) {
+      this.logger.warn(
+        { index, replicaId: replica.replicaId, cause: replica.error },
+        'consistency: replica reported no hash in time',
+      );
+    }
+    const outcome = divergent.length > 0 ? 'inconsistent' : missing.length > 0 ? 'incomplete' : 'consistent';
+    this.#checks.inc({ outcome });
+    this.logger.info({ index, outcome, members: replicas.length }, 'consistency: check done');
+    return { index, replicas, consistent: outcome === 'consistent' };
+  }
+
+  private async waitForOwn(index: number, deadline: number): Promise<Answer> {
+    for (;;) {
+      const result = this.replica.consistencyHash;
+      if (result !== undefined && result.index >= index) return answerAt(index, result);
+      if (Date.now() >= deadline) return { error: `no hash at index ${index} within the wait` };
+      await sleep(consistencyPollIntervalMs);
+    }
+  }
+
+  private async poll(url: string, index: number, deadline: number): Promise<Answer> {
+    let lastError = `no hash at index ${index} within the wait`;
+    for (;;) {
+      try {
+        const response = await fetch(`${url}/admin/consistency`, {
+          signal: AbortSignal.timeout(consistencyPollTimeoutMs),
+        });
+        if (response.ok) {
+          const body = (await response.json()) as Partial<ConsistencyHashAnswer>;
+          if (typeof body.index === 'number' && body.index >= index)
+            return answerAt(index, { index: body.index, hash: String(body.hash), keys: Number(body.keys) });
+        } else {
+          lastError = `GET /admin/consistency answered ${response.status}`;
+        }
+      } catch (error) {
+        lastError = `GET /admin/consistency failed: ${error instanceof Error ? error.message : String(error)}`;
+      }
+      if (Date.now() >= deadline) return { error: lastError };
+      await sleep(consistencyPollIntervalMs);
+    }
+  }
+}
+
+type Answer =
+  { readonly hash: string; readonly keys: number } | { readonly hash?: undefined; readonly error: string };
+
+/** A member's hash if it is the one at `index`; a later check's hash cannot be compared. */
+function answerAt(index: number, result: { index: number; hash: string; keys: number }): Answer {
+  if (result.index !== index)
+    return { error: `its newest hash is at index ${result.index}, a later check than ${index}` };
+  return { hash: result.hash, keys: result.keys };
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
