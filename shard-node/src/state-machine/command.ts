@@ -33,6 +33,18 @@ const operationConsistencyCheck = 3;
 export const requestIdBytesMax = 64;
 const keyBytesMax = 0xffff;
 
+/**
+ * Whether `data` is a consistency-check command. The apply loop asks this of every entry, so it
+ * peeks at the two header bytes and decodes only what they say is a check.
+ */
+export function isConsistencyCheckCommand(data: Uint8Array): boolean {
+  return (
+    data[0] === commandVersion &&
+    data[1] === operationConsistencyCheck &&
+    decodeCommand(data)?.operation === 'consistency-check'
+  );
+}
+
 export function encodeCommand(command: Command): Buffer {
   if (command.requestId.byteLength > requestIdBytesMax) throw new Error('request id too long');
   if (command.operation === 'consistency-check') {

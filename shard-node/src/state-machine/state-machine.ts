@@ -10,7 +10,7 @@ import {
   type EngineSnapshot,
   type Entry,
 } from '../storage/index.js';
-import { decodeCommand } from './command.js';
+import { decodeCommand, isConsistencyCheckCommand } from './command.js';
 import { hashRecords, type ConsistencyHash } from './consistency-hash.js';
 import {
   appliedKey,
@@ -505,7 +505,7 @@ export class ReplicaStateMachine {
     let start = 0;
     for (let position = 0; position < entries.length; position++) {
       const entry = entries[position] as LogEntry;
-      if (entry.type !== 'normal' || decodeCommand(entry.data)?.operation !== 'consistency-check') continue;
+      if (entry.type !== 'normal' || !isConsistencyCheckCommand(entry.data)) continue;
       const members = lastChange >= start && lastChange <= position ? membersRecord : undefined;
       results.push(...(await this.applyBatch(entries.slice(start, position + 1), confStates, members)));
       start = position + 1;
