@@ -100,6 +100,13 @@ export const shardNodeOptions = {
     min: 1,
     max: 60_000,
   }),
+  consistencyCheckInterval: option.milliseconds({
+    description:
+      'How often the leader runs a consistency check of its group: every replica hashes its state at one log index in the background and the leader compares the hashes (POST /admin/consistency-check runs one on demand). 0 turns periodic checks off.',
+    default: 24 * 3_600_000,
+    min: 0,
+    max: 7 * 24 * 3_600_000,
+  }),
   valueBytesMax: option.bytes({
     description:
       'Largest value accepted. With a cluster configuration the limit is cluster-wide: its valueBytesMax (1MiB when absent), which this flag, if given, must equal.',

@@ -15,6 +15,7 @@ import type { ShardNodeConfig } from './config.js';
 import { DataDirectory } from './data-directory.js';
 import { Replica, type MemberSpec, type ReadMode } from './replica/index.js';
 import { createShardApp } from './server/app.js';
+import { ConsistencyChecker } from './server/consistency.js';
 
 export function dataDirectoryOf(config: ShardNodeConfig): string {
   return resolve(config.dataDir !== '' ? config.dataDir : `data/${config.groupId}/${config.replicaId}`);
@@ -69,6 +70,8 @@ export class ShardNode {
     readonly replica: Replica,
     private readonly server: Server,
     private readonly dataDirectory: DataDirectory,
+    /** Stops the periodic consistency checks (a no-op when they are off). */
+    private readonly stopConsistencyChecks: () => void,
   ) {}
 
   static async start(config: ShardNodeConfig, logger: Logger): Promise<ShardNode> {
@@ -131,6 +134,7 @@ export class ShardNode {
       registry,
     });
     const readiness = { ready: false };
+    const consistencyChecker = new ConsistencyChecker(replica, logger, registry);
     const app = createShardApp({
       config,
       replica,
@@ -138,9 +142,9 @@ export class ShardNode {
       registry,
       startedAtMs: Date.now(),
       isReady: () => readiness.ready,
+      consistencyChecker,
     });
     const server = createHttpServer({ limits: config, listener: app, registry, logger });
-    const node = new ShardNode(readiness, config, logger, replica, server, dataDirectory);
     try {
       server.listen(config.port, config.host);
       await once(server, 'listening');
@@ -148,6 +152,19 @@ export class ShardNode {
       await replica.stop();
       throw error;
     }
+    const stopConsistencyChecks =
+      config.consistencyCheckInterval > 0
+        ? consistencyChecker.startPeriodic(config.consistencyCheckInterval)
+        : () => {};
+    const node = new ShardNode(
+      readiness,
+      config,
+      logger,
+      replica,
+      server,
+      dataDirectory,
+      stopConsistencyChecks,
+    );
     readiness.ready = true;
     logger.info(
       {
@@ -174,6 +191,7 @@ export class ShardNode {
   async stop(): Promise<void> {
     if (!this.readiness.ready && !this.server.listening) return;
     this.readiness.ready = false;
+    this.stopConsistencyChecks();
     this.logger.info('server: stopping');
     await closeServerGracefully(this.server, this.config.shutdownTimeout);
     await this.replica.stop();

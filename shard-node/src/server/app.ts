@@ -21,7 +21,7 @@ import {
 } from '@impulse/common';
 import type { ShardNodeConfig } from '../config.js';
 import type { MemberSpec, Replica } from '../replica/index.js';
-import { ConsistencyChecker, consistencyHashAnswer } from './consistency.js';
+import { consistencyHashAnswer, type ConsistencyChecker } from './consistency.js';
 import { createKvRoute, storageError, type RequestListener } from './kv.js';
 import { createStorageMetrics } from './metrics.js';
 import { createScanRoute } from './scan.js';
@@ -34,6 +34,8 @@ export interface ShardAppContext {
   readonly startedAtMs: number;
   /** False while starting and once shutting down: /readyz answers 503 then. */
   readonly isReady: () => boolean;
+  /** Runs `POST /admin/consistency-check` (and the periodic checks the node starts). */
+  readonly consistencyChecker: ConsistencyChecker;
 }
 
 const routes = [
@@ -218,7 +220,7 @@ export function createShardApp(context: ShardAppContext): RequestListener {
       sendJson(response, 200, consistencyHashAnswer(replica)),
     ),
   );
-  const consistencyChecker = new ConsistencyChecker(replica, logger, registry);
+  const { consistencyChecker } = context;
   app.all(
     '/admin/consistency-check',
     allowMethods(

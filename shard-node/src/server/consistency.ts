@@ -76,6 +76,22 @@ export class ConsistencyChecker {
     for (const outcome of ['consistent', 'inconsistent', 'incomplete']) this.#checks.labels({ outcome });
   }
 
+  /**
+   * Runs a check every `intervalMs` while this replica leads (a follower's timer does nothing, so
+   * whichever replica leads runs them), and answers the function that stops it. A check that
+   * fails (leadership lost, the group busy) is logged and the next one runs on time.
+   */
+  startPeriodic(intervalMs: number): () => void {
+    const timer = setInterval(() => {
+      if (this.#running || this.replica.status().role !== 'leader') return;
+      this.run().catch((error: unknown) => {
+        this.logger.warn({ err: error }, 'consistency: periodic check failed');
+      });
+    }, intervalMs);
+    timer.unref();
+    return () => clearInterval(timer);
+  }
+
   /** Runs one check (leader only; one at a time) and answers what every member reported. */
   async run(): Promise<ConsistencyReport> {
     if (this.#running)
