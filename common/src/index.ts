@@ -15,3 +15,4 @@ export * from './startup-error.js';
 export * from './data-directory-location.js';
 export * from './nearest-name.js';
 export * from './linearizability/index.js';
+export * from './durable-file.js';

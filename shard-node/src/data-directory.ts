@@ -1,8 +1,8 @@
 import { closeSync, constants, ftruncateSync, openSync, readFileSync, writeSync } from 'node:fs';
-import { open, readdir, readFile, rename } from 'node:fs/promises';
+import { open, readdir, readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { StartupError, ensureDataDirectory, type Logger } from '@impulse/common';
+import { StartupError, ensureDataDirectory, type Logger, replaceFileDurably } from '@impulse/common';
 
 /**
  * A replica's data directory, held for the life of the process: an exclusive lock taken before
@@ -185,10 +185,9 @@ function parseIdentity(text: string, path: string): DataDirectoryIdentity {
   return record as unknown as DataDirectoryIdentity;
 }
 
-/** Writes the identity atomically: a temporary file, fsynced, renamed, then the folder fsynced. */
+/** Writes the identity atomically and durably (see `replaceFileDurably`). */
 async function writeIdentity(directory: string, identity: DataDirectoryIdentity): Promise<void> {
   const path = join(directory, identityFileName);
-  const temporary = `${path}.tmp`;
   const record = {
     format: identityFormat,
     clusterId: identity.clusterId,
@@ -198,20 +197,7 @@ async function writeIdentity(directory: string, identity: DataDirectoryIdentity)
     engine: identity.engine,
     createdAt: new Date().toISOString(),
   };
-  const file = await open(temporary, 'w', 0o644);
-  try {
-    await file.writeFile(`${JSON.stringify(record, null, 2)}\n`);
-    await file.sync();
-  } finally {
-    await file.close();
-  }
-  await rename(temporary, path);
-  const folder = await open(directory, 'r');
-  try {
-    await folder.sync();
-  } finally {
-    await folder.close();
-  }
+  await replaceFileDurably(path, `${JSON.stringify(record, null, 2)}\n`);
   // Read back: a file system that accepted the writes but keeps nothing is no place for data.
   const written = await readFile(path, 'utf8');
   if (parseIdentity(written, path).replicaId !== identity.replicaId) {

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
-import { open, readFile, rename } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
@@ -12,6 +12,7 @@ import {
   valueBytesMaxDefault,
   type ClusterConfig,
   type StartupErrorCode,
+  replaceFileDurably,
 } from '@impulse/common';
 import { freePort } from './ports.js';
 
@@ -252,7 +253,7 @@ export class LocalCluster {
     const running = this.replicas.filter((replica) => !failed.has(replica.replicaId));
     if (running.some((replica) => !this.foundedReplicas.has(replica.replicaId))) {
       for (const replica of running) this.foundedReplicas.add(replica.replicaId);
-      await writeFounded(this.foundedPath, resolve(this.options.dataDirectory), [...this.foundedReplicas]);
+      await writeFounded(this.foundedPath, [...this.foundedReplicas]);
     }
     if (this.startFailures.length === this.replicas.length) {
       throw this.startFailures[0]?.error ?? new Error('no replica started');
@@ -512,27 +513,13 @@ async function readFounded(path: string): Promise<string[]> {
  * root fsynced, so that after a crash the record is either the old one or the new one, and a
  * replica recorded here is never given --bootstrap again.
  */
-async function writeFounded(path: string, directory: string, replicas: readonly string[]): Promise<void> {
-  const temporary = `${path}.tmp`;
-  const file = await open(temporary, 'w', 0o644);
-  try {
-    const record = {
-      format: foundedFormat,
-      replicas: [...replicas].sort(),
-      updatedAt: new Date().toISOString(),
-    };
-    await file.writeFile(`${JSON.stringify(record, null, 2)}\n`);
-    await file.sync();
-  } finally {
-    await file.close();
-  }
-  await rename(temporary, path);
-  const folder = await open(directory, 'r');
-  try {
-    await folder.sync();
-  } finally {
-    await folder.close();
-  }
+async function writeFounded(path: string, replicas: readonly string[]): Promise<void> {
+  const record = {
+    format: foundedFormat,
+    replicas: [...replicas].sort(),
+    updatedAt: new Date().toISOString(),
+  };
+  await replaceFileDurably(path, `${JSON.stringify(record, null, 2)}\n`);
 }
 
 function isRunning(managed: ManagedProcess): boolean {

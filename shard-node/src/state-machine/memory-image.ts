@@ -1,7 +1,7 @@
 import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
-import { StartupError } from '@impulse/common';
+import { StartupError, syncDirectory } from '@impulse/common';
 import type { Engine } from '../storage/index.js';
 import { decodeSnapshotChunk } from './snapshot-codec.js';
 
@@ -58,12 +58,7 @@ export async function writeMemoryImage(
     throw error;
   }
   await rename(temporary, path);
-  const folder = await open(directory, 'r');
-  try {
-    await folder.sync();
-  } finally {
-    await folder.close();
-  }
+  await syncDirectory(directory);
 }
 
 /**

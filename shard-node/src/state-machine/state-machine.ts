@@ -1,6 +1,6 @@
-import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { StartupError, type Logger } from '@impulse/common';
+import { StartupError, type Logger, replaceFileDurably } from '@impulse/common';
 import type { ConfState, Entry as LogEntry, SnapshotMetadata } from '../raft/index.js';
 import {
   openEngine,
@@ -940,23 +940,9 @@ async function readGeneration(directory: string): Promise<number> {
   return Number(match[1]);
 }
 
-/** Points `CURRENT` at `generation`: write a temporary file, fsync it, rename it, fsync the folder. */
+/** Points `CURRENT` at `generation`, atomically and durably (see `replaceFileDurably`). */
 async function writeGeneration(directory: string, generation: number): Promise<void> {
-  const temporary = join(directory, `${generationPointerFile}.tmp`);
-  const file = await open(temporary, 'w');
-  try {
-    await file.writeFile(`${generationName(generation)}\n`);
-    await file.sync();
-  } finally {
-    await file.close();
-  }
-  await rename(temporary, join(directory, generationPointerFile));
-  const folder = await open(directory, 'r');
-  try {
-    await folder.sync();
-  } finally {
-    await folder.close();
-  }
+  await replaceFileDurably(join(directory, generationPointerFile), `${generationName(generation)}\n`);
 }
 
 /** Removes generations left by a crash during an install (the new one) or after it (the old one). */

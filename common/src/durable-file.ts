@@ -1,0 +1,50 @@
+import { open, rename, rm } from 'node:fs/promises';
+import { dirname } from 'node:path';
+
+/**
+ * Small files that must survive a power loss whole: a data directory's identity, the state
+ * machine's generation pointer, the launcher's record of founded replicas. Each is replaced, never
+ * edited in place, so that after a crash it holds the old contents or the new, never a mix.
+ */
+
+/**
+ * Makes a directory's entries durable (a file created, renamed or removed in it). Without it, a
+ * crash can forget a new file whose bytes were fsynced, or bring back a removed one.
+ */
+export async function syncDirectory(directory: string): Promise<void> {
+  const handle = await open(directory, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Replaces `path` with `contents`, atomically and durably: writes a temporary file beside it,
+ * fsyncs it, renames it over `path`, then fsyncs the directory. A temporary file left by a crash
+ * is replaced, and one left by a failed write removed.
+ */
+export async function replaceFileDurably(
+  path: string,
+  contents: string | Uint8Array,
+  mode = 0o644,
+): Promise<void> {
+  const temporary = `${path}.tmp`;
+  // A temporary file left by a crash would keep its own mode: start from none.
+  await rm(temporary, { force: true });
+  try {
+    const file = await open(temporary, 'w', mode);
+    try {
+      await file.writeFile(contents);
+      await file.sync();
+    } finally {
+      await file.close();
+    }
+  } catch (error) {
+    await rm(temporary, { force: true });
+    throw error;
+  }
+  await rename(temporary, path);
+  await syncDirectory(dirname(path));
+}
