@@ -1,4 +1,4 @@
-import { open, rename, rm } from 'node:fs/promises';
+import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
 /**
@@ -21,13 +21,21 @@ export async function syncDirectory(directory: string): Promise<void> {
 }
 
 /**
- * Replaces `path` with `contents`, atomically and durably: writes a temporary file beside it,
- * fsyncs it, renames it over `path`, then fsyncs the directory. A temporary file left by a crash
- * is replaced, and one left by a failed write removed.
+ * Replaces `path` with `contents`, atomically and durably (see `replaceFileDurablyWith`).
  */
-export async function replaceFileDurably(
+export function replaceFileDurably(path: string, contents: string | Uint8Array, mode = 0o644): Promise<void> {
+  return replaceFileDurablyWith(path, (file) => file.writeFile(contents), mode);
+}
+
+/**
+ * Replaces `path` with what `write` writes, atomically and durably: `write` fills a temporary file
+ * beside it (as much and in as many writes as it likes: a streamed image), which is fsynced,
+ * renamed over `path`, then the directory fsynced. A temporary file left by a crash is replaced,
+ * and one left by a failed write removed.
+ */
+export async function replaceFileDurablyWith(
   path: string,
-  contents: string | Uint8Array,
+  write: (file: FileHandle) => Promise<void>,
   mode = 0o644,
 ): Promise<void> {
   const temporary = `${path}.tmp`;
@@ -36,7 +44,7 @@ export async function replaceFileDurably(
   try {
     const file = await open(temporary, 'w', mode);
     try {
-      await file.writeFile(contents);
+      await write(file);
       await file.sync();
     } finally {
       await file.close();

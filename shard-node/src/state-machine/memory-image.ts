@@ -1,7 +1,7 @@
-import { open, rename, rm, type FileHandle } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
-import { StartupError, syncDirectory } from '@impulse/common';
+import { StartupError, replaceFileDurablyWith } from '@impulse/common';
 import type { Engine } from '../storage/index.js';
 import { decodeSnapshotChunk } from './snapshot-codec.js';
 
@@ -32,33 +32,20 @@ export async function writeMemoryImage(
   directory: string,
   snapshotChunks: AsyncIterable<Buffer>,
 ): Promise<void> {
-  const path = join(directory, memoryImageFileName);
-  const temporary = `${path}.tmp`;
-  try {
-    const file = await open(temporary, 'w', 0o644);
-    try {
-      await file.write(magic);
-      let chunks = 0;
-      for await (const chunk of snapshotChunks) {
-        const header = Buffer.allocUnsafe(frameHeaderBytes);
-        header.writeUInt32BE(chunk.byteLength, 0);
-        header.writeUInt32BE(crc32(chunk), 4);
-        await file.writev([header, chunk]);
-        chunks++;
-      }
-      const end = Buffer.alloc(frameHeaderBytes);
-      end.writeUInt32BE(chunks, 4);
-      await file.write(end);
-      await file.sync();
-    } finally {
-      await file.close();
+  await replaceFileDurablyWith(join(directory, memoryImageFileName), async (file) => {
+    await file.write(magic);
+    let chunks = 0;
+    for await (const chunk of snapshotChunks) {
+      const header = Buffer.allocUnsafe(frameHeaderBytes);
+      header.writeUInt32BE(chunk.byteLength, 0);
+      header.writeUInt32BE(crc32(chunk), 4);
+      await file.writev([header, chunk]);
+      chunks++;
     }
-  } catch (error) {
-    await rm(temporary, { force: true });
-    throw error;
-  }
-  await rename(temporary, path);
-  await syncDirectory(directory);
+    const end = Buffer.alloc(frameHeaderBytes);
+    end.writeUInt32BE(chunks, 4);
+    await file.write(end);
+  });
 }
 
 /**
