@@ -14,6 +14,20 @@ interface ConsistencyReport {
   index: number;
   replicas: { replicaId: string; hash: string | null; keys: number | null; matches: boolean }[];
   consistent: boolean;
+  verdictCommitted: boolean;
+}
+
+async function waitFor(what: string, condition: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    try {
+      if (await condition()) return;
+    } catch {
+      // Not yet.
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`timed out waiting for ${what}`);
 }
 
 /**
@@ -21,6 +35,8 @@ interface ConsistencyReport {
  * consistent; then one replica's state is altered on purpose, with the state machine's own sealed
  * records, so that no per-record checksum and no batch-chain check can see it (one key deleted,
  * one value replaced by another validly sealed value), and the check names exactly that replica.
+ * The verdict goes through the log: the divergent replica faults itself and is rebuilt from the
+ * leader's snapshot, after which it holds every key as written and a new check is consistent.
  */
 describe('replica consistency checks (leveldb)', () => {
   let cluster: LocalCluster | undefined;
@@ -39,7 +55,7 @@ describe('replica consistency checks (leveldb)', () => {
     return response.json() as ConsistencyReport;
   }
 
-  it('finds a replica altered where checksums cannot see it, and names exactly that one', async () => {
+  it('finds a replica altered where checksums cannot see it, names exactly that one, and rebuilds it', async () => {
     directory = await temporaryDirectory('consistency-check');
     cluster = await LocalCluster.start({
       groups: 1,
@@ -69,6 +85,7 @@ describe('replica consistency checks (leveldb)', () => {
 
     const healthy = await check(leader.url);
     expect(healthy.consistent).toBe(true);
+    expect(healthy.verdictCommitted).toBe(false);
     expect(healthy.replicas.map((replica) => replica.replicaId).sort()).toEqual(['g1-r1', 'g1-r2', 'g1-r3']);
     for (const replica of healthy.replicas) expect(replica).toMatchObject({ keys: keyCount, matches: true });
     const own = (await rawRequest(follower.url, '/admin/consistency')).json() as Record<string, unknown>;
@@ -119,5 +136,33 @@ describe('replica consistency checks (leveldb)', () => {
     const line = log.split('\n').find((text) => text.includes('consistency: replica diverges'));
     expect(line, 'the divergence log line').toBeDefined();
     expect(JSON.parse(line as string)).toMatchObject({ level: 50, divergentReplicaId: altered.replicaId });
+
+    // Two voters of three agreed: the verdict was committed, the altered replica faulted itself
+    // (kind divergent), asked the leader for a snapshot, and serves again from it.
+    expect(report.verdictCommitted).toBe(true);
+    await waitFor('the divergent replica to be rebuilt', async () =>
+      (await readFile(altered.logFile, 'utf8')).includes("rebuilt from the leader's snapshot"),
+    );
+    const faultLine = (await readFile(altered.logFile, 'utf8'))
+      .split('\n')
+      .find((text) => text.includes('replica: storage fault'));
+    expect(JSON.parse(faultLine as string)).toMatchObject({ level: 50, faultKind: 'divergent' });
+    await waitFor(
+      'the rebuilt replica to be ready',
+      async () => (await rawRequest(altered.url, '/readyz')).status === 200,
+    );
+    const alteredMetrics = (await rawRequest(altered.url, '/metrics')).body.toString();
+    expect(alteredMetrics).toMatch(/^impulse_replica_storage_faults_total(\{[^}]*\})? 1$/m);
+    expect(alteredMetrics).toMatch(/^impulse_replica_rebuilds_total(\{[^}]*\})? 1$/m);
+    expect(alteredMetrics).toMatch(/^impulse_replica_storage_fault(\{[^}]*\})? 0$/m);
+    for (let index = 0; index < keyCount; index++) {
+      const key = `key-${String(index).padStart(3, '0')}`;
+      const answer = await rawRequest(altered.url, `${pathForKey(key)}?consistency=stale`);
+      expect(answer.status, key).toBe(200);
+      expect(answer.body.toString(), key).toBe(`v${index}`);
+    }
+    const after = await check((await running.leaderOf('g1')).url);
+    expect(after.consistent).toBe(true);
+    for (const replica of after.replicas) expect(replica).toMatchObject({ keys: keyCount, matches: true });
   });
 });

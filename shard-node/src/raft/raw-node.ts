@@ -40,6 +40,8 @@ const localMessageTypes: ReadonlySet<MessageType> = new Set<MessageType>([
   'MsgUnreachable',
   'MsgSnapStatus',
   'MsgCheckQuorum',
+  // The host's own (a rebuild request between replicas): never the core's to step.
+  'MsgRebuildRequest',
 ]);
 
 const responseMessageTypes: ReadonlySet<MessageType> = new Set<MessageType>([
@@ -175,12 +177,17 @@ export class RawNode {
   }
 
   /**
-   * Makes this node unpromotable for good: it never campaigns again, and steps down at once if it
+   * Makes this node unpromotable until `allowCampaigns`: it never campaigns, and steps down at once if it
    * leads (telling a caught-up voter to campaign). For a host whose state machine is damaged: it
    * keeps voting and appending, since its log is healthy, but must never lead.
    */
   forbidCampaigns(): void {
     this.raft.forbidCampaigns();
+  }
+
+  /** Lifts `forbidCampaigns`: the host's state machine was rebuilt and can be trusted again. */
+  allowCampaigns(): void {
+    this.raft.campaignsForbidden = false;
   }
 
   /** Asks the leader to hand leadership to `transferee` (thesis §3.10). */

@@ -74,6 +74,9 @@ export interface Snapshot {
 /**
  * Message types, named as in etcd raft. Local types (`MsgHup`, `MsgBeat`, `MsgUnreachable`,
  * `MsgSnapStatus`, `MsgCheckQuorum`) never cross the network; `RawNode.step` refuses them.
+ * `MsgRebuildRequest` is the host's own and the core never sees it: a replica whose state machine
+ * has a storage fault asks its leader for a snapshot of the state machine with it (its `context`
+ * names the stream), without touching its Raft log (docs/replication.md).
  */
 export type MessageType =
   | 'MsgHup'
@@ -94,7 +97,8 @@ export type MessageType =
   | 'MsgReadIndex'
   | 'MsgReadIndexResp'
   | 'MsgPreVote'
-  | 'MsgPreVoteResp';
+  | 'MsgPreVoteResp'
+  | 'MsgRebuildRequest';
 
 /**
  * A Raft message. Every field is always present (zero when unused) so that hosts can encode

@@ -15,8 +15,10 @@ export interface ReplicaMetrics {
   readonly proposalsBatched: Histogram;
   readonly snapshotsSent: Counter;
   readonly snapshotsInstalled: Counter;
-  /** Storage faults this replica entered (at most one per process: the fault is sticky). */
+  /** Storage faults this replica entered (one at a time: a fault lasts until the replica is rebuilt). */
   readonly storageFaults: Counter;
+  /** Rebuilds of this replica's state machine from its leader's snapshot, each ending a fault. */
+  readonly rebuilds: Counter;
   observeAppend(bytes: number, seconds: number): void;
   observeFsync(seconds: number): void;
   setLogBytes(bytes: number): void;
@@ -120,7 +122,12 @@ export function createReplicaMetrics(registry: Registry, status: () => ReplicaSt
     }),
     storageFaults: new Counter({
       name: `${metricPrefix}replica_storage_faults_total`,
-      help: 'Storage faults this replica found in its state machine (checksum mismatches, unreadable blocks, lost batches).',
+      help: 'Storage faults this replica found in its state machine (checksum mismatches, unreadable blocks, lost batches, a lost engine, a state a consistency check found divergent).',
+      registers,
+    }),
+    rebuilds: new Counter({
+      name: `${metricPrefix}replica_rebuilds_total`,
+      help: "Rebuilds of this replica's state machine from its leader's snapshot, each ending a storage fault.",
       registers,
     }),
     observeAppend(bytes, seconds) {

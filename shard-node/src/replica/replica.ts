@@ -20,6 +20,7 @@ import { RaftLogStore } from '../raft-log/index.js';
 import {
   ReplicaStateMachine,
   StorageFault,
+  consistencyVerdictOf,
   encodeCommand,
   type AppliedEntry,
   type Command,
@@ -93,12 +94,15 @@ export type ReadMode = 'readindex' | 'lease';
  * gone, and the state they made is only in the state machine. One case is routine: a state machine
  * that kept nothing (a memory engine from before its image was written) over a log never compacted,
  * whose snapshot is the founding one at index 1; its whole state is the founding configuration,
- * which the log's snapshot holds, so it is founded again from there. Any other case means files
- * were lost, and starting would serve and vote from a state that never was: refused.
+ * which the log's snapshot holds, so it is founded again from there, and the log replays the rest.
+ * Any other case means the state machine's files were lost (state/ removed): a storage fault of
+ * kind `lost`. The replica starts faulted and is rebuilt from its leader's snapshot; its Raft log,
+ * which is whole, keeps its identity, its votes and the entries it acknowledged.
  */
 async function catchUpWithLogSnapshot(
   stateMachine: ReplicaStateMachine,
   logStore: RaftLogStore,
+  stateDirectory: string,
 ): Promise<void> {
   const logSnapshot = logStore.snapshot().metadata;
   if (stateMachine.appliedIndex >= logSnapshot.index) return;
@@ -106,9 +110,11 @@ async function catchUpWithLogSnapshot(
     await stateMachine.bootstrap(logSnapshot.confState);
     return;
   }
-  throw new StartupError(
-    'DATA_DIRECTORY_DAMAGED',
-    `the state machine has applied up to index ${stateMachine.appliedIndex}, behind the Raft log's snapshot at index ${logSnapshot.index}: the state between is lost (was state/ removed?)`,
+  stateMachine.declareFault(
+    new StorageFault(
+      `the state machine has applied up to index ${stateMachine.appliedIndex}, behind the Raft log's snapshot at index ${logSnapshot.index}: the state between is lost (was state/ removed?)`,
+      { kind: 'lost', file: stateDirectory },
+    ),
   );
 }
 
@@ -202,6 +208,8 @@ export class Replica {
   private incomingSnapshot: IncomingSnapshot | undefined;
   /** A received snapshot stepped into the core, waiting for its Ready. */
   private snapshotToInstall: IncomingSnapshot | undefined;
+  /** Set when this replica's id turned out to be a voter's that lost its data: why it refuses all. */
+  private reusedIdentity: string | undefined;
   private readonly membershipWaiters = new Map<MembershipToken, Waiter>();
   private membershipCounter = 0;
   /** Memory engine: the image being written in the background, or written and not yet compacted behind. */
@@ -212,6 +220,17 @@ export class Replica {
    * acknowledges and votes, since its Raft log is healthy (docs/decisions/0008-storage-faults.md).
    */
   private storageFault: StorageFault | undefined;
+  /**
+   * The highest committed index the core has handed to this host: applied, or passed over while
+   * the state machine was faulted (a rebuild replays what lies past its snapshot from the log).
+   */
+  private handedOutIndex = 0;
+  /** While faulted: the rebuild stream last asked of the leader, and when to ask again. */
+  private rebuildSnapshotId: string | undefined;
+  private nextRebuildRequestAt = 0;
+  private rebuildRetryMs = rebuildRetryMinMs;
+  /** A rebuild stream received whole, for the Ready loop to install. */
+  private rebuildToInstall: IncomingSnapshot | undefined;
 
   private constructor(
     private readonly options: ReplicaOptions,
@@ -295,13 +314,13 @@ export class Replica {
         );
       }
       // A faulted state machine's applied index cannot be trusted: nothing is repaired from it.
-      if (!faulted) await catchUpWithLogSnapshot(stateMachine, logStore);
+      if (!faulted) await catchUpWithLogSnapshot(stateMachine, logStore, join(options.dataDirectory, 'state'));
       // The state machine is switched before the log records an installed snapshot: a crash in
       // between leaves a state machine ahead of the log, which the log catches up with here. A
       // founding replica takes the same path on purpose (its founding snapshot is in the state
       // machine only), which is routine and not worth a warning.
       if (
-        !faulted &&
+        stateMachine.fault === undefined &&
         stateMachine.appliedIndex > logStore.lastIndex() &&
         stateMachine.appliedIndex > logStore.snapshot().metadata.index
       ) {
@@ -344,6 +363,7 @@ export class Replica {
         logger: raftLoggerOf(logger.child({ component: 'raft' })),
       });
       const replica = new Replica(options, logStore, stateMachine, undefined, rawNode);
+      replica.handedOutIndex = logStore.snapshot().metadata.index;
       metricsHooks = replica.metrics;
       // Found while opening (a lost batch, a meta record that fails its checksum): the replica
       // starts all the same, reports it and keeps its log serving the group.
@@ -460,6 +480,20 @@ export class Replica {
    */
   proposeConsistencyCheck(): Promise<number> {
     return this.write({ operation: 'consistency-check', requestId: randomBytes(16) });
+  }
+
+  /**
+   * Proposes the verdict of a consistency check: the hash a majority of the voters computed at
+   * `checkIndex` (hex). Every replica compares its own hash there, and a replica that differs
+   * enters a storage fault and is rebuilt. Resolves once the verdict is applied here.
+   */
+  proposeConsistencyVerdict(checkIndex: number, hash: string): Promise<number> {
+    return this.write({
+      operation: 'consistency-verdict',
+      requestId: randomBytes(16),
+      checkIndex,
+      hash: Buffer.from(hash, 'hex'),
+    });
   }
 
   /** The newest consistency hash of this replica's state, if it computed one since it started. */
@@ -650,6 +684,11 @@ export class Replica {
     };
   }
 
+  /** Why this replica refuses to take part in its group under its id, if it does (see `refuseReusedIdentity`). */
+  get identityRefusal(): string | undefined {
+    return this.reusedIdentity;
+  }
+
   /** The storage fault that stopped this replica, if one did. */
   get fault(): StorageFault | undefined {
     return this.storageFault;
@@ -677,6 +716,7 @@ export class Replica {
     if (this.stopped) return;
     if (this.monotonicTicks === undefined) this.rawNode.tick();
     else this.monotonicTicks.catchUp();
+    this.maybeRequestRebuild();
     this.scheduleReady();
   }
 
@@ -694,6 +734,17 @@ export class Replica {
     // election timer after the pause is counted, not before (see MonotonicTicks).
     this.clockBeforeInput();
     for (const message of messages) {
+      if (message.type === 'MsgRebuildRequest') {
+        void this.sendRebuildSnapshot(message);
+        continue;
+      }
+      if ((message.type === 'MsgVote' || message.type === 'MsgPreVote') && this.holdsNoLog()) {
+        // A replica with no log yet (it joined, and has not received its first snapshot) has
+        // nothing to vote with: an empty log is "up to date" against any candidate, and if its id
+        // was a voter's that lost its data, a vote could be its second in a term it voted in.
+        this.options.logger.debug({ type: message.type, from: message.from }, 'replica: no vote without a log');
+        continue;
+      }
       if (message.type === 'MsgSnap' && !this.acceptSnapshotMessage(message)) continue;
       const error = this.rawNode.step(message);
       if (error !== undefined && error.code !== 'RAFT_STEP_PEER_NOT_FOUND') {
@@ -773,6 +824,7 @@ export class Replica {
     if (this.processing || this.stopped) return;
     this.processing = true;
     try {
+      if (this.rebuildToInstall !== undefined) await this.completeRebuild(this.rebuildToInstall);
       // No await between the last hasReady() and the end of the loop: nothing can slip in unseen.
       while (!this.stopped && this.rawNode.hasReady()) {
         const ready = this.rawNode.ready();
@@ -836,21 +888,24 @@ export class Replica {
   }
 
   private async applyEntries(committed: readonly Entry[]): Promise<void> {
+    this.handedOutIndex = Math.max(this.handedOutIndex, committed.at(-1)?.index ?? 0);
     if (this.storageFault !== undefined) {
-      // Nothing reaches a damaged state machine; the configuration still follows the log, so that
-      // the core keeps counting votes and acknowledgements in the group's real configuration.
-      for (const entry of committed) {
-        if (entry.type !== 'normal') this.rawNode.applyConfChange(decodeConfChange(entry.type, entry.data));
-      }
+      // Nothing reaches a damaged state machine; the configuration and the member directory still
+      // follow the log, so that the core keeps counting votes and acknowledgements in the group's
+      // real configuration, and the transport reaches members that joined meanwhile. A rebuild
+      // replays these entries from the log into the rebuilt state machine.
+      for (const entry of committed) if (entry.type !== 'normal') this.followMembershipChange(entry);
       return;
     }
     const alreadyApplied = this.stateMachine.appliedIndex;
     let entries = committed;
     if ((committed[0]?.index ?? Infinity) <= alreadyApplied) {
-      // Replayed after a restart: the state machine has these; only the configuration is rebuilt.
+      // Replayed after a restart, or after a rebuild from a snapshot past them: the state machine
+      // has these; only the configuration and the member directory follow them (in order, each
+      // change ends as the state machine's member directory has it).
       for (const entry of committed) {
         if (entry.index > alreadyApplied || entry.type === 'normal') continue;
-        this.rawNode.applyConfChange(decodeConfChange(entry.type, entry.data));
+        this.followMembershipChange(entry);
       }
       entries = committed.filter((entry) => entry.index > alreadyApplied);
       if (entries.length === 0) return;
@@ -860,31 +915,10 @@ export class Replica {
     let membersChanged = false;
     for (const entry of entries) {
       if (entry.type === 'normal') continue;
-      const change = decodeConfChange(entry.type, entry.data);
-      const context = parseMembershipContext(change.context);
-      const singles = 'changes' in change ? change.changes : [change];
-      for (const single of singles) {
-        if (single.type === 'removeNode') {
-          membersChanged = this.members.delete(single.nodeId) || membersChanged;
-          if (single.nodeId !== this.options.self.raftId) this.transport?.removePeer(single.nodeId);
-        } else if (context?.member !== undefined && context.member.raftId === single.nodeId) {
-          const member = context.member;
-          const known = this.members.has(member.raftId);
-          this.members.set(member.raftId, member);
-          membersChanged = true;
-          if (member.raftId !== this.options.self.raftId) {
-            const address = { host: member.peerHost, port: member.peerPort };
-            if (known) this.transport?.updatePeer(member.raftId, address);
-            else this.transport?.addPeer(member.raftId, address);
-          }
-        }
-      }
-      confStates.set(entry.index, this.rawNode.applyConfChange(change));
-      if (context?.token !== undefined) applied.push(context.token);
-      this.options.logger.info(
-        { index: entry.index, change: JSON.stringify(singles) },
-        'replica: membership change applied',
-      );
+      const change = this.followMembershipChange(entry);
+      confStates.set(entry.index, change.confState);
+      membersChanged ||= change.membersChanged;
+      if (change.token !== undefined) applied.push(change.token);
     }
     const membersRecord = membersChanged
       ? Buffer.from(JSON.stringify([...this.members.values()]))
@@ -899,6 +933,11 @@ export class Replica {
     }
     this.metrics.proposalsCommitted.inc(results.length);
     for (const result of results) this.resolveApplied(result);
+    for (const result of results) {
+      if (result.outcome !== 'consistency-verdict') continue;
+      const entry = entries.find((candidate) => candidate.index === result.index) as Entry;
+      void this.judgeConsistencyVerdict(entry);
+    }
     for (const token of applied) {
       const waiter = this.membershipWaiters.get(token);
       this.membershipWaiters.delete(token);
@@ -907,6 +946,70 @@ export class Replica {
         waiter.resolve();
       }
     }
+  }
+
+  /**
+   * Follows one committed membership change: the member directory (kept with the state machine,
+   * so that every replica knows every peer), the transport's peers, and the core's configuration.
+   */
+  private followMembershipChange(entry: Entry): {
+    confState: ConfState;
+    membersChanged: boolean;
+    token: MembershipToken | undefined;
+  } {
+    const change = decodeConfChange(entry.type, entry.data);
+    const context = parseMembershipContext(change.context);
+    const singles = 'changes' in change ? change.changes : [change];
+    let membersChanged = false;
+    for (const single of singles) {
+      if (single.type === 'removeNode') {
+        membersChanged = this.members.delete(single.nodeId) || membersChanged;
+        if (single.nodeId !== this.options.self.raftId) this.transport?.removePeer(single.nodeId);
+      } else if (context?.member !== undefined && context.member.raftId === single.nodeId) {
+        const member = context.member;
+        const known = this.members.has(member.raftId);
+        this.members.set(member.raftId, member);
+        membersChanged = true;
+        if (member.raftId !== this.options.self.raftId) {
+          const address = { host: member.peerHost, port: member.peerPort };
+          if (known) this.transport?.updatePeer(member.raftId, address);
+          else this.transport?.addPeer(member.raftId, address);
+        }
+      }
+    }
+    const confState = this.rawNode.applyConfChange(change);
+    this.options.logger.info(
+      { index: entry.index, change: JSON.stringify(singles) },
+      'replica: membership change applied',
+    );
+    return { confState, membersChanged, token: context?.token };
+  }
+
+  /**
+   * A consistency verdict: the hash a majority of the group's voters computed at a check's index.
+   * A replica whose own hash there differs has diverged: a storage fault of kind `divergent`,
+   * which its rebuild from the leader's snapshot ends. A replica that did not hash that index (it
+   * started later, or installed a snapshot past it) has nothing to compare and goes on.
+   */
+  private async judgeConsistencyVerdict(entry: Entry): Promise<void> {
+    const verdict = consistencyVerdictOf(entry.data);
+    if (verdict === undefined) return;
+    const reference = Buffer.from(verdict.hash).toString('hex');
+    const own = await this.stateMachine.consistencyHashAt(verdict.checkIndex);
+    if (own === undefined || this.stopped) return;
+    if (own.hash === reference) {
+      this.options.logger.info(
+        { checkIndex: verdict.checkIndex, hash: own.hash },
+        'replica: consistency verdict: this replica agrees with its group',
+      );
+      return;
+    }
+    this.enterStorageFault(
+      new StorageFault(
+        `a consistency check at index ${verdict.checkIndex} found this replica's state different from its group's: it hashes to ${own.hash} (${own.keys} records), a majority of the voters to ${reference}`,
+        { kind: 'divergent', file: join(this.options.dataDirectory, 'state') },
+      ),
+    );
   }
 
   private resolveApplied(result: AppliedEntry): void {
@@ -1024,55 +1127,76 @@ export class Replica {
 
   private async sendSnapshot(message: Message): Promise<void> {
     const to = message.to;
-    const transport = this.transport;
-    if (this.snapshotsSending.has(to) || transport === undefined) return;
-    this.snapshotsSending.add(to);
-    let snapshot: Awaited<ReturnType<ReplicaStateMachine['openSnapshot']>>;
-    try {
-      snapshot = await this.stateMachine.openSnapshot();
-    } catch (error) {
-      this.snapshotsSending.delete(to);
-      if (error instanceof StorageFault) this.enterStorageFault(error);
-      this.options.logger.warn({ to, err: (error as Error).message }, 'replica: sending snapshot failed');
-      this.clockBeforeInput();
-      this.rawNode.reportSnapshot(to, false);
-      this.scheduleReady();
+    const snapshotId = `${this.options.self.raftId}-${Date.now()}-${this.snapshotCounter++}`;
+    const metadata = await this.streamStateMachine(to, snapshotId);
+    if (metadata === 'busy') return;
+    this.clockBeforeInput();
+    if (metadata !== undefined) {
+      // The stream is acknowledged: the follower holds it, and can act on the message at once.
+      // The metadata is the state machine's own (at least as new as what the core asked for).
+      this.transport?.send([{ ...message, snapshot: { metadata, data: Buffer.from(snapshotId) } }]);
+    }
+    this.rawNode.reportSnapshot(to, metadata !== undefined);
+    this.scheduleReady();
+  }
+
+  /**
+   * A faulted follower asks for a snapshot to rebuild its state machine from (`MsgRebuildRequest`,
+   * its context naming the stream). Only a leader answers, and only a member of its configuration:
+   * the stream goes out as any snapshot does, and no MsgSnap follows it, since the follower's core
+   * and log are not concerned: the follower installs the stream into its state machine alone.
+   */
+  private async sendRebuildSnapshot(message: Message): Promise<void> {
+    const snapshotId = Buffer.from(message.context).toString('latin1');
+    const config = this.rawNode.status().config;
+    const member = config.voters.includes(message.from) || config.learners.includes(message.from);
+    if (this.role !== 'leader' || !member || !rebuildSnapshotIdPattern.test(snapshotId)) {
+      this.options.logger.debug(
+        { from: message.from, role: this.role, member },
+        'replica: rebuild request ignored (not the leader, not a member, or malformed)',
+      );
       return;
     }
-    const snapshotId = `${this.options.self.raftId}-${Date.now()}-${this.snapshotCounter++}`;
+    this.options.logger.info({ to: message.from, snapshotId }, 'replica: a faulted member asks for a rebuild');
+    await this.streamStateMachine(message.from, snapshotId);
+  }
+
+  /**
+   * Streams this replica's state machine to `to` under `snapshotId`, one stream per peer at a time.
+   * Answers the snapshot's metadata once the follower acknowledged the whole stream, `undefined`
+   * when it failed, and `busy` when a stream to `to` is already going.
+   */
+  private async streamStateMachine(
+    to: NodeId,
+    snapshotId: string,
+  ): Promise<SnapshotMetadata | undefined | 'busy'> {
+    const transport = this.transport;
+    if (this.snapshotsSending.has(to) || transport === undefined) return 'busy';
+    this.snapshotsSending.add(to);
+    let snapshot: Awaited<ReturnType<ReplicaStateMachine['openSnapshot']>> | undefined;
     try {
+      snapshot = await this.stateMachine.openSnapshot();
       this.options.logger.info(
         { to, index: snapshot.metadata.index, snapshotId },
         'replica: sending snapshot',
       );
       await transport.sendSnapshotChunks(to, snapshotId, snapshot.chunks());
-      // The stream is acknowledged: the follower holds it, and can act on the message at once.
-      // The metadata is the state machine's own (at least as new as what the core asked for).
-      transport.send([
-        { ...message, snapshot: { metadata: snapshot.metadata, data: Buffer.from(snapshotId) } },
-      ]);
-      this.clockBeforeInput();
-      this.rawNode.reportSnapshot(to, true);
       this.metrics.snapshotsSent.inc();
+      return snapshot.metadata;
     } catch (error) {
       // A record that failed its checksum on the way out is this replica's fault, not the stream's.
       if (error instanceof StorageFault) this.enterStorageFault(error);
       this.options.logger.warn({ to, err: (error as Error).message }, 'replica: sending snapshot failed');
-      this.clockBeforeInput();
-      this.rawNode.reportSnapshot(to, false);
+      return undefined;
     } finally {
       this.snapshotsSending.delete(to);
-      await snapshot.close();
-      this.scheduleReady();
+      await snapshot?.close();
     }
   }
 
   private async handleSnapshotChunk(chunk: SnapshotChunk): Promise<void> {
     if (this.stopped) throw new Error('stopping');
-    // Installing a snapshot into a faulted replica is its rebuild, which an operator does for now
-    // (docs/replication.md): refused, so that the leader's stream stops at its first chunk.
-    if (this.storageFault !== undefined)
-      throw new Error('this replica has a storage fault; it installs no snapshot');
+    if (this.reusedIdentity !== undefined) throw new Error(this.reusedIdentity);
     let incoming = this.incomingSnapshot;
     if (incoming === undefined || incoming.snapshotId !== chunk.snapshotId) {
       if (chunk.sequence !== 0)
@@ -1087,20 +1211,48 @@ export class Replica {
       };
       this.incomingSnapshot = incoming;
     }
+    const rebuilding = incoming.snapshotId === this.rebuildSnapshotId;
+    // A rebuild stream that is still arriving is not asked for again.
+    if (rebuilding) this.nextRebuildRequestAt = Date.now() + this.rebuildRetryMs;
     if (chunk.bytes.byteLength > 0) await incoming.install.write(chunk.bytes);
-    if (chunk.last) incoming.complete = true;
+    if (!chunk.last) return;
+    incoming.complete = true;
+    if (rebuilding && this.storageFault !== undefined) {
+      this.rebuildToInstall = incoming;
+      this.scheduleReady();
+    }
   }
 
   private abortIncomingSnapshot(snapshotId: string): void {
     const incoming = this.incomingSnapshot;
-    if (incoming?.snapshotId !== snapshotId || incoming === this.snapshotToInstall) return;
+    if (
+      incoming?.snapshotId !== snapshotId ||
+      incoming === this.snapshotToInstall ||
+      incoming === this.rebuildToInstall
+    )
+      return;
     this.incomingSnapshot = undefined;
     void incoming.install.abort();
   }
 
-  /** A MsgSnap is stepped only when its stream arrived whole; otherwise the leader sends again. */
+  /**
+   * A MsgSnap is stepped only when its stream arrived whole; otherwise the leader sends again. A
+   * replica with no log whose first snapshot names it a voter refuses it for good: its id is a
+   * voter's that lost its data (normal joiners are learners until they have caught up), and
+   * taking the snapshot would let it vote again in terms it may have voted in (docs/decisions/0009).
+   */
   private acceptSnapshotMessage(message: Message): boolean {
     const snapshotId = Buffer.from(message.snapshot?.data ?? []).toString();
+    const confState = message.snapshot?.metadata.confState;
+    const self = this.options.self.raftId;
+    if (
+      this.holdsNoLog() &&
+      confState !== undefined &&
+      (confState.voters.includes(self) || confState.votersOutgoing.includes(self))
+    ) {
+      this.refuseReusedIdentity();
+      return false;
+    }
     const incoming = this.incomingSnapshot;
     if (incoming === undefined || incoming.snapshotId !== snapshotId || !incoming.complete) {
       this.options.logger.warn(
@@ -1128,7 +1280,139 @@ export class Replica {
     if (this.snapshotToInstall === incoming) this.snapshotToInstall = undefined;
     if (this.incomingSnapshot === incoming) this.incomingSnapshot = undefined;
     this.lastSnapshotIndex = index;
+    this.handedOutIndex = Math.max(this.handedOutIndex, index);
     this.metrics.snapshotsInstalled.inc();
+    // The whole state was replaced: a faulted replica is rebuilt by it, as by a rebuild stream.
+    if (this.storageFault !== undefined) this.leaveStorageFault(index);
+  }
+
+  // -----------------------------------------------------------------------------------------------
+  // Rebuilding a faulted replica from its leader's snapshot (docs/replication.md).
+
+  /**
+   * While faulted, asks the leader for a snapshot of its state machine, again after a pause that
+   * doubles up to `rebuildRetryMaxMs` while no rebuild completes (a leader that is gone, a stream
+   * that failed). Only the state machine is rebuilt: the Raft log is whole and keeps the replica's
+   * votes and acknowledged entries, so the replica keeps its id.
+   */
+  private maybeRequestRebuild(): void {
+    const transport = this.transport;
+    if (this.storageFault === undefined || transport === undefined || this.rebuildToInstall !== undefined)
+      return;
+    const now = Date.now();
+    const leaderId = this.leaderId;
+    if (now < this.nextRebuildRequestAt || leaderId === 0 || leaderId === this.options.self.raftId) return;
+    const snapshotId = `rebuild-${this.options.self.raftId}-${now}-${this.snapshotCounter++}`;
+    this.rebuildSnapshotId = snapshotId;
+    this.nextRebuildRequestAt = now + this.rebuildRetryMs;
+    this.rebuildRetryMs = Math.min(this.rebuildRetryMs * 2, rebuildRetryMaxMs);
+    this.options.logger.info(
+      { leaderId, leaderReplicaId: this.members.get(leaderId)?.replicaId ?? null, snapshotId },
+      "replica: asking the leader for a snapshot to rebuild the state machine from",
+    );
+    transport.send([
+      {
+        type: 'MsgRebuildRequest',
+        from: this.options.self.raftId,
+        to: leaderId,
+        term: this.term,
+        logTerm: 0,
+        index: 0,
+        entries: [],
+        commit: 0,
+        reject: false,
+        rejectHint: 0,
+        context: Buffer.from(snapshotId, 'latin1'),
+      },
+    ]);
+  }
+
+  /**
+   * Installs a rebuild stream into the state machine, in the Ready loop (nothing else touches the
+   * state machine meanwhile). The snapshot is at index S, committed; the log must hold what comes
+   * after it, so S must not be behind the log's own snapshot (else: abort and ask later, once the
+   * leader applied further). The entries the core handed out past S while the replica was faulted
+   * are then applied from the log, and later ones arrive as usual (those up to S are skipped).
+   */
+  private async completeRebuild(incoming: IncomingSnapshot): Promise<void> {
+    this.rebuildToInstall = undefined;
+    if (this.incomingSnapshot === incoming) this.incomingSnapshot = undefined;
+    if (this.storageFault === undefined) {
+      await incoming.install.abort();
+      return;
+    }
+    let metadata: SnapshotMetadata;
+    try {
+      metadata = await incoming.install.finish();
+    } catch (error) {
+      await incoming.install.abort();
+      this.options.logger.warn({ err: error }, 'replica: the rebuild snapshot was refused; asking again later');
+      return;
+    }
+    const logSnapshotIndex = this.logStore.snapshot().metadata.index;
+    if (metadata.index < logSnapshotIndex) {
+      await incoming.install.abort();
+      this.options.logger.warn(
+        { snapshotIndex: metadata.index, logSnapshotIndex },
+        "replica: the leader's snapshot is behind this replica's log; asking again later",
+      );
+      return;
+    }
+    try {
+      await this.stateMachine.install(incoming.install);
+      const replay = this.logStore.entries(metadata.index + 1, this.handedOutIndex + 1, Number.MAX_SAFE_INTEGER);
+      if (replay.length > 0) {
+        // The core has applied these entries' membership changes already: the state machine gets
+        // the configuration and member directory as they are now, which is what it would hold.
+        const lastChange = replay.findLast((entry) => entry.type !== 'normal');
+        const confStates = new Map<number, ConfState>();
+        if (lastChange !== undefined) confStates.set(lastChange.index, this.rawNode.status().config);
+        const membersRecord =
+          lastChange === undefined ? undefined : Buffer.from(JSON.stringify([...this.members.values()]));
+        await this.stateMachine.apply(replay, confStates, membersRecord);
+      }
+    } catch (error) {
+      if (!(error instanceof StorageFault)) throw error;
+      this.options.logger.warn({ err: error }, 'replica: rebuilding failed on a storage fault; asking again later');
+      return;
+    }
+    this.lastSnapshotIndex = metadata.index;
+    this.metrics.snapshotsInstalled.inc();
+    this.leaveStorageFault(metadata.index);
+  }
+
+  /** The state machine was replaced by the leader's: the replica serves and may lead again. */
+  private leaveStorageFault(snapshotIndex: number): void {
+    const fault = this.storageFault;
+    if (fault === undefined) return;
+    this.storageFault = undefined;
+    this.rebuildSnapshotId = undefined;
+    this.nextRebuildRequestAt = 0;
+    this.rebuildRetryMs = rebuildRetryMinMs;
+    this.rawNode.allowCampaigns();
+    this.metrics.rebuilds.inc();
+    this.options.logger.info(
+      { snapshotIndex, applied: this.stateMachine.appliedIndex, faultKind: fault.kind },
+      "replica: rebuilt from the leader's snapshot; serving again",
+    );
+  }
+
+  /** No log at all: a replica that joined and has not yet received its first snapshot. */
+  private holdsNoLog(): boolean {
+    return this.logStore.lastIndex() === 0 && this.logStore.snapshot().metadata.index === 0;
+  }
+
+  /**
+   * Its id is a voter's, yet it holds no log: it lost its data and was started again under its old
+   * id. It refuses every snapshot and every vote from now on, and says what to do, until stopped.
+   */
+  private refuseReusedIdentity(): void {
+    if (this.reusedIdentity !== undefined) return;
+    this.reusedIdentity = `replica ${this.options.self.replicaId} (raft id ${this.options.self.raftId}) is a voter of group ${this.options.groupId}, but started with no Raft log: it lost its data, and must not vote again under its old id. Stop it, remove it from its group (DELETE /admin/members/${this.options.self.replicaId} on the leader) and add it back under a new replica id with --join`;
+    this.options.logger.error({ code: 'REPLICA_ID_REUSED' }, `replica: ${this.reusedIdentity}`);
+    const incoming = this.incomingSnapshot;
+    this.incomingSnapshot = undefined;
+    void incoming?.install.abort();
   }
 
   // -----------------------------------------------------------------------------------------------
@@ -1250,6 +1534,13 @@ export class Replica {
 }
 
 export type ReplicaRole = 'leader' | 'follower' | 'candidate' | 'learner';
+
+/** The first pause before a faulted replica asks its leader for a rebuild again; it doubles. */
+const rebuildRetryMinMs = 2_000;
+/** The longest pause between two rebuild requests. */
+const rebuildRetryMaxMs = 60_000;
+/** What a rebuild request's context must be: the stream's name, made by the faulted replica. */
+const rebuildSnapshotIdPattern = /^rebuild-\d{1,10}-\d{1,16}-\d{1,16}$/;
 
 export interface ReplicaStatus {
   readonly groupId: string;

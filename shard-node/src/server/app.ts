@@ -135,6 +135,8 @@ export function createShardApp(context: ShardAppContext): RequestListener {
             },
           ),
         );
+      } else if (replica.identityRefusal !== undefined) {
+        sendError(response, new ImpulseError('NOT_READY', replica.identityRefusal));
       } else if (context.isReady()) sendJson(response, 200, { status: 'ready' });
       else sendError(response, new ImpulseError('NOT_READY', 'the replica is starting or stopping'));
     }),

@@ -25,6 +25,11 @@ export interface ConsistencyReport {
   readonly replicas: readonly ReplicaConsistency[];
   /** True when every member reported a hash at the index and all are equal. */
   readonly consistent: boolean;
+  /**
+   * Whether a verdict was committed: a majority of the voters agreed on the reference hash, and
+   * the divergent members, told so through the log, rebuild themselves from the leader's snapshot.
+   */
+  readonly verdictCommitted: boolean;
 }
 
 /** What `GET /admin/consistency` answers: this replica's newest hash, or nulls before its first. */
@@ -50,7 +55,11 @@ export function consistencyHashAnswer(replica: Replica): ConsistencyHashAnswer {
  * goes through Raft, every member hashes its state exactly as of that entry's index, in the
  * background, and the leader collects the hashes over HTTP (`GET /admin/consistency` of each
  * member) and compares them. A member whose hash differs from the one most members report is
- * logged and counted; rebuilding it is the operator's (docs/replication.md).
+ * logged and counted. When a majority of the voters agree on that hash, the leader commits it as a
+ * verdict through the log: each replica compares its own hash at the check's index with it, and a
+ * divergent one enters a storage fault and is rebuilt from the leader's snapshot, as after any
+ * storage fault (docs/replication.md). Without such a majority, nobody can tell which is right,
+ * and the operator decides.
  */
 export class ConsistencyChecker {
   readonly #checks: Counter<'outcome'>;
@@ -150,8 +159,28 @@ export class ConsistencyChecker {
     }
     const outcome = divergent.length > 0 ? 'inconsistent' : missing.length > 0 ? 'incomplete' : 'consistent';
     this.#checks.inc({ outcome });
+    let verdictCommitted = false;
+    if (divergent.length > 0 && reference !== undefined) {
+      const voterIds = new Set(
+        status.members.filter((member) => status.voters.includes(member.raftId)).map((member) => member.replicaId),
+      );
+      const agreeing = replicas.filter((replica) => replica.matches && voterIds.has(replica.replicaId)).length;
+      if (agreeing > status.voters.length / 2) {
+        await this.replica.proposeConsistencyVerdict(index, reference);
+        verdictCommitted = true;
+        this.logger.warn(
+          { index, reference, divergentReplicaIds: divergent.map((replica) => replica.replicaId) },
+          'consistency: verdict committed; the divergent replicas rebuild themselves from the leader',
+        );
+      } else {
+        this.logger.error(
+          { index, agreeing, voters: status.voters.length },
+          'consistency: no majority of the voters agrees on one hash; no replica is rebuilt (docs/replication.md)',
+        );
+      }
+    }
     this.logger.info({ index, outcome, members: replicas.length }, 'consistency: check done');
-    return { index, replicas, consistent: outcome === 'consistent' };
+    return { index, replicas, consistent: outcome === 'consistent', verdictCommitted };
   }
 
   private async waitForOwn(index: number, deadline: number): Promise<Answer> {

@@ -4,13 +4,16 @@
  * Binary layout (all integers big-endian):
  *
  *   u8  version (1)
- *   u8  operation: 1 put, 2 delete, 3 consistency check
+ *   u8  operation: 1 put, 2 delete, 3 consistency check, 4 consistency verdict
  *   u8  request id length (0 to 64), then the request id bytes
  *   u16 key length (1 to 65535), then the key (UTF-8)          (put and delete only)
  *   u32 value length, then the value                           (put only)
+ *   u64 the check's index, u8 hash length (1 to 64), the hash  (verdict only)
  *
  * A consistency check changes no user key: every replica that applies it hashes its state as of
- * that entry's index, so that the leader can compare the replicas (`consistency-hash.ts`).
+ * that entry's index, so that the leader can compare the replicas (`consistency-hash.ts`). A
+ * verdict, proposed by the leader once a majority of voters agreed on a hash, carries that hash:
+ * a replica whose own hash at the check's index differs knows that it diverged.
  *
  * The request id makes a retried write idempotent: the state machine applies a given id once,
  * however many entries carry it (see `state-machine.ts`). An empty id opts out of that.
@@ -24,12 +27,22 @@ export type Command =
       readonly value: Uint8Array;
     }
   | { readonly operation: 'delete'; readonly requestId: Uint8Array; readonly key: string }
-  | { readonly operation: 'consistency-check'; readonly requestId: Uint8Array };
+  | { readonly operation: 'consistency-check'; readonly requestId: Uint8Array }
+  | {
+      readonly operation: 'consistency-verdict';
+      readonly requestId: Uint8Array;
+      /** The index of the consistency-check entry judged. */
+      readonly checkIndex: number;
+      /** The hash a majority of the group's voters computed at `checkIndex`. */
+      readonly hash: Uint8Array;
+    };
 
 const commandVersion = 1;
 const operationPut = 1;
 const operationDelete = 2;
 const operationConsistencyCheck = 3;
+const operationConsistencyVerdict = 4;
+const verdictHashBytesMax = 64;
 export const requestIdBytesMax = 64;
 const keyBytesMax = 0xffff;
 
@@ -45,8 +58,35 @@ export function isConsistencyCheckCommand(data: Uint8Array): boolean {
   );
 }
 
+/** The verdict a normal entry carries, if it carries one (peeks at the header first, as above). */
+export function consistencyVerdictOf(
+  data: Uint8Array,
+): Extract<Command, { operation: 'consistency-verdict' }> | undefined {
+  if (data[0] !== commandVersion || data[1] !== operationConsistencyVerdict) return undefined;
+  const command = decodeCommand(data);
+  return command?.operation === 'consistency-verdict' ? command : undefined;
+}
+
 export function encodeCommand(command: Command): Buffer {
   if (command.requestId.byteLength > requestIdBytesMax) throw new Error('request id too long');
+  if (command.operation === 'consistency-verdict') {
+    const hashBytes = command.hash.byteLength;
+    if (hashBytes === 0 || hashBytes > verdictHashBytesMax) throw new Error(`invalid hash length ${hashBytes}`);
+    if (!Number.isSafeInteger(command.checkIndex) || command.checkIndex < 1)
+      throw new Error(`invalid check index ${command.checkIndex}`);
+    const verdict = Buffer.allocUnsafe(3 + command.requestId.byteLength + 8 + 1 + hashBytes);
+    verdict[0] = commandVersion;
+    verdict[1] = operationConsistencyVerdict;
+    verdict[2] = command.requestId.byteLength;
+    let offset = 3;
+    verdict.set(command.requestId, offset);
+    offset += command.requestId.byteLength;
+    verdict.writeBigUInt64BE(BigInt(command.checkIndex), offset);
+    offset += 8;
+    verdict[offset++] = hashBytes;
+    verdict.set(command.hash, offset);
+    return verdict;
+  }
   if (command.operation === 'consistency-check') {
     const check = Buffer.allocUnsafe(3 + command.requestId.byteLength);
     check[0] = commandVersion;
@@ -94,6 +134,21 @@ export function decodeCommand(data: Uint8Array): Command | undefined {
     return buffer.length === 3 + requestIdBytes
       ? { operation: 'consistency-check', requestId: buffer.subarray(3) }
       : undefined;
+  }
+  if (operation === operationConsistencyVerdict) {
+    const indexAt = 3 + requestIdBytes;
+    if (buffer.length < indexAt + 9) return undefined;
+    const checkIndex = buffer.readBigUInt64BE(indexAt);
+    const hashBytes = buffer[indexAt + 8] ?? 0;
+    if (checkIndex < 1n || checkIndex > BigInt(Number.MAX_SAFE_INTEGER)) return undefined;
+    if (hashBytes === 0 || hashBytes > verdictHashBytesMax || buffer.length !== indexAt + 9 + hashBytes)
+      return undefined;
+    return {
+      operation: 'consistency-verdict',
+      requestId: buffer.subarray(3, indexAt),
+      checkIndex: Number(checkIndex),
+      hash: buffer.subarray(indexAt + 9),
+    };
   }
   if (buffer.length < 6) return undefined;
   let offset = 3;

@@ -76,8 +76,9 @@ export interface AppliedEntry {
    * - `noop`: an empty entry (a new leader's) or a membership change.
    * - `invalid`: bytes that are not a command; every replica skips them alike.
    * - `consistency-check`: a consistency check; the state at this index is being hashed.
+   * - `consistency-verdict`: the hash a majority found at a check; each replica compares its own.
    */
-  readonly outcome: 'applied' | 'duplicate' | 'noop' | 'invalid' | 'consistency-check';
+  readonly outcome: 'applied' | 'duplicate' | 'noop' | 'invalid' | 'consistency-check' | 'consistency-verdict';
 }
 
 /** User keys `k` with `start <= k < end` in byte order, as UTF-8 bytes; an absent bound is no bound. */
@@ -168,8 +169,11 @@ export class ReplicaStateMachine {
     await mkdir(options.directory, { recursive: true });
     // Generations are folders of LevelDB's; the memory engine's lives in memory and in its image.
     const generation = options.engine === 'memory' ? 1 : await readGeneration(options.directory);
-    if (options.engine !== 'memory')
-      await removeOtherGenerations(options.directory, generation, options.logger);
+    // A pointer to a generation that does not exist would silently start empty: the state is
+    // lost, and the state machine opens on an empty engine, faulted, to be rebuilt from a leader.
+    const missing =
+      options.engine !== 'memory' &&
+      !(await removeOtherGenerations(options.directory, generation, options.logger));
     const engine = await openGeneration(options, generation);
     let imageLoaded = false;
     if (options.engine === 'memory') {
@@ -181,6 +185,13 @@ export class ReplicaStateMachine {
       }
     }
     const stateMachine = new ReplicaStateMachine(options, engine, generation);
+    if (missing) {
+      stateMachine.#fault = new StorageFault(
+        `the engine folder ${generationName(generation)} that ${generationPointerFile} names is missing: the state is lost`,
+        { kind: 'lost', file: stateMachine.#folder },
+      );
+      return stateMachine;
+    }
     try {
       await stateMachine.checkFormat();
       // The image's frames are checksummed as a whole; each record is verified here as well, so
@@ -328,6 +339,25 @@ export class ReplicaStateMachine {
     } catch (error) {
       throw this.noteFault(error);
     }
+  }
+
+  /**
+   * Marks this state machine faulted with `fault` (the first fault stays): for what its replica
+   * finds about it from outside, such as a state behind the Raft log's snapshot.
+   */
+  declareFault(fault: StorageFault): void {
+    this.#fault ??= fault;
+  }
+
+  /**
+   * The consistency hash of the state at `index`, once any hashing in flight is done; `undefined`
+   * when this state machine did not hash that index (it started later, installed a snapshot past
+   * it, or has since hashed a later one).
+   */
+  async consistencyHashAt(index: number): Promise<ConsistencyHash | undefined> {
+    await Promise.all(this.#consistencyHashing);
+    const result = this.#consistencyHash;
+    return result?.index === index ? result : undefined;
   }
 
   /** Refuses with the fault once there is one: a damaged state machine answers nothing. */
@@ -600,11 +630,11 @@ export class ReplicaStateMachine {
         added.push([idKey, entry.index]);
         operations.push(sealedPut(requestOrderKey(entry.index, requestId), emptyPayload));
       }
-      if (command.operation === 'consistency-check') {
+      if (command.operation === 'consistency-check' || command.operation === 'consistency-verdict') {
         results.push({
           index: entry.index,
           requestId: requestId.length > 0 ? requestId : undefined,
-          outcome: 'consistency-check',
+          outcome: command.operation,
         });
         continue;
       }
@@ -751,10 +781,11 @@ export class ReplicaStateMachine {
 
   /**
    * Makes a fully received snapshot the live state, atomically: the new generation is flushed,
-   * `CURRENT` is switched by rename, then the old generation is closed and removed.
+   * `CURRENT` is switched by rename, then the old generation is closed and removed. A faulted
+   * state machine takes it too: the whole state is replaced, so the fault is gone with it (this is
+   * how a faulted replica is rebuilt).
    */
   async install(install: SnapshotInstall): Promise<SnapshotMetadata> {
-    this.throwIfFaulted();
     if (install.generation <= this.#generation) throw new Error('state machine: stale snapshot install');
     const metadata = await install.finish();
     if (this.options.engine !== 'memory') await writeGeneration(this.options.directory, install.generation);
@@ -762,6 +793,9 @@ export class ReplicaStateMachine {
     const previousGeneration = this.#generation;
     this.#engine = install.engine;
     this.#generation = install.generation;
+    const fault = this.#fault;
+    this.#fault = undefined;
+    this.#consistencyHash = undefined;
     await this.guard(this.loadMeta());
     // The image is the memory engine's durable state: written before the log records the snapshot
     // (when this returns), and after any image of the previous engine being written.
@@ -772,7 +806,12 @@ export class ReplicaStateMachine {
       force: true,
     });
     this.options.logger.info(
-      { index: metadata.index, term: metadata.term, generation: install.generation },
+      {
+        index: metadata.index,
+        term: metadata.term,
+        generation: install.generation,
+        ...(fault === undefined ? {} : { replacedFaultKind: fault.kind }),
+      },
       'state machine: snapshot installed',
     );
     return metadata;
@@ -816,6 +855,7 @@ export class StateMachineSnapshot {
 /** A snapshot being received into a new generation. Either installed or aborted. */
 export class SnapshotInstall {
   #receivedBytes = 0;
+  #finished: Promise<SnapshotMetadata> | undefined;
   constructor(
     readonly engine: Engine,
     readonly generation: number,
@@ -850,6 +890,11 @@ export class SnapshotInstall {
    * chain at the snapshot's index, flushes it, and answers the metadata the state carries.
    */
   async finish(): Promise<SnapshotMetadata> {
+    this.#finished ??= this.#check();
+    return this.#finished;
+  }
+
+  async #check(): Promise<SnapshotMetadata> {
     const folder = undefined;
     const format = await this.engine.get(formatKey);
     const version = format === undefined ? undefined : openRecord(formatKey, format, folder);
@@ -945,22 +990,19 @@ async function writeGeneration(directory: string, generation: number): Promise<v
   await replaceFileDurably(join(directory, generationPointerFile), `${generationName(generation)}\n`);
 }
 
-/** Removes generations left by a crash during an install (the new one) or after it (the old one). */
-async function removeOtherGenerations(directory: string, generation: number, logger: Logger): Promise<void> {
+/**
+ * Removes generations left by a crash during an install (the new one) or after it (the old one).
+ * Answers whether the live generation exists (generation 1 may not yet: a new state machine).
+ */
+async function removeOtherGenerations(directory: string, generation: number, logger: Logger): Promise<boolean> {
   for (const name of await readdir(directory)) {
     if (name.startsWith(generationPrefix) && name !== generationName(generation)) {
       logger.warn({ folder: name }, 'state machine: removing a generation left by an interrupted install');
       await rm(join(directory, name), { recursive: true, force: true });
     }
   }
-  if (generation === 1) return;
-  // A pointer to a generation that does not exist would silently start empty: refuse instead.
-  const names = await readdir(directory);
-  if (!names.includes(generationName(generation))) {
-    throw new Error(
-      `state machine: ${generationPointerFile} names ${generationName(generation)}, which is missing`,
-    );
-  }
+  if (generation === 1) return true;
+  return (await readdir(directory)).includes(generationName(generation));
 }
 
 export function encodeConfState(confState: ConfState): Buffer {

@@ -5,8 +5,9 @@ import { isEngineError } from '../storage/index.js';
  * A storage fault: the state machine's engine answered something that cannot be trusted. A stored
  * checksum that does not match its record, a record or block that does not decode, an engine read
  * that failed (LevelDB's `Corruption`, an I/O error), or a gap in the chain of applied batches (a
- * batch that the engine lost while a later one survived). It is never answered as a value: the
- * replica stops serving and stops campaigning, and an operator rebuilds it (docs/replication.md).
+ * batch that the engine lost while a later one survived), a lost engine, or a state that a
+ * consistency check found divergent. It is never answered as a value: the replica stops serving
+ * and stops campaigning until it is rebuilt from its leader's snapshot (docs/replication.md).
  *
  * It is not an assertion (the code did nothing wrong: the disk did) and not a passing operating
  * error (retrying the same read gives the same wrong bytes): it is a state of the replica.
@@ -22,7 +23,14 @@ export type StorageFaultKind =
   /** The engine failed a write because its files are damaged (LevelDB's `Corruption`). */
   | 'write-failed'
   /** The batch records do not form a contiguous chain up to the applied index. */
-  | 'gap';
+  | 'gap'
+  /**
+   * The engine's state is gone: its folder was removed, or it is behind the Raft log's snapshot
+   * (the entries that would rebuild it were compacted away).
+   */
+  | 'lost'
+  /** A consistency check found this replica's state different from its group's majority. */
+  | 'divergent';
 
 export interface StorageFaultDetails {
   readonly kind: StorageFaultKind;

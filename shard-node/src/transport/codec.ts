@@ -50,6 +50,8 @@ export const messageTypeTags = {
   MsgReadIndexResp: 16,
   MsgPreVote: 17,
   MsgPreVoteResp: 18,
+  // The host's own, beyond etcd's enum: a faulted replica asks its leader for a rebuild snapshot.
+  MsgRebuildRequest: 100,
 } as const satisfies Partial<Record<MessageType, number>>;
 
 /** A message type that may cross the network. */
