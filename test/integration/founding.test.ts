@@ -170,6 +170,62 @@ describe('a group is founded once (issue 20, finding 3)', () => {
     }
   });
 
+  it('a wiped replica started with --join under its old id takes no snapshot and casts no vote, and says why', async () => {
+    const options = await foundAndFill();
+    wipe('g1-r1');
+    cluster = await LocalCluster.start(options);
+    expectRefusedAsEmpty(cluster, ['g1-r1']);
+    const started = cluster;
+    const lost = started.replica('g1-r1');
+    const logBefore = readFileSync(lost.logFile, 'utf8').length;
+    // The careless repair: the same id, told to join. Its log is empty, so a vote from it would be
+    // "up to date" for any candidate, and could be its second in a term it voted in before.
+    await started.restart('g1-r1', ['--join']);
+    await waitFor('the refusal of the reused id', async () => {
+      const ready = await rawRequest(lost.url, '/readyz');
+      return ready.status === 503 && errorCodeOf(ready) === 'NOT_READY';
+    });
+    const ready = await rawRequest(lost.url, '/readyz');
+    expect(ready.json()).toMatchObject({
+      error: {
+        message: expect.stringMatching(
+          /is a voter of group g1, but started with no Raft log: it lost its data/,
+        ) as unknown,
+      },
+    });
+    const line = readFileSync(lost.logFile, 'utf8')
+      .slice(logBefore)
+      .split('\n')
+      .find((text) => text.includes('REPLICA_ID_REUSED'));
+    expect(line, 'the refusal log line').toBeDefined();
+    expect(JSON.parse(line as string)).toMatchObject({ level: 50, code: 'REPLICA_ID_REUSED' });
+    // It holds no log and no state, and the group serves every key on the two others, through
+    // leader changes: a transfer makes the other replica campaign, and the lost one's vote is not needed.
+    const status = await statusOf(lost);
+    expect(status).toMatchObject({ appliedIndex: 0 });
+    expect((status as unknown as { lastIndex: number }).lastIndex).toBe(0);
+    const leader = await started.leaderOf('g1');
+    const other = started.group('g1').find((replica) => replica !== lost && replica !== leader);
+    if (other === undefined) throw new Error('no other replica');
+    const transferred = await rawRequest(leader.url, '/admin/transfer-leadership', {
+      method: 'POST',
+      body: JSON.stringify({ to: other.replicaId }),
+    });
+    expect(transferred.status, transferred.body.toString()).toBeLessThan(300);
+    await waitFor('the transfer', async () => (await statusOf(other)).role === 'leader');
+    for (const key of keys) {
+      const answer = await rawRequest(started.gatewayUrl, pathForKey(key));
+      expect(answer.status, `GET ${key}: ${answer.body.toString()}`).toBe(200);
+      expect(answer.body.toString()).toBe(valueOf(key));
+    }
+    expect((await statusOf(lost)).appliedIndex).toBe(0);
+    const voteLines = readFileSync(lost.logFile, 'utf8')
+      .slice(logBefore)
+      .split('\n')
+      .filter((text) => text.includes('raft: cast MsgVote') || text.includes('raft: cast MsgPreVote'));
+    expect(voteLines).toEqual([]);
+  });
+
   it('refuses two replicas whose data directories were deleted; the survivor serves no empty group and keeps every key', async () => {
     const options = await foundAndFill();
     wipe('g1-r1');

@@ -315,7 +315,7 @@ export class LocalCluster {
     this.replicas.splice(this.replicas.indexOf(replica), 1);
   }
 
-  private async startReplica(replica: ReplicaProcess): Promise<void> {
+  private async startReplica(replica: ReplicaProcess, extraArguments: readonly string[] = []): Promise<void> {
     // A founding replica that never started on this data root founds its group; any other start
     // must find the group's Raft state in its data directory (or join), or is refused.
     const bootstrap = !replica.joined && !this.foundedReplicas.has(replica.replicaId);
@@ -334,6 +334,7 @@ export class LocalCluster {
       ...(this.options.shardNodeArguments ?? []),
       ...(replica.joined ? ['--join'] : []),
       ...(bootstrap ? ['--bootstrap'] : []),
+      ...extraArguments,
     ];
     await this.spawnAndWait(replica, argumentsList);
   }
@@ -458,13 +459,16 @@ export class LocalCluster {
     replica.child = undefined;
   }
 
-  /** Starts a replica again on the same port and data directory. */
-  async restart(replicaId: string): Promise<void> {
+  /**
+   * Starts a replica again on the same port and data directory, with `extraArguments` added for
+   * this start only (a test that plays a careless operator passes `--join` to a wiped replica).
+   */
+  async restart(replicaId: string, extraArguments: readonly string[] = []): Promise<void> {
     const replica = this.replica(replicaId);
     if (replica.child !== undefined && replica.child.exitCode === null && replica.child.signalCode === null) {
       throw new Error(`${replicaId} is still running`);
     }
-    await this.startReplica(replica);
+    await this.startReplica(replica, extraArguments);
   }
 
   /** SIGTERM to every process (gateway first), then SIGKILL to any left after a timeout. */

@@ -314,7 +314,8 @@ export class Replica {
         );
       }
       // A faulted state machine's applied index cannot be trusted: nothing is repaired from it.
-      if (!faulted) await catchUpWithLogSnapshot(stateMachine, logStore, join(options.dataDirectory, 'state'));
+      if (!faulted)
+        await catchUpWithLogSnapshot(stateMachine, logStore, join(options.dataDirectory, 'state'));
       // The state machine is switched before the log records an installed snapshot: a crash in
       // between leaves a state machine ahead of the log, which the log catches up with here. A
       // founding replica takes the same path on purpose (its founding snapshot is in the state
@@ -591,6 +592,13 @@ export class Replica {
         if (!status.config.learners.includes(change.raftId))
           throw membershipRefused(`raft id ${change.raftId} is not a learner`);
         const match = status.progress?.get(change.raftId)?.match ?? 0;
+        // A learner that acknowledged nothing holds nothing, however short the log: it must take
+        // its first snapshot as a learner (a joiner whose first snapshot names it a voter takes it
+        // for a voter that lost its data, and refuses it).
+        if (match === 0)
+          throw membershipRefused(
+            'the learner has not received its snapshot yet; promote it once it caught up',
+          );
         if (status.commit - match > this.options.snapshotCatchUpEntries) {
           throw membershipRefused(
             `the learner is ${status.commit - match} entries behind; promote it once it caught up`,
@@ -742,7 +750,10 @@ export class Replica {
         // A replica with no log yet (it joined, and has not received its first snapshot) has
         // nothing to vote with: an empty log is "up to date" against any candidate, and if its id
         // was a voter's that lost its data, a vote could be its second in a term it voted in.
-        this.options.logger.debug({ type: message.type, from: message.from }, 'replica: no vote without a log');
+        this.options.logger.debug(
+          { type: message.type, from: message.from },
+          'replica: no vote without a log',
+        );
         continue;
       }
       if (message.type === 'MsgSnap' && !this.acceptSnapshotMessage(message)) continue;
@@ -1157,7 +1168,10 @@ export class Replica {
       );
       return;
     }
-    this.options.logger.info({ to: message.from, snapshotId }, 'replica: a faulted member asks for a rebuild');
+    this.options.logger.info(
+      { to: message.from, snapshotId },
+      'replica: a faulted member asks for a rebuild',
+    );
     await this.streamStateMachine(message.from, snapshotId);
   }
 
@@ -1308,7 +1322,7 @@ export class Replica {
     this.rebuildRetryMs = Math.min(this.rebuildRetryMs * 2, rebuildRetryMaxMs);
     this.options.logger.info(
       { leaderId, leaderReplicaId: this.members.get(leaderId)?.replicaId ?? null, snapshotId },
-      "replica: asking the leader for a snapshot to rebuild the state machine from",
+      'replica: asking the leader for a snapshot to rebuild the state machine from',
     );
     transport.send([
       {
@@ -1346,7 +1360,10 @@ export class Replica {
       metadata = await incoming.install.finish();
     } catch (error) {
       await incoming.install.abort();
-      this.options.logger.warn({ err: error }, 'replica: the rebuild snapshot was refused; asking again later');
+      this.options.logger.warn(
+        { err: error },
+        'replica: the rebuild snapshot was refused; asking again later',
+      );
       return;
     }
     const logSnapshotIndex = this.logStore.snapshot().metadata.index;
@@ -1360,7 +1377,11 @@ export class Replica {
     }
     try {
       await this.stateMachine.install(incoming.install);
-      const replay = this.logStore.entries(metadata.index + 1, this.handedOutIndex + 1, Number.MAX_SAFE_INTEGER);
+      const replay = this.logStore.entries(
+        metadata.index + 1,
+        this.handedOutIndex + 1,
+        Number.MAX_SAFE_INTEGER,
+      );
       if (replay.length > 0) {
         // The core has applied these entries' membership changes already: the state machine gets
         // the configuration and member directory as they are now, which is what it would hold.
@@ -1373,7 +1394,10 @@ export class Replica {
       }
     } catch (error) {
       if (!(error instanceof StorageFault)) throw error;
-      this.options.logger.warn({ err: error }, 'replica: rebuilding failed on a storage fault; asking again later');
+      this.options.logger.warn(
+        { err: error },
+        'replica: rebuilding failed on a storage fault; asking again later',
+      );
       return;
     }
     this.lastSnapshotIndex = metadata.index;
