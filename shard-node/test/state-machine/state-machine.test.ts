@@ -6,6 +6,7 @@ import { createLogger } from '@impulse/common';
 import type { ConfState, Entry } from '../../src/raft/index.js';
 import {
   ReplicaStateMachine,
+  consistencyVerdictOf,
   decodeCommand,
   encodeCommand,
   type StateMachineOptions,
@@ -65,6 +66,40 @@ describe('command codec', () => {
     for (let length = 0; length < valid.length; length++)
       expect(decodeCommand(valid.subarray(0, length))).toBeUndefined();
     expect(decodeCommand(Buffer.concat([valid, Buffer.from([0])]))).toBeUndefined();
+  });
+
+  it('round-trips a consistency verdict, and refuses a truncated, padded or implausible one', () => {
+    const hash = Buffer.alloc(32, 0xab);
+    const valid = encodeCommand({
+      operation: 'consistency-verdict',
+      requestId: Buffer.from('v1'),
+      checkIndex: 4321,
+      hash,
+    });
+    const decoded = consistencyVerdictOf(valid);
+    expect(decoded).toMatchObject({ operation: 'consistency-verdict', checkIndex: 4321 });
+    expect(Buffer.from(decoded?.hash ?? []).equals(hash)).toBe(true);
+    expect(Buffer.from(decoded?.requestId ?? []).toString()).toBe('v1');
+    expect(
+      consistencyVerdictOf(encodeCommand({ operation: 'delete', requestId: Buffer.alloc(0), key: 'x' })),
+    ).toBeUndefined();
+    for (let length = 0; length < valid.length; length++)
+      expect(decodeCommand(valid.subarray(0, length))).toBeUndefined();
+    expect(decodeCommand(Buffer.concat([valid, Buffer.from([0])]))).toBeUndefined();
+    const indexZero = Buffer.from(valid);
+    indexZero.writeBigUInt64BE(0n, 3 + 2);
+    expect(decodeCommand(indexZero)).toBeUndefined();
+    const indexHuge = Buffer.from(valid);
+    indexHuge.writeBigUInt64BE(2n ** 63n, 3 + 2);
+    expect(decodeCommand(indexHuge)).toBeUndefined();
+    expect(() =>
+      encodeCommand({
+        operation: 'consistency-verdict',
+        requestId: Buffer.alloc(0),
+        checkIndex: 1,
+        hash: Buffer.alloc(0),
+      }),
+    ).toThrow(/hash length/);
   });
 });
 

@@ -184,6 +184,49 @@ describe.each(['memory', 'leveldb'] as const)('storage faults of the state machi
     expect((await follower.get('b'))?.toString()).toBe('2');
   });
 
+  it("is rebuilt by installing a snapshot: the fault is gone, every value is the snapshot's", async () => {
+    const leader = await open({ directory: join(directory, 'leader') });
+    await leader.apply([put(1, 'a', '1'), put(2, 'b', '2'), put(3, 'c', '3')], noConfStates);
+    const follower = await open({ directory: join(directory, 'follower') });
+    const followerEngine = double();
+    await follower.apply([put(1, 'a', '1'), put(2, 'b', '2')], noConfStates);
+    followerEngine.alterRead = (key, stored) => (key.equals(dataKey('a')) ? flipLastBit(stored) : stored);
+    expect((await faultOf(follower.get('a'))).kind).toBe('checksum-mismatch');
+    await expect(follower.get('b')).rejects.toBeInstanceOf(StorageFault);
+    const snapshot = await leader.openSnapshot();
+    const install = await follower.beginInstall();
+    for await (const chunk of snapshot.chunks()) await install.write(chunk);
+    await snapshot.close();
+    expect(await follower.install(install)).toMatchObject({ index: 3 });
+    expect(follower.fault).toBeUndefined();
+    expect(follower.appliedIndex).toBe(3);
+    for (const [key, value] of [
+      ['a', '1'],
+      ['b', '2'],
+      ['c', '3'],
+    ] as const)
+      expect((await follower.get(key))?.toString()).toBe(value);
+    await follower.apply([put(4, 'd', '4')], noConfStates);
+    expect((await follower.get('d'))?.toString()).toBe('4');
+  });
+
+  it('hashes its state at a consistency check, and answers that hash for that index only', async () => {
+    const stateMachine = await open();
+    const check = (index: number): Entry => ({
+      index,
+      term: 1,
+      type: 'normal',
+      data: encodeCommand({ operation: 'consistency-check', requestId: Buffer.alloc(0) }),
+    });
+    await stateMachine.apply([put(1, 'a', '1'), check(2), put(3, 'b', '2')], noConfStates);
+    const atCheck = await stateMachine.consistencyHashAt(2);
+    expect(atCheck).toMatchObject({ index: 2, keys: 1 });
+    expect(await stateMachine.consistencyHashAt(3)).toBeUndefined();
+    await stateMachine.apply([check(4)], noConfStates);
+    expect(await stateMachine.consistencyHashAt(2)).toBeUndefined();
+    expect((await stateMachine.consistencyHashAt(4))?.hash).not.toBe(atCheck?.hash);
+  });
+
   it('opens faulted, not serving, when a meta record fails its checksum', async () => {
     let stateMachine = await open();
     await stateMachine.apply([put(1, 'k', 'v')], noConfStates);
