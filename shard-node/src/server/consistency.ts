@@ -162,9 +162,13 @@ export class ConsistencyChecker {
     let verdictCommitted = false;
     if (divergent.length > 0 && reference !== undefined) {
       const voterIds = new Set(
-        status.members.filter((member) => status.voters.includes(member.raftId)).map((member) => member.replicaId),
+        status.members
+          .filter((member) => status.voters.includes(member.raftId))
+          .map((member) => member.replicaId),
       );
-      const agreeing = replicas.filter((replica) => replica.matches && voterIds.has(replica.replicaId)).length;
+      const agreeing = replicas.filter(
+        (replica) => replica.matches && voterIds.has(replica.replicaId),
+      ).length;
       if (agreeing > status.voters.length / 2) {
         await this.replica.proposeConsistencyVerdict(index, reference);
         verdictCommitted = true;

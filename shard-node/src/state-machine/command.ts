@@ -71,7 +71,8 @@ export function encodeCommand(command: Command): Buffer {
   if (command.requestId.byteLength > requestIdBytesMax) throw new Error('request id too long');
   if (command.operation === 'consistency-verdict') {
     const hashBytes = command.hash.byteLength;
-    if (hashBytes === 0 || hashBytes > verdictHashBytesMax) throw new Error(`invalid hash length ${hashBytes}`);
+    if (hashBytes === 0 || hashBytes > verdictHashBytesMax)
+      throw new Error(`invalid hash length ${hashBytes}`);
     if (!Number.isSafeInteger(command.checkIndex) || command.checkIndex < 1)
       throw new Error(`invalid check index ${command.checkIndex}`);
     const verdict = Buffer.allocUnsafe(3 + command.requestId.byteLength + 8 + 1 + hashBytes);

@@ -78,7 +78,8 @@ export interface AppliedEntry {
    * - `consistency-check`: a consistency check; the state at this index is being hashed.
    * - `consistency-verdict`: the hash a majority found at a check; each replica compares its own.
    */
-  readonly outcome: 'applied' | 'duplicate' | 'noop' | 'invalid' | 'consistency-check' | 'consistency-verdict';
+  readonly outcome:
+    'applied' | 'duplicate' | 'noop' | 'invalid' | 'consistency-check' | 'consistency-verdict';
 }
 
 /** User keys `k` with `start <= k < end` in byte order, as UTF-8 bytes; an absent bound is no bound. */
@@ -994,7 +995,11 @@ async function writeGeneration(directory: string, generation: number): Promise<v
  * Removes generations left by a crash during an install (the new one) or after it (the old one).
  * Answers whether the live generation exists (generation 1 may not yet: a new state machine).
  */
-async function removeOtherGenerations(directory: string, generation: number, logger: Logger): Promise<boolean> {
+async function removeOtherGenerations(
+  directory: string,
+  generation: number,
+  logger: Logger,
+): Promise<boolean> {
   for (const name of await readdir(directory)) {
     if (name.startsWith(generationPrefix) && name !== generationName(generation)) {
       logger.warn({ folder: name }, 'state machine: removing a generation left by an interrupted install');
