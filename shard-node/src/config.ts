@@ -10,6 +10,7 @@ import {
   type ConfigOf,
   type ParseConfigInput,
 } from '@impulse/common';
+import { SEGMENT_BYTES_MAX_DEFAULT, SEGMENT_BYTES_MIN } from './raft-log/index.js';
 import { engineNames } from './storage/index.js';
 
 export const shardNodeProgram = {
@@ -64,6 +65,14 @@ export const shardNodeOptions = {
     description:
       'fsync the Raft log before acknowledging (one fsync per batch of writes). Off only for benchmarks.',
     default: true,
+  }),
+  raftLogSegmentBytesMax: option.bytes({
+    description:
+      'A new Raft log segment file starts once the current one would grow past this. Small values (tests) give many segments.',
+    default: SEGMENT_BYTES_MAX_DEFAULT,
+    min: SEGMENT_BYTES_MIN,
+    // Recovery reads each segment whole into memory.
+    max: 1024 * 1024 * 1024,
   }),
   tickInterval: option.milliseconds({ description: 'One Raft tick.', default: 100, min: 1, max: 60_000 }),
   electionTimeoutTicks: option.integer({

@@ -122,6 +122,7 @@ export class ShardNode {
       dataDirectory: directory,
       engine: config.engine,
       logSync: config.raftLogSync,
+      logSegmentBytesMax: config.raftLogSegmentBytesMax,
       tickIntervalMs: config.tickInterval,
       electionTimeoutTicks: config.electionTimeoutTicks,
       heartbeatTicks: config.heartbeatTicks,

@@ -12,6 +12,7 @@ export {
 export {
   RECORD_BYTES_MAX_DEFAULT,
   SEGMENT_BYTES_MAX_DEFAULT,
+  SEGMENT_BYTES_MIN,
   type RaftLogObserver,
   type RaftLogOptions,
 } from './options.js';

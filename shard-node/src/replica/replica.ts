@@ -65,6 +65,8 @@ export interface ReplicaOptions {
   readonly engine: EngineName;
   /** Whether the Raft log fsyncs before anything is acknowledged. Off only for benchmarks of the rest. */
   readonly logSync: boolean;
+  /** A new Raft log segment starts past this size (default: the log's, 64 MiB). */
+  readonly logSegmentBytesMax?: number;
   readonly tickIntervalMs: number;
   readonly electionTimeoutTicks: number;
   readonly heartbeatTicks: number;
@@ -274,6 +276,7 @@ export class Replica {
     let metricsHooks: ReplicaMetrics | undefined;
     const logStore = await RaftLogStore.open({
       directory: join(options.dataDirectory, 'raft'),
+      ...(options.logSegmentBytesMax === undefined ? {} : { segmentBytesMax: options.logSegmentBytesMax }),
       confState: initialConfState,
       logger: raftLoggerOf(logger.child({ component: 'raft-log' })),
       observer: {
