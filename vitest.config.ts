@@ -24,6 +24,7 @@ export default defineConfig({
           include: [
             '{common,shard-node,gateway,loadtest,deploy/local}/{src,test}/**/*.test.ts',
             'test/docs/**/*.test.ts',
+            'test/deploy/**/*.test.ts',
           ],
           testTimeout: 30_000,
         },
