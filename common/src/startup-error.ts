@@ -45,7 +45,7 @@ export const startupErrorRegistry = {
   DATA_DIRECTORY_DAMAGED: {
     exitCode: 1,
     description:
-      'The data directory is inconsistent (files removed by hand): its state machine is behind its own Raft log snapshot, or its Raft log is missing under a state machine that applied entries (the replica must then be removed and added back under a new replica id).',
+      'The data directory cannot be trusted: its Raft log is damaged other than at its torn tail (a flipped byte, a cut or missing segment: the message names the file and offset), or missing under a state machine that applied entries. The replica must be removed from its group and added back under a new replica id, as the message says.',
   },
   DATA_DIRECTORY_FORMAT_UNSUPPORTED: {
     exitCode: 2,

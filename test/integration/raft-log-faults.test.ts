@@ -18,7 +18,7 @@ import { temporaryDirectory } from '../support/temporary-directory.js';
  *
  * - damage anywhere but at the end of the newest segment is refused at start: the replica exits 1,
  *   its first line on stderr names the file and the offset (`RaftLogError` RAFT_LOG_CORRUPT, which
- *   the process reports as the start-up code START_FAILED), and it is brought back by the documented
+ *   the process reports as the start-up code DATA_DIRECTORY_DAMAGED, with what to do), and it is brought back by the documented
  *   procedure (docs/replication.md, "A replica that lost its data"): removed on the leader, wiped,
  *   started again under a new id with --join, added, promoted. The newcomer receives the leader's
  *   snapshot, and its stale reads hold every acknowledged value byte for byte;
@@ -321,20 +321,26 @@ describe('raft log faults on one replica of a group (issue 20)', () => {
     const failure = start.failure;
     expect(failure, `${damaged.replicaId} started on a damaged log`).toBeInstanceOf(ProcessStartError);
     const error = failure as ProcessStartError;
-    const cause = `raft-log: ${expected.file} is corrupt at offset ${expected.offset}: ${expected.reason}`;
+    const cause =
+      `raft-log: ${expected.file} is corrupt at offset ${expected.offset}: ${expected.reason}. ` +
+      `The votes and entries this replica acknowledged cannot be trusted, so it must not take part again under its id: ` +
+      `remove it from its group (DELETE /admin/members/${damaged.replicaId} on the leader), wipe ${damaged.dataDirectory}, ` +
+      `and add it back under a new replica id with --join`;
     expect(error.exitCode, error.message).toBe(1);
-    expect(error.startupCode).toBe('START_FAILED');
-    expect(error.stderr.split('\n')[0]).toBe(`impulse-shard-node: ${cause} [START_FAILED]`);
+    expect(error.startupCode).toBe('DATA_DIRECTORY_DAMAGED');
+    expect(error.stderr.split('\n')[0]).toBe(`impulse-shard-node: ${cause} [DATA_DIRECTORY_DAMAGED]`);
     expect(error.message.split('\n')[0]).toBe(
-      `${damaged.replicaId} exited during start-up (code 1): impulse-shard-node: ${cause} [START_FAILED]`,
+      `${damaged.replicaId} exited during start-up (code 1): impulse-shard-node: ${cause} [DATA_DIRECTORY_DAMAGED]`,
     );
     const fatal = (await logLinesSince(damaged, start.logOffset)).filter((line) => line.level === 60);
     expect(fatal).toHaveLength(1);
     expect(fatal[0]).toMatchObject({
       msg: 'shard-node: failed to start',
-      code: 'START_FAILED',
-      err: { type: 'RaftLogError', code: 'RAFT_LOG_CORRUPT', message: cause },
+      code: 'DATA_DIRECTORY_DAMAGED',
+      err: { type: 'StartupError' },
     });
+    // pino's error serializer appends the cause's message (the log's own) after the refusal's.
+    expect(String((fatal[0] as { err: { message: string } }).err.message).startsWith(cause)).toBe(true);
   }
 
   /** The warning of a torn tail truncated at open, and nothing refused. */
@@ -640,6 +646,21 @@ describe('raft log faults on one replica of a group (issue 20)', () => {
       file: damage.file,
       offset: 0,
       reason: `segment ${damage.sequence} is missing before it`,
+    });
+    await expectRefusedThenReplaced(damaged);
+  });
+
+  it('4c. the newest segment deleted: start refused (NEWEST names a later one), replica replaced', async () => {
+    const damaged = oldestReplaceable();
+    const { damage, start } = await stopDamageStart(damaged, async (segments) => {
+      const newest = segments.at(-1) as Segment;
+      await unlink(newest.file);
+      return { newest: newest.sequence, left: (segments.at(-2) as Segment).sequence };
+    });
+    await expectRefused(damaged, start, {
+      file: join(damaged.dataDirectory, 'raft', 'NEWEST'),
+      offset: 0,
+      reason: `it names segment ${damage.newest} as the newest made durable, but the newest left is segment ${damage.left}: the segments after it were lost (the log ends before entries this replica may have acknowledged)`,
     });
     await expectRefusedThenReplaced(damaged);
   });

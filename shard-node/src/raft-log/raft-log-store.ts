@@ -9,6 +9,7 @@
  * its loop calls `save`.
  */
 import { mkdir, unlink } from 'node:fs/promises';
+import { replaceFileDurably } from '@impulse/common';
 import path from 'node:path';
 
 import {
@@ -30,7 +31,15 @@ import { LiveLog } from './live-log.js';
 import { resolveRaftLogOptions, type RaftLogOptions, type ResolvedRaftLogOptions } from './options.js';
 import { RecordBatch } from './record-batch.js';
 import { recover } from './recovery.js';
-import { segmentFileName, SegmentWriter, syncDirectory, type SegmentInfo } from './segment.js';
+import {
+  encodeNewestSegment,
+  NEWEST_SEGMENT_FILE,
+  readNewestSegment,
+  segmentFileName,
+  SegmentWriter,
+  syncDirectory,
+  type SegmentInfo,
+} from './segment.js';
 import type { Checkpoint } from './state-codec.js';
 
 /** What one Ready asks to persist, in the order it is written: snapshot, entries, hard state. */
@@ -106,6 +115,8 @@ export class RaftLogStore implements Storage {
       const last = recovered.segments[recovered.segments.length - 1]!;
       const tail = await SegmentWriter.reopen(last);
       const store = new RaftLogStore(options, recovered, tail, true);
+      // A log written before NEWEST existed gets it now (every later rotation keeps it current).
+      if ((await readNewestSegment(directory)) === undefined) await store.recordNewestSegment(last.sequence);
       if (recovered.commitRaised) {
         // The disk must agree with memory: a later checkpoint repeats the raised hard state, and
         // replay checks that checkpoints match the records before them.
@@ -134,6 +145,7 @@ export class RaftLogStore implements Storage {
     await store.writeCheckpoint(store.checkpoint());
     await store.datasyncTail();
     await store.syncDirectory();
+    await store.recordNewestSegment(info.sequence);
     store.options.logger.info('raft-log: created', store.describe());
     store.reportSegments();
     return store;
@@ -465,7 +477,24 @@ export class RaftLogStore implements Storage {
     this.tailHasRecords = false;
     await this.syncDirectory();
     await this.writeCheckpoint(checkpoint);
+    // Durable before NEWEST names it (see `recordNewestSegment`).
+    await this.datasyncTail();
+    await this.recordNewestSegment(sequence);
     this.options.logger.info('raft-log: started a segment', { file: info.file, firstIndex: info.firstIndex });
+  }
+
+  /**
+   * Names `sequence` in NEWEST, atomically and durably, once that segment and its checkpoint are on
+   * disk. Recovery then refuses a log whose newest segments went missing, instead of opening it
+   * shorter, with its hard state and the entries it acknowledged gone.
+   */
+  private async recordNewestSegment(sequence: number): Promise<void> {
+    const startSeconds = this.options.clockSeconds();
+    await replaceFileDurably(
+      path.join(this.options.directory, NEWEST_SEGMENT_FILE),
+      encodeNewestSegment(sequence),
+    );
+    this.options.observer.onFsync(this.options.clockSeconds() - startSeconds, 'directory');
   }
 
   private async writeCheckpoint(checkpoint: Checkpoint): Promise<void> {

@@ -8,15 +8,24 @@
  * - A damaged record followed by a valid one, a damaged or incomplete record in any other
  *   segment, a missing segment number, or a record whose content contradicts the records before
  *   it is corruption: `RAFT_LOG_CORRUPT`, naming the file and offset.
+ * - A newest segment older than the one `NEWEST` names (or no segment at all while it names one)
+ *   means segments were lost from the end: corruption too, not a shorter log.
  */
 import { open, readFile, unlink } from 'node:fs/promises';
+import path from 'node:path';
 
 import type { HardState, Logger, SnapshotMetadata } from '../raft/index.js';
 import { readBatch } from './entry-codec.js';
 import { corruptionError } from './errors.js';
 import { LiveLog } from './live-log.js';
 import { findValidRecord, readRecordAt, RecordType } from './record-codec.js';
-import { listSegments, syncDirectory, type SegmentInfo } from './segment.js';
+import {
+  listSegments,
+  NEWEST_SEGMENT_FILE,
+  readNewestSegment,
+  syncDirectory,
+  type SegmentInfo,
+} from './segment.js';
 import {
   readCheckpoint,
   readCompaction,
@@ -139,7 +148,14 @@ export async function recover(
   logger: Logger,
 ): Promise<RecoveredLog | undefined> {
   const listed = await listSegments(directory);
+  let newest: number | undefined;
+  try {
+    newest = await readNewestSegment(directory);
+  } catch (error) {
+    throw corruptionError(path.join(directory, NEWEST_SEGMENT_FILE), 0, (error as Error).message);
+  }
   if (listed.length === 0) {
+    if (newest !== undefined) throw missingNewest(directory, newest, undefined);
     return undefined;
   }
   for (let i = 1; i < listed.length; i++) {
@@ -212,6 +228,11 @@ export async function recover(
     await syncDirectory(directory);
     segments.pop();
   }
+  // A segment is named in NEWEST only once its checkpoint is durable, so it cannot have been torn
+  // away by a crash: a newest segment older than that one was lost.
+  const newestFound = segments.at(-1)?.sequence;
+  if (newest !== undefined && (newestFound === undefined || newestFound < newest))
+    throw missingNewest(directory, newest, newestFound);
   if (replay.snapshot === undefined || replay.hardState === undefined) {
     return undefined;
   }
@@ -239,6 +260,16 @@ export async function recover(
     segments,
     commitRaised: hardState !== replay.hardState,
   };
+}
+
+function missingNewest(directory: string, newest: number, found: number | undefined) {
+  return corruptionError(
+    path.join(directory, NEWEST_SEGMENT_FILE),
+    0,
+    `it names segment ${newest} as the newest made durable, but ${
+      found === undefined ? 'no segment is left' : `the newest left is segment ${found}`
+    }: the segments after it were lost (the log ends before entries this replica may have acknowledged)`,
+  );
 }
 
 async function truncateFile(file: string, sizeBytes: number): Promise<void> {

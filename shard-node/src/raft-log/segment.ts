@@ -4,7 +4,7 @@
  * sort in log order; `firstIndex` is the index the next entry had when the segment was created.
  */
 import { writeSync } from 'node:fs';
-import { open, readdir, type FileHandle } from 'node:fs/promises';
+import { open, readdir, readFile, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 
 import { assert } from './errors.js';
@@ -29,6 +29,33 @@ export interface SegmentInfo {
 
 export function segmentFileName(sequence: number, firstIndex: number): string {
   return `${sequence.toString(16).padStart(16, '0')}-${firstIndex.toString(16).padStart(16, '0')}.log`;
+}
+
+/**
+ * The file that names the newest segment ever made durable in the directory (its sequence, as in
+ * segment names, then a newline). A new segment is recorded here once it holds its checkpoint and
+ * is fsynced, so a newest segment that disappears later (deleted, lost with its directory entry) is
+ * found at open as missing, rather than read as a shorter log. It is rewritten atomically.
+ */
+export const NEWEST_SEGMENT_FILE = 'NEWEST';
+
+export function encodeNewestSegment(sequence: number): string {
+  return `${sequence.toString(16).padStart(16, '0')}\n`;
+}
+
+/** The sequence that `NEWEST` names; undefined when the file does not exist; throws on garbage. */
+export async function readNewestSegment(directory: string): Promise<number | undefined> {
+  let text: string;
+  try {
+    text = await readFile(path.join(directory, NEWEST_SEGMENT_FILE), 'latin1');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+  const match = /^([0-9a-f]{16})\n$/.exec(text);
+  if (match === null)
+    throw new Error(`${NEWEST_SEGMENT_FILE} does not name a segment: ${JSON.stringify(text.slice(0, 40))}`);
+  return Number.parseInt(match[1]!, 16);
 }
 
 /** The segments of `directory`, in sequence order. Other files are ignored. */

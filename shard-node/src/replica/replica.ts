@@ -16,7 +16,7 @@ import {
   type Role,
   type SnapshotMetadata,
 } from '../raft/index.js';
-import { RaftLogStore } from '../raft-log/index.js';
+import { RaftLogStore, isRaftLogError } from '../raft-log/index.js';
 import {
   ReplicaStateMachine,
   StorageFault,
@@ -138,6 +138,20 @@ function refuseLostLog(
   throw new StartupError(
     'DATA_DIRECTORY_DAMAGED',
     `the Raft log in ${join(options.dataDirectory, 'raft')} is missing while the state machine has applied up to index ${stateMachine.appliedIndex}: the votes and the entries this replica acknowledged are lost, so it must not vote again under its id. Remove it from its group (DELETE /admin/members/${options.self.replicaId} on the leader) and add it back under a new replica id with --join`,
+  );
+}
+
+/**
+ * A Raft log damaged other than at its torn tail (`RAFT_LOG_CORRUPT`) is a data directory that
+ * cannot be trusted: its votes and acknowledged entries may be gone, so the replica must be
+ * replaced under a new id, which the refusal says. Other failures pass as they are.
+ */
+function raftLogRefusal(options: ReplicaOptions, error: unknown): unknown {
+  if (!isRaftLogError(error, 'RAFT_LOG_CORRUPT')) return error;
+  return new StartupError(
+    'DATA_DIRECTORY_DAMAGED',
+    `${error.message}. The votes and entries this replica acknowledged cannot be trusted, so it must not take part again under its id: remove it from its group (DELETE /admin/members/${options.self.replicaId} on the leader), wipe ${options.dataDirectory}, and add it back under a new replica id with --join`,
+    { cause: error },
   );
 }
 
@@ -284,6 +298,9 @@ export class Replica {
         onFsync: (seconds) => metricsHooks?.observeFsync(seconds),
         onSegmentsChanged: (totalBytes) => metricsHooks?.setLogBytes(totalBytes),
       },
+    }).catch(async (error: unknown) => {
+      await stateMachine.close();
+      throw raftLogRefusal(options, error);
     });
     try {
       // A brand-new group starts from a snapshot at index 1 that holds the founding configuration,

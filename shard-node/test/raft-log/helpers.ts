@@ -94,9 +94,11 @@ export async function segmentFiles(directory: string): Promise<string[]> {
   return (await readdir(directory)).filter((name) => name.endsWith('.log')).sort();
 }
 
+/** The bytes of the log's segment files (NEWEST, a few bytes naming the newest one, aside). */
 export async function directoryBytes(directory: string): Promise<number> {
   let total = 0;
   for (const name of await readdir(directory)) {
+    if (!name.endsWith('.log')) continue;
     total += (await stat(path.join(directory, name))).size;
   }
   return total;

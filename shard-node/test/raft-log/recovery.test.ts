@@ -210,6 +210,48 @@ describe('recovery', () => {
         expect(isRaftLogError(error, 'RAFT_LOG_CORRUPT'), `${name}: ${String(error)}`).toBe(true);
       }
     });
+
+    it('refuses a log whose newest segments are gone, rather than open it shorter', async () => {
+      expect(await readFile(path.join(pristine, 'NEWEST'), 'latin1')).toBe(
+        `${files.length.toString(16).padStart(16, '0')}\n`,
+      );
+      const damages: [string, (directory: string) => Promise<void>][] = [
+        ['the newest segment deleted', (directory) => rm(path.join(directory, files.at(-1)!))],
+        [
+          'the two newest deleted',
+          async (directory) => {
+            for (const file of files.slice(-2)) await rm(path.join(directory, file));
+          },
+        ],
+        [
+          'every segment deleted',
+          async (directory) => {
+            for (const file of files) await rm(path.join(directory, file));
+          },
+        ],
+      ];
+      for (const [name, damage] of damages) {
+        const directory = await copyOf(pristine);
+        await damage(directory);
+        const error = await openError(directory);
+        expect(isRaftLogError(error, 'RAFT_LOG_CORRUPT'), `${name}: ${String(error)}`).toBe(true);
+        expect(String(error), name).toMatch(
+          /NEWEST is corrupt at offset 0: it names segment \d+ as the newest made durable/,
+        );
+      }
+      const garbled = await copyOf(pristine);
+      await writeFile(path.join(garbled, 'NEWEST'), 'not a segment');
+      expect(String(await openError(garbled))).toMatch(/NEWEST does not name a segment/);
+      // A log written before NEWEST existed opens, and gets one.
+      const older = await copyOf(pristine);
+      await rm(path.join(older, 'NEWEST'));
+      const store = await openStore(older);
+      expect(stateOf(store)).toEqual(expected);
+      await store.close();
+      expect(await readFile(path.join(older, 'NEWEST'), 'latin1')).toBe(
+        await readFile(path.join(pristine, 'NEWEST'), 'latin1'),
+      );
+    });
   });
 
   it('loses at most the unsynced tail in a crash between write and fsync, never an earlier record', async () => {
