@@ -340,7 +340,9 @@ describe('raft log faults on one replica of a group (issue 20)', () => {
       err: { type: 'StartupError' },
     });
     // pino's error serializer appends the cause's message (the log's own) after the refusal's.
-    expect(String((fatal[0] as unknown as { err: { message: string } }).err.message).startsWith(cause)).toBe(true);
+    expect(String((fatal[0] as unknown as { err: { message: string } }).err.message).startsWith(cause)).toBe(
+      true,
+    );
   }
 
   /** The warning of a torn tail truncated at open, and nothing refused. */
