@@ -13,6 +13,8 @@ export interface TransportContext {
   readonly selfId: NodeId;
   readonly clusterId: string;
   readonly groupId: string;
+  /** The cluster secret (empty: none) that handshake proofs are keyed by (`peer-auth.ts`). */
+  readonly secret: Uint8Array;
   readonly limits: TransportLimits;
   readonly metrics: TransportMetrics;
   readonly logger: Logger;

@@ -27,6 +27,8 @@ export const frameKinds = {
   snapshotChunk: 3,
   /** The receiver's confirmation that a whole snapshot stream was handled. */
   snapshotAck: 4,
+  /** The dialler's proof that it holds the cluster secret, after the acceptor's hello (`peer-auth.ts`). */
+  auth: 5,
 } as const;
 
 export type FrameKind = keyof typeof frameKinds;

@@ -6,17 +6,23 @@
  * process of another group, or with another replica that happens to listen on a reused port.
  *
  * Payload: varint protocol version · u8 purpose (1 messages, 2 snapshot) · string cluster id ·
- * string group id · varint sender replica id · varint receiver replica id
- * (string = varint byte length + UTF-8, at most `helloIdBytesMax` bytes).
+ * string group id · varint sender replica id · varint receiver replica id · bytes nonce (32) ·
+ * bytes proof (empty in the dialler's hello, 32 in the acceptor's answer)
+ * (string = varint byte length + UTF-8, at most `helloIdBytesMax` bytes; bytes = varint length +
+ * bytes). The nonces and the proof authenticate both sides (`peer-auth.ts`); the dialler's proof
+ * follows in an `auth` frame, before anything else.
  */
 import type { NodeId } from '../raft/index.js';
 import { BufferReader, malformed } from './buffer-reader.js';
 import type { BufferWriter } from './buffer-writer.js';
 import { beginFrame, finishFrame } from './frame.js';
 import { FrameDecoder } from './frame-decoder.js';
+import { nonceBytes, proofBytes } from './peer-auth.js';
+
+const empty = new Uint8Array(0);
 
 /** The protocol this transport speaks; a peer with another version is refused. */
-export const protocolVersion = 1;
+export const protocolVersion = 2;
 
 /** The longest cluster or group id a hello may carry. */
 export const helloIdBytesMax = 256;
@@ -37,6 +43,10 @@ export interface Hello {
   readonly groupId: string;
   readonly senderId: NodeId;
   readonly receiverId: NodeId;
+  /** The sender's fresh random nonce (`nonceBytes`). */
+  readonly nonce: Uint8Array;
+  /** Empty from the dialler; the acceptor's proof (`proofBytes`) in its answer. */
+  readonly proof: Uint8Array;
 }
 
 /** Writes a complete hello frame into `writer`. */
@@ -48,7 +58,25 @@ export function encodeHelloFrame(writer: BufferWriter, hello: Hello): void {
   writer.writeString(hello.groupId);
   writer.writeVarint(hello.senderId);
   writer.writeVarint(hello.receiverId);
+  writer.writeLengthPrefixedBytes(hello.nonce);
+  writer.writeLengthPrefixedBytes(hello.proof);
   finishFrame(writer, start);
+}
+
+/** Writes a complete `auth` frame: the dialler's proof, after the acceptor's hello. */
+export function encodeAuthFrame(writer: BufferWriter, proof: Uint8Array): void {
+  const start = beginFrame(writer, 'auth');
+  writer.writeLengthPrefixedBytes(proof);
+  finishFrame(writer, start);
+}
+
+/** Decodes an `auth` payload: the dialler's proof. */
+export function decodeAuth(payload: Uint8Array): Uint8Array {
+  const reader = new BufferReader(payload);
+  const proof = reader.readLengthPrefixedBytes(new Uint8Array(0));
+  reader.expectEnd('auth');
+  if (proof.byteLength !== proofBytes) throw malformed(`a proof of ${proof.byteLength} bytes`);
+  return proof;
 }
 
 /** Decodes a hello payload. Throws `PeerFrameMalformedError` on any invalid byte. */
@@ -69,8 +97,26 @@ export function decodeHello(payload: Uint8Array): Hello {
   const groupId = reader.readString(helloIdBytesMax, 'group id');
   const senderId = reader.readVarint();
   const receiverId = reader.readVarint();
+  // A peer of another protocol version is refused by `refuseHello`, not taken for garbage.
+  if (version !== protocolVersion) {
+    return {
+      protocolVersion: version,
+      purpose,
+      clusterId,
+      groupId,
+      senderId,
+      receiverId,
+      nonce: empty,
+      proof: empty,
+    };
+  }
+  const nonce = reader.readLengthPrefixedBytes(empty);
+  const proof = reader.readLengthPrefixedBytes(empty);
   reader.expectEnd('hello');
-  return { protocolVersion: version, purpose, clusterId, groupId, senderId, receiverId };
+  if (nonce.byteLength !== nonceBytes) throw malformed(`a nonce of ${nonce.byteLength} bytes`);
+  if (proof.byteLength !== 0 && proof.byteLength !== proofBytes)
+    throw malformed(`a proof of ${proof.byteLength} bytes`);
+  return { protocolVersion: version, purpose, clusterId, groupId, senderId, receiverId, nonce, proof };
 }
 
 /**
@@ -110,7 +156,14 @@ export function refuseHello(
 
 /** Why a handshake was refused. Kept small because it labels a metric. */
 export type HelloRefusal =
-  'protocolVersion' | 'clusterId' | 'groupId' | 'receiverId' | 'senderId' | 'unknownPeer';
+  | 'protocolVersion'
+  | 'clusterId'
+  | 'groupId'
+  | 'receiverId'
+  | 'senderId'
+  | 'unknownPeer'
+  /** The peer's proof does not match: it does not hold the cluster secret (`peer-auth.ts`). */
+  | 'authentication';
 
 /**
  * The hello at the start of a peer connection's byte stream, for tools that sit on peer links

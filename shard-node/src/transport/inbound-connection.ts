@@ -19,12 +19,14 @@ import { PeerFrameMalformedError } from './errors.js';
 import { FrameDecoder } from './frame-decoder.js';
 import type { Frame, FrameKind } from './frame.js';
 import {
+  decodeAuth,
   decodeHello,
   encodeHelloFrame,
   protocolVersion,
   refuseHello,
   type ConnectionPurpose,
 } from './hello.js';
+import { newNonce, proofMatches, proofOf, type ConnectionIdentity } from './peer-auth.js';
 import { decodeSnapshotChunk, encodeSnapshotAckFrame } from './snapshot-chunk.js';
 
 /** One chunk of an inbound snapshot stream, as handed to the host. */
@@ -58,7 +60,8 @@ export interface InboundHandlers {
   onClosed(connection: InboundConnection): void;
 }
 
-type InboundState = 'hello' | ConnectionPurpose | 'snapshotDone' | 'closed';
+/** `auth`: the hello was answered; the dialler's proof must come before anything else. */
+type InboundState = 'hello' | 'auth' | ConnectionPurpose | 'snapshotDone' | 'closed';
 
 export class InboundConnection {
   private state: InboundState = 'hello';
@@ -73,6 +76,8 @@ export class InboundConnection {
   /** Whether this side closed the connection (then a partial frame in the decoder is no news). */
   private closedByUs = false;
   private snapshotBytes = 0;
+  /** Between our hello answer and the dialler's proof: what that proof must be, and the purpose. */
+  private awaitedProof: { readonly proof: Buffer; readonly purpose: ConnectionPurpose } | undefined;
 
   constructor(
     private readonly context: TransportContext,
@@ -174,6 +179,9 @@ export class InboundConnection {
       case 'hello':
         this.handleHello(frame);
         return;
+      case 'auth':
+        this.handleAuth(frame);
+        return;
       case 'messages':
         this.handleMessages(frame);
         return;
@@ -222,13 +230,23 @@ export class InboundConnection {
       this.close();
       return;
     }
-    clearTimeout(this.handshakeTimer);
-    this.handshakeTimer = undefined;
     this.peer = hello.senderId;
     this.peerLabel = String(hello.senderId);
-    this.state = hello.purpose;
+    this.state = 'auth';
     this.context.metrics.framesReceived.inc({ peer: this.peerLabel, kind: 'hello' });
     this.context.metrics.bytesReceived.inc({ peer: this.peerLabel }, frame.frameBytes);
+    const identity: ConnectionIdentity = {
+      clusterId,
+      groupId,
+      purpose: hello.purpose,
+      diallerId: hello.senderId,
+      acceptorId: selfId,
+    };
+    const nonce = newNonce();
+    this.awaitedProof = {
+      proof: proofOf(this.context.secret, 'dialler', identity, hello.nonce, nonce),
+      purpose: hello.purpose,
+    };
     const writer = new BufferWriter(256);
     encodeHelloFrame(writer, {
       protocolVersion,
@@ -237,8 +255,35 @@ export class InboundConnection {
       groupId,
       senderId: selfId,
       receiverId: hello.senderId,
+      nonce,
+      proof: proofOf(this.context.secret, 'acceptor', identity, hello.nonce, nonce),
     });
     this.writeFrame('hello', writer.takeBytes());
+  }
+
+  /**
+   * The dialler's proof that it holds the cluster secret. Until it comes (within the handshake
+   * timeout, which still runs), nothing else is taken; a wrong one closes the connection.
+   */
+  private handleAuth(frame: Frame): void {
+    if (frame.kind !== 'auth') {
+      throw new PeerFrameMalformedError('kind', `${frame.kind} frame before the peer's proof`);
+    }
+    const awaited = this.awaitedProof as NonNullable<typeof this.awaitedProof>;
+    this.awaitedProof = undefined;
+    if (!proofMatches(awaited.proof, decodeAuth(frame.payload))) {
+      this.context.metrics.handshakesRefused.inc({ reason: 'authentication' });
+      this.context.warnings.warn(
+        'inboundRefused:authentication',
+        { remoteAddress: this.socket.remoteAddress, reason: 'authentication', claimedPeerId: this.peer },
+        'transport: refused a connection from a peer that does not hold the cluster secret',
+      );
+      this.close();
+      return;
+    }
+    clearTimeout(this.handshakeTimer);
+    this.handshakeTimer = undefined;
+    this.state = awaited.purpose;
     this.handlers.onIdentified(this);
   }
 

@@ -38,12 +38,22 @@ export {
   type FrameKind,
 } from './frame.js';
 export {
+  decodeAuth,
   decodeHello,
   helloAtStreamStart,
+  encodeAuthFrame,
   encodeHelloFrame,
   protocolVersion,
   type ConnectionPurpose,
   type Hello,
 } from './hello.js';
+export {
+  newNonce,
+  nonceBytes,
+  proofBytes,
+  proofMatches,
+  proofOf,
+  type ConnectionIdentity,
+} from './peer-auth.js';
 export { createTransportMetrics, type DropReason, type TransportMetrics } from './metrics.js';
 export { Backoff } from './backoff.js';

@@ -18,7 +18,8 @@ import type { PeerAddress, TransportContext } from './context.js';
 import { PeerFrameMalformedError } from './errors.js';
 import { FrameDecoder } from './frame-decoder.js';
 import { beginFrame, finishFrame, type FrameKind } from './frame.js';
-import { decodeHello, encodeHelloFrame, protocolVersion, refuseHello } from './hello.js';
+import { decodeHello, encodeAuthFrame, encodeHelloFrame, protocolVersion, refuseHello } from './hello.js';
+import { newNonce, proofMatches, proofOf, type ConnectionIdentity } from './peer-auth.js';
 import { connectionStateValues, type DropReason } from './metrics.js';
 import { SendQueue } from './send-queue.js';
 
@@ -205,6 +206,7 @@ export class PeerConnection {
     this.handshakeTimer = setTimeout(() => {
       this.failSocket(socket, 'handshake timed out', { timeoutMs: limits.handshakeTimeoutMs });
     }, limits.handshakeTimeoutMs);
+    const nonce = newNonce();
     socket.on('connect', () => {
       this.setState('handshaking');
       const { selfId, clusterId, groupId } = this.context;
@@ -215,6 +217,8 @@ export class PeerConnection {
         groupId,
         senderId: selfId,
         receiverId: this.peerId,
+        nonce,
+        proof: new Uint8Array(0),
       });
       const hello = this.writer.takeBytes();
       this.countSent('hello', hello.byteLength);
@@ -222,7 +226,7 @@ export class PeerConnection {
     });
     socket.on('data', (chunk: Buffer) => {
       decoder.push(chunk);
-      this.readFrames(socket, decoder);
+      this.readFrames(socket, decoder, nonce);
     });
     socket.on('drain', () => {
       clearTimeout(this.writeStallTimer);
@@ -244,7 +248,7 @@ export class PeerConnection {
   }
 
   /** The only frame a peer sends on our outbound connection is its hello answer. */
-  private readFrames(socket: Socket, decoder: FrameDecoder): void {
+  private readFrames(socket: Socket, decoder: FrameDecoder, nonce: Uint8Array): void {
     try {
       for (let frame = decoder.next(); frame !== undefined; frame = decoder.next()) {
         if (this.state !== 'handshaking' || frame.kind !== 'hello') {
@@ -256,13 +260,24 @@ export class PeerConnection {
         const hello = decodeHello(frame.payload);
         this.context.metrics.framesReceived.inc({ peer: this.peerLabel, kind: frame.kind });
         this.context.metrics.bytesReceived.inc({ peer: this.peerLabel }, frame.frameBytes);
-        const refusal = refuseHello(hello, {
+        const identity: ConnectionIdentity = {
           clusterId: this.context.clusterId,
           groupId: this.context.groupId,
-          selfId: this.context.selfId,
-          expectedSenderId: this.peerId,
-          isKnownPeer: (id) => id === this.peerId,
-        });
+          purpose: 'messages',
+          diallerId: this.context.selfId,
+          acceptorId: this.peerId,
+        };
+        const refusal =
+          refuseHello(hello, {
+            clusterId: this.context.clusterId,
+            groupId: this.context.groupId,
+            selfId: this.context.selfId,
+            expectedSenderId: this.peerId,
+            isKnownPeer: (id) => id === this.peerId,
+          }) ??
+          (proofMatches(proofOf(this.context.secret, 'acceptor', identity, nonce, hello.nonce), hello.proof)
+            ? undefined
+            : 'authentication');
         if (refusal !== undefined || hello.purpose !== 'messages') {
           this.context.metrics.handshakesRefused.inc({ reason: refusal ?? 'purpose' });
           this.context.warnings.warn(
@@ -273,6 +288,10 @@ export class PeerConnection {
           socket.destroy();
           return;
         }
+        encodeAuthFrame(this.writer, proofOf(this.context.secret, 'dialler', identity, nonce, hello.nonce));
+        const auth = this.writer.takeBytes();
+        this.countSent('auth', auth.byteLength);
+        socket.write(auth);
         this.onConnected();
       }
     } catch (error: unknown) {

@@ -39,6 +39,11 @@ export interface PeerTransportOptions {
   /** The cluster and group ids every hello must match (at most 256 bytes of UTF-8 each). */
   readonly clusterId: string;
   readonly groupId: string;
+  /**
+   * The cluster secret that authenticates peers to each other in the handshake (`peer-auth.ts`).
+   * Absent: peers without one understand each other, and nothing is authenticated.
+   */
+  readonly secret?: Uint8Array;
   /** The other replicas of the group (never `selfId`). */
   readonly peers: ReadonlyMap<NodeId, PeerAddress>;
   /** Inbound Raft messages, one call per frame, all from `from` and addressed to this replica. */
@@ -113,6 +118,7 @@ export class PeerTransport {
       selfId: options.selfId,
       clusterId: options.clusterId,
       groupId: options.groupId,
+      secret: options.secret ?? new Uint8Array(0),
       limits,
       metrics: this.metrics,
       logger,

@@ -10,7 +10,8 @@ import type { PeerAddress, TransportContext } from './context.js';
 import { PeerFrameMalformedError, TransportError } from './errors.js';
 import { FrameChannel } from './frame-channel.js';
 import type { Frame } from './frame.js';
-import { decodeHello, encodeHelloFrame, protocolVersion, refuseHello } from './hello.js';
+import { decodeHello, encodeAuthFrame, encodeHelloFrame, protocolVersion, refuseHello } from './hello.js';
+import { newNonce, proofMatches, proofOf, type ConnectionIdentity } from './peer-auth.js';
 import {
   decodeSnapshotAck,
   encodeSnapshotChunkFrame,
@@ -44,13 +45,14 @@ export async function sendSnapshotStream(
   );
   try {
     const writer = new BufferWriter();
-    const send = async (kind: 'hello' | 'snapshotChunk'): Promise<void> => {
+    const send = async (kind: 'hello' | 'auth' | 'snapshotChunk'): Promise<void> => {
       const bytes = writer.takeBytes();
       context.metrics.framesSent.inc({ peer: peerLabel, kind });
       context.metrics.bytesSent.inc({ peer: peerLabel }, bytes.byteLength);
       await channel.write(bytes, limits.writeStallTimeoutMs);
     };
 
+    const nonce = newNonce();
     encodeHelloFrame(writer, {
       protocolVersion,
       purpose: 'snapshot',
@@ -58,6 +60,8 @@ export async function sendSnapshotStream(
       groupId: context.groupId,
       senderId: context.selfId,
       receiverId: to,
+      nonce,
+      proof: new Uint8Array(0),
     });
     await send('hello');
     const receive = async (timeoutMs: number): Promise<Frame> => {
@@ -71,13 +75,24 @@ export async function sendSnapshotStream(
       throw new PeerFrameMalformedError('kind', `${helloFrame.kind} frame instead of the hello answer`);
     }
     const hello = decodeHello(helloFrame.payload);
-    const refusal = refuseHello(hello, {
+    const identity: ConnectionIdentity = {
       clusterId: context.clusterId,
       groupId: context.groupId,
-      selfId: context.selfId,
-      expectedSenderId: to,
-      isKnownPeer: (id) => id === to,
-    });
+      purpose: 'snapshot',
+      diallerId: context.selfId,
+      acceptorId: to,
+    };
+    const refusal =
+      refuseHello(hello, {
+        clusterId: context.clusterId,
+        groupId: context.groupId,
+        selfId: context.selfId,
+        expectedSenderId: to,
+        isKnownPeer: (id) => id === to,
+      }) ??
+      (proofMatches(proofOf(context.secret, 'acceptor', identity, nonce, hello.nonce), hello.proof)
+        ? undefined
+        : 'authentication');
     if (refusal !== undefined || hello.purpose !== 'snapshot') {
       context.metrics.handshakesRefused.inc({ reason: refusal ?? 'purpose' });
       throw new TransportError(
@@ -85,6 +100,8 @@ export async function sendSnapshotStream(
         `transport: the peer's hello was refused (${refusal ?? 'purpose'})`,
       );
     }
+    encodeAuthFrame(writer, proofOf(context.secret, 'dialler', identity, nonce, hello.nonce));
+    await send('auth');
 
     // Input chunks are written as they come (split when larger than a frame), and an empty chunk
     // flagged last closes the stream. Holding a chunk back to flag it instead would keep a view of

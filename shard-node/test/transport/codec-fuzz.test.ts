@@ -161,6 +161,8 @@ describe('decoding untrusted bytes', () => {
       groupId: 'g',
       senderId: 1,
       receiverId: 2,
+      nonce: new Uint8Array(32),
+      proof: new Uint8Array(0),
     });
     const frame = writer.takeBytes();
     for (const [versionAndKind, reason] of [

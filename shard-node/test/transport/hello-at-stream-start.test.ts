@@ -14,6 +14,8 @@ const hello = {
   groupId: 'g2',
   senderId: 3,
   receiverId: 1,
+  nonce: new Uint8Array(32).fill(7),
+  proof: new Uint8Array(0),
 } as const;
 
 function helloBytes(): Buffer {

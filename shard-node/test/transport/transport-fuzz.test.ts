@@ -1,7 +1,7 @@
 /**
  * A live transport under attack by a raw TCP client: garbage, truncated frames, a huge announced
- * length, wrong handshakes, lies after a good handshake. Each bad connection is dropped and
- * counted, and the transport keeps serving its real peers.
+ * length, wrong handshakes, a wrong proof, lies after a good handshake. Each bad connection is
+ * dropped and counted, and the transport keeps serving its real peers.
  */
 import { connect } from 'node:net';
 
@@ -10,10 +10,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import {
   BufferWriter,
+  FrameDecoder,
   beginFrame,
+  decodeHello,
+  encodeAuthFrame,
   encodeHelloFrame,
   encodeMessage,
   finishFrame,
+  proofOf,
   protocolVersion,
   type Hello,
 } from '../../src/transport/index.js';
@@ -70,6 +74,8 @@ function attack(bytes: Uint8Array, options: { readonly end?: boolean } = {}): Pr
   });
 }
 
+const diallerNonce = new Uint8Array(32).fill(9);
+
 function helloFrame(overrides: Partial<Hello> = {}): Buffer {
   const writer = new BufferWriter();
   encodeHelloFrame(writer, {
@@ -79,9 +85,54 @@ function helloFrame(overrides: Partial<Hello> = {}): Buffer {
     groupId,
     senderId: 2,
     receiverId: 1,
+    nonce: diallerNonce,
+    proof: new Uint8Array(0),
     ...overrides,
   });
   return writer.takeBytes();
+}
+
+/**
+ * Like `attack`, past a whole handshake as peer 2: the hello, then, once the target answered,
+ * the proof over the target's nonce (keyed by `secret`: the target has none, so an empty one is
+ * right), then `rest`. Resolves when the target closed the connection.
+ */
+function attackAfterHandshake(
+  rest: Uint8Array,
+  options: { readonly end?: boolean; readonly secret?: Uint8Array } = {},
+): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: '127.0.0.1', port: target.transport.port });
+    const decoder = new FrameDecoder(1024 * 1024);
+    let authenticated = false;
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error('the target kept a bad connection open'));
+    }, 3000);
+    socket.on('data', (chunk: Buffer) => {
+      if (authenticated) return;
+      decoder.push(chunk);
+      const frame = decoder.next();
+      if (frame === undefined) return;
+      authenticated = true;
+      const answer = decodeHello(frame.payload);
+      const identity = { clusterId, groupId, purpose: 'messages', diallerId: 2, acceptorId: 1 } as const;
+      const writer = new BufferWriter();
+      encodeAuthFrame(
+        writer,
+        proofOf(options.secret ?? new Uint8Array(0), 'dialler', identity, diallerNonce, answer.nonce),
+      );
+      socket.write(Buffer.concat([writer.takeBytes(), rest]), () => {
+        if (options.end === true) socket.end();
+      });
+    });
+    socket.on('error', () => {});
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    socket.write(helloFrame());
+  });
 }
 
 function messagesFrame(messages: Parameters<typeof encodeMessage>[1][]): Buffer {
@@ -162,7 +213,7 @@ describe('a live transport fed bad bytes', () => {
     ['clusterId', { clusterId: 'another-cluster' }],
     ['receiverId', { receiverId: 3 }],
     ['unknownPeer', { senderId: 9 }],
-    ['protocolVersion', { protocolVersion: 2 }],
+    ['protocolVersion', { protocolVersion: protocolVersion + 1 }],
   ] as const) {
     it(`refuses a hello with the wrong ${reason}, and logs it`, async () => {
       const refused = (): Promise<number> =>
@@ -187,11 +238,7 @@ describe('a live transport fed bad bytes', () => {
   it('drops a connection that lies about the sender after a good hello, delivering nothing', async () => {
     const before = await malformedCount('protocol');
     const receivedBefore = target.received.length;
-    const answer = await attack(
-      Buffer.concat([helloFrame(), messagesFrame([makeMessage({ type: 'MsgHeartbeat', from: 3, to: 1 })])]),
-    );
-    // The hello was answered before the lie was seen.
-    expect(answer.byteLength).toBeGreaterThan(0);
+    await attackAfterHandshake(messagesFrame([makeMessage({ type: 'MsgHeartbeat', from: 3, to: 1 })]));
     expect(await malformedCount('protocol')).toBe(before + 1);
     expect(target.received.length).toBe(receivedBefore);
     await expectPeersStillWork();
@@ -204,7 +251,7 @@ describe('a live transport fed bad bytes', () => {
     writer.writeUint8(0); // MsgHup's tag: local types have no wire tag.
     writer.writeBytes(new Uint8Array(20));
     finishFrame(writer, start);
-    await attack(Buffer.concat([helloFrame(), writer.takeBytes()]));
+    await attackAfterHandshake(writer.takeBytes());
     expect(await malformedCount('decode')).toBe(before + 1);
     await expectPeersStillWork();
   });
@@ -218,7 +265,8 @@ describe('a live transport fed bad bytes', () => {
         fc.uint8Array({ minLength: 1, maxLength: 3000 }),
         async (afterHello, garbage) => {
           attacks += 1;
-          await attack(afterHello ? Buffer.concat([helloFrame(), garbage]) : garbage, { end: true });
+          if (afterHello) await attackAfterHandshake(garbage, { end: true });
+          else await attack(garbage, { end: true });
         },
       ),
       { numRuns: 25 },
@@ -227,6 +275,35 @@ describe('a live transport fed bad bytes', () => {
     // least the ones the peer could not have parsed.
     expect(await malformedCount()).toBeGreaterThan(before);
     expect(attacks).toBe(25);
+    await expectPeersStillWork();
+  });
+
+  it('refuses a peer whose proof is not made with the cluster secret, delivering nothing', async () => {
+    const refused = (): Promise<number> =>
+      metricSum(target.registry, 'impulse_transport_handshakes_refused_total', { reason: 'authentication' });
+    const before = await refused();
+    const receivedBefore = target.received.length;
+    await attackAfterHandshake(messagesFrame([makeMessage({ type: 'MsgHeartbeat', from: 2, to: 1 })]), {
+      secret: Buffer.from('a secret the target does not hold'),
+    });
+    expect(await refused()).toBe(before + 1);
+    expect(target.received.length).toBe(receivedBefore);
+    expect(
+      target.logLines.some(
+        (line) => line.msg.includes('does not hold the cluster secret') && line.reason === 'authentication',
+      ),
+    ).toBe(true);
+    await expectPeersStillWork();
+  });
+
+  it('drops a connection that sends messages after its hello but before its proof, delivering nothing', async () => {
+    const before = await malformedCount('kind');
+    const receivedBefore = target.received.length;
+    await attack(
+      Buffer.concat([helloFrame(), messagesFrame([makeMessage({ type: 'MsgHeartbeat', from: 2, to: 1 })])]),
+    );
+    expect(await malformedCount('kind')).toBe(before + 1);
+    expect(target.received.length).toBe(receivedBefore);
     await expectPeersStillWork();
   });
 
