@@ -1,5 +1,6 @@
+import { readFileSync } from 'node:fs';
 import { ConfigError, loadClusterConfig, withClusterLimits } from '@impulse/common';
-import type { ShardNodeConfig } from './config.js';
+import { clusterSecretBytesMin, type ShardNodeConfig } from './config.js';
 import { membersOf } from './shard-node.js';
 
 /**
@@ -8,7 +9,12 @@ import { membersOf } from './shard-node.js';
  * as one (exit 2, every problem on stderr) rather than as a failed start. Answers the
  * configuration to run with: the cluster-wide key and value limits in place of the flags'.
  */
-export function checkShardNodeConfig(config: ShardNodeConfig): ShardNodeConfig {
+export function checkShardNodeConfig(
+  parsed: ShardNodeConfig,
+  env: Readonly<Record<string, string | undefined>> = {},
+): ShardNodeConfig {
+  const clusterSecret = clusterSecretOf(parsed.clusterSecretFile, env['IMPULSE_CLUSTER_SECRET']);
+  const config = clusterSecret === undefined ? parsed : { ...parsed, clusterSecret };
   if (config.heartbeatTicks >= config.electionTimeoutTicks) {
     throw new ConfigError([
       `--heartbeat-ticks (${config.heartbeatTicks}) must be below --election-timeout-ticks (${config.electionTimeoutTicks}): a follower that hears no heartbeat for an election timeout campaigns, so a healthy leader would be deposed between two of its heartbeats`,
@@ -25,4 +31,39 @@ export function checkShardNodeConfig(config: ShardNodeConfig): ShardNodeConfig {
   // Throws when this replica is not in its group of the cluster configuration.
   membersOf(config);
   return withClusterLimits(config, cluster);
+}
+
+/**
+ * The cluster secret, from the file `--cluster-secret-file` names or from IMPULSE_CLUSTER_SECRET
+ * (never both), without a trailing newline; undefined when neither is given. A secret shorter than
+ * `clusterSecretBytesMin` bytes, or a file that cannot be read, is a configuration error. The
+ * secret itself is never part of a message.
+ */
+function clusterSecretOf(file: string, fromEnvironment: string | undefined): Buffer | undefined {
+  if (file !== '' && fromEnvironment !== undefined)
+    throw new ConfigError([
+      '--cluster-secret-file and IMPULSE_CLUSTER_SECRET are both set: give the cluster secret one way',
+    ]);
+  let secret: Buffer;
+  if (file !== '') {
+    try {
+      secret = readFileSync(file);
+    } catch (error) {
+      throw new ConfigError([
+        `--cluster-secret-file ${file} cannot be read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+      ]);
+    }
+  } else if (fromEnvironment !== undefined) {
+    secret = Buffer.from(fromEnvironment, 'utf8');
+  } else {
+    return undefined;
+  }
+  let end = secret.length;
+  while (end > 0 && (secret[end - 1] === 0x0a || secret[end - 1] === 0x0d)) end--;
+  secret = secret.subarray(0, end);
+  if (secret.length < clusterSecretBytesMin)
+    throw new ConfigError([
+      `the cluster secret (${file !== '' ? `--cluster-secret-file ${file}` : 'IMPULSE_CLUSTER_SECRET'}) is ${secret.length} bytes; at least ${clusterSecretBytesMin} are needed`,
+    ]);
+  return secret;
 }

@@ -13,6 +13,9 @@ import {
 import { SEGMENT_BYTES_MAX_DEFAULT, SEGMENT_BYTES_MIN } from './raft-log/index.js';
 import { engineNames } from './storage/index.js';
 
+/** The shortest cluster secret accepted. */
+export const clusterSecretBytesMin = 16;
+
 export const shardNodeProgram = {
   name: 'impulse-shard-node',
   summary: 'one replica of a shard group: stores keys in a storage engine and serves them over HTTP',
@@ -44,6 +47,10 @@ export const shardNodeOptions = {
   clusterId: option.string({
     description: 'Name of the cluster; peers of another cluster are refused.',
     default: 'impulse',
+  }),
+  clusterSecretFile: option.string({
+    description: `File holding the cluster secret (at least ${clusterSecretBytesMin} bytes; a trailing newline is ignored) that peers prove to each other when they connect. IMPULSE_CLUSTER_SECRET may hold the secret itself instead (an environment variable only: a flag would show in ps). Without either, peer links are not authenticated.`,
+    default: '',
   }),
   peerPort: option.integer({
     description: "Port of the peer transport; 0 takes the port of this replica's peerAddress, or a free one.",
@@ -140,7 +147,11 @@ export const shardNodeOptions = {
   logLevel: option.enum({ description: 'Log level.', default: 'info', choices: logLevels }),
 };
 
-export type ShardNodeConfig = ConfigOf<typeof shardNodeOptions>;
+/**
+ * A shard node's configuration: its options, and the cluster secret they lead to (from
+ * `--cluster-secret-file` or IMPULSE_CLUSTER_SECRET; see `checkShardNodeConfig`).
+ */
+export type ShardNodeConfig = ConfigOf<typeof shardNodeOptions> & { readonly clusterSecret?: Uint8Array };
 
 export function parseShardNodeConfig(input: ParseConfigInput): ShardNodeConfig {
   const config = parseConfig(shardNodeProgram, shardNodeOptions, input);

@@ -110,8 +110,14 @@ export class ShardNode {
       group: config.groupId,
       replica: config.replicaId,
     });
+    if (config.clusterSecret === undefined && members.length > 1) {
+      logger.warn(
+        'shard-node: no cluster secret (--cluster-secret-file or IMPULSE_CLUSTER_SECRET): peer links are not authenticated, and anyone who reaches the peer port can speak for a member',
+      );
+    }
     const replica = await Replica.start({
       clusterId: config.clusterId,
+      clusterSecret: config.clusterSecret,
       groupId: config.groupId,
       self,
       // Listen where the client API listens (0.0.0.0 in a container); peers dial the advertised address.

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { promisify } from 'node:util';
 import {
   GenericContainer,
@@ -98,6 +98,8 @@ export class ContainerCluster {
     const image = options.image ?? imageUnderTest;
     const replicasPerGroup = options.replicasPerGroup ?? 1;
     const runId = randomUUID().slice(0, 8);
+    // The cluster secret the replicas prove to each other, as a Kubernetes Secret would give it.
+    const clusterSecret = randomBytes(32).toString('hex');
     const labels = { [suiteLabel]: suiteLabelValue, [runLabel]: runId };
     const resources = new Resources(client, runId);
     try {
@@ -135,7 +137,7 @@ export class ContainerCluster {
             .withNetwork(network)
             .withNetworkAliases(replicaId)
             .withBindMounts([{ source: volume, target: '/data' }])
-            .withEnvironment({ IMPULSE_CLUSTER: clusterConfig })
+            .withEnvironment({ IMPULSE_CLUSTER: clusterConfig, IMPULSE_CLUSTER_SECRET: clusterSecret })
             .withCommand([
               'shard-node/dist/main.js',
               `--group-id=${group.id}`,

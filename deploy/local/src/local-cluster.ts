@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -213,6 +214,7 @@ export class LocalCluster {
     await ensureDataDirectory(this.options.dataDirectory);
     mkdirSync(this.logDirectory, { recursive: true });
     for (const replicaId of await readFounded(this.foundedPath)) this.foundedReplicas.add(replicaId);
+    await ensureClusterSecret(this.clusterSecretPath);
     const replicasPerGroup = this.options.replicasPerGroup ?? 1;
     let nextPort = this.options.replicaBasePort ?? 0;
     for (let group = 1; group <= this.options.groups; group++) {
@@ -298,6 +300,14 @@ export class LocalCluster {
     return replica;
   }
 
+  /**
+   * The cluster secret every replica proves to its peers (`--cluster-secret-file`): made on the
+   * data root's first start, readable by its owner only, kept for every later start.
+   */
+  get clusterSecretPath(): string {
+    return join(resolve(this.options.dataDirectory), clusterSecretFileName);
+  }
+
   private get foundedPath(): string {
     return join(resolve(this.options.dataDirectory), foundedFileName);
   }
@@ -330,6 +340,7 @@ export class LocalCluster {
       `--engine=${this.options.engine ?? 'leveldb'}`,
       `--data-dir=${replica.dataDirectory}`,
       `--cluster=${JSON.stringify(this.clusterConfig())}`,
+      `--cluster-secret-file=${this.clusterSecretPath}`,
       `--log-level=${this.options.logLevel ?? 'info'}`,
       ...(this.options.shardNodeArguments ?? []),
       ...(replica.joined ? ['--join'] : []),
@@ -481,6 +492,20 @@ export class LocalCluster {
     for (const stream of this.logStreams.values()) stream.end();
     this.logStreams.clear();
   }
+}
+
+/** The file, under the data root, of the cluster secret the launcher made. */
+export const clusterSecretFileName = 'cluster-secret';
+
+/** Makes a random cluster secret at `path` (mode 0600, durably) unless one is there. */
+async function ensureClusterSecret(path: string): Promise<void> {
+  try {
+    await readFile(path);
+    return;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+  await replaceFileDurably(path, `${randomBytes(32).toString('hex')}\n`, 0o600);
 }
 
 /** The replica ids of a data root's `FOUNDED` record; none when it has none (its first start). */

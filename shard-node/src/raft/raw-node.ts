@@ -185,6 +185,11 @@ export class RawNode {
     this.raft.forbidCampaigns();
   }
 
+  /** The index of the last entry of the log (unstable entries included). */
+  lastIndex(): number {
+    return this.raft.raftLog.lastIndex();
+  }
+
   /** Lifts `forbidCampaigns`: the host's state machine was rebuilt and can be trusted again. */
   allowCampaigns(): void {
     this.raft.campaignsForbidden = false;

@@ -1,3 +1,4 @@
+import { peerMessageRefusals } from './peer-message-check.js';
 import {
   Counter,
   Gauge,
@@ -19,6 +20,8 @@ export interface ReplicaMetrics {
   readonly storageFaults: Counter;
   /** Rebuilds of this replica's state machine from its leader's snapshot, each ending a fault. */
   readonly rebuilds: Counter;
+  /** Peer messages dropped before the core saw them (`peer-message-check.ts`), by reason. */
+  readonly peerMessagesRefused: Counter<'reason'>;
   observeAppend(bytes: number, seconds: number): void;
   observeFsync(seconds: number): void;
   setLogBytes(bytes: number): void;
@@ -125,6 +128,16 @@ export function createReplicaMetrics(registry: Registry, status: () => ReplicaSt
       help: 'Storage faults this replica found in its state machine (checksum mismatches, unreadable blocks, lost batches, a lost engine, a state a consistency check found divergent).',
       registers,
     }),
+    peerMessagesRefused: (() => {
+      const counter = new Counter({
+        name: `${metricPrefix}replica_peer_messages_refused_total`,
+        help: 'Raft messages from authenticated peers dropped before the core saw them, by reason: unknownSender, localOnly (a proposal, read or transfer this host only makes locally), zeroTerm, inconsistentEntries, beyondLog (a commit or index past this log), badSnapshot.',
+        labelNames: ['reason'] as const,
+        registers,
+      });
+      for (const reason of peerMessageRefusals) counter.labels({ reason });
+      return counter;
+    })(),
     rebuilds: new Counter({
       name: `${metricPrefix}replica_rebuilds_total`,
       help: "Rebuilds of this replica's state machine from its leader's snapshot, each ending a storage fault.",

@@ -31,6 +31,7 @@ import {
 import type { EngineName, Entry as EngineEntry } from '../storage/index.js';
 import { PeerTransport, type SnapshotChunk } from '../transport/index.js';
 import { createReplicaMetrics, type ReplicaMetrics } from './metrics.js';
+import { refusalOf, type PeerMessageContext, type PeerMessageRefusal } from './peer-message-check.js';
 import { MonotonicTicks } from './monotonic-ticks.js';
 import { raftLoggerOf } from './raft-logger.js';
 
@@ -46,6 +47,8 @@ export interface MemberSpec {
 
 export interface ReplicaOptions {
   readonly clusterId: string;
+  /** The secret peers prove to each other (`transport/peer-auth.ts`); none: not authenticated. */
+  readonly clusterSecret?: Uint8Array | undefined;
   readonly groupId: string;
   readonly self: MemberSpec;
   /** The address the peer transport listens on (the advertised one is `self.peerHost`). */
@@ -256,6 +259,11 @@ export class Replica {
     rawNode: RawNode,
   ) {
     this.rawNode = rawNode;
+    this.peerMessageContext = {
+      selfId: options.self.raftId,
+      isMember: (id) => this.members.has(id),
+      lastIndex: () => this.rawNode.lastIndex(),
+    };
     this.metrics = createReplicaMetrics(options.registry, () => this.status());
     // The directory written by the last membership change wins over the start-up configuration.
     const stored = stateMachine.membersRecord;
@@ -395,6 +403,7 @@ export class Replica {
         listenPort: options.self.peerPort,
         selfId: options.self.raftId,
         clusterId: options.clusterId,
+        ...(options.clusterSecret === undefined ? {} : { secret: options.clusterSecret }),
         groupId: options.groupId,
         peers: new Map(
           [...replica.members.values()]
@@ -762,6 +771,11 @@ export class Replica {
     // election timer after the pause is counted, not before (see MonotonicTicks).
     this.clockBeforeInput();
     for (const message of messages) {
+      const refusal = refusalOf(message, this.peerMessageContext);
+      if (refusal !== undefined) {
+        this.refusePeerMessage(message, refusal);
+        continue;
+      }
       if (message.type === 'MsgRebuildRequest') {
         void this.sendRebuildSnapshot(message);
         continue;
@@ -786,6 +800,30 @@ export class Replica {
       }
     }
     this.scheduleReady();
+  }
+
+  private readonly peerMessageContext: PeerMessageContext;
+  /** When each kind of refused peer message was last logged (one warning per kind per 10 s). */
+  private readonly peerRefusalsLoggedAt = new Map<PeerMessageRefusal, number>();
+
+  /** Drops a peer's message the core must not see: counted, and logged once per kind per 10 s. */
+  private refusePeerMessage(message: Message, refusal: PeerMessageRefusal): void {
+    this.metrics.peerMessagesRefused.inc({ reason: refusal });
+    const now = Date.now();
+    if (now - (this.peerRefusalsLoggedAt.get(refusal) ?? -Infinity) < 10_000) return;
+    this.peerRefusalsLoggedAt.set(refusal, now);
+    this.options.logger.warn(
+      {
+        reason: refusal,
+        type: message.type,
+        from: message.from,
+        term: message.term,
+        index: message.index,
+        commit: message.commit,
+        entries: message.entries.length,
+      },
+      'replica: dropped a peer message that contradicts itself or this log (counted in impulse_replica_peer_messages_refused_total)',
+    );
   }
 
   private scheduleProposalFlush(): void {
@@ -991,6 +1029,21 @@ export class Replica {
     const change = decodeConfChange(entry.type, entry.data);
     const context = parseMembershipContext(change.context);
     const singles = 'changes' in change ? change.changes : [change];
+    let confState: ConfState;
+    try {
+      confState = this.rawNode.applyConfChange(change);
+    } catch (error) {
+      // A change the configuration cannot take (removing every voter, a second change while
+      // joint): the leader never proposes one, but a member could. It depends only on the
+      // configuration before it, which every replica shares at this index, so every replica
+      // skips it alike; ending the process on it would hand any member a way to stop the group.
+      if (!(error instanceof RaftError) || error.code !== 'RAFT_CONF_CHANGE_INVALID') throw error;
+      this.options.logger.error(
+        { index: entry.index, change: JSON.stringify(singles), err: error },
+        'replica: a committed membership change is invalid in the configuration; skipped',
+      );
+      return { confState: this.rawNode.status().config, membersChanged: false, token: context?.token };
+    }
     let membersChanged = false;
     for (const single of singles) {
       if (single.type === 'removeNode') {
@@ -1008,7 +1061,6 @@ export class Replica {
         }
       }
     }
-    const confState = this.rawNode.applyConfChange(change);
     this.options.logger.info(
       { index: entry.index, change: JSON.stringify(singles) },
       'replica: membership change applied',
