@@ -460,6 +460,50 @@ const cases: readonly FailureCase[] = [
     stderrFirstLine:
       /^impulse-shard-node: invalid configuration: --proposal-timeout: must be at most 60000 ms \(got "600h"\) \[CONFIG_INVALID\]$/,
   },
+  // Issue 11, item 6: the cluster secret is read once, and refused when it cannot serve.
+  {
+    name: 'extra. a cluster secret file that cannot be read',
+    entry: 'shardNode',
+    setup: async (context) => ({
+      argumentsList: [
+        '--port=0',
+        `--data-dir=${context.path('d')}`,
+        `--cluster-secret-file=${context.path('none')}`,
+      ],
+      untouched: [context.path('d')],
+      stderrFirstLine:
+        /^impulse-shard-node: invalid configuration: --cluster-secret-file .*none cannot be read: ENOENT \[CONFIG_INVALID\]$/,
+    }),
+    exitCode: 2,
+  },
+  {
+    name: 'extra. a cluster secret of 5 bytes (environment)',
+    entry: 'shardNode',
+    setup: async (context) => ({
+      argumentsList: ['--port=0', `--data-dir=${context.path('d')}`],
+      env: { IMPULSE_CLUSTER_SECRET: 'short\n' },
+      untouched: [context.path('d')],
+    }),
+    exitCode: 2,
+    stderrFirstLine:
+      /^impulse-shard-node: invalid configuration: the cluster secret \(IMPULSE_CLUSTER_SECRET\) is 5 bytes; at least 16 are needed \[CONFIG_INVALID\]$/,
+  },
+  {
+    name: 'extra. a cluster secret given both as a file and in the environment',
+    entry: 'shardNode',
+    setup: async (context) => {
+      const file = context.path('secret');
+      writeFileSync(file, '0123456789abcdef0123456789abcdef\n');
+      return {
+        argumentsList: ['--port=0', `--data-dir=${context.path('d')}`, `--cluster-secret-file=${file}`],
+        env: { IMPULSE_CLUSTER_SECRET: '0123456789abcdef0123456789abcdef' },
+        untouched: [context.path('d')],
+      };
+    },
+    exitCode: 2,
+    stderrFirstLine:
+      /^impulse-shard-node: invalid configuration: --cluster-secret-file and IMPULSE_CLUSTER_SECRET are both set: give the cluster secret one way \[CONFIG_INVALID\]$/,
+  },
   {
     name: '4. shard-node IMPULSE_SHUTDOWN_TIMEOUT=600h (environment)',
     entry: 'shardNode',
