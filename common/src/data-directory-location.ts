@@ -1,6 +1,7 @@
 import { constants } from 'node:fs';
 import { access, mkdir, stat, statfs } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
+import { syncDirectory } from './durable-file.js';
 import { StartupError } from './startup-error.js';
 
 /**
@@ -107,6 +108,9 @@ export async function ensureDataDirectory(directory: string): Promise<string> {
         { cause: error },
       );
     }
+    // A new level is durable only once the folder holding it is fsynced: a power loss could
+    // otherwise take the whole data directory away, with every file fsynced inside it.
+    await syncDirectory(dirname(level));
   }
   return target;
 }

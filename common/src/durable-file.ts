@@ -1,5 +1,5 @@
-import { open, rename, rm, type FileHandle } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { mkdir, open, rename, rm, type FileHandle } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 
 /**
  * Small files that must survive a power loss whole: a data directory's identity, the state
@@ -18,6 +18,25 @@ export async function syncDirectory(directory: string): Promise<void> {
   } finally {
     await handle.close();
   }
+}
+
+/**
+ * Creates `directory` and its missing parents, and makes each new level durable by fsyncing the
+ * folder that holds it, outermost first. A directory created without that can vanish in a power
+ * loss even though the files written inside it were fsynced (a Raft log segment, an engine's
+ * tables). Answers the levels it created (none when the directory existed).
+ */
+export async function createDirectoryDurably(directory: string): Promise<string[]> {
+  const target = resolve(directory);
+  const first = await mkdir(target, { recursive: true });
+  if (first === undefined) return [];
+  const created: string[] = [];
+  for (let level = target; ; level = dirname(level)) {
+    created.unshift(level);
+    if (level === first || dirname(level) === level) break;
+  }
+  for (const level of created) await syncDirectory(dirname(level));
+  return created;
 }
 
 /**

@@ -28,7 +28,7 @@ import {
   type SnapshotInstall,
   type UserKeyRange,
 } from '../state-machine/index.js';
-import type { EngineName, Entry as EngineEntry } from '../storage/index.js';
+import type { Engine, EngineName, Entry as EngineEntry } from '../storage/index.js';
 import { PeerTransport, type SnapshotChunk } from '../transport/index.js';
 import { createReplicaMetrics, type ReplicaMetrics } from './metrics.js';
 import { refusalOf, type PeerMessageContext, type PeerMessageRefusal } from './peer-message-check.js';
@@ -90,6 +90,11 @@ export interface ReplicaOptions {
   readonly proposalBatchMax: number;
   readonly logger: Logger;
   readonly registry: Registry;
+  /**
+   * For fault-injection tests only (see `StateMachineOptions.wrapEngine`): wraps every engine the
+   * state machine opens. `ShardNode` never sets it.
+   */
+  readonly wrapEngine?: (engine: Engine) => Engine;
 }
 
 export type ReadMode = 'readindex' | 'lease';
@@ -294,6 +299,7 @@ export class Replica {
       directory: join(options.dataDirectory, 'state'),
       engine: options.engine,
       logger,
+      ...(options.wrapEngine === undefined ? {} : { wrapEngine: options.wrapEngine }),
     });
     let metricsHooks: ReplicaMetrics | undefined;
     const logStore = await RaftLogStore.open({

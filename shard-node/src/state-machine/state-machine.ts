@@ -1,6 +1,6 @@
-import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { StartupError, type Logger, replaceFileDurably } from '@impulse/common';
+import { StartupError, createDirectoryDurably, type Logger, replaceFileDurably } from '@impulse/common';
 import type { ConfState, Entry as LogEntry, SnapshotMetadata } from '../raft/index.js';
 import {
   openEngine,
@@ -167,7 +167,7 @@ export class ReplicaStateMachine {
    * A data directory of another format is refused with `DATA_DIRECTORY_FORMAT_UNSUPPORTED`.
    */
   static async open(options: StateMachineOptions): Promise<ReplicaStateMachine> {
-    await mkdir(options.directory, { recursive: true });
+    await createDirectoryDurably(options.directory);
     // Generations are folders of LevelDB's; the memory engine's lives in memory and in its image.
     const generation = options.engine === 'memory' ? 1 : await readGeneration(options.directory);
     // A pointer to a generation that does not exist would silently start empty: the state is
@@ -960,14 +960,12 @@ function generationName(generation: number): string {
 async function openGeneration(options: StateMachineOptions, generation: number): Promise<Engine> {
   const wrap = options.wrapEngine ?? ((engine: Engine) => engine);
   if (options.engine === 'memory') return wrap(await openEngine({ name: 'memory' }));
+  const directory = join(options.directory, generationName(generation));
+  // LevelDB fsyncs its files and its own folder, not the folder that holds it: a generation
+  // created without this could vanish in a power loss with everything synced inside it.
+  await createDirectoryDurably(directory);
   // The Raft log is the durable record: batches need no fsync of their own (see `sync()`).
-  return wrap(
-    await openEngine({
-      name: 'leveldb',
-      directory: join(options.directory, generationName(generation)),
-      sync: false,
-    }),
-  );
+  return wrap(await openEngine({ name: 'leveldb', directory, sync: false }));
 }
 
 async function readGeneration(directory: string): Promise<number> {
