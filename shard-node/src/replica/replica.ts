@@ -1282,7 +1282,13 @@ export class Replica {
       return undefined;
     } finally {
       this.snapshotsSending.delete(to);
-      await snapshot?.close();
+      // Never thrown: the callers run detached, and a rejection there would end the process.
+      await snapshot?.close().catch((error: unknown) => {
+        this.options.logger.warn(
+          { to, err: (error as Error).message },
+          'replica: closing a sent snapshot failed',
+        );
+      });
     }
   }
 

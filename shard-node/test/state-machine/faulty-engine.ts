@@ -10,8 +10,9 @@ import type {
 /**
  * A test double around a real engine, for fault injection: every call goes to the real engine,
  * except that what a read returns can be altered (as a damaged table block would alter it), a read
- * can fail (as LevelDB fails on a block it cannot decode), and one batch can be dropped (as LevelDB
- * drops a damaged block of its write-ahead log: the caller was told it was written).
+ * can fail (as LevelDB fails on a block it cannot decode), one batch can be dropped (as LevelDB
+ * drops a damaged block of its write-ahead log: the caller was told it was written), and a
+ * snapshot can fail to open.
  */
 export class FaultyEngine implements Engine {
   /** Returns the bytes a read of `key` gives instead of `stored`; identity when unset. */
@@ -20,6 +21,8 @@ export class FaultyEngine implements Engine {
   readError: Error | undefined;
   /** The number (1-based) of the next batch call to drop silently; none when undefined. */
   dropBatchNumber: number | undefined;
+  /** Asked at every `snapshot()`: an error to fail it with (as an engine out of resources would), or none. */
+  snapshotError: (() => Error | undefined) | undefined;
   #batches = 0;
 
   constructor(readonly inner: Engine) {}
@@ -53,6 +56,8 @@ export class FaultyEngine implements Engine {
   }
 
   async snapshot(): Promise<EngineSnapshot> {
+    const error = this.snapshotError?.();
+    if (error !== undefined) throw error;
     const snapshot = await this.inner.snapshot();
     return {
       get: async (key) => {
