@@ -51,10 +51,21 @@ export interface ClusterConfig {
 
 export const groupsMax = 1024;
 export const replicasPerGroupMax = 7;
-/** The largest `valueBytesMax` a cluster may set (as the `--value-bytes-max` flags allow). */
-export const valueBytesMaxUpperBound = 64 * 1024 * 1024;
-/** The largest `keyBytesMax` a cluster may set (as the `--key-bytes-max` flags allow). */
-export const keyBytesMaxUpperBound = 64 * 1024;
+/**
+ * The largest `valueBytesMax` a cluster may set (and the `--value-bytes-max` flags take): 4 MiB
+ * less 65 KiB, 4,127,744 bytes. A written value travels whole in one 4 MiB frame of the replicas'
+ * peer transport, beside its key (under 64 KiB) and under 1 KiB of headers; a larger one would be
+ * dropped on its way to the followers and wedge its group. The exact bound is derived from the
+ * transport's and the Raft log's limits in `shard-node/src/value-limit.ts`, and a test there keeps
+ * this one under it.
+ */
+export const valueBytesMaxUpperBound = 4 * 1024 * 1024 - 65 * 1024;
+/**
+ * The largest `keyBytesMax` a cluster may set (and the `--key-bytes-max` flags take): 65,535
+ * bytes, 64 KiB less one. A replica's write command stores the key's length in 16 bits
+ * (`shard-node/src/state-machine/command.ts`): a longer key could not be proposed at all.
+ */
+export const keyBytesMaxUpperBound = 0xffff;
 const idPattern = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/;
 
 /** The fields each object of a cluster configuration may have; any other is refused. */
@@ -110,7 +121,7 @@ export function parseClusterConfig(value: unknown): ClusterConfig {
   const valueBytesMax = sizeOf(value['valueBytesMax'] ?? valueBytesMaxDefault);
   if (valueBytesMax === undefined || valueBytesMax < 0 || valueBytesMax > valueBytesMaxUpperBound) {
     problems.push(
-      `cluster.valueBytesMax: must be a size from 0 to ${valueBytesMaxUpperBound} bytes (a number, or a string such as "4MiB")`,
+      `cluster.valueBytesMax: must be a size from 0 to ${valueBytesMaxUpperBound} bytes (a number, or a string such as "2MiB"): a written value travels whole in one 4 MiB frame between the replicas, beside its key and headers`,
     );
   }
   const keyBytesMax = sizeOf(value['keyBytesMax'] ?? keyBytesMaxDefault);

@@ -2,10 +2,12 @@ import { describe, expect, it } from 'vitest';
 import {
   ConfigError,
   keyBytesMaxDefault,
+  keyBytesMaxUpperBound,
   option,
   parseClusterConfig,
   parseConfig,
   valueBytesMaxDefault,
+  valueBytesMaxUpperBound,
   withClusterLimits,
 } from '@impulse/common';
 
@@ -61,11 +63,11 @@ describe('cluster configuration: unknown fields', () => {
     const cluster = parseClusterConfig({
       epoch: 2,
       virtualNodesPerGroup: 16,
-      valueBytesMax: '4MiB',
+      valueBytesMax: '3MiB',
       keyBytesMax: 2048,
       groups: [{ id: 'g1', replicas: [{ ...replica('g1-r1', 7001, 7101), raftId: 3 }] }],
     });
-    expect(cluster.valueBytesMax).toBe(4 * 1024 * 1024);
+    expect(cluster.valueBytesMax).toBe(3 * 1024 * 1024);
     expect(cluster.keyBytesMax).toBe(2048);
     expect(cluster.groups[0]?.replicas[0]?.raftId).toBe(3);
   });
@@ -142,20 +144,34 @@ describe('cluster-wide limits', () => {
     expect(
       problemsOf(() => parseClusterConfig({ ...oneGroup, valueBytesMax: '65MiB', keyBytesMax: 0 })),
     ).toEqual([
-      'cluster.valueBytesMax: must be a size from 0 to 67108864 bytes (a number, or a string such as "4MiB")',
-      'cluster.keyBytesMax: must be a size from 1 to 65536 bytes (a number, or a string such as "1KiB")',
+      'cluster.valueBytesMax: must be a size from 0 to 4127744 bytes (a number, or a string such as "2MiB"): a written value travels whole in one 4 MiB frame between the replicas, beside its key and headers',
+      'cluster.keyBytesMax: must be a size from 1 to 65535 bytes (a number, or a string such as "1KiB")',
     ]);
     expect(problemsOf(() => parseClusterConfig({ ...oneGroup, valueBytesMax: 1.5 }))).toHaveLength(1);
   });
 
+  it('hold a value that one frame between replicas carries, and a key a write command carries (issue 11)', () => {
+    // 4 MiB less 65 KiB: the frame, less the longest key and the headers (shard-node/src/value-limit.ts).
+    expect(valueBytesMaxUpperBound).toBe(4_127_744);
+    expect(keyBytesMaxUpperBound).toBe(65_535);
+    const largest = parseClusterConfig({
+      ...oneGroup,
+      valueBytesMax: valueBytesMaxUpperBound,
+      keyBytesMax: keyBytesMaxUpperBound,
+    });
+    expect(largest.valueBytesMax).toBe(valueBytesMaxUpperBound);
+    expect(problemsOf(() => parseClusterConfig({ ...oneGroup, valueBytesMax: '4MiB' }))).toHaveLength(1);
+    expect(problemsOf(() => parseClusterConfig({ ...oneGroup, keyBytesMax: '64KiB' }))).toHaveLength(1);
+  });
+
   it("replace a process's flags, which may only agree with them", () => {
-    const cluster = parseClusterConfig({ ...oneGroup, valueBytesMax: '4MiB' });
+    const cluster = parseClusterConfig({ ...oneGroup, valueBytesMax: '3MiB' });
     const defaults = withClusterLimits(parse([]), cluster);
-    expect(defaults).toEqual({ valueBytesMax: 4 * 1024 * 1024, keyBytesMax: 1024 });
+    expect(defaults).toEqual({ valueBytesMax: 3 * 1024 * 1024, keyBytesMax: 1024 });
     expect(Object.isFrozen(defaults)).toBe(true);
-    expect(withClusterLimits(parse(['--value-bytes-max=4MiB']), cluster).valueBytesMax).toBe(4 * 1024 * 1024);
+    expect(withClusterLimits(parse(['--value-bytes-max=3MiB']), cluster).valueBytesMax).toBe(3 * 1024 * 1024);
     expect(problemsOf(() => withClusterLimits(parse(['--value-bytes-max=1MiB']), cluster))).toEqual([
-      "--value-bytes-max (IMPULSE_VALUE_BYTES_MAX) is 1048576 bytes but the cluster configuration's valueBytesMax is 4194304: the limit is cluster-wide, so set valueBytesMax in the cluster configuration that every gateway and replica reads (and drop the flag)",
+      "--value-bytes-max (IMPULSE_VALUE_BYTES_MAX) is 1048576 bytes but the cluster configuration's valueBytesMax is 3145728: the limit is cluster-wide, so set valueBytesMax in the cluster configuration that every gateway and replica reads (and drop the flag)",
     ]);
     expect(
       problemsOf(() => withClusterLimits(parse([], { IMPULSE_KEY_BYTES_MAX: '16' }), cluster)),

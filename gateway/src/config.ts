@@ -3,10 +3,12 @@ import {
   httpServerLimitProblems,
   httpServerOptions,
   keyBytesMaxDefault,
+  keyBytesMaxUpperBound,
   logLevels,
   option,
   parseConfig,
   valueBytesMaxDefault,
+  valueBytesMaxUpperBound,
   type ConfigOf,
   type ParseConfigInput,
 } from '@impulse/common';
@@ -34,14 +36,14 @@ export const gatewayOptions = {
       "Largest value accepted. Cluster-wide: the cluster configuration's valueBytesMax (1MiB when absent) is the limit, and this flag, if given, must equal it.",
     default: valueBytesMaxDefault,
     min: 0,
-    max: 64 * 1024 * 1024,
+    max: valueBytesMaxUpperBound,
   }),
   keyBytesMax: option.bytes({
     description:
       "Longest key accepted, in bytes of UTF-8. Cluster-wide: the cluster configuration's keyBytesMax (1KiB when absent) is the limit, and this flag, if given, must equal it.",
     default: keyBytesMaxDefault,
     min: 1,
-    max: 64 * 1024,
+    max: keyBytesMaxUpperBound,
   }),
   upstreamTimeout: option.milliseconds({
     description:

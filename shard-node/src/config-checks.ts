@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { ConfigError, loadClusterConfig, withClusterLimits } from '@impulse/common';
 import { clusterSecretBytesMin, type ShardNodeConfig } from './config.js';
 import { membersOf } from './shard-node.js';
+import { keyBytesMaxProblem, valueBytesMaxProblem } from './value-limit.js';
 
 /**
  * The checks of a shard-node's configuration that look at more than one option, or at the cluster
@@ -26,7 +27,15 @@ export function checkShardNodeConfig(
     ]);
   }
   // Without a cluster configuration the replica is a group of one, and its flags are its limits.
-  if (config.cluster === '' && config.clusterFile === '') return config;
+  const limited = config.cluster === '' && config.clusterFile === '' ? config : withLimitsOfCluster(config);
+  const keyProblem = keyBytesMaxProblem(limited.keyBytesMax);
+  if (keyProblem !== undefined) throw new ConfigError([keyProblem]);
+  const valueProblem = valueBytesMaxProblem(limited.valueBytesMax, limited.keyBytesMax);
+  if (valueProblem !== undefined) throw new ConfigError([valueProblem]);
+  return limited;
+}
+
+function withLimitsOfCluster(config: ShardNodeConfig): ShardNodeConfig {
   const cluster = loadClusterConfig({ json: config.cluster, file: config.clusterFile });
   // Throws when this replica is not in its group of the cluster configuration.
   membersOf(config);

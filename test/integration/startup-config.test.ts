@@ -547,18 +547,18 @@ const cases: readonly FailureCase[] = [
       /^impulse-shard-node: invalid configuration: --value-bytes-max \(IMPULSE_VALUE_BYTES_MAX\) is 4194304 bytes but the cluster configuration's valueBytesMax is 1048576: the limit is cluster-wide, .*\[CONFIG_INVALID\]$/,
   },
   {
-    name: '5. gateway --value-bytes-max 1MiB against a cluster at 4MiB',
+    name: '5. gateway --value-bytes-max 1MiB against a cluster at 3MiB',
     entry: 'gateway',
     setup: async (context) => ({
       argumentsList: [
         '--port=0',
         '--value-bytes-max=1MiB',
-        `--cluster-file=${context.clusterFile({ ...oneReplica(), valueBytesMax: '4MiB' })}`,
+        `--cluster-file=${context.clusterFile({ ...oneReplica(), valueBytesMax: '3MiB' })}`,
       ],
     }),
     exitCode: 2,
     stderrFirstLine:
-      /^impulse-gateway: invalid configuration: --value-bytes-max \(IMPULSE_VALUE_BYTES_MAX\) is 1048576 bytes but the cluster configuration's valueBytesMax is 4194304: /,
+      /^impulse-gateway: invalid configuration: --value-bytes-max \(IMPULSE_VALUE_BYTES_MAX\) is 1048576 bytes but the cluster configuration's valueBytesMax is 3145728: /,
   },
   {
     name: '5. gateway IMPULSE_KEY_BYTES_MAX=2KiB against a cluster at 1 KiB',
@@ -582,7 +582,34 @@ const cases: readonly FailureCase[] = [
     }),
     exitCode: 2,
     stderrFirstLine:
-      /^impulse-gateway: invalid configuration: cluster.valueBytesMax: must be a size from 0 to 67108864 bytes/,
+      /^impulse-gateway: invalid configuration: cluster.valueBytesMax: must be a size from 0 to 4127744 bytes/,
+  },
+  // Issue 11, item 2: a value must fit whole in one frame between replicas, with its key.
+  {
+    name: '5. a cluster file with a valueBytesMax of 4MiB, over what one frame between replicas carries',
+    entry: 'shardNode',
+    setup: async (context) => ({
+      argumentsList: [
+        '--port=0',
+        `--data-dir=${context.path('d')}`,
+        `--cluster-file=${context.clusterFile({ ...oneReplica(), valueBytesMax: '4MiB' })}`,
+      ],
+      untouched: [context.path('d')],
+    }),
+    exitCode: 2,
+    stderrFirstLine:
+      /^impulse-shard-node: invalid configuration: cluster.valueBytesMax: must be a size from 0 to 4127744 bytes .*: a written value travels whole in one 4 MiB frame between the replicas/,
+  },
+  {
+    name: '5. shard-node without a cluster file, --value-bytes-max 5MiB: over the frame',
+    entry: 'shardNode',
+    setup: async (context) => ({
+      argumentsList: ['--port=0', '--bootstrap', '--value-bytes-max=5MiB', `--data-dir=${context.path('d')}`],
+      untouched: [context.path('d')],
+    }),
+    exitCode: 2,
+    stderrFirstLine:
+      /^impulse-shard-node: invalid configuration: --value-bytes-max \(5242880 bytes\) is over the largest value a group can replicate with keys of up to 1024 bytes: 4192991 bytes .*Set it to at most 4192991 bytes \[CONFIG_INVALID\]$/,
   },
   // 6. Unknown fields in cluster files are errors, with their path and the nearest known name.
   {
@@ -1163,12 +1190,12 @@ describe('start-up refuses what it used to accept and then misbehave on (issue 1
     }
   });
 
-  it('5. a cluster-wide valueBytesMax of 4MiB: a 2 MiB value is accepted, read and scanned', async () => {
+  it('5. a cluster-wide valueBytesMax of 3MiB: a 2 MiB value is accepted, read and scanned', async () => {
     const caseContext = await newContext();
     const replicaPort = await freePort();
     const gatewayPort = await freePort();
     const cluster = caseContext.clusterFile({
-      valueBytesMax: '4MiB',
+      valueBytesMax: '3MiB',
       groups: [{ id: 'g1', replicas: [{ id: 'g1-r1', url: `http://127.0.0.1:${replicaPort}` }] }],
     });
     const replica = await startListening('shardNode', [
@@ -1182,7 +1209,7 @@ describe('start-up refuses what it used to accept and then misbehave on (issue 1
     // A flag that agrees with the cluster is taken.
     const gateway = await startListening('gateway', [
       `--port=${gatewayPort}`,
-      '--value-bytes-max=4MiB',
+      '--value-bytes-max=3MiB',
       `--cluster-file=${cluster}`,
     ]);
     caseContext.cleanups.push(async () => void (await stop(gateway.child)));

@@ -44,7 +44,8 @@ const operationConsistencyCheck = 3;
 const operationConsistencyVerdict = 4;
 const verdictHashBytesMax = 64;
 export const requestIdBytesMax = 64;
-const keyBytesMax = 0xffff;
+/** The longest key a command carries: its length is stored in 16 bits. */
+export const commandKeyBytesMax = 0xffff;
 
 /**
  * Whether `data` is a consistency-check command. The apply loop asks this of every entry, so it
@@ -65,6 +66,14 @@ export function consistencyVerdictOf(
   if (data[0] !== commandVersion || data[1] !== operationConsistencyVerdict) return undefined;
   const command = decodeCommand(data);
   return command?.operation === 'consistency-verdict' ? command : undefined;
+}
+
+/**
+ * The bytes of a put command with a key of `keyBytes` and a value of `valueBytes` (UTF-8 and raw
+ * bytes) and a request id of `requestIdBytes`: what one Raft entry carries for it.
+ */
+export function putCommandBytes(keyBytes: number, valueBytes: number, requestIdBytes: number): number {
+  return 3 + requestIdBytes + 2 + keyBytes + 4 + valueBytes;
 }
 
 export function encodeCommand(command: Command): Buffer {
@@ -97,10 +106,12 @@ export function encodeCommand(command: Command): Buffer {
     return check;
   }
   const keyBytes = Buffer.byteLength(command.key, 'utf8');
-  if (keyBytes === 0 || keyBytes > keyBytesMax) throw new Error(`invalid key length ${keyBytes}`);
+  if (keyBytes === 0 || keyBytes > commandKeyBytesMax) throw new Error(`invalid key length ${keyBytes}`);
   const valueBytes = command.operation === 'put' ? command.value.byteLength : 0;
   const size =
-    3 + command.requestId.byteLength + 2 + keyBytes + (command.operation === 'put' ? 4 + valueBytes : 0);
+    command.operation === 'put'
+      ? putCommandBytes(keyBytes, valueBytes, command.requestId.byteLength)
+      : 3 + command.requestId.byteLength + 2 + keyBytes;
   const buffer = Buffer.allocUnsafe(size);
   let offset = 0;
   buffer[offset++] = commandVersion;

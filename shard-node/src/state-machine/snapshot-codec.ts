@@ -1,12 +1,19 @@
 /**
  * The stream a state-machine snapshot travels as: chunks of whole records, each
  * `u32 key length, key, u32 value length, value` (big-endian). A record never spans two chunks,
- * so a receiver can apply each chunk as it arrives, and a chunk is at most
- * `snapshotChunkBytesTarget` plus one record.
+ * so a receiver can apply each chunk as it arrives. A chunk holds at most `chunkBytesTarget`
+ * bytes, or one record alone when that record is larger: so a chunk fits in one frame of the peer
+ * transport whenever each record does (the transport splits a larger chunk across frames, and a
+ * receiver cannot decode a part of a record; see `value-limit.ts`).
  */
 import type { Entry } from '../storage/index.js';
 
 export const snapshotChunkBytesTarget = 1024 * 1024;
+
+/** The bytes one record takes in a chunk. */
+export function snapshotRecordBytes(keyBytes: number, valueBytes: number): number {
+  return 8 + keyBytes + valueBytes;
+}
 
 export async function* encodeSnapshotChunks(
   entries: AsyncIterable<Entry>,
@@ -15,17 +22,19 @@ export async function* encodeSnapshotChunks(
   let parts: Buffer[] = [];
   let partsBytes = 0;
   for await (const { key, value } of entries) {
+    const recordBytes = snapshotRecordBytes(key.length, value.length);
+    // A record that would take the chunk past the target starts the next one.
+    if (partsBytes > 0 && partsBytes + recordBytes > chunkBytesTarget) {
+      yield Buffer.concat(parts, partsBytes);
+      parts = [];
+      partsBytes = 0;
+    }
     const header = Buffer.allocUnsafe(4);
     header.writeUInt32BE(key.length);
     const valueHeader = Buffer.allocUnsafe(4);
     valueHeader.writeUInt32BE(value.length);
     parts.push(header, key, valueHeader, value);
-    partsBytes += 8 + key.length + value.length;
-    if (partsBytes >= chunkBytesTarget) {
-      yield Buffer.concat(parts, partsBytes);
-      parts = [];
-      partsBytes = 0;
-    }
+    partsBytes += recordBytes;
   }
   if (partsBytes > 0) yield Buffer.concat(parts, partsBytes);
 }
