@@ -120,7 +120,19 @@ export function createGatewayApp(context: GatewayContext): GatewayApp {
     groups: router.cluster.groups,
     reader: new GroupReader(config, forwarder.leaders, forwarder.agent, logger, metrics),
     serverErrors,
+    inFlight: metrics.requestsInFlight.labels({ route: '/kv' }),
+    refusals: metrics.overloadRefusals.labels({ route: '/kv' }),
   });
+
+  // Each key request may hold a value in memory (a PUT's body, read whole before it goes to the
+  // group), from its arrival until it is answered: a bound on them is a bound on that memory.
+  let keyRequestsInFlight = 0;
+  const keyRequestsGauge = metrics.requestsInFlight.labels({ route: '/kv/{key}' });
+  const keyRequestRefusals = metrics.overloadRefusals.labels({ route: '/kv/{key}' });
+  function releaseKeyRequest(): void {
+    keyRequestsInFlight--;
+    keyRequestsGauge.dec();
+  }
 
   const handleKv = allowMethods(kvMethods, (request, response) => {
     proxyKv(request as ArrivedRequest, response).catch((error: unknown) => {
@@ -137,6 +149,23 @@ export function createGatewayApp(context: GatewayContext): GatewayApp {
     // routed '/kv/'.
     if (url.startsWith('/kv/')) {
       observeKv(request, response, noop);
+      if (keyRequestsInFlight >= config.keyRequestsMax) {
+        keyRequestRefusals.inc();
+        // Its body, if any, is not read: refuseBody drains it briefly and closes the connection.
+        refuseBody(
+          request,
+          response,
+          new ImpulseError(
+            'TOO_MANY_REQUESTS',
+            `${config.keyRequestsMax} key requests are in flight already (--key-requests-max); retry later`,
+          ),
+        );
+        return;
+      }
+      keyRequestsInFlight++;
+      keyRequestsGauge.inc();
+      // 'close' comes once per response: after its last byte, or when its connection goes first.
+      response.once('close', releaseKeyRequest);
       // The request deadline counts from here, so that a slow body spends it too.
       (request as ArrivedRequest)[arrivedAtMs] = Date.now();
       handleKv(request, response);

@@ -65,6 +65,13 @@ export const gatewayOptions = {
     min: 1,
     max: 100,
   }),
+  keyRequestsMax: option.integer({
+    description:
+      'Key requests (GET, HEAD, PUT, DELETE /kv/{key}) served at once at most, from arrival to answer; each may hold a value (up to the value limit) in memory, so this bounds that memory. Past it a key request answers 429 TOO_MANY_REQUESTS.',
+    default: 1024,
+    min: 1,
+    max: 65_536,
+  }),
   scansInFlightMax: option.integer({
     description:
       'Range scans (GET /kv?...) served at once at most; each holds up to a page per group in memory. Past it a scan answers 429 TOO_MANY_REQUESTS.',

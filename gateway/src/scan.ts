@@ -27,6 +27,10 @@ export interface ScanRouteContext {
   readonly groups: readonly GroupSpec[];
   readonly reader: GroupReader;
   readonly serverErrors: ServerErrorLog;
+  /** The gauge of scans being served. */
+  readonly inFlight: { inc(): void; dec(): void };
+  /** The count of scans refused past `scansInFlightMax`. */
+  readonly refusals: { inc(): void };
 }
 
 /**
@@ -47,7 +51,7 @@ export interface ScanRouteContext {
 export function createScanRoute(
   context: ScanRouteContext,
 ): (request: IncomingMessage, response: ServerResponse) => void {
-  const { config, groups, reader, serverErrors } = context;
+  const { config, groups, reader, serverErrors, inFlight, refusals } = context;
   const answerBytesMax = scanAnswerBytesMax(config.keyBytesMax, config.valueBytesMax);
   // Each scan in flight holds up to a page per group: a bound on scans is a bound on that memory.
   let scansInFlight = 0;
@@ -93,17 +97,20 @@ export function createScanRoute(
     const query = parseScanQuery(request.url ?? '', config.keyBytesMax);
     refuseUnexpectedBody(request);
     if (scansInFlight >= config.scansInFlightMax) {
+      refusals.inc();
       throw new ImpulseError(
         'TOO_MANY_REQUESTS',
         `${config.scansInFlightMax} range scans are in flight already (--scans-in-flight-max); retry later`,
       );
     }
     scansInFlight++;
+    inFlight.inc();
     let body: string;
     try {
       body = await gather(query, response);
     } finally {
       scansInFlight--;
+      inFlight.dec();
     }
     sendJsonText(response, 200, body, method);
   }

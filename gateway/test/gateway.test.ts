@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger, loadClusterConfig } from '@impulse/common';
 import { Gateway, parseGatewayConfig } from '../src/index.js';
@@ -151,5 +151,98 @@ describe('gateway data path', () => {
     expect(text).toMatch(
       /impulse_gateway_retries_total\{group="g1",reason="not_leader",service="gateway"\} 1/,
     );
+  });
+});
+
+/**
+ * Issue 11, item 5: key requests are bounded in flight, as scans are, since each may hold a value
+ * in memory. The fake leader holds every answer until the test releases it.
+ */
+describe('gateway key requests in flight', () => {
+  const held: (() => void)[] = [];
+  const leader = createServer((request, response) => {
+    request.resume();
+    request.once('end', () => held.push(() => answer(response, request.method === 'PUT' ? 204 : 200, '')));
+  });
+  let gateway: Gateway;
+  let base: string;
+  let port: number;
+
+  const metric = async (pattern: RegExp): Promise<number> =>
+    Number(pattern.exec(await (await fetch(`${base}/metrics`)).text())?.[1]);
+  const untilHeld = async (count: number): Promise<void> => {
+    const deadline = Date.now() + 5000;
+    while (held.length < count && Date.now() < deadline)
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(held.length).toBe(count);
+  };
+  const inFlight = /impulse_gateway_requests_in_flight\{route="\/kv\/\{key\}",service="gateway"\} (\d+)/;
+  const refused = /impulse_gateway_overload_refusals_total\{route="\/kv\/\{key\}",service="gateway"\} (\d+)/;
+
+  beforeAll(async () => {
+    const leaderUrl = await listen(leader);
+    const cluster = loadClusterConfig({
+      json: JSON.stringify({
+        epoch: 1,
+        groups: [{ id: 'g1', replicas: [{ id: 'g1-r1', url: leaderUrl }] }],
+      }),
+    });
+    const config = parseGatewayConfig({
+      argv: ['--port=0', '--log-level=silent', '--key-requests-max=2', '--upstream-timeout=30s'],
+      env: {},
+    });
+    gateway = await Gateway.start(config, cluster, createLogger({ service: 'gateway', level: 'silent' }));
+    port = gateway.port;
+    base = `http://127.0.0.1:${port}`;
+  });
+
+  afterAll(async () => {
+    for (const release of held.splice(0)) release();
+    await gateway.stop();
+    leader.close();
+  });
+
+  it('answers 429 TOO_MANY_REQUESTS past --key-requests-max, counts it, and serves again once one ends', async () => {
+    const first = fetch(`${base}/kv/a`);
+    const second = fetch(`${base}/kv/b`, { method: 'PUT', body: 'value' });
+    await untilHeld(2);
+    expect(await metric(inFlight)).toBe(2);
+    const third = await fetch(`${base}/kv/c`);
+    expect(third.status).toBe(429);
+    expect(((await third.json()) as { error: { code: string } }).error.code).toBe('TOO_MANY_REQUESTS');
+    expect(await metric(refused)).toBe(1);
+    for (const release of held.splice(0)) release();
+    expect((await first).status).toBe(200);
+    expect((await second).status).toBe(204);
+    const again = fetch(`${base}/kv/c`);
+    await untilHeld(1);
+    for (const release of held.splice(0)) release();
+    expect((await again).status).toBe(200);
+    expect(await metric(inFlight)).toBe(0);
+  });
+
+  it('counts a write whose body is still arriving, until its connection goes', async () => {
+    // Two writes that declare a body and send half of it: the gateway is reading them.
+    const sockets = await Promise.all(
+      [0, 1].map(async (index) => {
+        const socket = connect(port, '127.0.0.1');
+        await once(socket, 'connect');
+        socket.write(`PUT /kv/slow-${index} HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhalf.`);
+        return socket;
+      }),
+    );
+    const deadline = Date.now() + 5000;
+    while ((await metric(inFlight)) < 2 && Date.now() < deadline)
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(await metric(inFlight)).toBe(2);
+    expect((await fetch(`${base}/kv/other`)).status).toBe(429);
+    for (const socket of sockets) socket.destroy();
+    while ((await metric(inFlight)) > 0 && Date.now() < deadline + 5000)
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(await metric(inFlight)).toBe(0);
+    const later = fetch(`${base}/kv/other`);
+    await untilHeld(1);
+    for (const release of held.splice(0)) release();
+    expect((await later).status).toBe(200);
   });
 });

@@ -357,6 +357,9 @@ describe('gateway scan route', () => {
     const refused = await call('/kv?limit=10');
     expect(refused.status).toBe(429);
     expect(errorOf(refused).code).toBe('TOO_MANY_REQUESTS');
+    const metrics = (await call('/metrics')).text;
+    expect(metrics).toMatch(/impulse_gateway_overload_refusals_total\{route="\/kv",service="gateway"\} 1/);
+    expect(metrics).toMatch(/impulse_gateway_requests_in_flight\{route="\/kv",service="gateway"\} 2/);
     expect((await Promise.all(hung)).map((answer) => answer.status)).toEqual([504, 504]);
     g2.mode = { kind: 'serve' };
     expect((await call('/kv?limit=10')).status).toBe(200);
