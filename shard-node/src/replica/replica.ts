@@ -452,12 +452,13 @@ export class Replica {
     return this.transport?.port ?? 0;
   }
 
-  /** User keys on this replica, counted by a scan (O(n)): for admin pages. */
-  countUserKeys(): Promise<number> {
-    this.assertServing();
-    return this.stateMachine.countUserKeys().catch((error: unknown) => {
-      throw this.faultOf(error);
-    });
+  /**
+   * The user keys this replica's state machine holds, as applied here (see
+   * `ReplicaStateMachine.userKeyCount`): a count kept as batches apply, never a scan. `undefined`
+   * while the replica has a storage fault.
+   */
+  get userKeyCount(): number | undefined {
+    return this.storageFault === undefined ? this.stateMachine.userKeyCount : undefined;
   }
 
   get engine(): ReplicaStateMachine['engine'] {

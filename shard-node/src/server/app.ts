@@ -22,7 +22,7 @@ import {
 import type { ShardNodeConfig } from '../config.js';
 import type { MemberSpec, Replica } from '../replica/index.js';
 import { consistencyHashAnswer, type ConsistencyChecker } from './consistency.js';
-import { createKvRoute, storageError, type RequestListener } from './kv.js';
+import { createKvRoute, type RequestListener } from './kv.js';
 import { createStorageMetrics } from './metrics.js';
 import { createScanRoute } from './scan.js';
 
@@ -77,7 +77,11 @@ const noop = (): void => {};
 export function createShardApp(context: ShardAppContext): RequestListener {
   const { config, replica, logger, registry } = context;
   const httpMetrics = createHttpMetrics(registry);
-  const storageMetrics = createStorageMetrics(registry, () => replica.engine);
+  const storageMetrics = createStorageMetrics(
+    registry,
+    () => replica.engine,
+    () => replica.userKeyCount,
+  );
   const app = express();
   app.disable('x-powered-by');
   app.disable('etag');
@@ -145,26 +149,14 @@ export function createShardApp(context: ShardAppContext): RequestListener {
   app.all(
     '/admin/status',
     allowMethods(readOnlyMethods, (_request, response) => {
-      const describe = (keyCount: number | null): Record<string, unknown> => ({
+      sendJson(response, 200, {
         ...replica.status(),
         engine: replica.engine.name,
-        keyCount,
+        // A count kept by the state machine (user keys only), not a scan; null while faulted.
+        keyCount: replica.userKeyCount ?? null,
         pid: process.pid,
         uptimeSeconds: Math.round((Date.now() - context.startedAtMs) / 1000),
       });
-      // A faulted replica cannot count its keys; its status (with the fault) is what matters.
-      if (replica.fault !== undefined) {
-        sendJson(response, 200, describe(null));
-        return;
-      }
-      void replica.countUserKeys().then(
-        (keyCount) => sendJson(response, 200, describe(keyCount)),
-        (error: unknown) =>
-          // The count may be what found the fault: answer the status with it then.
-          replica.fault === undefined
-            ? sendError(response, storageError(error))
-            : sendJson(response, 200, describe(null)),
-      );
     }),
   );
 

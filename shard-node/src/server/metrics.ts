@@ -15,8 +15,15 @@ export interface StorageMetrics {
   time<T>(operation: StorageOperation, run: () => Promise<T>): Promise<T>;
 }
 
-/** Engine operations (count and latency by outcome) and the engine's key count. */
-export function createStorageMetrics(registry: Registry, engineOf: () => Engine): StorageMetrics {
+/**
+ * Engine operations (count and latency by outcome) and the replica's count of user keys
+ * (`userKeysOf`: `undefined` while it cannot be trusted, a storage fault).
+ */
+export function createStorageMetrics(
+  registry: Registry,
+  engineOf: () => Engine,
+  userKeysOf: () => number | undefined,
+): StorageMetrics {
   const operations = new Counter({
     name: `${metricPrefix}kv_operations_total`,
     help: 'Key-value operations served by this replica (reads; writes until applied), by engine, operation and outcome.',
@@ -32,14 +39,13 @@ export function createStorageMetrics(registry: Registry, engineOf: () => Engine)
   });
   new Gauge({
     name: `${metricPrefix}engine_keys`,
-    help: 'Keys in the storage engine (counted when scraped).',
+    help: "User keys this replica's state machine holds: keys written by PUT and not deleted since, as applied here (a follower may be behind its leader). Request ids, batch records and the replica's own meta records are not counted. A count kept by the apply loop, not a scan: set at start and by each installed snapshot, then one up for each put of a new key and one down for each delete of a present key. Absent while the replica has a storage fault.",
     labelNames: ['engine'] as const,
     registers: [registry],
-    async collect() {
-      const engine = engineOf();
-      // A damaged engine may fail the count; the scrape must still answer (with the fault gauge).
-      const count = await engine.approximateKeyCount().catch(() => undefined);
-      if (count !== undefined) this.set({ engine: engine.name }, count);
+    collect() {
+      const count = userKeysOf();
+      this.reset();
+      if (count !== undefined) this.set({ engine: engineOf().name }, count);
     },
   });
   // Resolving a label set costs an object and a label check per call; the children of each

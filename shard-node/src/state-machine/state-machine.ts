@@ -142,6 +142,11 @@ export class ReplicaStateMachine {
   #imageIndex = -1;
   /** The first storage fault seen; from then on every read and write is refused with it. */
   #fault: StorageFault | undefined;
+  /**
+   * User keys (the `d` range) in the live engine: counted at open and at each installed snapshot,
+   * then kept by `applyBatch` (see `userKeyCount`).
+   */
+  #userKeyCount = 0;
   /** The newest consistency hash computed (the highest index), if any since the process started. */
   #consistencyHash: ConsistencyHash | undefined;
   /** Consistency hashes being computed in the background, each from its own engine snapshot. */
@@ -200,6 +205,7 @@ export class ReplicaStateMachine {
       if (imageLoaded) await stateMachine.verifyEveryRecord();
       await stateMachine.loadMeta();
       await stateMachine.verifyBatchChain();
+      stateMachine.#userKeyCount = await stateMachine.countUserKeysIn(engine);
     } catch (error) {
       if (!(error instanceof StorageFault)) {
         await engine.close();
@@ -310,12 +316,23 @@ export class ReplicaStateMachine {
     }
   }
 
-  /** Counts the user keys by scanning them: O(n), for admin pages, not for hot paths. */
-  async countUserKeys(): Promise<number> {
-    let count = 0;
-    for await (const _entry of this.scan({ start: undefined, end: undefined }, Number.MAX_SAFE_INTEGER))
-      count++;
-    return count;
+  /**
+   * The user keys this state machine holds (keys written by a put and not deleted since), without
+   * a scan: counted once when it opens and when a snapshot is installed, and kept up to date by
+   * every applied batch. Request ids, batch records and meta records are not user keys.
+   * `undefined` once faulted: the count of a damaged state means nothing.
+   */
+  get userKeyCount(): number | undefined {
+    return this.#fault === undefined ? this.#userKeyCount : undefined;
+  }
+
+  /** Counts the user keys of `engine` (O(n) in keys, no values read); a failed read is a fault. */
+  private async countUserKeysIn(engine: Engine): Promise<number> {
+    try {
+      return await engine.countKeys(dataRange);
+    } catch (error) {
+      throw readFaultOf(error, { range: dataRange }, this.#folder);
+    }
   }
 
   /** Reads a user key from the live engine, verified against its checksum. */
@@ -599,6 +616,8 @@ export class ReplicaStateMachine {
     const operations: BatchOperation[] = [];
     const requests = this.#requests;
     const added: [string, number][] = [];
+    /** The user keys this batch writes, in order: whether each write puts (or deletes) its key. */
+    const userWrites: { readonly key: Buffer; readonly put: boolean }[] = [];
     let confState: ConfState | undefined;
     let previousIndex = this.#appliedIndex;
     for (const entry of entries) {
@@ -639,11 +658,13 @@ export class ReplicaStateMachine {
         });
         continue;
       }
+      const key = dataKey(command.key);
       if (command.operation === 'put') {
-        operations.push(sealedPut(dataKey(command.key), command.value));
+        operations.push(sealedPut(key, command.value));
       } else {
-        operations.push({ type: 'delete', key: dataKey(command.key) });
+        operations.push({ type: 'delete', key });
       }
+      userWrites.push({ key, put: command.operation === 'put' });
       results.push({
         index: entry.index,
         requestId: requestId.length > 0 ? requestId : undefined,
@@ -665,19 +686,58 @@ export class ReplicaStateMachine {
     if (this.keepsBatchChain) operations.push(sealedPut(batchKey(first.index), encodeUint64(last.index)));
     if (confState !== undefined) operations.push(sealedPut(confStateKey, encodeConfState(confState)));
     if (membersRecord !== undefined) operations.push(sealedPut(membersKey, membersRecord));
+    let userKeysChange: number;
     try {
-      await this.#engine.batch(operations);
+      userKeysChange = await this.userKeysChangeOf(userWrites);
+      try {
+        await this.#engine.batch(operations);
+      } catch (error) {
+        throw writeFaultOf(error, this.#folder);
+      }
     } catch (error) {
       // Nothing was applied: forget what this batch remembered, so memory matches the engine.
       for (const [idKey] of added) requests.delete(idKey);
-      throw this.noteFault(writeFaultOf(error, this.#folder));
+      throw this.noteFault(error);
     }
     for (const [idKey] of evicted) requests.delete(idKey);
+    this.#userKeyCount += userKeysChange;
     this.#appliedIndex = last.index;
     this.#appliedTerm = last.term;
     if (confState !== undefined) this.#confState = confState;
     if (membersRecord !== undefined) this.#membersRecord = membersRecord;
     return results;
+  }
+
+  /**
+   * How many user keys `writes` (one batch's, in order) add, less those they remove: a put of an
+   * absent key adds one, a delete of a present key removes one, anything else changes nothing.
+   * Which keys are present before the batch is asked of the engine in one call (`hasMany`: one
+   * seek per distinct key, no value read; the keys a batch writes were mostly written recently,
+   * and are in LevelDB's memtable or cache); within the batch, each write decides for the next.
+   */
+  private async userKeysChangeOf(
+    writes: readonly { readonly key: Buffer; readonly put: boolean }[],
+  ): Promise<number> {
+    if (writes.length === 0) return 0;
+    const distinct = new Map<string, Buffer>();
+    for (const { key } of writes) distinct.set(key.toString('latin1'), key);
+    const keys = [...distinct.values()];
+    let found: boolean[];
+    try {
+      found = await this.#engine.hasMany(keys);
+    } catch (error) {
+      throw readFaultOf(error, {}, this.#folder);
+    }
+    const exists = new Map(keys.map((key, position) => [key.toString('latin1'), found[position] === true]));
+    let change = 0;
+    for (const { key, put } of writes) {
+      const name = key.toString('latin1');
+      const existed = exists.get(name) === true;
+      if (put && !existed) change++;
+      else if (!put && existed) change--;
+      exists.set(name, put);
+    }
+    return change;
   }
 
   /**
@@ -798,6 +858,7 @@ export class ReplicaStateMachine {
     this.#fault = undefined;
     this.#consistencyHash = undefined;
     await this.guard(this.loadMeta());
+    this.#userKeyCount = await this.guard(this.countUserKeysIn(install.engine));
     // The image is the memory engine's durable state: written before the log records the snapshot
     // (when this returns), and after any image of the previous engine being written.
     await this.persistImage();

@@ -77,6 +77,19 @@ export abstract class BaseEngine implements Engine {
     return value;
   }
 
+  async hasMany(keys: readonly Uint8Array[]): Promise<boolean[]> {
+    this.#lifecycle.assertOpen();
+    if (!Array.isArray(keys)) throw invalidArgument('keys must be an array');
+    const keyBuffers = keys.map((key, index) => toKeyBuffer(key, `key ${index}`));
+    if (keyBuffers.length === 0) return [];
+    const found = await this.#lifecycle.run('hasMany', () => this._hasMany(keyBuffers));
+    assert.ok(
+      found.length === keyBuffers.length && found.every((each) => typeof each === 'boolean'),
+      'hasMany answers one boolean per key',
+    );
+    return found;
+  }
+
   async put(key: Uint8Array, value: Uint8Array): Promise<void> {
     this.#lifecycle.assertOpen();
     const keyBuffer = toKeyBuffer(key, 'key');
@@ -127,9 +140,13 @@ export abstract class BaseEngine implements Engine {
     await this.#lifecycle.run('flush', () => this._flush());
   }
 
-  async approximateKeyCount(): Promise<number> {
+  async countKeys(options?: RangeOptions): Promise<number> {
     this.#lifecycle.assertOpen();
-    const count = await this.#lifecycle.run('approximateKeyCount', () => this._approximateKeyCount());
+    const { start, end } = toKeyRange(options);
+    if (isEmptyRange(start, end)) return 0;
+    const count = await this.#lifecycle.run('countKeys', () =>
+      this._countKeys({ start, end, limit: undefined }),
+    );
     assert.ok(Number.isSafeInteger(count) && count >= 0, 'the key count is a non-negative integer');
     return count;
   }
@@ -145,6 +162,8 @@ export abstract class BaseEngine implements Engine {
 
   /** Resolves to a copy the caller may keep, or undefined when the key is absent. */
   protected abstract _get(key: Buffer): Promise<Buffer | undefined>;
+  /** One boolean per key, in order; never called with no key. */
+  protected abstract _hasMany(keys: readonly Buffer[]): Promise<boolean[]>;
   /** The key and value are copies owned by the engine from now on. */
   protected abstract _put(key: Buffer, value: Buffer): Promise<void>;
   protected abstract _delete(key: Buffer): Promise<void>;
@@ -153,7 +172,8 @@ export abstract class BaseEngine implements Engine {
   /** A cursor over a consistent view taken now; the range is not empty and `limit` is not 0. */
   protected abstract _iterate(range: KeyRange): EntryCursor;
   protected abstract _snapshot(): Promise<SnapshotView>;
-  protected abstract _approximateKeyCount(): Promise<number>;
+  /** The exact number of keys in the range (not empty, no limit), from one consistent view. */
+  protected abstract _countKeys(range: KeyRange): Promise<number>;
   /** Makes every write so far durable (fsync); a no-op for engines with nothing on disk. */
   protected abstract _sync(): Promise<void>;
   /** Moves every write so far from the write-ahead log into fsynced tables; a no-op without a disk. */

@@ -44,6 +44,11 @@ export interface Engine {
   readonly name: EngineName;
   /** Resolves to the value, or `undefined` when the key is absent. */
   get(key: Uint8Array): Promise<Buffer | undefined>;
+  /**
+   * Whether each key is present, in the order given, from one view of the engine, in one call and
+   * without reading the values: for a caller that must know which keys a batch creates.
+   */
+  hasMany(keys: readonly Uint8Array[]): Promise<boolean[]>;
   put(key: Uint8Array, value: Uint8Array): Promise<void>;
   /** Deleting an absent key succeeds and changes nothing. */
   delete(key: Uint8Array): Promise<void>;
@@ -71,8 +76,11 @@ export interface Engine {
    * such as before the Raft log is compacted. A no-op for engines with nothing on disk.
    */
   flush(): Promise<void>;
-  /** Number of keys; may be an estimate for engines that cannot count cheaply (documented per engine). */
-  approximateKeyCount(): Promise<number>;
+  /**
+   * The exact number of keys in a range (`limit` is ignored), from one consistent view: O(n), it
+   * reads every key (not the values). For start-up and rare points, never per request.
+   */
+  countKeys(range?: RangeOptions): Promise<number>;
   /** Flushes what is buffered and releases every resource. Idempotent. */
   close(): Promise<void>;
 }

@@ -31,7 +31,7 @@ export interface LevelDbEngineOptions {
  */
 export const levelDbIteratorBytesMax = 256 * 1024;
 
-/** Keys counted per read by `approximateKeyCount()`. */
+/** Keys counted per read by `countKeys()`. */
 const keyCountChunkKeysMax = 1024;
 
 type Database = ClassicLevel<Buffer, Buffer>;
@@ -96,6 +96,14 @@ export class LevelDbEngine extends BaseEngine {
     return this.#database.get(key);
   }
 
+  /**
+   * LevelDB has no Has(): classic-level seeks one iterator to each key in turn (`db_has_many`),
+   * in one call to the thread pool, and copies no value out.
+   */
+  protected override async _hasMany(keys: readonly Buffer[]): Promise<boolean[]> {
+    return this.#database.hasMany([...keys]);
+  }
+
   protected override async _put(key: Buffer, value: Buffer): Promise<void> {
     await this.#database.put(key, value, this.#writeOptions);
   }
@@ -156,11 +164,14 @@ export class LevelDbEngine extends BaseEngine {
 
   /**
    * Exact, but O(n): it reads every key (not the values) of a consistent view. LevelDB keeps no
-   * count, and an exact counter would need a read before every write. Callers such as
-   * /admin/status should call it rarely, not on every request.
+   * count; the state machine keeps its own count of user keys, and calls this at open only.
    */
-  protected override async _approximateKeyCount(): Promise<number> {
-    const iterator = this.#database.keys({ highWaterMarkBytes: levelDbIteratorBytesMax });
+  protected override async _countKeys(range: KeyRange): Promise<number> {
+    const iterator = this.#database.keys({
+      ...(range.start === undefined ? {} : { gte: range.start }),
+      ...(range.end === undefined ? {} : { lt: range.end }),
+      highWaterMarkBytes: levelDbIteratorBytesMax,
+    });
     try {
       let count = 0;
       for (;;) {

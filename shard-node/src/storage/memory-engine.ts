@@ -25,6 +25,8 @@ import { OrderedIndex } from './ordered-index.js';
  * it by one value), so that a scan over large values copies a bounded amount at a time.
  */
 export const memoryChunkBytesMax = 256 * 1024;
+/** Keys taken from the index at a time when counting a range. */
+const countChunkKeysMax = 4096;
 
 /** The recorded pre-images of one point in time, shared by every snapshot taken at that point. */
 interface View {
@@ -52,6 +54,10 @@ export class MemoryEngine extends BaseEngine {
 
   protected override async _get(key: Buffer): Promise<Buffer | undefined> {
     return copyOf(this.#values.get(key.toString('latin1')));
+  }
+
+  protected override async _hasMany(keys: readonly Buffer[]): Promise<boolean[]> {
+    return keys.map((key) => this.#values.has(key.toString('latin1')));
   }
 
   protected override async _put(key: Buffer, value: Buffer): Promise<void> {
@@ -93,10 +99,21 @@ export class MemoryEngine extends BaseEngine {
     };
   }
 
-  /** Exact: the number of keys in the map. */
-  protected override async _approximateKeyCount(): Promise<number> {
+  /** Exact: the size of the map for the whole engine, a walk of the index for a range. */
+  protected override async _countKeys(range: KeyRange): Promise<number> {
     assert.equal(this.#values.size, this.#index.size, 'the map and the index hold the same keys');
-    return this.#values.size;
+    if (range.start === undefined && range.end === undefined) return this.#values.size;
+    const end = range.end?.toString('latin1');
+    let from = range.start?.toString('latin1');
+    let inclusive = true;
+    let count = 0;
+    for (;;) {
+      const keys = this.#index.keysFrom(from, inclusive, end, countChunkKeysMax);
+      count += keys.length;
+      if (keys.length < countChunkKeysMax) return count;
+      from = keys.at(-1);
+      inclusive = false;
+    }
   }
 
   /** Nothing is on disk: nothing to make durable. */

@@ -78,8 +78,14 @@ export class FaultyEngine implements Engine {
     return this.inner.flush();
   }
 
-  approximateKeyCount(): Promise<number> {
-    return this.inner.approximateKeyCount();
+  async hasMany(keys: readonly Uint8Array[]): Promise<boolean[]> {
+    if (this.readError !== undefined) throw this.readError;
+    return this.inner.hasMany(keys);
+  }
+
+  async countKeys(range?: RangeOptions): Promise<number> {
+    if (this.readError !== undefined) throw this.readError;
+    return this.inner.countKeys(range);
   }
 
   close(): Promise<void> {

@@ -69,8 +69,12 @@ export class PowerLossEngine implements Engine {
     this.#makeDurable(upTo);
   }
 
-  approximateKeyCount(): Promise<number> {
-    return this.inner.approximateKeyCount();
+  hasMany(keys: readonly Uint8Array[]): Promise<boolean[]> {
+    return this.inner.hasMany(keys);
+  }
+
+  countKeys(range?: RangeOptions): Promise<number> {
+    return this.inner.countKeys(range);
   }
 
   /** Closing makes nothing durable here: the power may go before the process ends. */

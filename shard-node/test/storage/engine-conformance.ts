@@ -17,8 +17,6 @@ export interface EngineUnderTest {
 }
 
 export interface ConformanceOptions {
-  /** Whether `approximateKeyCount()` is exact for this engine, so the suite can compare it. */
-  readonly exactKeyCount?: boolean;
   /** Runs of the property test; bounded so that the suite stays fast. */
   readonly propertyRuns?: number;
 }
@@ -516,7 +514,8 @@ export function describeEngineConformance(
         await expectCode(engine.batch([]), 'ENGINE_CLOSED');
         await expectCode(engine.iterate().next(), 'ENGINE_CLOSED');
         await expectCode(engine.snapshot(), 'ENGINE_CLOSED');
-        await expectCode(engine.approximateKeyCount(), 'ENGINE_CLOSED');
+        await expectCode(engine.countKeys(), 'ENGINE_CLOSED');
+        await expectCode(engine.hasMany([bytes('k')]), 'ENGINE_CLOSED');
         await expectCode(engine.sync(), 'ENGINE_CLOSED');
         // The closed state wins over invalid arguments: the engine is the first thing wrong.
         await expectCode(engine.get(new Uint8Array(0)), 'ENGINE_CLOSED');
@@ -552,20 +551,55 @@ export function describeEngineConformance(
       });
     });
 
-    describe('approximateKeyCount', () => {
-      it('counts keys', async () => {
-        expect(await engine.approximateKeyCount()).toBe(0);
+    describe('countKeys', () => {
+      it('counts the keys of the engine, or of a range, exactly', async () => {
+        expect(await engine.countKeys()).toBe(0);
         await putAll(engine, [
           ['a', '1'],
           ['b', '2'],
           ['c', ''],
+          ['d\u00ff', '4'],
         ]);
         await engine.put(bytes('a'), bytes('again'));
         await engine.delete(bytes('b'));
         await engine.delete(bytes('absent'));
-        const count = await engine.approximateKeyCount();
-        expect(Number.isSafeInteger(count) && count >= 0).toBe(true);
-        if (options.exactKeyCount === true) expect(count).toBe(2);
+        expect(await engine.countKeys()).toBe(3);
+        expect(await engine.countKeys({ start: bytes('b') })).toBe(2);
+        expect(await engine.countKeys({ start: bytes('a'), end: bytes('d') })).toBe(2);
+        expect(await engine.countKeys({ end: bytes('a') })).toBe(0);
+        expect(await engine.countKeys({ start: bytes('d'), end: bytes('c') })).toBe(0);
+        // A limit is no part of a count.
+        expect(await engine.countKeys({ limit: 1 })).toBe(3);
+      });
+
+      it('counts past its chunks, over many keys', async () => {
+        const many = Array.from(
+          { length: 5000 },
+          (_, index) => [`k${String(index).padStart(5, '0')}`, ''] as const,
+        );
+        await putAll(engine, many);
+        expect(await engine.countKeys()).toBe(5000);
+        expect(await engine.countKeys({ start: bytes('k00100'), end: bytes('k04200') })).toBe(4100);
+      });
+    });
+
+    describe('hasMany', () => {
+      it('answers whether each key is present, in order, duplicates and empty values included', async () => {
+        await putAll(engine, [
+          ['a', '1'],
+          ['empty', ''],
+        ]);
+        await engine.delete(bytes('a'));
+        await engine.put(bytes('b'), bytes('2'));
+        expect(
+          await engine.hasMany([bytes('a'), bytes('b'), bytes('empty'), bytes('zz'), bytes('b')]),
+        ).toEqual([false, true, true, false, true]);
+        expect(await engine.hasMany([])).toEqual([]);
+      });
+
+      it('refuses an empty key or a key that is not bytes, like every other call', async () => {
+        await expectCode(engine.hasMany([bytes('a'), new Uint8Array(0)]), 'ENGINE_INVALID_ARGUMENT');
+        await expectCode(engine.hasMany(['a' as unknown as Uint8Array]), 'ENGINE_INVALID_ARGUMENT');
       });
     });
 
@@ -573,7 +607,7 @@ export function describeEngineConformance(
       it('agrees with a sorted-array model on random operation sequences', async () => {
         await fc.assert(
           fc.asyncProperty(fc.array(stepArbitrary, { maxLength: 40 }), async (steps) => {
-            await runAgainstModel(engine, steps, options);
+            await runAgainstModel(engine, steps);
           }),
           { numRuns: options.propertyRuns ?? 150 },
         );
@@ -720,11 +754,7 @@ function modelGet(model: Model, key: Uint8Array): string | undefined {
   return model.get(Buffer.from(key).toString('hex'))?.value.toString('hex');
 }
 
-async function runAgainstModel(
-  engine: Engine,
-  steps: readonly Step[],
-  options: ConformanceOptions,
-): Promise<void> {
+async function runAgainstModel(engine: Engine, steps: readonly Step[]): Promise<void> {
   // The engine is shared by every run of the property: start each run from an empty engine.
   const leftover = await hexPairsOf(engine.iterate());
   await engine.batch(leftover.map(([key]) => ({ type: 'delete', key: Buffer.from(key, 'hex') })));
@@ -741,9 +771,16 @@ async function runAgainstModel(
           break;
         case 'get':
           expect((await engine.get(step.key))?.toString('hex')).toBe(modelGet(model, step.key));
+          expect(await engine.hasMany([step.key])).toEqual([modelGet(model, step.key) !== undefined]);
           break;
         case 'range':
           expect(await hexPairsOf(engine.iterate(step.range))).toEqual(modelRange(model, step.range));
+          expect(await engine.countKeys(step.range)).toBe(
+            modelRange(model, {
+              ...(step.range.start === undefined ? {} : { start: step.range.start }),
+              ...(step.range.end === undefined ? {} : { end: step.range.end }),
+            }).length,
+          );
           break;
         case 'openSnapshot':
           snapshots.push({ snapshot: await engine.snapshot(), model: new Map(model) });
@@ -788,7 +825,7 @@ async function runAgainstModel(
     for (const taken of snapshots) {
       expect(await hexPairsOf(taken.snapshot.iterate())).toEqual(modelRange(taken.model, {}));
     }
-    if (options.exactKeyCount === true) expect(await engine.approximateKeyCount()).toBe(model.size);
+    expect(await engine.countKeys()).toBe(model.size);
   } finally {
     await Promise.all(snapshots.map((taken) => taken.snapshot.close()));
   }

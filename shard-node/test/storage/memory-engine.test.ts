@@ -4,7 +4,6 @@ import { MemoryEngine, openEngine } from '../../src/storage/index.js';
 import { bytes, describeEngineConformance, pairsOf } from './engine-conformance.js';
 
 describeEngineConformance('memory', async () => ({ engine: new MemoryEngine(), cleanup: async () => {} }), {
-  exactKeyCount: true,
   propertyRuns: 200,
 });
 
