@@ -16,7 +16,15 @@ import {
 } from '../src/transport/index.js';
 import { snapshotChunkOverheadBytesMax } from '../src/transport/snapshot-chunk.js';
 import { largestValueBytes, valueBytesBounds } from '../src/value-limit.js';
-import { freePorts, memberSpec, startReplica, untilLeading, waitFor } from './replica/harness.js';
+import {
+  freePorts,
+  memberSpec,
+  servingLeader,
+  startReplica,
+  untilLeading,
+  waitFor,
+  writeToGroup,
+} from './replica/harness.js';
 
 /** A key of exactly `bytes` bytes of UTF-8. */
 function keyOf(bytes: number, mark: string): string {
@@ -148,29 +156,32 @@ describe('a group receiving the largest allowed value', () => {
     await untilLeading(leader);
     const value = (mark: number): Buffer => Buffer.alloc(valueBytesMaxUpperBound, mark);
     const largeKeys = [0, 1, 2].map((mark) => keyOf(keyBytesMaxUpperBound, `large-${mark}`));
-    const write = async (key: string, bytes: Buffer): Promise<void> => {
-      await leader.write({ operation: 'put', requestId: Buffer.from(key.slice(0, 40)), key, value: bytes });
-    };
+    const write = (key: string, bytes: Buffer): Promise<void> => writeToGroup(running, key, bytes);
     await write(largeKeys[0]!, value(0));
+    const committed = (await servingLeader(running)).status().commitIndex;
     // Acknowledged by a majority; every follower gets it too.
     for (const replica of running.values()) {
       await waitFor('the value on every replica', () =>
-        replica.status().appliedIndex >= leader.status().commitIndex ? true : undefined,
+        replica.status().appliedIndex >= committed ? true : undefined,
       );
       expect((await replica.read(largeKeys[0]!, 'stale'))?.equals(value(0))).toBe(true);
     }
 
-    const followerId = [...running.keys()].find((raftId) => running.get(raftId) !== leader)!;
+    const leading = await servingLeader(running);
+    const followerId = [...running.keys()].find((raftId) => running.get(raftId) !== leading)!;
     await running.get(followerId)!.stop();
     running.delete(followerId);
     await write(largeKeys[1]!, value(1));
     await write(largeKeys[2]!, value(2));
     // Small keys sort before the large ones, so that a snapshot chunk holds some before a large one.
     for (let index = 0; index < 30; index++) await write(`a-small-${index}`, Buffer.from(`v-${index}`));
-    expect(leader.status().firstIndex, 'the leader compacted its log').toBeGreaterThan(10);
+    expect(
+      (await servingLeader(running)).status().firstIndex,
+      'the leader compacted its log',
+    ).toBeGreaterThan(10);
     // Past the transport's one-second buffer, the follower can only catch up by snapshot.
     await new Promise((resolve) => setTimeout(resolve, 1_500));
-    const target = leader.status().commitIndex;
+    const target = (await servingLeader(running)).status().commitIndex;
     const follower = await start(followerId);
     await waitFor('the follower caught up by snapshot', () => {
       const status = follower.status();

@@ -52,7 +52,8 @@ export function startReplica(
     engine: 'leveldb',
     logSync: true,
     tickIntervalMs: 10,
-    electionTimeoutTicks: 10,
+    // 300 to 600 ms: the machine running the tests may be loaded, and a missed election costs little.
+    electionTimeoutTicks: 30,
     heartbeatTicks: 1,
     snapshotEntries: 20,
     snapshotCatchUpEntries: 5,
@@ -93,4 +94,39 @@ export async function untilLeading(replica: Replica): Promise<void> {
       return undefined;
     }
   });
+}
+
+/** The replica of `running` that leads and is healthy, once there is one. */
+export function servingLeader(running: ReadonlyMap<number, Replica>): Promise<Replica> {
+  return waitFor('a serving leader', () =>
+    [...running.values()].find(
+      (replica) => replica.status().role === 'leader' && replica.fault === undefined,
+    ),
+  );
+}
+
+/**
+ * Writes `value` under `key` through whichever replica of `running` leads, again after a change of
+ * leader (a loaded machine can delay heartbeats past an election timeout), under one request id.
+ */
+export async function writeToGroup(
+  running: ReadonlyMap<number, Replica>,
+  key: string,
+  value: Buffer,
+): Promise<void> {
+  const requestId = Buffer.from(`request-${key}`.slice(0, 64));
+  await waitFor(
+    `a write of ${key.slice(0, 40)}`,
+    async () => {
+      try {
+        await (await servingLeader(running)).write({ operation: 'put', requestId, key, value });
+        return true;
+      } catch (error) {
+        const code = (error as { code?: string }).code;
+        if (code === 'NOT_LEADER' || code === 'STORAGE_FAULT' || code === 'COMMIT_TIMEOUT') return undefined;
+        throw error;
+      }
+    },
+    30_000,
+  );
 }

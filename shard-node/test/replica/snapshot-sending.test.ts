@@ -7,7 +7,15 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Logger } from '@impulse/common';
 import type { Replica } from '../../src/replica/index.js';
 import { FaultyEngine } from '../state-machine/faulty-engine.js';
-import { freePorts, memberSpec, startReplica, untilLeading, waitFor } from './harness.js';
+import {
+  freePorts,
+  memberSpec,
+  servingLeader,
+  startReplica,
+  untilLeading,
+  waitFor,
+  writeToGroup,
+} from './harness.js';
 
 /**
  * Issue 11, item 4: a leader whose engine fails to open the snapshot a follower needs. The failure
@@ -60,29 +68,6 @@ describe('sending a snapshot when the engine cannot open one', () => {
       running.set(raftId, replica);
       return replica;
     };
-    const servingLeader = (): Promise<Replica> =>
-      waitFor('a serving leader', () =>
-        [...running.values()].find(
-          (replica) => replica.status().role === 'leader' && replica.fault === undefined,
-        ),
-      );
-    /** Writes through whichever replica leads, again after a change of leader. */
-    const writeToGroup = async (key: string, value: string): Promise<void> => {
-      const requestId = Buffer.from(`request-${key}`);
-      await waitFor(`a write of ${key}`, async () => {
-        try {
-          await (
-            await servingLeader()
-          ).write({ operation: 'put', requestId, key, value: Buffer.from(value) });
-          return true;
-        } catch (error) {
-          const code = (error as { code?: string }).code;
-          if (code === 'NOT_LEADER' || code === 'STORAGE_FAULT' || code === 'COMMIT_TIMEOUT')
-            return undefined;
-          throw error;
-        }
-      });
-    };
     for (const member of members) await start(member.raftId);
     const leader = await waitFor('a leader', () =>
       [...running.values()].find((replica) => replica.status().role === 'leader'),
@@ -97,9 +82,13 @@ describe('sending a snapshot when the engine cannot open one', () => {
     snapshotFailuresLeft = 1;
     // Enough writes for the leader to compact its log past everything the follower holds.
     const written = 80;
-    for (let index = 0; index < written; index++) await writeToGroup(`key-${index}`, `value-${index}`);
-    const target = (await servingLeader()).status().commitIndex;
-    expect((await servingLeader()).status().firstIndex, 'the leader compacted its log').toBeGreaterThan(40);
+    for (let index = 0; index < written; index++)
+      await writeToGroup(running, `key-${index}`, Buffer.from(`value-${index}`));
+    const target = (await servingLeader(running)).status().commitIndex;
+    expect(
+      (await servingLeader(running)).status().firstIndex,
+      'the leader compacted its log',
+    ).toBeGreaterThan(40);
     // The transport keeps messages for a peer that is away for a second (`disconnectedBufferMs`),
     // and hands them to its next connection: past that, the follower can only catch up by snapshot.
     await new Promise((resolve) => setTimeout(resolve, 1_500));
@@ -118,7 +107,7 @@ describe('sending a snapshot when the engine cannot open one', () => {
     }
     // The group still serves, and every replica is healthy again (a leader whose engine failed is
     // rebuilt from its successor's snapshot).
-    await writeToGroup('after', 'x');
+    await writeToGroup(running, 'after', Buffer.from('x'));
     await waitFor('every replica healthy', () =>
       [...running.values()].every((replica) => replica.fault === undefined) ? true : undefined,
     );
