@@ -50,6 +50,27 @@ export default tseslint.config(
     },
   },
   {
+    // The core's planted bugs (shard-node/src/raft/mutants.ts) are for the simulator and tests
+    // only: no production code may name them (shard-node/test/raft-sim/mutants-production.test.ts
+    // checks the same from the other side).
+    files: ['{common,gateway,shard-node,loadtest,deploy/local}/src/**/*.ts'],
+    ignores: ['shard-node/src/raft/**', 'shard-node/src/raft-sim/**'],
+    rules: {
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector:
+            "Property[key.name='mutants'], MemberExpression[property.name=/^(mutants?|raftMutants)$/]",
+          message: 'Planted bugs (Config.mutants) are for the simulator and tests only.',
+        },
+        {
+          selector: 'Identifier[name=/^(RaftMutant|raftMutants|isRaftMutant)$/]',
+          message: 'Planted bugs (Config.mutants) are for the simulator and tests only.',
+        },
+      ],
+    },
+  },
+  {
     // The Raft core is a pure, deterministic state machine: no I/O, no clocks, no randomness.
     files: ['shard-node/src/raft/**/*.ts'],
     ignores: ['shard-node/src/raft/**/*.test.ts'],

@@ -2,6 +2,7 @@
  * The configuration of one Raft node, validated once by `validateConfig` and frozen.
  */
 import { assert } from './errors.js';
+import { isRaftMutant, type RaftMutant } from './mutants.js';
 import type { Storage } from './storage.js';
 import type { Logger, NodeId } from './types.js';
 
@@ -62,6 +63,12 @@ export interface Config {
   readonly random: () => number;
   /** Where the core logs; defaults to a logger that drops everything. */
   readonly logger?: Logger;
+  /**
+   * Test-only: planted bugs (`mutants.ts`), for the simulator's mutation tests. Production never
+   * sets it: the shard node's host leaves it out and nothing on its command line reaches it.
+   * Default none.
+   */
+  readonly mutants?: readonly RaftMutant[];
 }
 
 /** A validated configuration with every default filled in. */
@@ -98,6 +105,7 @@ export function validateConfig(config: Config): ResolvedConfig {
     disableProposalForwarding: config.disableProposalForwarding ?? false,
     random: config.random,
     logger: config.logger ?? silentLogger,
+    mutants: Object.freeze([...(config.mutants ?? [])]),
   });
   assert(Number.isInteger(resolved.id) && resolved.id > 0, 'config.id must be a positive integer');
   assert(
@@ -146,5 +154,9 @@ export function validateConfig(config: Config): ResolvedConfig {
   );
   assert(typeof resolved.random === 'function', 'config.random must be a function returning [0, 1)');
   assert(resolved.storage !== undefined, 'config.storage is required');
+  assert(
+    resolved.mutants.every((name) => isRaftMutant(name)),
+    'config.mutants must name mutants of raftMutants',
+  );
   return resolved;
 }

@@ -30,6 +30,7 @@ export type {
 export { NONE } from './types.js';
 export type { Config, ReadOnlyOption, ResolvedConfig } from './config.js';
 export { silentLogger, validateConfig } from './config.js';
+export { isRaftMutant, type RaftMutant, raftMutants } from './mutants.js';
 export {
   assert,
   CompactedError,

@@ -13,6 +13,7 @@ import { Changer, type ChangeResult, restoreConfiguration } from './confchange.j
 import { EMPTY_BYTES, payloadBytes } from './entry.js';
 import { assert, RaftError, SnapshotTemporarilyUnavailableError, fail } from './errors.js';
 import { RaftLog } from './log.js';
+import { raftMutants, type RaftMutant } from './mutants.js';
 import { ReadOnly } from './read-only.js';
 import { ProgressTracker } from './tracker.js';
 import {
@@ -155,6 +156,11 @@ export class Raft {
   pendingAppendBroadcast = false;
 
   readonly config: ResolvedConfig;
+  /**
+   * Test-only: which planted bugs are on (`Config.mutants`, `mutants.ts`); all false in
+   * production. Each is read where the rule it breaks is enforced, marked `MUTANT`.
+   */
+  readonly mutant: Readonly<Record<RaftMutant, boolean>>;
   private readonly logger: Logger;
   private stepFunction: StepFunction = stepFollower;
   private tickFunction: () => void = () => this.tickElection();
@@ -164,6 +170,15 @@ export class Raft {
     this.config = config;
     this.id = config.id;
     this.logger = config.logger;
+    this.mutant = Object.freeze(
+      Object.fromEntries(raftMutants.map((name) => [name, config.mutants.includes(name)])) as Record<
+        RaftMutant,
+        boolean
+      >,
+    );
+    if (config.mutants.length > 0) {
+      this.log('warn', 'raft: planted bugs are on (test only)', { mutants: config.mutants.join(',') });
+    }
     this.raftLog = new RaftLog(config.storage, config.logger, config.maxCommittedBytesPerReady);
     this.tracker = new ProgressTracker(config.maxInflightMessages, config.maxInflightBytes);
     this.readOnly = new ReadOnly(config.readOnlyOption);
@@ -383,7 +398,21 @@ export class Raft {
 
   /** Advances the commit index to what a quorum holds, if that is an entry of this term. */
   maybeCommit(): boolean {
-    return this.raftLog.maybeCommit(this.tracker.committed(), this.term);
+    const quorumIndex = this.tracker.committed();
+    if (this.mutant['commit-earlier-term']) {
+      // MUTANT (test only): commits what a quorum holds whatever its term (Raft paper, Figure 8).
+      const quorumTerm = this.raftLog.termOrZero(quorumIndex);
+      const committed = this.raftLog.maybeCommit(quorumIndex, quorumTerm);
+      if (committed && quorumTerm !== this.term) {
+        this.log('warn', 'raft: MUTANT committed an entry of an earlier term', {
+          index: quorumIndex,
+          entryTerm: quorumTerm,
+          term: this.term,
+        });
+      }
+      return committed;
+    }
+    return this.raftLog.maybeCommit(quorumIndex, this.term);
   }
 
   /**
@@ -774,6 +803,10 @@ export class Raft {
         // Never change our term in response to a pre-vote.
       } else if (message.type === 'MsgPreVoteResp' && !message.reject) {
         // We asked for this future term; it becomes ours when a quorum grants it.
+      } else if (this.role === 'leader' && this.mutant['leader-keeps-leading-on-higher-term']) {
+        // MUTANT (test only): adopts the higher term but stays leader.
+        this.term = message.term;
+        this.vote = NONE;
       } else {
         this.log('info', 'raft: stepped down (higher term seen)', {
           term: this.term,
@@ -835,7 +868,9 @@ export class Raft {
         const canVote =
           this.vote === message.from ||
           (this.vote === NONE && this.leaderId === NONE) ||
-          (message.type === 'MsgPreVote' && message.term > this.term);
+          (message.type === 'MsgPreVote' && message.term > this.term) ||
+          // MUTANT (test only): a second vote in the same term.
+          (this.mutant['two-votes-per-term'] && message.type === 'MsgVote' && this.leaderId === NONE);
         const fields = {
           from: message.from,
           term: this.term,
@@ -1150,7 +1185,16 @@ export class Raft {
     const quorumStamp = this.tracker.config.voters.committedIndex((id) =>
       id === this.id ? now : this.leaseAckStamps.get(id),
     );
-    return quorumStamp > 0 && now - quorumStamp < this.config.electionTimeoutTicks - 1;
+    const fresh = quorumStamp > 0 && now - quorumStamp < this.config.electionTimeoutTicks - 1;
+    if (this.mutant['lease-without-fresh-quorum'] && quorumStamp > 0 && !fresh) {
+      // MUTANT (test only): any quorum of acknowledgements of this term, however old.
+      this.log('warn', 'raft: MUTANT holds a lease on stale acknowledgements', {
+        ageTicks: now - quorumStamp,
+        term: this.term,
+      });
+      return true;
+    }
+    return fresh;
   }
 
   handleReadIndex(request: Message): void {
@@ -1295,8 +1339,12 @@ function stepLeader(raft: Raft, message: Message): RaftError | undefined {
       return undefined;
     case 'MsgCheckQuorum':
       if (!raft.tracker.quorumActive()) {
-        raft.log('warn', 'raft: stepped down (quorum not active)', { term: raft.term });
-        raft.becomeFollower(raft.term, NONE);
+        if (raft.mutant['no-check-quorum-step-down']) {
+          // MUTANT (test only): stays leader without a quorum.
+        } else {
+          raft.log('warn', 'raft: stepped down (quorum not active)', { term: raft.term });
+          raft.becomeFollower(raft.term, NONE);
+        }
       }
       // Start a new round: everyone must be heard from again before the next check.
       raft.tracker.visit((id, progress) => {
