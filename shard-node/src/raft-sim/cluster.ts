@@ -46,6 +46,14 @@ export class SimCluster implements ClientTransport {
   /** Every id ever given to `addReplica`, removed replicas included. */
   private readonly idsStarted = new Set<NodeId>();
   private snapshotReports: { from: NodeId; to: NodeId; succeeded: boolean }[] = [];
+  /**
+   * Replicas paused, as a stopped process (SIGSTOP, a long GC pause) is: from when, and what
+   * reached them meanwhile (peer messages; client requests and local reports, as calls).
+   */
+  private readonly paused = new Map<
+    NodeId,
+    { readonly sinceTick: number; readonly messages: Message[]; readonly calls: (() => void)[] }
+  >();
   private readonly host: ReplicaHost;
   /** Commands already counted, so that every replica applying one counts it once. */
   private highestCountedIndex = 0;
@@ -83,6 +91,7 @@ export class SimCluster implements ClientTransport {
 
   /** Stops a replica for good (it left the cluster); its storage is discarded. */
   destroyReplica(id: NodeId): void {
+    this.dropPaused(id);
     this.replicas.get(id)?.crash();
     this.replicas.delete(id);
     this.network.forget(id);
@@ -107,10 +116,69 @@ export class SimCluster implements ClientTransport {
     return [...this.replicas.values()].filter((replica) => replica.isUp);
   }
 
-  /** The live leader with the highest term, if any. */
+  /** Replicas up and not paused. */
+  runningReplicas(): SimReplica[] {
+    return [...this.replicas.values()].filter((replica) => replica.isUp && !this.paused.has(replica.id));
+  }
+
+  /**
+   * Pauses a running replica: it neither ticks nor handles input until `resume`. Messages and
+   * client requests that reach it meanwhile wait, as in a stopped process's socket buffers.
+   */
+  pause(id: NodeId): void {
+    if (this.replicas.get(id)?.isUp !== true || this.paused.has(id)) return;
+    this.paused.set(id, { sinceTick: this.nowTick + 1, messages: [], calls: [] });
+  }
+
+  isPaused(id: NodeId): boolean {
+    return this.paused.has(id);
+  }
+
+  resumeAll(): void {
+    for (const id of [...this.paused.keys()]) this.resume(id);
+  }
+
+  /** Forgets what waited in a paused replica that crashed; a lost snapshot is reported lost. */
+  private dropPaused(id: NodeId): void {
+    const held = this.paused.get(id);
+    if (held === undefined) return;
+    this.paused.delete(id);
+    for (const message of held.messages) {
+      if (message.type === 'MsgSnap') {
+        this.snapshotReports.push({ from: message.from, to: message.to, succeeded: false });
+      }
+    }
+  }
+
+  /**
+   * Resumes a paused replica, as the host's monotonic clock does (`MonotonicTicks`): it first
+   * ticks the core once per tick it missed, and only then hands it what arrived meanwhile, client
+   * requests first, then peer messages. (Their order is arbitrary in a real process; this one is
+   * the one that finds a leader answering reads from a lease it no longer holds.) Called before
+   * `runTick`, which then runs the replica's tick of this tick as usual.
+   */
+  resume(id: NodeId): void {
+    const held = this.paused.get(id);
+    if (held === undefined) return;
+    this.paused.delete(id);
+    const node = this.replicas.get(id)?.node;
+    if (node === undefined) return;
+    for (let tick = held.sinceTick; tick <= this.nowTick; tick += 1) node.tick();
+    for (const call of held.calls) call();
+    for (const message of held.messages) this.deliver(message);
+  }
+
+  /** Runs a call now, or when the replica resumes if it is paused. */
+  private callOn(id: NodeId, call: () => void): void {
+    const held = this.paused.get(id);
+    if (held === undefined) call();
+    else held.calls.push(call);
+  }
+
+  /** The live leader with the highest term, if any (a paused one is not live). */
   leader(): SimReplica | undefined {
     let best: SimReplica | undefined;
-    for (const replica of this.upReplicas()) {
+    for (const replica of this.runningReplicas()) {
       if (replica.role !== 'leader') continue;
       if (best === undefined || replica.node!.raft.term > best.node!.raft.term) best = replica;
     }
@@ -126,18 +194,55 @@ export class SimCluster implements ClientTransport {
     this.nowTick += 1;
     this.workload?.step(this.nowTick, this);
     for (const report of this.snapshotReports) {
-      this.replicas.get(report.from)?.node?.reportSnapshot(report.to, report.succeeded);
+      this.callOn(report.from, () =>
+        this.replicas.get(report.from)?.node?.reportSnapshot(report.to, report.succeeded),
+      );
     }
     this.snapshotReports = [];
     for (const message of this.network.takeDue(this.nowTick)) this.deliver(message);
-    for (const replica of this.upReplicas()) replica.node!.tick();
+    for (const replica of this.runningReplicas()) replica.node!.tick();
     for (const replica of this.upReplicas()) {
       const point = this.crashPoints.get(replica.id);
-      this.crashPoints.delete(replica.id);
-      replica.handleReadies(point);
-      if (!replica.isUp) this.network.forget(replica.id);
+      if (this.paused.has(replica.id)) {
+        // A paused process killed: it has no Ready half handled, so nothing more is lost.
+        if (point === undefined) continue;
+        this.dropPaused(replica.id);
+        this.crashPoints.delete(replica.id);
+        replica.crash();
+      } else {
+        this.crashPoints.delete(replica.id);
+        replica.handleReadies(point);
+      }
+      if (!replica.isUp) {
+        this.network.forget(replica.id);
+        this.monitor.checkAcknowledgedDurable(replica.id, replica.storage.lastIndex(), this.nowTick);
+      }
     }
+    this.checkLeaderContacts();
     if (this.nowTick % logMatchingCheckPeriodTicks === 0) this.checkLogMatching();
+  }
+
+  /** CheckQuorum: every live leader that runs it has heard from a quorum lately (`invariants.ts`). */
+  private checkLeaderContacts(): void {
+    const boundTicks = 2 * this.replicaOptions.electionTimeoutTicks;
+    for (const replica of this.replicas.values()) {
+      const raft = replica.node?.raft;
+      if (raft === undefined || raft.role !== 'leader' || !raft.config.checkQuorum) {
+        this.monitor.forgetLeader(replica.id);
+        continue;
+      }
+      const voters = raft.tracker.config.voters;
+      this.monitor.checkLeaderContact(
+        replica.id,
+        raft,
+        raft.term,
+        { incoming: voters.incoming.ids, outgoing: voters.outgoing.ids },
+        raft.leadTransferee,
+        this.nowTick,
+        boundTicks,
+        this.paused.has(replica.id),
+      );
+    }
   }
 
   checkLogMatching(): void {
@@ -164,11 +269,22 @@ export class SimCluster implements ClientTransport {
   }
 
   propose(nodeId: NodeId, command: KvCommand): boolean {
+    const held = this.paused.get(nodeId);
+    if (held !== undefined) {
+      // The request waits in the paused process; if it is refused then, the client times out.
+      held.calls.push(() => this.propose(nodeId, command));
+      return true;
+    }
     const node = this.replicas.get(nodeId)?.node;
     return node !== undefined && attempt(() => node.propose(encodeCommand(command)));
   }
 
   readIndex(nodeId: NodeId, requestId: number): boolean {
+    const held = this.paused.get(nodeId);
+    if (held !== undefined) {
+      held.calls.push(() => this.readIndex(nodeId, requestId));
+      return true;
+    }
     const replica = this.replicas.get(nodeId);
     const key = this.workload?.keyOf(requestId);
     if (this.unsafeLocalReads && replica?.isUp === true && key !== undefined) {
@@ -181,8 +297,23 @@ export class SimCluster implements ClientTransport {
 
   private deliver(message: Message): void {
     const target = this.replicas.get(message.to);
+    const held = this.paused.get(message.to);
+    if (held !== undefined && target?.isUp === true) {
+      held.messages.push(message);
+      return;
+    }
     const delivered = target?.node !== undefined;
-    if (delivered) target.node!.step(message);
+    if (delivered) {
+      const raft = target.node!.raft;
+      target.node!.step(message);
+      if (
+        (message.type === 'MsgAppResp' || message.type === 'MsgHeartbeatResp') &&
+        raft.role === 'leader' &&
+        raft.term === message.term
+      ) {
+        this.monitor.observeLeaderHeardFrom(message.to, message.term, message.from, this.nowTick);
+      }
+    }
     if (message.type === 'MsgSnap') {
       this.snapshotReports.push({ from: message.from, to: message.to, succeeded: delivered });
     }
@@ -192,14 +323,23 @@ export class SimCluster implements ClientTransport {
     return {
       logger,
       send: (message) => {
+        if (message.type === 'MsgAppResp' && !message.reject) {
+          this.monitor.observeAcknowledged(message.from, message.index);
+        }
         this.network.send(message, this.nowTick);
       },
       onLeader: (nodeId, term, storage) => {
         this.monitor.observeLeader(nodeId, term, this.nowTick);
         this.monitor.checkLeaderCompleteness(nodeId, term, storage, this.nowTick);
       },
-      onAppending: (nodeId, storage, entries) =>
-        this.monitor.observeOverwrite(nodeId, storage, entries, this.nowTick),
+      onAppending: (nodeId, storage, entries) => {
+        const first = entries[0];
+        if (first !== undefined && first.index <= storage.lastIndex()) {
+          this.monitor.observeTruncation(nodeId, first.index - 1);
+        }
+        this.monitor.observeOverwrite(nodeId, storage, entries, this.nowTick);
+      },
+      onSnapshotPersisting: (nodeId, index) => this.monitor.observeTruncation(nodeId, index),
       onSnapshotApplied: (nodeId, index, term) =>
         this.monitor.observeSnapshotApplied(nodeId, index, term, this.nowTick),
       onApplied: (nodeId, entry: Entry, result: KvApplyResult | undefined) => {

@@ -12,6 +12,7 @@ import {
   type Logger,
   type Message,
   type NodeId,
+  type RaftMutant,
   type Ready,
   type Role,
 } from '../raft/index.js';
@@ -26,6 +27,8 @@ export interface ReplicaHost {
   onLeader(nodeId: NodeId, term: number, storage: MemoryStorage): void;
   /** Called before `entries` are appended to `storage` (they may replace part of its tail). */
   onAppending(nodeId: NodeId, storage: MemoryStorage, entries: readonly Entry[]): void;
+  /** Called before a snapshot at `index` replaces the whole log in `storage`. */
+  onSnapshotPersisting(nodeId: NodeId, index: number): void;
   onSnapshotApplied(nodeId: NodeId, index: number, term: number): void;
   onApplied(nodeId: NodeId, entry: Entry, result: KvApplyResult | undefined): void;
   /** A confirmed read may be served now; `read` looks a key up in this replica's state. */
@@ -57,6 +60,13 @@ export interface ReplicaOptions {
    * between the two forgets entries and votes already acknowledged. Proves the checks can fail.
    */
   readonly unsafeSendBeforePersist?: boolean;
+  /**
+   * Test-only planted bug of the host (`mutants.ts`): send a Ready's acknowledgements (MsgAppResp)
+   * before persisting the entries they acknowledge; every other message still goes after.
+   */
+  readonly ackBeforePersist?: boolean;
+  /** Test-only planted bugs of the core (`Config.mutants`). */
+  readonly mutants?: readonly RaftMutant[];
 }
 
 const encoder = new TextEncoder();
@@ -121,6 +131,7 @@ export class SimReplica {
       maxUncommittedEntriesBytes: this.options.maxUncommittedEntriesBytes,
       random,
       logger: this.host.logger,
+      ...(this.options.mutants === undefined ? {} : { mutants: this.options.mutants }),
     });
   }
 
@@ -137,6 +148,15 @@ export class SimReplica {
         if (crashPoint === 'after-send') return this.crash();
         this.persist(ready);
         if (crashPoint === 'after-persist') return this.crash();
+      } else if (this.options.ackBeforePersist === true) {
+        // MUTANT (test only): acknowledgements leave before what they acknowledge is durable; a
+        // crash at 'after-send' strikes between the two.
+        const isAck = (message: Message): boolean => message.type === 'MsgAppResp';
+        for (const message of ready.messages) if (isAck(message)) this.host.send(message);
+        if (crashPoint === 'after-send') return this.crash();
+        this.persist(ready);
+        if (crashPoint === 'after-persist') return this.crash();
+        for (const message of ready.messages) if (!isAck(message)) this.host.send(message);
       } else {
         this.persist(ready);
         if (crashPoint === 'after-persist') return this.crash();
@@ -151,19 +171,27 @@ export class SimReplica {
   }
 
   private persist(ready: Ready): void {
-    if (ready.snapshot !== undefined) this.storage.applySnapshot(ready.snapshot);
+    if (ready.snapshot !== undefined) {
+      this.host.onSnapshotPersisting(this.id, ready.snapshot.metadata.index);
+      this.storage.applySnapshot(ready.snapshot);
+    }
     if (ready.entries.length > 0) {
       this.host.onAppending(this.id, this.storage, ready.entries);
       this.storage.append(ready.entries);
     }
+    const termBefore = this.storage.initialState().hardState.term;
     if (ready.hardState !== undefined) this.storage.setHardState(ready.hardState);
     if (ready.softState !== undefined) {
       this.leaderId = ready.softState.leaderId;
       this.role = ready.softState.role;
-      if (ready.softState.role === 'leader') {
-        // Checked once this Ready's entries are durable: the log is then the leader's whole log.
-        this.host.onLeader(this.id, this.node!.status().term, this.storage);
-      }
+    }
+    // Checked once this Ready's entries are durable: the log is then the leader's whole log. A
+    // leader is reported when it takes office and also whenever its term changes while it leads
+    // (which a correct core never does: a higher term makes it a follower first).
+    const becameLeader = ready.softState?.role === 'leader';
+    const termChanged = ready.hardState !== undefined && ready.hardState.term !== termBefore;
+    if (this.role === 'leader' && (becameLeader || termChanged)) {
+      this.host.onLeader(this.id, this.node!.raft.term, this.storage);
     }
   }
 

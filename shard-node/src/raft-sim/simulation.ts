@@ -3,7 +3,7 @@
  * fault and checks liveness, and finally checks the client history for linearizability. The run
  * is a pure function of its options: the same seed gives the same result, tick for tick.
  */
-import { silentLogger, type Logger } from '../raft/index.js';
+import { isRaftMutant, silentLogger, type Logger, type RaftMutant } from '../raft/index.js';
 import { SimCluster, attempt } from './cluster.js';
 import type { HistoryChecker } from './history-checker.js';
 import type { Violation } from './invariants.js';
@@ -11,7 +11,7 @@ import { encodeCommand } from './kv-state-machine.js';
 import { allFaults, Nemesis, type NemesisOptions } from './nemesis.js';
 import type { NetworkFaults } from './network.js';
 import { Prng } from './prng.js';
-import { Workload } from './workload.js';
+import { Workload, type WorkloadOptions } from './workload.js';
 
 export interface SimulationOptions {
   readonly seed: number;
@@ -36,7 +36,23 @@ export interface SimulationOptions {
   readonly unsafeSendBeforePersist?: boolean;
   /** Test-only, deliberately wrong: serve reads from the asked replica's state, no ReadIndex. */
   readonly unsafeLocalReads?: boolean;
+  /** Forces CheckQuorum on or off; by default it is drawn per seed (on with lease reads). */
+  readonly checkQuorum?: boolean;
+  /** Forces PreVote on or off; by default it is drawn per seed. */
+  readonly preVote?: boolean;
+  /** Forces the network's losses and delays; by default a profile is drawn per seed. */
+  readonly network?: NetworkFaults;
+  /** Forces parts of the client workload; by default each is drawn per seed. */
+  readonly workload?: Partial<Pick<WorkloadOptions, 'clientCount' | 'keys' | 'issueProbability'>>;
+  /** Test-only: one planted bug, of the core or of the simulated host (`mutants.ts`). */
+  readonly mutant?: SimMutant;
 }
+
+/** The simulated host's own planted bug: see `ReplicaOptions.ackBeforePersist`. */
+export const hostMutants = ['ack-before-persist'] as const;
+export type HostMutant = (typeof hostMutants)[number];
+/** A planted bug of the core (`raft/mutants.ts`) or of the simulated host. */
+export type SimMutant = RaftMutant | HostMutant;
 
 export interface SimulationResult {
   readonly seed: number;
@@ -64,8 +80,10 @@ const networkProfiles: readonly NetworkFaults[] = [
 
 export function runSimulation(options: SimulationOptions): SimulationResult {
   const prng = new Prng(options.seed);
-  const preVote = prng.chance(0.5);
-  const checkQuorum = options.leaseReads === true || prng.chance(0.5);
+  const drawnPreVote = prng.chance(0.5);
+  const preVote = options.preVote ?? drawnPreVote;
+  const checkQuorum = options.leaseReads === true || (options.checkQuorum ?? prng.chance(0.5));
+  const mutant = options.mutant;
   const voters = Array.from({ length: options.replicas }, (_, index) => index + 1);
   const cluster = new SimCluster(
     prng,
@@ -81,26 +99,26 @@ export function runSimulation(options: SimulationOptions): SimulationResult {
       maxInflightMessages: prng.pick([1, 4, 256]),
       maxUncommittedEntriesBytes: prng.pick([1024, 4096]),
       ...(options.unsafeSendBeforePersist === true ? { unsafeSendBeforePersist: true } : {}),
+      ...(mutant === 'ack-before-persist' ? { ackBeforePersist: true } : {}),
+      ...(mutant !== undefined && isRaftMutant(mutant) ? { mutants: [mutant] } : {}),
     },
     voters,
     options.logger ?? silentLogger,
   );
   let requestId = 0;
   const nextRequestId = (): number => (requestId += 1);
-  const workload = new Workload(
-    prng,
-    {
-      clientCount: prng.between(2, 6),
-      keys: ['a', 'b', 'c', 'd'].slice(0, prng.between(1, 4)),
-      requestTimeoutTicks: prng.between(15, 60),
-      issueProbability: prng.pick([0.1, 0.3, 0.8]),
-      readIndexShare: 0.7,
-    },
-    nextRequestId,
-  );
+  const drawnWorkload: WorkloadOptions = {
+    clientCount: prng.between(2, 6),
+    keys: ['a', 'b', 'c', 'd'].slice(0, prng.between(1, 4)),
+    requestTimeoutTicks: prng.between(15, 60),
+    issueProbability: prng.pick([0.1, 0.3, 0.8]),
+    readIndexShare: 0.7,
+  };
+  const workload = new Workload(prng, { ...drawnWorkload, ...options.workload }, nextRequestId);
   cluster.workload = workload;
   cluster.unsafeLocalReads = options.unsafeLocalReads === true;
-  cluster.network.faults = prng.pick(networkProfiles);
+  const drawnNetwork = prng.pick(networkProfiles);
+  cluster.network.faults = options.network ?? drawnNetwork;
   const nemesis = new Nemesis(prng, cluster, options.faults ?? allFaults, options.replicas + 1);
 
   const finish = (linearizability: SimulationResult['linearizability']): SimulationResult => ({

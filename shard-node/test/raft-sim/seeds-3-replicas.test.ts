@@ -10,5 +10,9 @@ describe('seeded simulation, 3 replicas, all faults', () => {
     expect(results.some((result) => (result.faults['membershipChanges'] ?? 0) > 0)).toBe(true);
     expect(results.some((result) => (result.faults['crashes'] ?? 0) > 0)).toBe(true);
     expect(results.some((result) => (result.faults['snapshotsSent'] ?? 0) > 0)).toBe(true);
+    // The targeted schedules run in the sweep too, against the unmutated core.
+    expect(results.some((result) => (result.faults['figure8Rounds'] ?? 0) > 0)).toBe(true);
+    expect(results.some((result) => (result.faults['staleLeaders'] ?? 0) > 0)).toBe(true);
+    expect(results.some((result) => (result.faults['pauses'] ?? 0) > 0)).toBe(true);
   }, 120_000);
 });
