@@ -3,11 +3,12 @@
  * `npm run check:history -- FILE [--steps-per-key N] [--time-budget MS]`: checks a JSON-lines
  * history (see README.md in this folder) and prints `linearizable: true|false|unknown`. For
  * `false` it prints the key and a minimal set of operations that cannot be ordered.
- * Exit codes: 0 linearizable, 1 not linearizable, 2 unknown (budget exhausted) or unusable input.
+ * Exit codes (`historyCheckExitCodes`): 0 linearizable, 1 not linearizable, 2 unknown (budget
+ * exhausted), 3 bad input (a bad argument, an unreadable, empty or malformed history).
  */
 import { readFileSync } from 'node:fs';
 import { checkHistory, type HistoryCheck } from './check-history.js';
-import { formatHistoryCheck } from './format.js';
+import { formatHistoryCheck, historyCheckExitCodes } from './format.js';
 import { HistoryFormatError, type HistoryEvent } from './history.js';
 
 const usage =
@@ -15,13 +16,19 @@ const usage =
   '  FILE           a history in JSON lines (one event per line; see common/src/linearizability/README.md)\n' +
   '  --steps-per-key N  search steps per key before answering unknown (default 5000000)\n' +
   '  --time-budget MS   wall-clock budget for the whole check, in milliseconds (default: none)\n' +
-  'exit status: 0 linearizable, 1 not linearizable, 2 unknown or unusable input';
+  'exit status:\n' +
+  '  0  linearizable: true\n' +
+  '  1  linearizable: false (the key and the operations that cannot be ordered are printed)\n' +
+  '  2  linearizable: unknown (the search ran out of budget; never read it as true)\n' +
+  '  3  bad input: a bad argument, or a file that cannot be read, is empty or blank, or holds a\n' +
+  '     malformed event (nothing was checked)';
 
 const eventTypes = new Set(['invoke', 'ok', 'fail', 'info']);
 const functions = new Set(['get', 'put', 'delete', 'cas']);
 
 /** Parses and validates the events of a JSON-lines history; throws with the line number. */
 export function parseHistory(text: string): HistoryEvent[] {
+  if (text.trim() === '') throw new HistoryFormatError('the history is empty: it holds no events');
   const events: HistoryEvent[] = [];
   text.split('\n').forEach((line, index) => {
     if (line.trim() === '') return;
@@ -40,10 +47,11 @@ export function parseHistory(text: string): HistoryEvent[] {
       !functions.has(event.f as string) ||
       typeof event.key !== 'string' ||
       typeof event.time !== 'number' ||
-      (event.value !== undefined && event.value !== null && typeof event.value !== 'string')
+      !isValueOrAbsent(event.value) ||
+      !isValueOrAbsent(event.expected)
     ) {
       throw new HistoryFormatError(
-        `line ${index + 1}: not a history event (client, type, f, key, value?, time)`,
+        `line ${index + 1}: not a history event (client, type, f, key, value?, expected?, time)`,
       );
     }
     events.push(event as HistoryEvent);
@@ -51,59 +59,77 @@ export function parseHistory(text: string): HistoryEvent[] {
   return events;
 }
 
-function main(argv: readonly string[]): number {
+/** A field that, when present, holds a string or null. */
+function isValueOrAbsent(value: unknown): boolean {
+  return value === undefined || value === null || typeof value === 'string';
+}
+
+/**
+ * Runs the command: `argv` without the node and script paths; `write` receives stdout and stderr.
+ * Returns the exit status.
+ */
+export function checkHistoryCommand(
+  argv: readonly string[],
+  write: { readonly stdout: (text: string) => void; readonly stderr: (text: string) => void } = {
+    stdout: (text) => process.stdout.write(text),
+    stderr: (text) => process.stderr.write(text),
+  },
+): number {
+  const badInput = historyCheckExitCodes.badInput;
   let file: string | undefined;
   let stepsPerKeyMax: number | undefined;
   let timeBudgetMs: number | undefined;
   for (let index = 0; index < argv.length; index++) {
     const argument = argv[index] as string;
     if (argument === '--help' || argument === '-h') {
-      process.stdout.write(`${usage}\n`);
+      write.stdout(`${usage}\n`);
       return 0;
     }
     if (argument === '--steps-per-key' || argument === '--time-budget') {
       const value = Number(argv[++index]);
       if (!Number.isSafeInteger(value) || value <= 0) {
-        process.stderr.write(`check:history: ${argument} needs a positive whole number\n${usage}\n`);
-        return 2;
+        write.stderr(`check:history: ${argument} needs a positive whole number\n${usage}\n`);
+        return badInput;
       }
       if (argument === '--steps-per-key') stepsPerKeyMax = value;
       else timeBudgetMs = value;
       continue;
     }
     if (argument.startsWith('--') || file !== undefined) {
-      process.stderr.write(`check:history: unexpected argument ${argument}\n${usage}\n`);
-      return 2;
+      write.stderr(`check:history: unexpected argument ${argument}\n${usage}\n`);
+      return badInput;
     }
     file = argument;
   }
   if (file === undefined) {
-    process.stderr.write(`${usage}\n`);
-    return 2;
+    write.stderr(`${usage}\n`);
+    return badInput;
   }
   let events: HistoryEvent[];
   try {
     events = parseHistory(readFileSync(file, 'utf8'));
   } catch (error) {
-    process.stderr.write(`check:history: ${file}: ${(error as Error).message}\n`);
-    return 2;
+    write.stderr(`check:history: ${file}: ${(error as Error).message}\n`);
+    return badInput;
   }
   let check: HistoryCheck;
   try {
+    // Pairing invocations with completions finds what one line alone cannot show (a get ok without
+    // a value, a cas without expected, a completion without invocation): bad input too.
     check = checkHistory(events, {
       ...(stepsPerKeyMax === undefined ? {} : { stepsPerKeyMax }),
       ...(timeBudgetMs === undefined ? {} : { timeBudgetMs }),
     });
   } catch (error) {
     if (!(error instanceof HistoryFormatError)) throw error;
-    process.stderr.write(`check:history: ${file}: ${error.message}\n`);
-    return 2;
+    write.stderr(`check:history: ${file}: ${error.message}\n`);
+    return badInput;
   }
   const { text, exitCode } = formatHistoryCheck(check);
-  process.stdout.write(`${text}\n`);
+  write.stdout(`${text}\n`);
   return exitCode;
 }
 
 if (process.argv[1] !== undefined && import.meta.url.endsWith(process.argv[1].replace(/^.*\//, ''))) {
-  process.exitCode = main(process.argv.slice(2));
+  process.exitCode = checkHistoryCommand(process.argv.slice(2));
 }

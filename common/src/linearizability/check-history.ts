@@ -1,7 +1,8 @@
 import { performance } from 'node:perf_hooks';
 
-import { operationsFromHistory, type HistoryEvent, type Operation } from './history.js';
-import { searchLinearization, type CheckResult } from './search.js';
+import { HistoryFormatError, operationsFromHistory, type HistoryEvent, type Operation } from './history.js';
+import { decideByReadsFrom } from './reads-from.js';
+import { searchLinearization, type CheckResult, type SearchLimits } from './search.js';
 import { shrinkCounterexample } from './shrink.js';
 
 export interface CheckOptions {
@@ -13,12 +14,21 @@ export interface CheckOptions {
   readonly shrink?: boolean;
   /** Checks the shrinker may run; default 500. */
   readonly shrinkChecksMax?: number;
+  /**
+   * Decide keys whose values have one writer each by reads-from (reads-from.ts) before searching;
+   * default true. Off, every key goes to the general search (to compare the two).
+   */
+  readonly readsFrom?: boolean;
 }
+
+/** How a key was decided: by the reads-from reduction, or by the general search. */
+export type DecisionMethod = 'reads-from' | 'search';
 
 export interface KeyCheck {
   readonly result: CheckResult;
   readonly operationCount: number;
   readonly steps: number;
+  readonly method: DecisionMethod;
 }
 
 export interface Counterexample {
@@ -28,8 +38,13 @@ export interface Counterexample {
    * shrinking is on, so that dropping any one of them makes the rest linearizable).
    */
   readonly operations: readonly Operation[];
-  /** Ids of the longest prefix the search could linearize in the full history of the key. */
+  /**
+   * Ids of the longest prefix the general search could linearize in the full history of the key;
+   * empty when the reads-from reduction decided the key (it builds no linearization).
+   */
   readonly longestLinearization: readonly number[];
+  /** The rule the operations break, in words, when the reads-from reduction decided the key. */
+  readonly reason?: string;
 }
 
 export interface HistoryCheck {
@@ -45,11 +60,14 @@ const shrinkStepsPerCheckMax = 200_000;
 
 /**
  * Checks a key-value history for linearizability. A history is linearizable iff the history of
- * every key is (linearizability is compositional, Herlihy & Wing §3.3), so each key is searched on
- * its own: many small searches instead of one exponential one.
+ * every key is (linearizability is compositional, Herlihy & Wing §3.3), so each key is decided on
+ * its own: many small problems instead of one exponential one. A history with no events is an
+ * error (`HistoryFormatError`), never vacuously linearizable: it is what a broken recorder writes.
  */
 export function checkHistory(events: readonly HistoryEvent[], options: CheckOptions = {}): HistoryCheck {
+  if (events.length === 0) throw new HistoryFormatError('the history is empty: it holds no events');
   const stepsMax = options.stepsPerKeyMax ?? defaultStepsPerKeyMax;
+  const readsFrom = options.readsFrom ?? true;
   const deadlineMs =
     options.timeBudgetMs === undefined ? undefined : performance.now() + options.timeBudgetMs;
   const isPastDeadline = deadlineMs === undefined ? undefined : () => performance.now() > deadlineMs;
@@ -65,30 +83,105 @@ export function checkHistory(events: readonly HistoryEvent[], options: CheckOpti
   let result: CheckResult = 'linearizable';
   let counterexample: Counterexample | undefined;
   for (const [key, allOperations] of byKey) {
-    const operations = boundIndeterminateWrites(withoutUnobservedIndeterminateWrites(allOperations));
     const limits = isPastDeadline === undefined ? { stepsMax } : { stepsMax, isPastDeadline };
-    const outcome = searchLinearization(operations, limits);
-    perKey.set(key, { result: outcome.result, operationCount: operations.length, steps: outcome.steps });
-    if (outcome.result === 'not-linearizable' && counterexample === undefined) {
+    const decision = decideKey(allOperations, limits, readsFrom);
+    perKey.set(key, {
+      result: decision.result,
+      operationCount: decision.operationCount,
+      steps: decision.steps,
+      method: decision.method,
+    });
+    if (decision.result === 'not-linearizable' && counterexample === undefined) {
       result = 'not-linearizable';
-      const shrunk =
-        options.shrink === false
-          ? allOperations
-          : // Shrink the operations as recorded; every candidate is reduced again before its search.
-            shrinkCounterexample(
-              allOperations,
-              {
-                checksMax: options.shrinkChecksMax ?? defaultShrinkChecksMax,
-                stepsPerCheckMax: shrinkStepsPerCheckMax,
-              },
-              (candidate) => boundIndeterminateWrites(withoutUnobservedIndeterminateWrites(candidate)),
-            );
-      counterexample = { key, operations: shrunk, longestLinearization: outcome.longestLinearization };
-    } else if (outcome.result === 'unknown' && result === 'linearizable') {
+      counterexample = {
+        key,
+        operations:
+          options.shrink === false ? allOperations : shrinkDecision(allOperations, decision, options),
+        longestLinearization: decision.longestLinearization,
+        ...(decision.reason === undefined ? {} : { reason: decision.reason }),
+      };
+    } else if (decision.result === 'unknown' && result === 'linearizable') {
       result = 'unknown';
     }
   }
   return counterexample === undefined ? { result, perKey } : { result, perKey, counterexample };
+}
+
+interface KeyDecision {
+  readonly result: CheckResult;
+  readonly operationCount: number;
+  readonly steps: number;
+  readonly method: DecisionMethod;
+  readonly longestLinearization: readonly number[];
+  readonly witness?: readonly Operation[];
+  readonly reason?: string;
+}
+
+/**
+ * Decides one key: by reads-from when every value has one writer (it then answers in about
+ * O(n log n), whatever the concurrency), else, or when its search of reads of null runs out of
+ * half the budget, by the general search with what is left.
+ */
+function decideKey(operations: readonly Operation[], limits: SearchLimits, readsFrom: boolean): KeyDecision {
+  const reduced = withoutUnobservedIndeterminateWrites(operations);
+  let steps = 0;
+  if (readsFrom) {
+    const outcome = decideByReadsFrom(reduced, {
+      ...limits,
+      stepsMax: Math.max(1, Math.floor(limits.stepsMax / 2)),
+    });
+    if (outcome.result === 'linearizable' || outcome.result === 'not-linearizable') {
+      return {
+        result: outcome.result,
+        operationCount: reduced.length,
+        steps: outcome.steps,
+        method: 'reads-from',
+        longestLinearization: [],
+        ...(outcome.witness === undefined ? {} : { witness: outcome.witness }),
+        ...(outcome.reason === undefined ? {} : { reason: outcome.reason }),
+      };
+    }
+    steps = outcome.steps;
+  }
+  const bounded = boundIndeterminateWrites(reduced);
+  // The reduction's backtracking had half the budget at most; the search gets the rest.
+  const remaining = Math.max(1, limits.stepsMax - Math.min(steps, Math.floor(limits.stepsMax / 2)));
+  const outcome = searchLinearization(bounded, { ...limits, stepsMax: remaining });
+  return {
+    result: outcome.result,
+    operationCount: bounded.length,
+    steps: steps + outcome.steps,
+    method: 'search',
+    longestLinearization: outcome.longestLinearization,
+  };
+}
+
+/**
+ * Shrinks the operations of a key found not linearizable: from the reduction's witness when it gave
+ * one (a handful of operations) and the witness is one on its own, else from all of them.
+ */
+function shrinkDecision(
+  allOperations: readonly Operation[],
+  decision: KeyDecision,
+  options: CheckOptions,
+): Operation[] {
+  const readsFrom = options.readsFrom ?? true;
+  const decide = (candidate: readonly Operation[], stepsMax: number): CheckResult =>
+    decideKey(candidate, { stepsMax }, readsFrom).result;
+  const witness = decision.witness;
+  const start =
+    witness !== undefined && decide(witness, shrinkStepsPerCheckMax) === 'not-linearizable'
+      ? witness
+      : allOperations;
+  // Shrink the operations as recorded; every candidate is reduced again before it is decided.
+  return shrinkCounterexample(
+    start,
+    {
+      checksMax: options.shrinkChecksMax ?? defaultShrinkChecksMax,
+      stepsPerCheckMax: shrinkStepsPerCheckMax,
+    },
+    decide,
+  );
 }
 
 /**

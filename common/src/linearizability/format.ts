@@ -14,17 +14,36 @@ function describe(operation: Operation): string {
 }
 
 /**
- * The verdict of a check as text: the history's size, the counterexample (the key and the
- * operations that cannot be ordered) or the undecided keys, and `linearizable: true|false|unknown`
- * last; with the exit status that goes with it (0, 1, 2).
+ * Exit statuses of `npm run check:history`. `unknown` is never success, and bad input (an
+ * unreadable or empty file, a malformed event, a bad argument) has its own status so that a script
+ * cannot mistake "nothing was checked" for "the search ran out of budget".
+ */
+export const historyCheckExitCodes = Object.freeze({
+  linearizable: 0,
+  notLinearizable: 1,
+  unknown: 2,
+  badInput: 3,
+});
+
+/**
+ * The verdict of a check as text: the history's size, how its keys were decided, the
+ * counterexample (the key, the rule broken when known, and the operations that cannot be ordered)
+ * or the undecided keys, and `linearizable: true|false|unknown` last; with the exit status that
+ * goes with it (`historyCheckExitCodes`).
  */
 export function formatHistoryCheck(check: HistoryCheck): { text: string; exitCode: number } {
   const lines: string[] = [];
   const keys = check.perKey.size;
-  const operations = [...check.perKey.values()].reduce((sum, key) => sum + key.operationCount, 0);
-  lines.push(`history: ${keys} keys, ${operations} operations`);
+  const perKey = [...check.perKey.values()];
+  const operations = perKey.reduce((sum, key) => sum + key.operationCount, 0);
+  const byReadsFrom = perKey.filter((key) => key.method === 'reads-from').length;
+  lines.push(
+    `history: ${keys} keys, ${operations} operations; ` +
+      `${byReadsFrom} keys decided by reads-from, ${keys - byReadsFrom} by search`,
+  );
   if (check.result === 'not-linearizable' && check.counterexample !== undefined) {
     lines.push(`key ${JSON.stringify(check.counterexample.key)}: these operations cannot be ordered:`);
+    if (check.counterexample.reason !== undefined) lines.push(`  ${check.counterexample.reason}`);
     for (const operation of check.counterexample.operations) lines.push(describe(operation));
   }
   if (check.result === 'unknown') {
@@ -36,5 +55,11 @@ export function formatHistoryCheck(check: HistoryCheck): { text: string; exitCod
   const verdict =
     check.result === 'linearizable' ? 'true' : check.result === 'not-linearizable' ? 'false' : 'unknown';
   lines.push(`linearizable: ${verdict}`);
-  return { text: lines.join('\n'), exitCode: verdict === 'true' ? 0 : verdict === 'false' ? 1 : 2 };
+  const exitCode =
+    verdict === 'true'
+      ? historyCheckExitCodes.linearizable
+      : verdict === 'false'
+        ? historyCheckExitCodes.notLinearizable
+        : historyCheckExitCodes.unknown;
+  return { text: lines.join('\n'), exitCode };
 }

@@ -19,11 +19,14 @@ export interface HistoryEvent {
   readonly f: OperationFunction;
   readonly key: string;
   /**
-   * On `invoke` of `put` and `cas`: the value written. On `ok` of `get`: the value read, `null`
-   * when the key was absent. Ignored elsewhere.
+   * On `invoke` of `put` and `cas` (required, a string): the value written. On `ok` of `get`
+   * (required): the value read, `null` when the key was absent. Ignored elsewhere.
    */
   readonly value?: string | null;
-  /** On `invoke` of `cas`: the value the key must hold for the write to happen (`null`: absent). */
+  /**
+   * On `invoke` of `cas` (required): the value the key must hold for the write to happen, `null`
+   * when it must be absent.
+   */
   readonly expected?: string | null;
   /** Monotonic time of the event (any unit, nanoseconds or milliseconds; only order matters). */
   readonly time: number;
@@ -49,7 +52,7 @@ export interface Operation {
   readonly returnTime: number;
 }
 
-/** The history is malformed (a completion without an invocation, two calls outstanding, ...). */
+/** The history is malformed (empty, a completion without an invocation, two calls outstanding, ...). */
 export class HistoryFormatError extends Error {
   override readonly name = 'HistoryFormatError';
 }
@@ -73,6 +76,15 @@ export function operationsFromHistory(events: readonly HistoryEvent[]): Operatio
     }
     lastTime = event.time;
     if (event.type === 'invoke') {
+      if ((event.f === 'put' || event.f === 'cas') && typeof event.value !== 'string') {
+        throw new HistoryFormatError(`event ${index}: ${event.f} needs a string value`);
+      }
+      if (event.f === 'cas' && !isValue(event.expected)) {
+        // A missing or non-string expectation would either read as "absent" or never match.
+        throw new HistoryFormatError(
+          `event ${index}: cas needs expected: the value the key must hold (a string), or null for absent`,
+        );
+      }
       if (pending.has(event.client)) {
         throw new HistoryFormatError(
           `event ${index}: client ${event.client} already has an operation outstanding`,
@@ -92,6 +104,12 @@ export function operationsFromHistory(events: readonly HistoryEvent[]): Operatio
     }
     pending.delete(event.client);
     if (event.type === 'fail') return;
+    if (event.type === 'ok' && event.f === 'get' && !isValue(event.value)) {
+      // A missing value must not silently read as "absent": that is a claim the history never made.
+      throw new HistoryFormatError(
+        `event ${index}: a get that completed ok needs a value (the value read, or null when absent)`,
+      );
+    }
     const operation = makeOperation(call.event, call.id, event.type, event.value ?? null, event.time);
     if (operation !== undefined) operations.push(operation);
   });
@@ -111,9 +129,6 @@ function makeOperation(
   returnTime: number,
 ): Operation | undefined {
   if (status === 'info' && invoke.f === 'get') return undefined;
-  if ((invoke.f === 'put' || invoke.f === 'cas') && typeof invoke.value !== 'string') {
-    throw new HistoryFormatError(`operation ${id}: ${invoke.f} needs a string value`);
-  }
   return {
     id,
     client: invoke.client,
@@ -126,4 +141,12 @@ function makeOperation(
     invokeTime: invoke.time,
     returnTime: status === 'info' ? Infinity : returnTime,
   };
+}
+
+/**
+ * A value as events carry it: a string, or `null` for "absent". Histories come from JSON, so the
+ * types are checked at run time too; `undefined` (a missing field) is not a value.
+ */
+function isValue(value: unknown): value is string | null {
+  return value === null || typeof value === 'string';
 }

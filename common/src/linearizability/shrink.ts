@@ -1,6 +1,6 @@
 import type { Operation } from './history.js';
 import type { RegisterState } from './register-model.js';
-import { searchLinearization } from './search.js';
+import { searchLinearization, type CheckResult } from './search.js';
 
 export interface ShrinkLimits {
   /** Linearizability checks the shrinker may run. */
@@ -22,19 +22,17 @@ export interface ShrinkLimits {
 export function shrinkCounterexample(
   operations: readonly Operation[],
   limits: ShrinkLimits,
-  prepare: (candidate: readonly Operation[]) => readonly Operation[] = (candidate) => candidate,
+  decide: (candidate: readonly Operation[], stepsMax: number) => CheckResult = (candidate, stepsMax) =>
+    searchLinearization(candidate, { stepsMax }).result,
 ): Operation[] {
   let current = [...operations];
   let checks = 0;
-  // `prepare` applies the checker's reductions to each candidate afresh: a reduction justified by
+  // `decide` applies the checker's reductions to each candidate afresh: a reduction justified by
   // an operation (an indeterminate write bounded by the read that saw it) must not outlive it.
   const stillFails = (candidate: readonly Operation[], removed: readonly Operation[]): boolean => {
     if (candidate.length === 0 || !isMonotoneRemoval(candidate, removed)) return false;
     checks += 1;
-    return (
-      searchLinearization(prepare(candidate), { stepsMax: limits.stepsPerCheckMax }).result ===
-      'not-linearizable'
-    );
+    return decide(candidate, limits.stepsPerCheckMax) === 'not-linearizable';
   };
   let chunkSize = Math.max(1, Math.floor(current.length / 2));
   while (checks < limits.checksMax) {

@@ -1,11 +1,12 @@
 import { describe, expect, it } from 'vitest';
 
-import { checkHistory, HistoryFormatError } from '../../src/linearizability/index.js';
+import { checkHistory, HistoryFormatError, type HistoryEvent } from '../../src/linearizability/index.js';
 import { HistoryBuilder } from './history-builder.js';
 
 describe('checkHistory: known-good histories', () => {
-  it('accepts the empty history', () => {
-    expect(checkHistory([]).result).toBe('linearizable');
+  it('accepts a history whose operations all failed (they did not happen)', () => {
+    const h = new HistoryBuilder().invoke(1, 'put', 'a', 'x').fail(1, 'put', 'a');
+    expect(checkHistory(h.events).result).toBe('linearizable');
   });
 
   it('accepts sequential put then get', () => {
@@ -212,7 +213,16 @@ describe('checkHistory: known-bad histories', () => {
     expect(check.perKey.get('a')?.result).toBe('not-linearizable');
     // The stale read of x needs x written and a later completed write: three operations.
     expect(check.counterexample?.operations).toHaveLength(3);
-    expect(check.counterexample?.longestLinearization.length).toBeGreaterThan(0);
+    // Values are unique, so reads-from decided it, and says which rule broke.
+    expect(check.perKey.get('a')?.method).toBe('reads-from');
+    expect(check.counterexample?.reason).toMatch(
+      /"x" is written only by #\d+, yet #\d+ \(put\) overwrote it/,
+    );
+    // The general search reaches the same three operations, and the prefix it could linearize.
+    const searched = checkHistory(h.events, { readsFrom: false });
+    expect(searched.perKey.get('a')?.method).toBe('search');
+    expect(searched.counterexample?.operations).toHaveLength(3);
+    expect(searched.counterexample?.longestLinearization.length).toBeGreaterThan(0);
   });
 });
 
@@ -268,9 +278,9 @@ describe('checkHistory: indeterminate operations', () => {
 describe('checkHistory: budgets and malformed input', () => {
   it('answers unknown, never linearizable, when the step budget runs out', () => {
     const h = new HistoryBuilder();
-    // Many concurrent writes and a read that matches none: the search must explore a lot.
-    for (let client = 0; client < 14; client += 1) h.invoke(client, 'put', 'a', `v${client}`);
-    h.invoke(99, 'get', 'a').ok(99, 'get', 'a', 'none');
+    // Many concurrent writes of two values (so reads-from does not apply): more than 10 steps.
+    for (let client = 0; client < 14; client += 1) h.invoke(client, 'put', 'a', `v${client % 2}`);
+    h.invoke(99, 'get', 'a').ok(99, 'get', 'a', 'v1');
     for (let client = 0; client < 14; client += 1) h.ok(client, 'put', 'a');
     const check = checkHistory(h.events, { stepsPerKeyMax: 10 });
     expect(check.result).toBe('unknown');
@@ -280,10 +290,51 @@ describe('checkHistory: budgets and malformed input', () => {
 
   it('answers unknown when the time budget runs out', () => {
     const h = new HistoryBuilder();
+    // 64 concurrent writes of two values, then reads that flip between them after every write
+    // completed: not linearizable, and the general search must try every order of the writes.
     for (let client = 0; client < 64; client += 1) h.invoke(client, 'put', 'a', `v${client % 2}`);
     for (let client = 0; client < 64; client += 1) h.ok(client, 'put', 'a');
-    h.invoke(99, 'get', 'a').ok(99, 'get', 'a', 'none');
+    h.invoke(99, 'get', 'a').ok(99, 'get', 'a', 'v0').invoke(99, 'get', 'a').ok(99, 'get', 'a', 'v1');
     expect(checkHistory(h.events, { timeBudgetMs: 0 }).result).toBe('unknown');
+  });
+
+  it('refuses an empty history: nothing recorded is an error, not linearizable', () => {
+    expect(() => checkHistory([])).toThrow(HistoryFormatError);
+    expect(() => checkHistory([])).toThrow(/empty/);
+  });
+
+  it('refuses a get that completed ok without a value, instead of reading it as absent', () => {
+    const h = new HistoryBuilder().invoke(1, 'get', 'a').ok(1, 'get', 'a');
+    expect(() => checkHistory(h.events)).toThrow(/a get that completed ok needs a value/);
+    // null (absent) and a string are values; a get that failed or timed out carries none.
+    expect(
+      checkHistory(new HistoryBuilder().invoke(1, 'get', 'a').ok(1, 'get', 'a', null).events).result,
+    ).toBe('linearizable');
+    expect(checkHistory(new HistoryBuilder().invoke(1, 'get', 'a').info(1, 'get', 'a').events).result).toBe(
+      'linearizable',
+    );
+    const notString = [
+      { client: 1, type: 'invoke', f: 'get', key: 'a', time: 1 },
+      { client: 1, type: 'ok', f: 'get', key: 'a', value: 7, time: 2 },
+    ] as unknown as HistoryEvent[];
+    expect(() => checkHistory(notString)).toThrow(HistoryFormatError);
+  });
+
+  it('refuses a cas whose expected value is missing or not a string (null means absent)', () => {
+    const missing = new HistoryBuilder().invoke(1, 'cas', 'a', 'y').ok(1, 'cas', 'a');
+    expect(() => checkHistory(missing.events)).toThrow(/cas needs expected/);
+    const number = [
+      { client: 1, type: 'invoke', f: 'cas', key: 'a', value: 'y', expected: 1, time: 1 },
+      { client: 1, type: 'fail', f: 'cas', key: 'a', time: 2 },
+    ] as unknown as HistoryEvent[];
+    expect(() => checkHistory(number)).toThrow(/cas needs expected/);
+    const absent = new HistoryBuilder().invoke(1, 'cas', 'a', 'y', null).ok(1, 'cas', 'a');
+    expect(checkHistory(absent.events).result).toBe('linearizable');
+  });
+
+  it('refuses a put without a string value', () => {
+    const h = new HistoryBuilder().invoke(1, 'put', 'a').ok(1, 'put', 'a');
+    expect(() => checkHistory(h.events)).toThrow(/put needs a string value/);
   });
 
   it('rejects malformed histories', () => {
