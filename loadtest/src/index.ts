@@ -31,6 +31,8 @@ export * from './report/png-report.js';
 export { createMapServer, listen } from './map-server.js';
 export * from './chaos/register-workload.js';
 export * from './chaos/nemesis.js';
+export * from './chaos/fault-schedule.js';
+export * from './chaos/serving-check.js';
 export * from './chaos/fault-network.js';
 export * from './chaos/chaos-report.js';
 export * from './chaos/chaos-run.js';

@@ -71,7 +71,7 @@ async function runAgainst(fault: Fault) {
     uniqueWriteFraction: 0.2,
     backoffMs: 20,
     keyPrefix: 'test',
-    random: () => random.nextDouble(),
+    randomOf: () => () => random.nextDouble(),
   });
   workload.start();
   await new Promise((resolve) => setTimeout(resolve, 1_500));

@@ -88,7 +88,7 @@ describe('linearizability under container faults', () => {
         uniqueWriteFraction: 0.1,
         backoffMs: 250,
         keyPrefix: `lin-${seed}`,
-        random: () => workloadRandom.nextDouble(),
+        randomOf: () => () => workloadRandom.nextDouble(),
       });
       onTestFinished(async (context) => {
         // A run that stops half-way must not leave clients looping against removed containers.

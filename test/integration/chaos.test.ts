@@ -1,16 +1,42 @@
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseNemeses, runChaos } from '@impulse/loadtest';
+import { parseNemeses, runChaos, type ChaosRunOptions } from '@impulse/loadtest';
 import { describe, expect, it } from 'vitest';
 
 const chaosSeconds = 60;
 
+const finalLinePattern =
+  /^chaos: (\d+) ops, (\d+) faults, linearizable: (true|false|unknown), lost acknowledged writes: (\d+), unexpected exits: (\d+)(; failed: .*)?$/;
+
+function runOptions(
+  overrides: Partial<ChaosRunOptions> & Pick<ChaosRunOptions, 'seed' | 'commandLine' | 'log'>,
+): ChaosRunOptions {
+  return {
+    timeSeconds: chaosSeconds,
+    nemeses: parseNemeses('all'),
+    clients: 16,
+    keysActive: 6,
+    operationsPerKeyMax: 150,
+    requestTimeoutMs: 5_000,
+    groups: 3,
+    replicasPerGroup: 3,
+    readMode: 'readindex',
+    resultsRoot: process.env['IMPULSE_CHAOS_RESULTS'] ?? 'results',
+    checkTimeBudgetMs: 120_000,
+    keepData: false,
+    serving: { windowSeconds: 5, graceSeconds: 5, operationsMin: 20 },
+    ...overrides,
+  };
+}
+
 /**
  * The chaos run of `npm test`: 60 s of the register workload against 3 groups × 3 replicas while
  * every nemesis runs (kill -9, SIGSTOP, partitions through the peer-link proxy, replica
- * replacement). It must end linearizable with no acknowledged write lost. The seed is new each
- * run and printed, so a failure can be replayed with `npm run chaos -- --seed N`; the results
- * folder (history, report, process logs) is printed too and kept.
+ * replacement). It must end linearizable with no acknowledged write lost, no process exiting that
+ * no nemesis stopped, no nemesis action failing, and the cluster serving in every fault-free
+ * window. The seed is new each run and printed, so a failure can be replayed with
+ * `npm run chaos -- --seed N`; the results folder (history, report, process logs) is printed too
+ * and kept.
  */
 describe('chaos', () => {
   // Both read modes: the lease is what the pause nemesis most threatens (a leader stopped past its
@@ -20,47 +46,80 @@ describe('chaos', () => {
     async (readMode) => {
       const seed = Number(process.env['IMPULSE_CHAOS_SEED'] ?? 0) || 1 + Math.floor(Math.random() * 2 ** 31);
       const lines: string[] = [];
-      const result = await runChaos({
-        timeSeconds: chaosSeconds,
-        nemeses: parseNemeses('all'),
-        seed,
-        clients: 16,
-        keysActive: 6,
-        operationsPerKeyMax: 150,
-        requestTimeoutMs: 5_000,
-        groups: 3,
-        replicasPerGroup: 3,
-        readMode,
-        resultsRoot: process.env['IMPULSE_CHAOS_RESULTS'] ?? 'results',
-        checkTimeBudgetMs: 120_000,
-        keepData: false,
-        log: (line) => {
-          lines.push(line);
-          if (line.startsWith('chaos: seed') || line.includes('nemesis:')) process.stderr.write(`${line}\n`);
-        },
-        commandLine: `npm test (chaos.test.ts, ${readMode} reads, seed ${seed})`,
-      });
+      const result = await runChaos(
+        runOptions({
+          seed,
+          readMode,
+          log: (line) => {
+            lines.push(line);
+            if (line.startsWith('chaos: seed') || line.includes('nemesis:') || line.includes('UNEXPECTED')) {
+              process.stderr.write(`${line}\n`);
+            }
+          },
+          commandLine: `npm test (chaos.test.ts, ${readMode} reads, seed ${seed})`,
+        }),
+      );
       process.stderr.write(`${result.finalLine}\n`);
       const context = `seed ${seed}, results in ${result.resultsDirectory}\n${lines.slice(-30).join('\n')}`;
       expect(result.linearizable, context).toBe('true');
       expect(result.lostWrites, context).toEqual([]);
+      expect(result.unexpectedExits, context).toEqual([]);
+      expect(result.errors, context).toEqual([]);
+      expect(result.passed, context).toBe(true);
       expect(result.operations, context).toBeGreaterThan(1_000);
       // Every kind of fault happened: a minute holds about a dozen faults and two or three replacements.
       const faults = JSON.parse(
         await readFile(join(result.resultsDirectory, 'faults.json'), 'utf8'),
-      ) as Array<{
-        nemesis: string;
-      }>;
+      ) as Array<{ nemesis: string; startSeconds: number; endSeconds: number }>;
       expect(new Set(faults.map((fault) => fault.nemesis)), context).toEqual(
         new Set(['kill', 'pause', 'partition', 'member']),
       );
-      expect(result.finalLine).toMatch(
-        /^chaos: \d+ ops, \d+ faults, linearizable: true, lost acknowledged writes: 0$/,
-      );
-      for (const file of ['history.jsonl', 'report.html', 'report.png', 'check.txt']) {
+      for (const fault of faults) expect(fault.endSeconds).toBeGreaterThanOrEqual(fault.startSeconds);
+      const match = finalLinePattern.exec(result.finalLine);
+      expect(match?.slice(3, 7), result.finalLine).toEqual(['true', '0', '0', undefined]);
+      expect(Number(match?.[2])).toBe(faults.length);
+      for (const file of ['history.jsonl', 'report.html', 'report.png', 'check.txt', 'schedule.json']) {
         expect((await stat(join(result.resultsDirectory, file))).size).toBeGreaterThan(0);
       }
     },
     (chaosSeconds + 240) * 1000,
   );
+
+  // The tool must see what goes wrong: a replica killed behind its back (no nemesis did it) is
+  // recorded with its last log lines, and fails a run that is otherwise linearizable.
+  it('fails a run in which a replica exits that no nemesis stopped', async () => {
+    const seed = 11;
+    let victim: { name: string; pid: number | undefined } | undefined;
+    const result = await runChaos(
+      runOptions({
+        seed,
+        timeSeconds: 8,
+        nemeses: parseNemeses('none'),
+        groups: 1,
+        clients: 4,
+        log: () => undefined,
+        commandLine: 'chaos.test.ts (a replica killed from outside)',
+        onClusterStarted: (cluster) => {
+          setTimeout(() => {
+            const replica = cluster.group('g1')[1];
+            victim = { name: replica?.replicaId ?? '?', pid: replica?.child?.pid };
+            // Not through the cluster: the tool must find out on its own.
+            if (victim.pid !== undefined) process.kill(victim.pid, 'SIGKILL');
+          }, 2_000);
+        },
+      }),
+    );
+    const context = `${result.finalLine}\nresults in ${result.resultsDirectory}`;
+    expect(victim?.pid, context).toBeDefined();
+    expect(result.finalLine, context).toMatch(finalLinePattern);
+    expect(result.finalLine, context).toMatch(/, unexpected exits: 1$/);
+    expect(result.linearizable, context).toBe('true');
+    expect(result.passed, context).toBe(false);
+    expect(
+      result.unexpectedExits.map((exit) => [exit.name, exit.pid, exit.signal]),
+      context,
+    ).toEqual([[victim?.name, victim?.pid, 'SIGKILL']]);
+    // Its last log lines come with it (the replica logs JSON lines from its start).
+    expect(result.unexpectedExits[0]?.lastLogLines.length, context).toBeGreaterThan(0);
+  }, 120_000);
 });

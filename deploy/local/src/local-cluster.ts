@@ -41,6 +41,12 @@ export interface LocalClusterOptions {
   readonly onLogLine?: (processName: string, line: string) => void;
   readonly readyTimeoutMs?: number;
   /**
+   * Called when a process that had become ready exits without this cluster having stopped or
+   * killed it (a crash, an exit of its own, a kill from outside). Such exits are also kept in
+   * `unexpectedExits`.
+   */
+  readonly onUnexpectedExit?: (exit: ProcessExit) => void;
+  /**
    * Puts something between the replicas of a group (the chaos tool's fault-injecting proxy): called
    * once per replica with the port its peer transport listens on, it answers the port the other
    * replicas must dial, which becomes the replica's advertised peer address.
@@ -59,6 +65,18 @@ export interface LocalClusterOptions {
 export interface ReplicaStartFailure {
   readonly replica: ReplicaProcess;
   readonly error: Error;
+}
+
+/** A process that exited without the cluster having asked it to. */
+export interface ProcessExit {
+  readonly name: string;
+  readonly pid: number | undefined;
+  /** Its exit status (null when a signal ended it). */
+  readonly exitCode: number | null;
+  readonly signal: string | null;
+  /** Its last lines on stdout and stderr (its JSON log), oldest first. */
+  readonly lastLogLines: readonly string[];
+  readonly logFile: string;
 }
 
 export interface PeerIdentity {
@@ -105,6 +123,13 @@ const readyTimeoutMsDefault = 20_000;
 const stopTimeoutMs = 15_000;
 /** The head of a child's stderr kept to explain its failure to start. */
 const stderrHeadBytesMax = 4000;
+/** The last lines of a child's output kept to explain an exit nobody asked for. */
+const lastLogLinesMax = 20;
+/**
+ * The children this module stopped or killed on purpose: any other exit of a ready child is
+ * unexpected.
+ */
+const expectedExits = new WeakSet<ChildProcess>();
 
 /**
  * A process of the cluster exited before it was ready. Its message starts with the child's own
@@ -154,6 +179,8 @@ export class LocalCluster {
   readonly foundedReplicas = new Set<string>();
   /** The replicas this start gave `--bootstrap` (the first start of their group on this data root). */
   readonly bootstrappedReplicas: string[] = [];
+  /** Every exit of a ready process that this cluster did not cause, in order. */
+  readonly unexpectedExits: ProcessExit[] = [];
   private readonly logStreams = new Map<string, WriteStream>();
 
   private constructor(private readonly options: LocalClusterOptions) {}
@@ -379,8 +406,10 @@ export class LocalCluster {
     const log = this.logStream(managed);
     let stderrHead = '';
     let partial = '';
+    const lastLines = new LastLines(lastLogLinesMax);
     child.stdout.on('data', (chunk: Buffer) => {
       log.write(chunk);
+      lastLines.add('stdout', chunk);
       if (this.options.onLogLine === undefined) return;
       const lines = (partial + chunk.toString('utf8')).split('\n');
       partial = lines.pop() ?? '';
@@ -388,6 +417,7 @@ export class LocalCluster {
     });
     child.stderr.on('data', (chunk: Buffer) => {
       log.write(chunk);
+      lastLines.add('stderr', chunk);
       // The head, not the tail: a process prints the cause of a failed start first.
       if (stderrHead.length < stderrHeadBytesMax) {
         stderrHead = (stderrHead + chunk.toString('utf8')).slice(0, stderrHeadBytesMax);
@@ -405,6 +435,27 @@ export class LocalCluster {
     const ready = waitForReady(managed.url, this.options.readyTimeoutMs ?? readyTimeoutMsDefault);
     await Promise.race([ready, exited]);
     exited.catch(() => undefined);
+    // Ready: from here on, an exit this cluster did not cause is a finding. 'close' comes after the
+    // child's output is read to its end, so its last lines are there.
+    child.once('close', (code: number | null, signal: NodeJS.Signals | null) => {
+      if (expectedExits.has(child)) return;
+      const exit: ProcessExit = {
+        name: managed.name,
+        pid: child.pid,
+        exitCode: code,
+        signal,
+        lastLogLines: lastLines.lines(),
+        logFile: managed.logFile,
+      };
+      this.unexpectedExits.push(exit);
+      this.options.onUnexpectedExit?.(exit);
+    });
+  }
+
+  /** Whether the named process (a replica, or `gateway`) is running. */
+  isRunning(name: string): boolean {
+    const managed = name === 'gateway' ? this.gateway : this.replica(name);
+    return managed !== undefined && isRunning(managed);
   }
 
   /**
@@ -459,11 +510,17 @@ export class LocalCluster {
     managed.child.kill(signal);
   }
 
-  /** `kill -9` of a replica; resolves once it is gone. */
+  /**
+   * `kill -9` of a replica; resolves once it is gone. Refuses one that is not running: a caller that
+   * restarts what it killed must never bring back a process that died on its own.
+   */
   async kill(replicaId: string): Promise<void> {
     const replica = this.replica(replicaId);
     const child = replica.child;
-    if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
+    if (child === undefined || child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(`${replicaId} is not running`);
+    }
+    expectedExits.add(child);
     const exited = once(child, 'exit');
     child.kill('SIGKILL');
     await exited;
@@ -559,6 +616,7 @@ function isRunning(managed: ManagedProcess): boolean {
 async function stopProcess(managed: ManagedProcess): Promise<void> {
   const child = managed.child;
   if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
+  expectedExits.add(child);
   const exited = once(child, 'exit');
   child.kill('SIGCONT');
   child.kill('SIGTERM');
@@ -584,4 +642,28 @@ export async function waitForReady(baseUrl: string, timeoutMs: number): Promise<
     await new Promise((resolveDelay) => setTimeout(resolveDelay, 50));
   }
   throw new Error(`${baseUrl} was not ready within ${timeoutMs} ms (${lastError})`);
+}
+
+/** The last lines a child wrote, stdout and stderr interleaved as they arrived. */
+class LastLines {
+  private readonly kept: string[] = [];
+  private readonly partial = { stdout: '', stderr: '' };
+
+  constructor(private readonly linesMax: number) {}
+
+  add(stream: 'stdout' | 'stderr', chunk: Buffer): void {
+    const lines = (this.partial[stream] + chunk.toString('utf8')).split('\n');
+    this.partial[stream] = lines.pop() ?? '';
+    for (const line of lines) this.keep(line);
+  }
+
+  lines(): string[] {
+    return [...this.kept, ...[this.partial.stdout, this.partial.stderr].filter((line) => line !== '')];
+  }
+
+  private keep(line: string): void {
+    if (line === '') return;
+    this.kept.push(line);
+    if (this.kept.length > this.linesMax) this.kept.shift();
+  }
 }

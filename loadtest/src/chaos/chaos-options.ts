@@ -21,7 +21,8 @@ export const chaosOptions = {
     env: 'IMPULSE_CHAOS_NEMESIS',
   }),
   seed: option.integer({
-    description: 'Seed of the fault schedule and of the workload; 0 picks one (printed).',
+    description:
+      'Seed of the fault schedule and of each client (separate streams): the same seed gives the same faults at the same offsets; 0 picks one (printed).',
     default: 0,
     min: 0,
     max: 2 ** 32 - 1,
@@ -87,6 +88,36 @@ export const chaosOptions = {
     min: 1_000,
     max: 86_400_000,
     env: 'IMPULSE_CHAOS_CHECK_TIME_BUDGET',
+  }),
+  servingWindow: option.integer({
+    description:
+      'Liveness window, in seconds: once the grace after a fault has passed, every window this long without a kill, pause or partition must hold --serving-operations-min successful operations, or the run fails.',
+    default: 5,
+    min: 1,
+    max: 3_600,
+    env: 'IMPULSE_CHAOS_SERVING_WINDOW',
+  }),
+  servingGrace: option.integer({
+    description:
+      'Seconds after a fault heals before the liveness windows start (a restart and an election); the run ends with this grace and one window without faults.',
+    default: 5,
+    min: 0,
+    max: 3_600,
+    env: 'IMPULSE_CHAOS_SERVING_GRACE',
+  }),
+  servingOperationsMin: option.integer({
+    description:
+      'Successful operations required in every fault-free liveness window (0 turns the check off).',
+    default: 20,
+    min: 0,
+    max: 1_000_000,
+    env: 'IMPULSE_CHAOS_SERVING_OPERATIONS_MIN',
+  }),
+  dryRun: option.boolean({
+    description:
+      'Print the fault schedule the seed gives (JSON, one fault a line) and exit without starting anything.',
+    default: false,
+    env: 'IMPULSE_CHAOS_DRY_RUN',
   }),
   keepData: option.boolean({
     description:

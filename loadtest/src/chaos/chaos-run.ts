@@ -7,13 +7,21 @@ import { createWriteStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { checkHistory, formatHistoryCheck, type HistoryCheck } from '@impulse/common';
-import { LocalCluster } from '@impulse/local-cluster';
+import { LocalCluster, type ProcessExit } from '@impulse/local-cluster';
 import { helloAtStreamStart } from '@impulse/shard-node';
 import { SeededRandom } from '../random.js';
 import { createResultsDirectory, writeResultFiles } from '../results-directory.js';
 import { renderChaosHtml, renderChaosPng, type ChaosSecond } from './chaos-report.js';
 import { FaultNetwork } from './fault-network.js';
-import { Nemesis, type FaultRecord, type NemesisName } from './nemesis.js';
+import {
+  clientStream,
+  planFaultSchedule,
+  streamSeed,
+  type FaultSchedule,
+  type NemesisName,
+} from './fault-schedule.js';
+import { Nemesis, type FaultRecord } from './nemesis.js';
+import { checkServing, type ServingOptions } from './serving-check.js';
 import { RegisterWorkload, type WorkloadSecond } from './register-workload.js';
 
 export interface ChaosRunOptions {
@@ -31,6 +39,14 @@ export interface ChaosRunOptions {
   readonly resultsRoot: string;
   readonly checkTimeBudgetMs: number;
   readonly keepData: boolean;
+  /**
+   * Liveness: every fault-free stretch (no kill, pause or partition in effect), past its first
+   * `servingGraceSeconds`, must complete at least `servingOperationsMin` operations in every
+   * `servingWindowSeconds`. The run ends with such a stretch (the workload goes on after the heal).
+   */
+  readonly serving: ServingOptions;
+  /** Called once the cluster is up, before the workload starts (tests use it to sabotage a run). */
+  readonly onClusterStarted?: (cluster: LocalCluster) => void;
   /** Progress and nemesis lines (stderr for the command). */
   readonly log: (line: string) => void;
   /** The command line, for the report. */
@@ -44,17 +60,69 @@ export interface ChaosRunResult {
   readonly faults: number;
   readonly linearizable: Verdict;
   readonly lostWrites: readonly string[];
+  /** Exits of a replica or of the gateway that no nemesis caused. */
+  readonly unexpectedExits: readonly ProcessExit[];
+  /**
+   * Why the run failed besides the counts of the final line: a nemesis action that failed, a
+   * fault-free window with too few successful operations, final reads that never succeeded.
+   */
+  readonly errors: readonly string[];
+  /** True only when linearizable, nothing lost, no unexpected exit and no error. */
+  readonly passed: boolean;
   readonly resultsDirectory: string;
-  /** `chaos: <ops> ops, <faults> faults, linearizable: <verdict>, lost acknowledged writes: <n>` */
+  /**
+   * `chaos: <ops> ops, <faults> faults, linearizable: <verdict>, lost acknowledged writes: <n>,
+   * unexpected exits: <n>`, followed by `; failed: <errors>` when errors failed the run.
+   */
   readonly finalLine: string;
 }
 
 const host = '127.0.0.1';
 const recoveryTimeoutMs = 60_000;
+/** The gateway's per-attempt timeout, given explicitly: short pauses must stay under it. */
+const gatewayUpstreamTimeoutMs = 2_000;
+/**
+ * The replicas' election timeout with their defaults (10 ticks of 100 ms, randomised up to twice
+ * that): long pauses last several of them.
+ */
+const electionTimeoutSeconds = 1;
+
+/** The inputs of the fault schedule of a run: everything but the seed comes from these constants. */
+export function chaosSchedule(
+  options: Pick<ChaosRunOptions, 'seed' | 'timeSeconds' | 'nemeses' | 'groups'>,
+): FaultSchedule {
+  return planFaultSchedule({
+    seed: options.seed,
+    timeSeconds: options.timeSeconds,
+    enabled: options.nemeses,
+    groups: Array.from({ length: options.groups }, (_, index) => `g${index + 1}`),
+    faultSecondsMin: 2,
+    faultSecondsMax: 8,
+    // Short: the gateway's attempt on a paused leader is still waiting when it resumes.
+    pauseShortSecondsMin: 0.1,
+    pauseShortSecondsMax: (0.75 * gatewayUpstreamTimeoutMs) / 1000,
+    // Long: the group elects another leader meanwhile, and the old one resumes thinking it leads.
+    pauseLongSecondsMin: 3 * electionTimeoutSeconds,
+    pauseLongSecondsMax: 10 * electionTimeoutSeconds,
+    quietSecondsMin: 1,
+    quietSecondsMax: 4,
+    memberIntervalSecondsMin: 10,
+    memberIntervalSecondsMax: 25,
+  });
+}
 
 export async function runChaos(options: ChaosRunOptions): Promise<ChaosRunResult> {
-  const random = new SeededRandom(options.seed);
-  const next = (): number => random.nextDouble();
+  const schedule = chaosSchedule(options);
+  const clientRandoms = new Map<number, SeededRandom>();
+  const randomOf = (client: number): (() => number) => {
+    let random = clientRandoms.get(client);
+    if (random === undefined) {
+      random = new SeededRandom(streamSeed(options.seed, clientStream(client)));
+      clientRandoms.set(client, random);
+    }
+    const stream = random;
+    return () => stream.nextDouble();
+  };
   const directory = await createResultsDirectory(options.resultsRoot, `chaos-${options.seed}`);
   const dataDirectory = join(directory, 'cluster');
   const log = (line: string): void => options.log(line);
@@ -78,6 +146,10 @@ export async function runChaos(options: ChaosRunOptions): Promise<ChaosRunResult
       replicasPerGroup: options.replicasPerGroup,
       dataDirectory,
       host,
+      onUnexpectedExit: (exit) =>
+        log(
+          `chaos: UNEXPECTED EXIT of ${exit.name} (pid ${String(exit.pid)}, ${exit.signal === null ? `code ${String(exit.exitCode)}` : `signal ${exit.signal}`}); its last log lines:\n${exit.lastLogLines.map((line) => `  ${line}`).join('\n')}`,
+        ),
       advertisePeerPort: (replica, listenPort) =>
         network.addNode(replica.replicaId, { host, port: listenPort }),
       // Small snapshots, so that restarted and new replicas catch up by snapshot under faults too.
@@ -87,7 +159,10 @@ export async function runChaos(options: ChaosRunOptions): Promise<ChaosRunResult
         `--read-mode=${options.readMode}`,
       ],
       // The gateway gives up before the clients do, so that most failures carry its error code.
-      gatewayArguments: [`--request-deadline=${Math.max(100, options.requestTimeoutMs - 1_000)}`],
+      gatewayArguments: [
+        `--request-deadline=${Math.max(100, options.requestTimeoutMs - 1_000)}`,
+        `--upstream-timeout=${gatewayUpstreamTimeoutMs}`,
+      ],
     });
     log(
       `chaos: ${options.groups} groups × ${options.replicasPerGroup} replicas (${options.readMode} reads), gateway ${cluster.gatewayUrl}, ` +
@@ -103,22 +178,16 @@ export async function runChaos(options: ChaosRunOptions): Promise<ChaosRunResult
       uniqueWriteFraction: 0.1,
       backoffMs: 250,
       keyPrefix: `chaos-${options.seed}`,
-      random: next,
+      randomOf,
       onEvent: (event) => historyStream.write(`${JSON.stringify(event)}\n`),
     });
     workload = activeWorkload;
     const nemesis = new Nemesis(cluster, network, {
-      enabled: options.nemeses,
+      schedule,
       nowSeconds: () => activeWorkload.nowMs() / 1000,
-      random: next,
       log,
-      faultSecondsMin: 2,
-      faultSecondsMax: 8,
-      quietSecondsMin: 1,
-      quietSecondsMax: 4,
-      memberIntervalSecondsMin: 10,
-      memberIntervalSecondsMax: 25,
     });
+    options.onClusterStarted?.(cluster);
 
     activeWorkload.start();
     nemesis.start();
@@ -134,20 +203,50 @@ export async function runChaos(options: ChaosRunOptions): Promise<ChaosRunResult
 
     log('chaos: healing every fault');
     await nemesis.stop();
+    // The run ends fault-free for a grace and a window: a cluster that no longer serves fails here.
+    const healedSeconds = activeWorkload.nowMs() / 1000;
+    const tailSeconds = options.serving.graceSeconds + options.serving.windowSeconds + 1;
+    log(`chaos: ${tailSeconds} s of workload without faults`);
+    await new Promise((resolve) => setTimeout(resolve, tailSeconds * 1000));
     await activeWorkload.stop();
-    await waitForLeaders(cluster);
-    log('chaos: final reads');
-    const lostWrites = await activeWorkload.finalReads();
+    const workloadEndSeconds = activeWorkload.nowMs() / 1000;
+    const errors: string[] = [...nemesis.errors];
+    let lostWrites: string[] = [];
+    try {
+      await waitForLeaders(cluster);
+      log('chaos: final reads');
+      lostWrites = await activeWorkload.finalReads();
+    } catch (error) {
+      errors.push(`final reads: ${(error as Error).message}`);
+    }
     const outcome = activeWorkload.outcome();
+    errors.push(
+      ...checkServing({
+        faults: nemesis.faults.filter((fault) => fault.nemesis !== 'member'),
+        okPerSecond: outcome.seconds.map((second) => second.ok),
+        endSeconds: workloadEndSeconds,
+        options: options.serving,
+      }),
+    );
+    const unexpectedExits = [...cluster.unexpectedExits];
+    log(
+      `chaos: healed at ${healedSeconds.toFixed(1)} s, workload stopped at ${workloadEndSeconds.toFixed(1)} s`,
+    );
 
     log(`chaos: checking ${outcome.events.length} history events`);
     const check = checkHistory(outcome.events, { timeBudgetMs: options.checkTimeBudgetMs });
     const linearizable = verdictOf(check);
     const checkText = formatHistoryCheck(check).text;
     const operations = outcome.counts.ok + outcome.counts.fail + outcome.counts.info;
+    const passed =
+      linearizable === 'true' &&
+      lostWrites.length === 0 &&
+      unexpectedExits.length === 0 &&
+      errors.length === 0;
     const finalLine =
       `chaos: ${operations} ops, ${nemesis.faultCount} faults, linearizable: ${linearizable}, ` +
-      `lost acknowledged writes: ${lostWrites.length}`;
+      `lost acknowledged writes: ${lostWrites.length}, unexpected exits: ${unexpectedExits.length}` +
+      (errors.length === 0 ? '' : `; failed: ${errors.length} error(s), first: ${errors[0] ?? ''}`);
 
     const summaryLines = [
       `seed ${options.seed}; nemeses ${[...options.nemeses].join(',') || 'none'}; ${options.timeSeconds} s; ${options.clients} clients`,
@@ -155,6 +254,8 @@ export async function runChaos(options: ChaosRunOptions): Promise<ChaosRunResult
       `faults: ${nemesis.faultCount}`,
       `linearizable: ${linearizable}`,
       `lost acknowledged writes: ${lostWrites.length} of ${outcome.acknowledgedUniqueWrites.size}`,
+      `unexpected exits: ${unexpectedExits.length}${unexpectedExits.length === 0 ? '' : ` (${unexpectedExits.map((exit) => exit.name).join(', ')})`}`,
+      `errors: ${errors.length}`,
       `command: ${options.commandLine}`,
     ];
     const reportInput = {
@@ -165,6 +266,11 @@ export async function runChaos(options: ChaosRunOptions): Promise<ChaosRunResult
       anomalies: [
         ...(linearizable === 'true' ? [] : [checkText]),
         ...(lostWrites.length === 0 ? [] : [`lost acknowledged writes:\n${lostWrites.join('\n')}`]),
+        ...unexpectedExits.map(
+          (exit) =>
+            `unexpected exit of ${exit.name} (pid ${String(exit.pid)}, ${exit.signal === null ? `code ${String(exit.exitCode)}` : `signal ${exit.signal}`}), last log lines:\n${exit.lastLogLines.join('\n')}`,
+        ),
+        ...errors,
       ],
     };
     await writeResultFiles(directory, [
@@ -172,6 +278,7 @@ export async function runChaos(options: ChaosRunOptions): Promise<ChaosRunResult
       ['report.png', renderChaosPng(reportInput)],
       ['check.txt', `${checkText}\n`],
       ['faults.json', `${JSON.stringify(nemesis.faults, null, 2)}\n`],
+      ['schedule.json', `${JSON.stringify(schedule, null, 2)}\n`],
       [
         'summary.json',
         `${JSON.stringify(
@@ -184,6 +291,10 @@ export async function runChaos(options: ChaosRunOptions): Promise<ChaosRunResult
             faults: nemesis.faultCount,
             linearizable,
             lostWrites,
+            unexpectedExits,
+            errors,
+            passed,
+            serving: options.serving,
             proxy: network.stats(),
           },
           null,
@@ -192,8 +303,8 @@ export async function runChaos(options: ChaosRunOptions): Promise<ChaosRunResult
       ],
     ]);
     log(`chaos: ${checkText.split('\n').join('\nchaos: ')}`);
+    for (const error of errors) log(`chaos: error: ${error}`);
     log(`chaos: report ${join(directory, 'report.html')}`);
-    const passed = linearizable === 'true' && lostWrites.length === 0;
     await cluster.stop();
     cluster = undefined;
     if (passed && !options.keepData) {
@@ -207,6 +318,9 @@ export async function runChaos(options: ChaosRunOptions): Promise<ChaosRunResult
       faults: nemesis.faultCount,
       linearizable,
       lostWrites,
+      unexpectedExits,
+      errors,
+      passed,
       resultsDirectory: directory,
       finalLine,
     };

@@ -2,49 +2,57 @@
  * The nemeses of a chaos run on the local process cluster: kill -9 and restart, SIGSTOP and
  * SIGCONT, network partitions on the peer links (through the fault-injecting proxy every replica's
  * advertised peer address points at), and replacing a replica by a membership change while the
- * other faults go on. Each fault is recorded with its start and end for the report.
+ * other faults go on.
  *
- * Two tracks run at once: one injects a kill, a pause or a partition, holds it, heals it, waits a
- * little and starts the next; the other replaces a replica now and then.
+ * The nemesis plays a schedule drawn from the seed beforehand (fault-schedule.ts) on the
+ * workload's clock. A fault is recorded when it took effect (the processes killed, the process
+ * stopped, the link faults set) and ends when it is healed (the processes restarted and ready, the
+ * process continued, the links cleared). A nemesis action that fails is an error of the run
+ * (`errors`), never only a log line: a run whose faults did not happen as planned proves nothing.
  */
 import type { LocalCluster, ReplicaProcess } from '@impulse/local-cluster';
+import { SeededRandom } from '../random.js';
 import type { FaultNetwork, LinkFault } from './fault-network.js';
+import {
+  describeLinkFault,
+  shuffle,
+  type FaultSchedule,
+  type NemesisName,
+  type PlannedFault,
+  type PlannedReplacement,
+} from './fault-schedule.js';
 
-export const nemesisNames = ['kill', 'pause', 'partition', 'member'] as const;
-export type NemesisName = (typeof nemesisNames)[number];
+export { nemesisNames, type NemesisName } from './fault-schedule.js';
 
 export interface FaultRecord {
   readonly nemesis: NemesisName;
   readonly description: string;
+  /** When the schedule had it due (seconds since the workload started). */
+  readonly plannedSeconds: number;
+  /** When it took effect. */
   readonly startSeconds: number;
+  /** When it was healed; undefined while it lasts. */
   endSeconds: number | undefined;
 }
 
 export interface NemesisOptions {
-  readonly enabled: ReadonlySet<NemesisName>;
+  readonly schedule: FaultSchedule;
   /** Seconds since the run started, on the workload's clock. */
   readonly nowSeconds: () => number;
-  readonly random: () => number;
   readonly log: (line: string) => void;
-  /** How long each kill, pause or partition lasts, in seconds (uniform between the two). */
-  readonly faultSecondsMin: number;
-  readonly faultSecondsMax: number;
-  /** Quiet time between two faults, in seconds. */
-  readonly quietSecondsMin: number;
-  readonly quietSecondsMax: number;
-  /** Time between two replica replacements, in seconds. */
-  readonly memberIntervalSecondsMin: number;
-  readonly memberIntervalSecondsMax: number;
 }
 
 const membershipStepTimeoutMs = 30_000;
 
 /**
- * Runs the nemeses until `stop()`, then heals everything: partitions cleared, paused processes
+ * Plays the schedule until `stop()`, then heals everything: partitions cleared, paused processes
  * continued, killed ones restarted.
  */
 export class Nemesis {
+  /** Every fault that took effect, with its real start and end. */
   readonly faults: FaultRecord[] = [];
+  /** Nemesis actions that failed (a kill, a restart, a membership step that gave up...). */
+  readonly errors: string[] = [];
   private running = true;
   private readonly tracks: Array<Promise<void>> = [];
   /** Replicas a membership change is working with: the other track leaves them alone. */
@@ -55,6 +63,12 @@ export class Nemesis {
   private readonly founders: ReadonlySet<string>;
   /** Wakes every `idle` in progress when the run stops. */
   private readonly sleepers = new Set<() => void>();
+  /**
+   * The choices made against the cluster's state of the moment, from the selection seed of the
+   * fault (or replacement) in progress on each track.
+   */
+  private random: () => number = () => 0;
+  private memberRandom: () => number = () => 0;
 
   constructor(
     private readonly cluster: LocalCluster,
@@ -65,11 +79,8 @@ export class Nemesis {
   }
 
   start(): void {
-    const processFaults = (['kill', 'pause', 'partition'] as const).filter((name) =>
-      this.options.enabled.has(name),
-    );
-    if (processFaults.length > 0) this.tracks.push(this.faultTrack(processFaults));
-    if (this.options.enabled.has('member')) this.tracks.push(this.memberTrack());
+    if (this.options.schedule.faults.length > 0) this.tracks.push(this.faultTrack());
+    if (this.options.schedule.replacements.length > 0) this.tracks.push(this.memberTrack());
   }
 
   /** Ends both tracks (a fault in progress is healed at once) and heals the cluster. */
@@ -77,54 +88,58 @@ export class Nemesis {
     this.running = false;
     for (const wake of this.sleepers) wake();
     await Promise.all(this.tracks);
-    await this.healAll();
+    await this.healAll().catch((error: unknown) => this.fail('final heal', error));
   }
 
   get faultCount(): number {
     return this.faults.length;
   }
 
-  private async faultTrack(names: ReadonlyArray<'kill' | 'pause' | 'partition'>): Promise<void> {
-    // Rounds of every enabled kind in a random order: a short run still sees each kind of fault.
-    let round: Array<'kill' | 'pause' | 'partition'> = [];
-    while (this.running) {
-      await this.idle(this.between(this.options.quietSecondsMin, this.options.quietSecondsMax));
+  private async faultTrack(): Promise<void> {
+    for (const planned of this.options.schedule.faults) {
+      await this.idleUntil(planned.atSeconds);
       if (!this.running) return;
-      if (round.length === 0) round = this.shuffle(names);
-      const name = round.pop() as 'kill' | 'pause' | 'partition';
+      const selection = new SeededRandom(planned.selectionSeed);
+      this.random = () => selection.nextDouble();
       try {
-        if (name === 'kill') await this.killFault();
-        else if (name === 'pause') await this.pauseFault();
-        else await this.partitionFault();
+        if (planned.nemesis === 'kill') await this.killFault(planned);
+        else if (planned.nemesis === 'pause') await this.pauseFault(planned);
+        else await this.partitionFault(planned);
       } catch (error) {
-        this.options.log(`nemesis: ${name} failed: ${(error as Error).message}`);
-        await this.healAll();
+        this.fail(`${planned.nemesis} ${planned.mode} of ${planned.group}`, error);
+        await this.healAll().catch((healError: unknown) => this.fail('heal', healError));
       }
     }
   }
 
   private async memberTrack(): Promise<void> {
-    while (this.running) {
-      await this.idle(
-        this.between(this.options.memberIntervalSecondsMin, this.options.memberIntervalSecondsMax),
-      );
+    for (const planned of this.options.schedule.replacements) {
+      await this.idleUntil(planned.atSeconds);
       if (!this.running) return;
+      const selection = new SeededRandom(planned.selectionSeed);
+      this.memberRandom = () => selection.nextDouble();
       try {
-        await this.replaceReplica();
+        await this.replaceReplica(planned);
       } catch (error) {
-        this.options.log(`nemesis: member replacement failed: ${(error as Error).message}`);
+        this.fail(`member replacement in ${planned.group}`, error);
       }
     }
   }
 
-  private async killFault(): Promise<void> {
-    const group = this.randomGroup();
-    const mode = this.pick(['random replica', 'leader', 'majority'] as const);
+  private fail(action: string, error: unknown): void {
+    const message = `nemesis: ${action} failed at ${this.options.nowSeconds().toFixed(1)} s: ${(error as Error).message}`;
+    this.errors.push(message);
+    this.options.log(message);
+  }
+
+  private async killFault(planned: PlannedFault & { nemesis: 'kill' }): Promise<void> {
+    const { group, mode } = planned;
     const candidates = this.available(group);
+    if (candidates.length === 0) return this.skip(planned, 'no replica available');
     let victims: ReplicaProcess[];
     if (mode === 'majority') {
       const size = Math.floor(this.cluster.group(group).length / 2) + 1;
-      victims = this.shuffle(candidates).slice(0, size);
+      victims = shuffle(candidates, this.random).slice(0, size);
     } else if (mode === 'leader') {
       victims = [await this.leaderOr(group, candidates)];
     } else {
@@ -132,67 +147,70 @@ export class Nemesis {
     }
     // A replacement may have started while the leader was looked up: leave its replicas alone.
     const names = victims.map((victim) => victim.replicaId).filter((name) => !this.busy.has(name));
-    if (names.length === 0) return;
-    const fault = this.begin('kill', `kill -9 ${names.join(', ')} (${mode} of ${group})`);
+    if (names.length === 0) return this.skip(planned, 'its replicas are being replaced');
     for (const name of names) this.killed.add(name);
+    // `kill` refuses a replica that is not running: one that died on its own is never restarted here.
     await Promise.all(names.map((name) => this.cluster.kill(name)));
-    await this.idle(this.faultSeconds());
+    const fault = this.begin(planned, `kill -9 ${names.join(', ')} (${mode} of ${group})`);
+    await this.idle(planned.holdSeconds);
     await this.restartKilled();
     this.end(fault);
   }
 
-  private async pauseFault(): Promise<void> {
-    const group = this.randomGroup();
-    const mode = this.pick(['random replica', 'leader'] as const);
+  private async pauseFault(planned: PlannedFault & { nemesis: 'pause' }): Promise<void> {
+    const { group, mode } = planned;
     const candidates = this.available(group);
-    if (candidates.length === 0) return;
+    if (candidates.length === 0) return this.skip(planned, 'no replica available');
     const victim = mode === 'leader' ? await this.leaderOr(group, candidates) : this.pick(candidates);
-    if (this.busy.has(victim.replicaId) || victim.child === undefined) return;
-    const fault = this.begin('pause', `SIGSTOP ${victim.replicaId} (${mode} of ${group})`);
-    this.paused.add(victim.replicaId);
+    if (this.busy.has(victim.replicaId)) return this.skip(planned, `${victim.replicaId} is being replaced`);
     this.cluster.signal(victim.replicaId, 'SIGSTOP');
-    await this.idle(this.faultSeconds());
+    this.paused.add(victim.replicaId);
+    const fault = this.begin(
+      planned,
+      `SIGSTOP ${victim.replicaId} for ${planned.holdSeconds.toFixed(1)} s (${mode} of ${group})`,
+    );
+    await this.idle(planned.holdSeconds);
     this.continuePaused();
     this.end(fault);
   }
 
-  private async partitionFault(): Promise<void> {
-    const group = this.randomGroup();
+  private async partitionFault(planned: PlannedFault & { nemesis: 'partition' }): Promise<void> {
+    const { group, mode, linkFault } = planned;
     const members = this.cluster.group(group).map((replica) => replica.replicaId);
-    if (members.length < 2) return;
-    const linkFault: LinkFault = this.pick<LinkFault>([
-      { kind: 'blackhole' },
-      { kind: 'stall' },
-      { kind: 'reset' },
-    ]);
-    const mode = this.pick(['isolated leader', 'halves', 'one-way', 'slow links'] as const);
+    if (members.length < 2) return this.skip(planned, 'fewer than two replicas');
     let description: string;
     if (mode === 'isolated leader') {
       const leader = await this.leaderOr(group, this.cluster.group(group));
       this.network.isolate(leader.replicaId, linkFault);
-      description = `isolate leader ${leader.replicaId} (${linkFault.kind})`;
+      description = `isolate leader ${leader.replicaId} (${describeLinkFault(linkFault)})`;
     } else if (mode === 'halves') {
-      const shuffled = this.shuffle(members);
+      const shuffled = shuffle(members, this.random);
       const minority = shuffled.slice(0, Math.floor(members.length / 2));
       const majority = shuffled.slice(minority.length);
       this.network.partition([minority, majority], linkFault);
-      description = `partition ${group}: ${minority.join(',')} | ${majority.join(',')} (${linkFault.kind})`;
+      description = `partition ${group}: ${minority.join(',')} | ${majority.join(',')} (${describeLinkFault(linkFault)})`;
     } else if (mode === 'one-way') {
-      const [from, to] = this.shuffle(members) as [string, string];
+      const [from, to] = shuffle(members, this.random) as [string, string];
       this.network.setLinkFault(from, to, linkFault);
-      description = `one-way ${from} -> ${to} (${linkFault.kind})`;
+      description = `one-way ${from} -> ${to} (${describeLinkFault(linkFault)})`;
     } else {
-      const delayMs = 20 + Math.floor(this.options.random() * 180);
-      const slow: LinkFault = { kind: 'delay', delayMs, jitterMs: Math.floor(delayMs / 2) };
+      const slow: LinkFault = linkFault;
       for (const from of members) {
         for (const to of members) if (from !== to) this.network.setLinkFault(from, to, slow);
       }
-      description = `slow links in ${group}: ${delayMs} ms ± ${Math.floor(delayMs / 2)} ms`;
+      description = `slow links in ${group}: ${describeLinkFault(linkFault)}`;
     }
-    const fault = this.begin('partition', description);
-    await this.idle(this.faultSeconds());
+    const fault = this.begin(planned, description);
+    await this.idle(planned.holdSeconds);
     this.network.heal();
     this.end(fault);
+  }
+
+  /** A planned fault that the cluster's state of the moment leaves no target for: logged, not counted. */
+  private skip(planned: PlannedFault, reason: string): void {
+    this.options.log(
+      `nemesis: ${this.options.nowSeconds().toFixed(1)} s: skipped ${planned.nemesis} ${planned.mode} of ${planned.group}: ${reason}`,
+    );
   }
 
   /**
@@ -200,14 +218,19 @@ export class Nemesis {
    * its process: the operator's way of replacing a machine, done while the other track's faults go
    * on. Each step goes to the group's current leader and is retried until it succeeds.
    */
-  private async replaceReplica(): Promise<void> {
-    const group = this.randomGroup();
+  private async replaceReplica(planned: PlannedReplacement): Promise<void> {
+    const group = planned.group;
     const leaving = this.pickLeaving(group);
-    if (leaving === undefined) return;
+    if (leaving === undefined) {
+      this.options.log(
+        `nemesis: ${this.options.nowSeconds().toFixed(1)} s: skipped a replacement in ${group}: no replica may leave`,
+      );
+      return;
+    }
     this.busy.add(leaving.replicaId);
     const newcomer = await this.cluster.addReplica(group);
     this.busy.add(newcomer.replicaId);
-    const fault = this.begin('member', `replace ${leaving.replicaId} by ${newcomer.replicaId}`);
+    const fault = this.begin(planned, `replace ${leaving.replicaId} by ${newcomer.replicaId}`, 'member');
     try {
       const member = {
         replicaId: newcomer.replicaId,
@@ -310,8 +333,9 @@ export class Nemesis {
       }
       await sleep(500);
     }
-    this.options.log(
-      `nemesis: ${label} in ${group} gave up after ${membershipStepTimeoutMs} ms: ${lastProblem}`,
+    this.fail(
+      `${label} in ${group}`,
+      new Error(`gave up after ${membershipStepTimeoutMs} ms: ${lastProblem}`),
     );
     return false;
   }
@@ -330,7 +354,7 @@ export class Nemesis {
         !this.paused.has(replica.replicaId) &&
         (!this.founders.has(replica.replicaId) || foundersLeft.length > 2),
     );
-    return candidates.length === 0 ? undefined : this.pick(candidates);
+    return candidates.length === 0 ? undefined : pick(candidates, this.memberRandom);
   }
 
   private async leaderOr(group: string, fallback: readonly ReplicaProcess[]): Promise<ReplicaProcess> {
@@ -348,7 +372,7 @@ export class Nemesis {
           !this.busy.has(replica.replicaId) &&
           !this.killed.has(replica.replicaId) &&
           !this.paused.has(replica.replicaId) &&
-          replica.child !== undefined,
+          this.cluster.isRunning(replica.replicaId),
       );
   }
 
@@ -397,10 +421,15 @@ export class Nemesis {
       if (fault.endSeconds === undefined && fault.nemesis !== 'member') fault.endSeconds = now;
   }
 
-  private begin(nemesis: NemesisName, description: string): FaultRecord {
+  private begin(
+    planned: { readonly atSeconds: number },
+    description: string,
+    nemesis?: NemesisName,
+  ): FaultRecord {
     const fault: FaultRecord = {
-      nemesis,
+      nemesis: nemesis ?? (planned as PlannedFault).nemesis,
       description,
+      plannedSeconds: planned.atSeconds,
       startSeconds: this.options.nowSeconds(),
       endSeconds: undefined,
     };
@@ -428,32 +457,19 @@ export class Nemesis {
     });
   }
 
-  private faultSeconds(): number {
-    return this.between(this.options.faultSecondsMin, this.options.faultSecondsMax);
-  }
-
-  private between(min: number, max: number): number {
-    return min + this.options.random() * (max - min);
-  }
-
-  private randomGroup(): string {
-    const groups = [...new Set(this.cluster.replicas.map((replica) => replica.groupId))];
-    return this.pick(groups);
+  /** Waits until the workload's clock reads `atSeconds` (at once when late), or less when the run stops. */
+  private idleUntil(atSeconds: number): Promise<void> {
+    return this.idle(Math.max(0, atSeconds - this.options.nowSeconds()));
   }
 
   private pick<T>(items: readonly T[]): T {
-    if (items.length === 0) throw new Error('nothing to pick from');
-    return items[Math.floor(this.options.random() * items.length)] as T;
+    return pick(items, this.random);
   }
+}
 
-  private shuffle<T>(items: readonly T[]): T[] {
-    const copy = [...items];
-    for (let index = copy.length - 1; index > 0; index--) {
-      const other = Math.floor(this.options.random() * (index + 1));
-      [copy[index], copy[other]] = [copy[other] as T, copy[index] as T];
-    }
-    return copy;
-  }
+function pick<T>(items: readonly T[], random: () => number): T {
+  if (items.length === 0) throw new Error('nothing to pick from');
+  return items[Math.floor(random() * items.length)] as T;
 }
 
 interface MembershipStatus {

@@ -27,7 +27,11 @@ export interface RegisterWorkloadOptions {
   readonly backoffMs: number;
   /** Keys start with this, so that runs never share keys. */
   readonly keyPrefix: string;
-  readonly random: () => number;
+  /**
+   * Each client's own random stream (which key, which operation, how long to back off): one
+   * client's choices never depend on how many operations the others completed.
+   */
+  readonly randomOf: (client: number) => () => number;
   /** Each history event as it happens (the run streams them to a file). */
   readonly onEvent?: (event: HistoryEvent) => void;
 }
@@ -170,8 +174,8 @@ export class RegisterWorkload {
     return { key, operations: 0 };
   }
 
-  private pickRegister(): string {
-    const index = Math.floor(this.options.random() * this.slots.length);
+  private pickRegister(random: () => number): string {
+    const index = Math.floor(random() * this.slots.length);
     let slot = this.slots[index] as { key: string; operations: number };
     if (slot.operations >= this.options.operationsPerKeyMax) {
       slot = this.freshSlot();
@@ -183,8 +187,9 @@ export class RegisterWorkload {
 
   private async runClient(client: number): Promise<void> {
     let sequence = 0;
+    const random = this.options.randomOf(client);
     while (this.running) {
-      const draw = this.options.random();
+      const draw = random();
       let outcome: Outcome;
       if (draw < this.options.uniqueWriteFraction) {
         const key = `${this.options.keyPrefix}-u${client}-${sequence}`;
@@ -192,8 +197,8 @@ export class RegisterWorkload {
         outcome = await this.perform(client, 'put', key, value, false);
         if (outcome.type === 'ok') this.acknowledgedUniqueWrites.set(key, value);
       } else {
-        const key = this.pickRegister();
-        const choice = this.options.random();
+        const key = this.pickRegister(random);
+        const choice = random();
         if (choice < 0.5) outcome = await this.perform(client, 'get', key, undefined, true);
         else if (choice < 0.9)
           outcome = await this.perform(client, 'put', key, `${client}-${sequence++}`, true);
@@ -202,7 +207,7 @@ export class RegisterWorkload {
       if (outcome.type !== 'ok' && this.running) {
         // Back off like a real client: piling operations onto a group that cannot answer only
         // grows the set of indeterminate writes the checker must place.
-        await sleep(this.options.backoffMs * (1 + this.options.random()));
+        await sleep(this.options.backoffMs * (1 + random()));
       }
     }
   }

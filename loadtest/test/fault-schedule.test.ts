@@ -1,0 +1,96 @@
+import { describe, expect, it } from 'vitest';
+import { chaosSchedule } from '../src/chaos/chaos-run.js';
+import { parseNemeses } from '../src/chaos/chaos-command.js';
+import { clientStream, scheduleStream, streamSeed } from '../src/chaos/fault-schedule.js';
+import { checkServing } from '../src/chaos/serving-check.js';
+
+const all = parseNemeses('all');
+
+describe('the fault schedule', () => {
+  it('is the same for the same seed: the same faults at the same offsets', () => {
+    const first = chaosSchedule({ seed: 7, timeSeconds: 300, nemeses: all, groups: 3 });
+    const second = chaosSchedule({ seed: 7, timeSeconds: 300, nemeses: all, groups: 3 });
+    expect(second).toEqual(first);
+    expect(first.faults.length).toBeGreaterThan(30);
+    expect(first.replacements.length).toBeGreaterThan(8);
+    expect(chaosSchedule({ seed: 8, timeSeconds: 300, nemeses: all, groups: 3 })).not.toEqual(first);
+  });
+
+  it('keeps its offsets when the run is longer: a longer run extends the schedule of a shorter one', () => {
+    const short = chaosSchedule({ seed: 7, timeSeconds: 60, nemeses: all, groups: 3 });
+    const long = chaosSchedule({ seed: 7, timeSeconds: 300, nemeses: all, groups: 3 });
+    expect(long.faults.slice(0, short.faults.length)).toEqual(short.faults);
+  });
+
+  it('holds one fault at a time, inside the run, every kind in each round', () => {
+    const schedule = chaosSchedule({ seed: 42, timeSeconds: 120, nemeses: all, groups: 3 });
+    let previousEnd = 0;
+    for (const fault of schedule.faults) {
+      expect(fault.atSeconds).toBeGreaterThanOrEqual(previousEnd + 1);
+      expect(fault.atSeconds).toBeLessThan(120);
+      previousEnd = fault.atSeconds + fault.holdSeconds;
+    }
+    expect(new Set(schedule.faults.slice(0, 3).map((fault) => fault.nemesis))).toEqual(
+      new Set(['kill', 'pause', 'partition']),
+    );
+  });
+
+  it('draws pauses from short (under the gateway attempt timeout) to long (several election timeouts)', () => {
+    const pauses = chaosSchedule({
+      seed: 3,
+      timeSeconds: 3_000,
+      nemeses: parseNemeses('pause'),
+      groups: 3,
+    }).faults.map((fault) => fault.holdSeconds);
+    expect(pauses.length).toBeGreaterThan(100);
+    const short = pauses.filter((seconds) => seconds < 1.5);
+    const long = pauses.filter((seconds) => seconds >= 3);
+    expect(short.length + long.length).toBe(pauses.length);
+    expect(short.length).toBeGreaterThan(pauses.length / 4);
+    expect(long.length).toBeGreaterThan(pauses.length / 4);
+    expect(Math.min(...pauses)).toBeGreaterThanOrEqual(0.1);
+    expect(Math.max(...pauses)).toBeLessThanOrEqual(10);
+  });
+
+  it('gives the schedule and every client streams of their own', () => {
+    const seeds = [scheduleStream, ...Array.from({ length: 200 }, (_, client) => clientStream(client))].map(
+      (stream) => streamSeed(7, stream),
+    );
+    expect(new Set(seeds).size).toBe(seeds.length);
+  });
+});
+
+describe('the serving check', () => {
+  const options = { windowSeconds: 5, graceSeconds: 5, operationsMin: 20 };
+
+  it('passes a cluster that serves in every fault-free window, whatever it does during faults', () => {
+    const okPerSecond = [...Array(10).fill(50), ...Array(10).fill(0), ...Array(15).fill(50)] as number[];
+    expect(
+      checkServing({ faults: [{ startSeconds: 10, endSeconds: 20 }], okPerSecond, endSeconds: 35, options }),
+    ).toEqual([]);
+  });
+
+  it('fails a cluster that stopped serving after a fault healed', () => {
+    const okPerSecond = [...Array(10).fill(50), ...Array(25).fill(0)] as number[];
+    const problems = checkServing({
+      faults: [{ startSeconds: 10, endSeconds: 20 }],
+      okPerSecond,
+      endSeconds: 35,
+      options,
+    });
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(/only 0 successful operations from 25 s to 30 s/);
+  });
+
+  it('counts an unhealed fault as lasting to the end', () => {
+    const okPerSecond = Array(30).fill(0) as number[];
+    expect(
+      checkServing({
+        faults: [{ startSeconds: 2, endSeconds: undefined }],
+        okPerSecond,
+        endSeconds: 30,
+        options,
+      }),
+    ).toEqual([]);
+  });
+});
