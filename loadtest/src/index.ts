@@ -33,6 +33,7 @@ export * from './chaos/register-workload.js';
 export * from './chaos/nemesis.js';
 export * from './chaos/fault-schedule.js';
 export * from './chaos/serving-check.js';
+export * from './chaos/bypass-watch.js';
 export * from './chaos/fault-network.js';
 export * from './chaos/chaos-report.js';
 export * from './chaos/chaos-run.js';

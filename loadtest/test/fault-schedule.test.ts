@@ -3,6 +3,7 @@ import { chaosSchedule } from '../src/chaos/chaos-run.js';
 import { parseNemeses } from '../src/chaos/chaos-command.js';
 import { clientStream, scheduleStream, streamSeed } from '../src/chaos/fault-schedule.js';
 import { checkServing } from '../src/chaos/serving-check.js';
+import { BypassWatch, establishedConnections } from '../src/chaos/bypass-watch.js';
 
 const all = parseNemeses('all');
 
@@ -92,5 +93,43 @@ describe('the serving check', () => {
         options,
       }),
     ).toEqual([]);
+  });
+});
+
+describe('the proxy bypass watch', () => {
+  const header =
+    '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode';
+  const row = (local: number, remote: number, state = '01'): string =>
+    `   0: 0100007F:${local.toString(16).toUpperCase().padStart(4, '0')} 0100007F:${remote
+      .toString(16)
+      .toUpperCase()
+      .padStart(4, '0')} ${state} 00000000:00000000 00:00000000 00000000     0        0 1 1`;
+
+  it('reads the established connections of /proc/net/tcp', () => {
+    expect(establishedConnections([header, row(8101, 40000), row(8102, 0, '0A')].join('\n'))).toEqual([
+      { localPort: 8101, remotePort: 40000 },
+    ]);
+  });
+
+  it('counts, once, a connection to a real peer port that stays unexplained by the proxy', async () => {
+    let table = [header, row(8101, 40000), row(8101, 40001), row(9999, 40002)].join('\n');
+    const proxyPorts = new Set([40000]);
+    const watch = new BypassWatch({
+      listenPorts: () => [8101, 8102],
+      proxyPorts: () => proxyPorts,
+      nowSeconds: () => 1,
+      readTable: () => Promise.resolve(table),
+    });
+    await watch.poll();
+    expect(watch.bypasses).toEqual([]);
+    await watch.poll();
+    await watch.poll();
+    expect(watch.bypasses).toEqual([{ listenPort: 8101, remotePort: 40001, seenSeconds: 1 }]);
+    // A proxy socket whose port the proxy learns a moment late is not counted.
+    table = [header, row(8102, 40003)].join('\n');
+    await watch.poll();
+    proxyPorts.add(40003);
+    await watch.poll();
+    expect(watch.bypasses).toHaveLength(1);
   });
 });

@@ -22,10 +22,15 @@ export function dataDirectoryOf(config: ShardNodeConfig): string {
 }
 
 /**
- * The members of this replica's group, from the cluster configuration; without one, the replica is
- * a group of one.
+ * The members of this replica's group, from the cluster configuration (without one, the replica is
+ * a group of one), each with its advertised peer address, and the port this replica's peer
+ * transport listens on (`--peer-port`, or the advertised port when 0).
  */
-export function membersOf(config: ShardNodeConfig): { self: MemberSpec; members: MemberSpec[] } {
+export function membersOf(config: ShardNodeConfig): {
+  self: MemberSpec;
+  members: MemberSpec[];
+  peerListenPort: number;
+} {
   const url = `http://${config.host}:${config.port}`;
   if (config.cluster === '' && config.clusterFile === '') {
     const self = {
@@ -35,7 +40,7 @@ export function membersOf(config: ShardNodeConfig): { self: MemberSpec; members:
       peerHost: config.host,
       peerPort: config.peerPort,
     };
-    return { self, members: [self] };
+    return { self, members: [self], peerListenPort: config.peerPort };
   }
   const cluster = loadClusterConfig({ json: config.cluster, file: config.clusterFile });
   const group = cluster.groups.find((candidate) => candidate.id === config.groupId);
@@ -57,8 +62,19 @@ export function membersOf(config: ShardNodeConfig): { self: MemberSpec; members:
       `replica ${config.replicaId} is not in group ${config.groupId} of the cluster configuration`,
     ]);
   }
-  const withPort = config.peerPort === 0 ? self : { ...self, peerPort: config.peerPort };
-  return { self: withPort, members: members.map((member) => (member === self ? withPort : member)) };
+  if (self.peerPort !== 0) {
+    // The advertised address stays what the configuration says, whatever port the transport listens
+    // on: the member directory (replicated, carried in snapshots) tells peers where to dial, and
+    // something may sit between the two (the chaos tool's fault proxy, a port mapping).
+    return { self, members, peerListenPort: config.peerPort === 0 ? self.peerPort : config.peerPort };
+  }
+  // No advertised port: this replica is dialled where it listens.
+  const withPort = { ...self, peerPort: config.peerPort };
+  return {
+    self: withPort,
+    members: members.map((member) => (member === self ? withPort : member)),
+    peerListenPort: config.peerPort,
+  };
 }
 
 /** One replica: its Raft host (log, transport, state machine) and its HTTP server. */
@@ -76,7 +92,7 @@ export class ShardNode {
 
   static async start(config: ShardNodeConfig, logger: Logger): Promise<ShardNode> {
     const directory = dataDirectoryOf(config);
-    const { self, members } = membersOf(config);
+    const { self, members, peerListenPort } = membersOf(config);
     // Locked and identified before anything in it is opened (see data-directory.ts).
     const dataDirectory = await DataDirectory.open({
       directory,
@@ -90,7 +106,15 @@ export class ShardNode {
       logger,
     });
     try {
-      return await ShardNode.startReplica(config, logger, directory, self, members, dataDirectory);
+      return await ShardNode.startReplica(
+        config,
+        logger,
+        directory,
+        self,
+        members,
+        peerListenPort,
+        dataDirectory,
+      );
     } catch (error) {
       dataDirectory.release();
       throw error;
@@ -103,6 +127,7 @@ export class ShardNode {
     directory: string,
     self: MemberSpec,
     members: MemberSpec[],
+    peerListenPort: number,
     dataDirectory: DataDirectory,
   ): Promise<ShardNode> {
     const registry = createMetricsRegistry({
@@ -122,6 +147,7 @@ export class ShardNode {
       self,
       // Listen where the client API listens (0.0.0.0 in a container); peers dial the advertised address.
       peerListenHost: config.host,
+      peerListenPort,
       initialMembers: members,
       join: config.join,
       bootstrap: config.bootstrap,

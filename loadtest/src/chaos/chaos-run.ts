@@ -12,6 +12,7 @@ import { helloAtStreamStart } from '@impulse/shard-node';
 import { SeededRandom } from '../random.js';
 import { createResultsDirectory, writeResultFiles } from '../results-directory.js';
 import { renderChaosHtml, renderChaosPng, type ChaosSecond } from './chaos-report.js';
+import { BypassWatch } from './bypass-watch.js';
 import { FaultNetwork } from './fault-network.js';
 import {
   clientStream,
@@ -187,6 +188,14 @@ export async function runChaos(options: ChaosRunOptions): Promise<ChaosRunResult
       nowSeconds: () => activeWorkload.nowMs() / 1000,
       log,
     });
+    const startedCluster = cluster;
+    // Every peer link must pass through the proxy for the whole run, or a partition is not one.
+    const bypassWatch = new BypassWatch({
+      listenPorts: () => startedCluster.replicas.map((replica) => replica.peerListenPort),
+      proxyPorts: () => network.upstreamLocalPorts(),
+      nowSeconds: () => activeWorkload.nowMs() / 1000,
+    });
+    bypassWatch.start();
     options.onClusterStarted?.(cluster);
 
     activeWorkload.start();
@@ -210,7 +219,25 @@ export async function runChaos(options: ChaosRunOptions): Promise<ChaosRunResult
     await new Promise((resolve) => setTimeout(resolve, tailSeconds * 1000));
     await activeWorkload.stop();
     const workloadEndSeconds = activeWorkload.nowMs() / 1000;
+    await bypassWatch.stop();
     const errors: string[] = [...nemesis.errors];
+    if (bypassWatch.unavailable !== undefined) {
+      log(`chaos: peer connections past the proxy not counted: ${bypassWatch.unavailable}`);
+    } else {
+      log(`chaos: peer connections that bypassed the proxy: ${bypassWatch.bypasses.length}`);
+    }
+    if (bypassWatch.bypasses.length > 0) {
+      errors.push(
+        `${bypassWatch.bypasses.length} peer connection(s) bypassed the fault proxy: ` +
+          bypassWatch.bypasses
+            .slice(0, 5)
+            .map(
+              (bypass) =>
+                `port ${bypass.remotePort} -> ${bypass.listenPort} at ${bypass.seenSeconds.toFixed(1)} s`,
+            )
+            .join(', '),
+      );
+    }
     let lostWrites: string[] = [];
     try {
       await waitForLeaders(cluster);
@@ -296,6 +323,8 @@ export async function runChaos(options: ChaosRunOptions): Promise<ChaosRunResult
             passed,
             serving: options.serving,
             proxy: network.stats(),
+            peerConnectionsBypassingProxy:
+              bypassWatch.unavailable === undefined ? bypassWatch.bypasses : bypassWatch.unavailable,
           },
           null,
           2,

@@ -114,6 +114,8 @@ interface NetworkContext {
   faultOf(from: string, to: string): LinkFault | undefined;
   emit(event: FaultNetworkEvent): void;
   forget(connection: Connection): void;
+  /** The local ports of the proxy's open sockets to real listeners. */
+  readonly upstreamLocalPorts: Set<number>;
 }
 
 interface ProxyNode {
@@ -142,6 +144,7 @@ export class FaultNetwork {
     bytesDiscarded: 0,
   };
   private readonly context: NetworkContext;
+  private readonly upstreamPorts = new Set<number>();
   private readonly identifyBytesMax: number;
   private readonly identifyTimeoutMs: number;
   private closing: Promise<void> | undefined;
@@ -160,6 +163,7 @@ export class FaultNetwork {
       faultOf: (from, to) => this.faults.get(linkKey(from, to))?.fault,
       emit: (event) => this.emit(event),
       forget: (connection) => this.connections.delete(connection),
+      upstreamLocalPorts: this.upstreamPorts,
     };
   }
 
@@ -267,6 +271,14 @@ export class FaultNetwork {
 
   stats(): FaultNetworkStats {
     return { ...this.counters };
+  }
+
+  /**
+   * The local ports of the proxy's open connections to the real listeners: a connection to a real
+   * listener from any other port did not pass through the proxy.
+   */
+  upstreamLocalPorts(): ReadonlySet<number> {
+    return this.upstreamPorts;
   }
 
   /** Closes every listener and destroys every connection. Calling it again returns the same promise. */
@@ -454,8 +466,14 @@ class Connection {
     const upstream = connect({ host: target.host, port: target.port, allowHalfOpen: true });
     this.upstream = upstream;
     upstream.setNoDelay(true);
+    let localPort: number | undefined;
+    upstream.once('connect', () => {
+      localPort = upstream.localPort;
+      if (localPort !== undefined) this.context.upstreamLocalPorts.add(localPort);
+    });
     upstream.on('error', (error) => this.handleSocketError('upstream', error));
     upstream.on('close', (hadError) => {
+      if (localPort !== undefined) this.context.upstreamLocalPorts.delete(localPort);
       this.upstreamClosed = true;
       this.handleSocketClosed(hadError);
     });

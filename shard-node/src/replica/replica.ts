@@ -53,6 +53,11 @@ export interface ReplicaOptions {
   readonly self: MemberSpec;
   /** The address the peer transport listens on (the advertised one is `self.peerHost`). */
   readonly peerListenHost: string;
+  /**
+   * The port the peer transport listens on; `self.peerPort` (the advertised one, which the member
+   * directory keeps) when absent.
+   */
+  readonly peerListenPort?: number;
   /** Every member of the group when it was created, self included: the initial voters. */
   readonly initialMembers: readonly MemberSpec[];
   /** Whether this replica joins a live group (as a learner added by an admin) rather than founding it. */
@@ -406,7 +411,7 @@ export class Replica {
       replica.metrics.setLogBytes(logStore.logBytes());
       replica.transport = await PeerTransport.start({
         listenHost: options.peerListenHost,
-        listenPort: options.self.peerPort,
+        listenPort: options.peerListenPort ?? options.self.peerPort,
         selfId: options.self.raftId,
         clusterId: options.clusterId,
         ...(options.clusterSecret === undefined ? {} : { secret: options.clusterSecret }),
