@@ -113,10 +113,11 @@ describe('the proxy bypass watch', () => {
 
   it('counts, once, a connection to a real peer port that stays unexplained by the proxy', async () => {
     let table = [header, row(8101, 40000), row(8101, 40001), row(9999, 40002)].join('\n');
-    const proxyPorts = new Set([40000]);
+    // The proxy's socket 40001 goes to another listener: the same local port, another connection.
+    const proxyConnections = new Set(['40000->8101', '40001->8102']);
     const watch = new BypassWatch({
       listenPorts: () => [8101, 8102],
-      proxyPorts: () => proxyPorts,
+      proxyConnections: () => proxyConnections,
       nowSeconds: () => 1,
       readTable: () => Promise.resolve(table),
     });
@@ -128,7 +129,7 @@ describe('the proxy bypass watch', () => {
     // A proxy socket whose port the proxy learns a moment late is not counted.
     table = [header, row(8102, 40003)].join('\n');
     await watch.poll();
-    proxyPorts.add(40003);
+    proxyConnections.add('40003->8102');
     await watch.poll();
     expect(watch.bypasses).toHaveLength(1);
   });

@@ -5,11 +5,12 @@
  * the proxy does not cut it (it becomes one-way, or no partition at all).
  *
  * The kernel's table of TCP connections (`/proc/net/tcp`, Linux) is read every `intervalMs`: each
- * established connection whose local port is a replica's real peer port must have as its remote
- * port the local port of an open proxy socket. One that is still unexplained on the next reading
- * (the proxy learns its socket's port a moment after the kernel connects it) is counted once.
+ * established connection whose local port is a replica's real peer port must be one of the proxy's
+ * open sockets to that port. One that is still unexplained on the next reading (the proxy learns
+ * its socket's port a moment after the kernel connects it) is counted once.
  */
 import { readFile } from 'node:fs/promises';
+import { upstreamLinkKey } from './fault-network.js';
 
 export interface TcpConnection {
   readonly localPort: number;
@@ -26,8 +27,8 @@ export interface Bypass {
 export interface BypassWatchOptions {
   /** The real peer listen ports of the replicas of the moment. */
   readonly listenPorts: () => Iterable<number>;
-  /** The local ports of the proxy's open sockets to real listeners. */
-  readonly proxyPorts: () => ReadonlySet<number>;
+  /** The proxy's open sockets to real listeners, as `upstreamLinkKey(localPort, listenPort)`. */
+  readonly proxyConnections: () => ReadonlySet<string>;
   readonly nowSeconds: () => number;
   readonly intervalMs?: number;
   /** The kernel's table; /proc/net/tcp by default. */
@@ -89,10 +90,11 @@ export class BypassWatch {
       return;
     }
     const listenPorts = new Set(this.options.listenPorts());
-    const proxyPorts = this.options.proxyPorts();
+    const proxyConnections = this.options.proxyConnections();
     const suspects = new Set<string>();
     for (const connection of establishedConnections(table)) {
-      if (!listenPorts.has(connection.localPort) || proxyPorts.has(connection.remotePort)) continue;
+      if (!listenPorts.has(connection.localPort)) continue;
+      if (proxyConnections.has(upstreamLinkKey(connection.remotePort, connection.localPort))) continue;
       const key = `${connection.localPort}<-${connection.remotePort}`;
       if (this.counted.has(key)) continue;
       if (this.suspects.has(key)) {

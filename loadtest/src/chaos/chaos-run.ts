@@ -192,7 +192,7 @@ export async function runChaos(options: ChaosRunOptions): Promise<ChaosRunResult
     // Every peer link must pass through the proxy for the whole run, or a partition is not one.
     const bypassWatch = new BypassWatch({
       listenPorts: () => startedCluster.replicas.map((replica) => replica.peerListenPort),
-      proxyPorts: () => network.upstreamLocalPorts(),
+      proxyConnections: () => network.upstreamConnections(),
       nowSeconds: () => activeWorkload.nowMs() / 1000,
     });
     bypassWatch.start();

@@ -100,6 +100,11 @@ export interface FaultNetworkStats {
   readonly bytesDiscarded: number;
 }
 
+/** Names one TCP connection from the proxy to a real listener on the same host. */
+export function upstreamLinkKey(localPort: number, listenPort: number): string {
+  return `${localPort}->${listenPort}`;
+}
+
 const identifyBytesMaxDefault = 4096;
 const identifyTimeoutMsDefault = 10_000;
 const delayQueueBytesMaxDefault = 16 * 1024 * 1024;
@@ -114,8 +119,8 @@ interface NetworkContext {
   faultOf(from: string, to: string): LinkFault | undefined;
   emit(event: FaultNetworkEvent): void;
   forget(connection: Connection): void;
-  /** The local ports of the proxy's open sockets to real listeners. */
-  readonly upstreamLocalPorts: Set<number>;
+  /** The proxy's open sockets to real listeners, as `upstreamLinkKey(localPort, listenPort)`. */
+  readonly upstreamLinks: Set<string>;
 }
 
 interface ProxyNode {
@@ -144,7 +149,7 @@ export class FaultNetwork {
     bytesDiscarded: 0,
   };
   private readonly context: NetworkContext;
-  private readonly upstreamPorts = new Set<number>();
+  private readonly upstreamLinks = new Set<string>();
   private readonly identifyBytesMax: number;
   private readonly identifyTimeoutMs: number;
   private closing: Promise<void> | undefined;
@@ -163,7 +168,7 @@ export class FaultNetwork {
       faultOf: (from, to) => this.faults.get(linkKey(from, to))?.fault,
       emit: (event) => this.emit(event),
       forget: (connection) => this.connections.delete(connection),
-      upstreamLocalPorts: this.upstreamPorts,
+      upstreamLinks: this.upstreamLinks,
     };
   }
 
@@ -274,11 +279,13 @@ export class FaultNetwork {
   }
 
   /**
-   * The local ports of the proxy's open connections to the real listeners: a connection to a real
-   * listener from any other port did not pass through the proxy.
+   * The proxy's open connections to the real listeners, each as `upstreamLinkKey(its local port,
+   * the listener's port)`: a connection to a real listener that is not among them did not pass
+   * through the proxy. (A local port alone does not name a connection: Linux gives one ephemeral
+   * port to several connections to different destinations.)
    */
-  upstreamLocalPorts(): ReadonlySet<number> {
-    return this.upstreamPorts;
+  upstreamConnections(): ReadonlySet<string> {
+    return this.upstreamLinks;
   }
 
   /** Closes every listener and destroys every connection. Calling it again returns the same promise. */
@@ -466,14 +473,15 @@ class Connection {
     const upstream = connect({ host: target.host, port: target.port, allowHalfOpen: true });
     this.upstream = upstream;
     upstream.setNoDelay(true);
-    let localPort: number | undefined;
+    let link: string | undefined;
     upstream.once('connect', () => {
-      localPort = upstream.localPort;
-      if (localPort !== undefined) this.context.upstreamLocalPorts.add(localPort);
+      if (upstream.localPort === undefined) return;
+      link = upstreamLinkKey(upstream.localPort, target.port);
+      this.context.upstreamLinks.add(link);
     });
     upstream.on('error', (error) => this.handleSocketError('upstream', error));
     upstream.on('close', (hadError) => {
-      if (localPort !== undefined) this.context.upstreamLocalPorts.delete(localPort);
+      if (link !== undefined) this.context.upstreamLinks.delete(link);
       this.upstreamClosed = true;
       this.handleSocketClosed(hadError);
     });
