@@ -148,9 +148,14 @@ export class Nemesis {
     // A replacement may have started while the leader was looked up: leave its replicas alone.
     const names = victims.map((victim) => victim.replicaId).filter((name) => !this.busy.has(name));
     if (names.length === 0) return this.skip(planned, 'its replicas are being replaced');
-    for (const name of names) this.killed.add(name);
-    // `kill` refuses a replica that is not running: one that died on its own is never restarted here.
-    await Promise.all(names.map((name) => this.cluster.kill(name)));
+    // `kill` refuses a replica that is not running, and only a replica this fault killed is
+    // restarted: one that died on its own stays down (and fails the run as an unexpected exit).
+    await Promise.all(
+      names.map(async (name) => {
+        await this.cluster.kill(name);
+        this.killed.add(name);
+      }),
+    );
     const fault = this.begin(planned, `kill -9 ${names.join(', ')} (${mode} of ${group})`);
     await this.idle(planned.holdSeconds);
     await this.restartKilled();
