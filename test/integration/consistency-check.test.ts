@@ -7,6 +7,7 @@ import { LocalCluster } from '@impulse/local-cluster';
 import { dataKey, openEngine, sealRecord } from '@impulse/shard-node';
 import { errorCodeOf, rawRequest } from '../support/http.js';
 import { temporaryDirectory } from '../support/temporary-directory.js';
+import { waitFor } from '../support/wait-for.js';
 
 const keyCount = 60;
 
@@ -15,19 +16,6 @@ interface ConsistencyReport {
   replicas: { replicaId: string; hash: string | null; keys: number | null; matches: boolean }[];
   consistent: boolean;
   verdictCommitted: boolean;
-}
-
-async function waitFor(what: string, condition: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    try {
-      if (await condition()) return;
-    } catch {
-      // Not yet.
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 /**

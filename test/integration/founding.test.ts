@@ -11,6 +11,7 @@ import {
 } from '@impulse/local-cluster';
 import { errorCodeOf, rawRequest } from '../support/http.js';
 import { temporaryDirectory } from '../support/temporary-directory.js';
+import { waitFor } from '../support/wait-for.js';
 
 /**
  * Issue 20, finding 3: "a group re-founded empty". Any empty data directory used to be founded as
@@ -32,18 +33,8 @@ async function statusOf(replica: ReplicaProcess): Promise<Status> {
   return (await rawRequest(replica.url, '/admin/status', { timeoutMs: 2000 })).json() as Status;
 }
 
-async function waitFor(what: string, condition: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    try {
-      if (await condition()) return;
-    } catch {
-      // Not yet.
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
+/** Founding, catching up and promoting take longer than the usual wait on a loaded machine. */
+const foundingWaitMs = 30_000;
 
 const keyCount = 60;
 const keys = Array.from({ length: keyCount }, (_, index) => `founded-${index}`);
@@ -96,10 +87,14 @@ describe('a group is founded once (issue 20, finding 3)', () => {
     const leader = await cluster.leaderOf('g1');
     const commitIndex = (await statusOf(leader)).commitIndex;
     for (const replica of cluster.group('g1')) {
-      await waitFor(`${replica.replicaId} to apply every write`, async () => {
-        const status = await statusOf(replica);
-        return status.appliedIndex >= commitIndex && status.keyCount === keyCount;
-      });
+      await waitFor(
+        `${replica.replicaId} to apply every write`,
+        async () => {
+          const status = await statusOf(replica);
+          return status.appliedIndex >= commitIndex && status.keyCount === keyCount;
+        },
+        foundingWaitMs,
+      );
     }
     await cluster.stop();
     cluster = undefined;
@@ -153,16 +148,24 @@ describe('a group is founded once (issue 20, finding 3)', () => {
       }),
     });
     expect(added.status, added.body.toString()).toBe(200);
-    await waitFor('the promotion of the caught-up newcomer', async () => {
-      const response = await rawRequest(leader.url, `/admin/members/${newcomer.replicaId}/promote`, {
-        method: 'POST',
-      });
-      return response.status === 200;
-    });
-    await waitFor('the newcomer to apply everything', async () => {
-      const target = (await statusOf(leader)).commitIndex;
-      return (await statusOf(newcomer)).appliedIndex >= target;
-    });
+    await waitFor(
+      'the promotion of the caught-up newcomer',
+      async () => {
+        const response = await rawRequest(leader.url, `/admin/members/${newcomer.replicaId}/promote`, {
+          method: 'POST',
+        });
+        return response.status === 200;
+      },
+      foundingWaitMs,
+    );
+    await waitFor(
+      'the newcomer to apply everything',
+      async () => {
+        const target = (await statusOf(leader)).commitIndex;
+        return (await statusOf(newcomer)).appliedIndex >= target;
+      },
+      foundingWaitMs,
+    );
     for (const key of keys) {
       const answer = await rawRequest(newcomer.url, `${pathForKey(key)}?consistency=stale`);
       expect(answer.status, `stale GET ${key} on ${newcomer.replicaId}`).toBe(200);
@@ -181,10 +184,14 @@ describe('a group is founded once (issue 20, finding 3)', () => {
     // The careless repair: the same id, told to join. Its log is empty, so a vote from it would be
     // "up to date" for any candidate, and could be its second in a term it voted in before.
     await started.restart('g1-r1', ['--join']);
-    await waitFor('the refusal of the reused id', async () => {
-      const ready = await rawRequest(lost.url, '/readyz');
-      return ready.status === 503 && errorCodeOf(ready) === 'NOT_READY';
-    });
+    await waitFor(
+      'the refusal of the reused id',
+      async () => {
+        const ready = await rawRequest(lost.url, '/readyz');
+        return ready.status === 503 && errorCodeOf(ready) === 'NOT_READY';
+      },
+      foundingWaitMs,
+    );
     const ready = await rawRequest(lost.url, '/readyz');
     expect(ready.json()).toMatchObject({
       error: {
@@ -212,7 +219,7 @@ describe('a group is founded once (issue 20, finding 3)', () => {
       body: JSON.stringify({ to: other.replicaId }),
     });
     expect(transferred.status, transferred.body.toString()).toBeLessThan(300);
-    await waitFor('the transfer', async () => (await statusOf(other)).role === 'leader');
+    await waitFor('the transfer', async () => (await statusOf(other)).role === 'leader', foundingWaitMs);
     for (const key of keys) {
       const answer = await rawRequest(started.gatewayUrl, pathForKey(key));
       expect(answer.status, `GET ${key}: ${answer.body.toString()}`).toBe(200);

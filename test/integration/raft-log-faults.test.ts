@@ -7,6 +7,7 @@ import { pathForKey } from '@impulse/common';
 import { LocalCluster, ProcessStartError, type ReplicaProcess } from '@impulse/local-cluster';
 import { rawRequest } from '../support/http.js';
 import { temporaryDirectory } from '../support/temporary-directory.js';
+import { waitFor } from '../support/wait-for.js';
 
 /**
  * Issue 20, the Raft-log part of the storage-fault suite. A real group of 3 replicas on LevelDB
@@ -49,21 +50,6 @@ const requestConcurrency = 16;
  * finds newer replicas through the leader hints of one it knows.
  */
 const keeper = 'g1-r3';
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function waitFor(what: string, condition: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    try {
-      if (await condition()) return;
-    } catch {
-      // Not yet.
-    }
-    await sleep(100);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 /** Runs `work` over `items` with `requestConcurrency` workers. */
 async function forEachConcurrently<T>(items: readonly T[], work: (item: T) => Promise<void>): Promise<void> {

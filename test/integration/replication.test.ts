@@ -4,6 +4,7 @@ import { LocalCluster, type ReplicaProcess } from '@impulse/local-cluster';
 import { errorCodeOf, rawRequest } from '../support/http.js';
 import { temporaryDirectory } from '../support/temporary-directory.js';
 import { findLostWrites, startWriteLoad } from '../support/write-load.js';
+import { waitFor } from '../support/wait-for.js';
 
 interface Status {
   role: string;
@@ -18,19 +19,6 @@ interface Status {
 
 async function statusOf(replica: ReplicaProcess): Promise<Status> {
   return (await rawRequest(replica.url, '/admin/status', { timeoutMs: 2000 })).json() as Status;
-}
-
-async function waitFor(what: string, condition: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    try {
-      if (await condition()) return;
-    } catch {
-      // Not yet.
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));

@@ -11,21 +11,13 @@ import { LocalCluster, type ReplicaProcess } from '@impulse/local-cluster';
 import { ImpulseTarget, createHttpClient } from '@impulse/loadtest';
 import { errorCodeOf, rawRequest, type RawResponse } from '../support/http.js';
 import { temporaryDirectory } from '../support/temporary-directory.js';
+import { waitFor } from '../support/wait-for.js';
 
 const groupIds = ['g1', 'g2', 'g3'];
 
 /** The value written for a key: text for most, bytes that are not UTF-8 for every seventh. */
 function valueOf(key: string, index: number): Buffer {
   return index % 7 === 0 ? Buffer.from([0xff, index % 256, 0, 0xfe]) : Buffer.from(`value of ${key}`);
-}
-
-async function waitFor(what: string, condition: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await condition().catch(() => false)) return;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 /**

@@ -7,27 +7,13 @@ import { pathForKey } from '@impulse/common';
 import { LocalCluster, type ReplicaProcess } from '@impulse/local-cluster';
 import { errorCodeOf, rawRequest } from '../support/http.js';
 import { temporaryDirectory } from '../support/temporary-directory.js';
+import { waitFor } from '../support/wait-for.js';
 
 /** Keys written per run: enough for LevelDB's write-ahead log to span several 32 KiB blocks. */
 const keyCount = 800;
 const writeConcurrency = 16;
 /** LevelDB's write-ahead log is read in blocks of this size; a damaged block is dropped whole. */
 const logBlockBytes = 32 * 1024;
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function waitFor(what: string, condition: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    try {
-      if (await condition()) return;
-    } catch {
-      // Not yet.
-    }
-    await sleep(100);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 interface ScanPage {
   items: { key: string; value: string; encoding?: string }[];
