@@ -29,7 +29,7 @@ import {
   type UserKeyRange,
 } from '../state-machine/index.js';
 import type { Engine, EngineName, Entry as EngineEntry } from '../storage/index.js';
-import { PeerTransport, type SnapshotChunk } from '../transport/index.js';
+import { PeerTransport, WarningLimiter, type SnapshotChunk } from '../transport/index.js';
 import { createReplicaMetrics, type ReplicaMetrics } from './metrics.js';
 import { refusalOf, type PeerMessageContext, type PeerMessageRefusal } from './peer-message-check.js';
 import { MonotonicTicks } from './monotonic-ticks.js';
@@ -269,6 +269,7 @@ export class Replica {
     rawNode: RawNode,
   ) {
     this.rawNode = rawNode;
+    this.peerRefusalWarnings = new WarningLimiter(options.logger, 10_000, () => performance.now());
     this.peerMessageContext = {
       selfId: options.self.raftId,
       isMember: (id) => this.members.has(id),
@@ -815,16 +816,14 @@ export class Replica {
   }
 
   private readonly peerMessageContext: PeerMessageContext;
-  /** When each kind of refused peer message was last logged (one warning per kind per 10 s). */
-  private readonly peerRefusalsLoggedAt = new Map<PeerMessageRefusal, number>();
+  /** One warning per kind of refused peer message per 10 s; the ones between are counted in it. */
+  private readonly peerRefusalWarnings: WarningLimiter;
 
   /** Drops a peer's message the core must not see: counted, and logged once per kind per 10 s. */
   private refusePeerMessage(message: Message, refusal: PeerMessageRefusal): void {
     this.metrics.peerMessagesRefused.inc({ reason: refusal });
-    const now = Date.now();
-    if (now - (this.peerRefusalsLoggedAt.get(refusal) ?? -Infinity) < 10_000) return;
-    this.peerRefusalsLoggedAt.set(refusal, now);
-    this.options.logger.warn(
+    this.peerRefusalWarnings.warn(
+      refusal,
       {
         reason: refusal,
         type: message.type,

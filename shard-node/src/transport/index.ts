@@ -56,4 +56,5 @@ export {
   type ConnectionIdentity,
 } from './peer-auth.js';
 export { createTransportMetrics, type DropReason, type TransportMetrics } from './metrics.js';
+export { WarningLimiter } from './warning-limiter.js';
 export { Backoff } from './backoff.js';
