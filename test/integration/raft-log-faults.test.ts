@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pathForKey } from '@impulse/common';
 import { LocalCluster, ProcessStartError, type ReplicaProcess } from '@impulse/local-cluster';
-import { rawRequest } from '../support/http.js';
+import { errorCodeOf, rawRequest } from '../support/http.js';
 import { temporaryDirectory } from '../support/temporary-directory.js';
 import { waitFor } from '../support/wait-for.js';
 
@@ -204,13 +204,27 @@ describe('raft log faults on one replica of a group (issue 20)', () => {
     await directory?.remove();
   });
 
-  /** `count` fresh keys with random binary values, written through the gateway; all acknowledged. */
+  /**
+   * `count` fresh keys with random binary values, written through the gateway; all acknowledged.
+   * A `503 GROUP_UNAVAILABLE` is retried (the same value: a put is idempotent) for up to 10 s: the
+   * gateway knows only the founders' addresses from its cluster configuration, and after the
+   * earlier cases replaced founders it can take an election to find the group's leader again.
+   */
   async function writeKeys(count: number): Promise<void> {
     const round = writeRound++;
     const keys = Array.from({ length: count }, (_, index) => `w${round}-${String(index).padStart(4, '0')}`);
     await forEachConcurrently(keys, async (key) => {
       const value = randomBytes(16 + (key.length % 7) * 10);
-      const response = await rawRequest(cluster.gatewayUrl, pathForKey(key), { method: 'PUT', body: value });
+      const deadline = Date.now() + 10_000;
+      let response = await rawRequest(cluster.gatewayUrl, pathForKey(key), { method: 'PUT', body: value });
+      while (
+        response.status === 503 &&
+        errorCodeOf(response) === 'GROUP_UNAVAILABLE' &&
+        Date.now() < deadline
+      ) {
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        response = await rawRequest(cluster.gatewayUrl, pathForKey(key), { method: 'PUT', body: value });
+      }
       expect(response.status, `PUT ${key}: ${response.body.toString()}`).toBe(204);
       acknowledged.set(key, value);
     });
