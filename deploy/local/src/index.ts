@@ -1,3 +1,4 @@
 export * from './local-cluster.js';
 export { freePort } from './ports.js';
 export { startOptions, startProgram } from './start-options.js';
+export * from './power-fs.js';
