@@ -100,6 +100,7 @@ struct operation {
 	char *path;    /* created or removed name; renames: the old name */
 	char *path2;   /* renames: the new name */
 	char *trash;   /* removals: where the removed entry waits; renames: the replaced entry, if any */
+	ino_t replaced_folder; /* renames over an (empty) folder: that folder */
 	struct operation *previous, *next;
 };
 static struct operation *operations_first, *operations_last;
@@ -385,54 +386,69 @@ static void purge_trash(const char *name)
 		forget_dirty(st.st_ino);
 }
 
-/* An operation became durable: what it removed is gone for good. */
+static void make_durable(struct operation *operation);
+
+/* Makes durable, one at a time, every pending operation `matches` selects. Each step starts over
+ * from the oldest: making one durable can make others durable too (and free them). */
+static void make_durable_where(int (*matches)(const struct operation *, ino_t), ino_t ino)
+{
+	for (;;) {
+		struct operation *operation = operations_first;
+		while (operation != NULL && !matches(operation, ino))
+			operation = operation->next;
+		if (operation == NULL)
+			return;
+		make_durable(operation);
+	}
+}
+
+/* An operation made in `folder` (or, for a rename, leaving or entering it). */
+static int made_in(const struct operation *operation, ino_t folder)
+{
+	return operation->folder == folder || (operation->kind == OP_RENAME && operation->folder2 == folder);
+}
+
+/* A creation of `ino`. */
+static int creates(const struct operation *operation, ino_t ino)
+{
+	return (operation->kind == OP_CREATE || operation->kind == OP_MKDIR) && operation->ino == ino;
+}
+
+/* A creation or rename of `ino`. */
+static int names(const struct operation *operation, ino_t ino)
+{
+	return creates(operation, ino) || (operation->kind == OP_RENAME && operation->ino == ino);
+}
+
+/*
+ * An operation became durable. What it removed is gone for good, and so are the pending
+ * operations inside a folder it removed: they can no longer be undone (and the folder's inode
+ * number may be given to a new one). A rename made durable makes the file's creation durable too.
+ */
 static void make_durable(struct operation *operation)
 {
+	ino_t removed_folder = operation->kind == OP_RMDIR ? operation->ino : operation->replaced_folder;
+	ino_t renamed = operation->kind == OP_RENAME ? operation->ino : 0;
 	if (operation->trash != NULL)
 		purge_trash(operation->trash);
 	unlink_operation(operation);
-}
-
-/* A creation or rename of `ino` became durable: so did every earlier creation of it. */
-static void make_creation_durable(ino_t ino, struct operation *before)
-{
-	for (struct operation *operation = operations_first; operation != NULL && operation != before;) {
-		struct operation *next = operation->next;
-		if ((operation->kind == OP_CREATE || operation->kind == OP_MKDIR) && operation->ino == ino)
-			make_durable(operation);
-		operation = next;
-	}
+	if (removed_folder != 0)
+		make_durable_where(made_in, removed_folder);
+	if (renamed != 0)
+		make_durable_where(creates, renamed);
 }
 
 /* fsync of the file or folder `ino`: its creation and renames are durable. */
 static void sync_entry(ino_t ino)
 {
-	for (struct operation *operation = operations_first; operation != NULL;) {
-		struct operation *next = operation->next;
-		if ((operation->kind == OP_CREATE || operation->kind == OP_MKDIR || operation->kind == OP_RENAME) &&
-		    operation->ino == ino)
-			make_durable(operation);
-		operation = next;
-	}
+	make_durable_where(names, ino);
 }
 
-/* fsync of the folder `folder`: every operation made in it is durable. */
+/* fsync of the folder `folder`: its own creation, and every operation made in it, are durable. */
 static void sync_folder(ino_t folder)
 {
 	sync_entry(folder);
-	for (struct operation *operation = operations_first; operation != NULL;) {
-		struct operation *next = operation->next;
-		if (operation->folder == folder || (operation->kind == OP_RENAME && operation->folder2 == folder)) {
-			ino_t ino = operation->ino;
-			int creates = operation->kind == OP_RENAME;
-			make_durable(operation);
-			if (creates)
-				make_creation_durable(ino, next);
-			/* make_creation_durable may have freed `next`: start over from the oldest. */
-			next = creates ? operations_first : next;
-		}
-		operation = next;
-	}
+	make_durable_where(made_in, folder);
 }
 
 /* Undoes one pending operation (newest first, during a cut). */
@@ -457,16 +473,17 @@ static void undo(struct operation *operation)
 	}
 	case OP_RENAME:
 		if (inode_at(root_fd, operation->path2, &ino) == 0 && ino == operation->ino &&
-		    renameat(root_fd, operation->path2, root_fd, operation->path) != 0)
+		    renameat2(root_fd, operation->path2, root_fd, operation->path, RENAME_NOREPLACE) != 0)
 			diagnose("cut: renaming %s back to %s: %s", operation->path2, operation->path, strerror(errno));
-		if (operation->trash != NULL && renameat(trash_fd, operation->trash, root_fd, operation->path2) != 0)
+		if (operation->trash != NULL &&
+		    renameat2(trash_fd, operation->trash, root_fd, operation->path2, RENAME_NOREPLACE) != 0)
 			diagnose("cut: restoring replaced %s: %s", operation->path2, strerror(errno));
 		free(operation->trash);
 		operation->trash = NULL;
 		break;
 	case OP_UNLINK:
 	case OP_RMDIR:
-		if (renameat(trash_fd, operation->trash, root_fd, operation->path) != 0)
+		if (renameat2(trash_fd, operation->trash, root_fd, operation->path, RENAME_NOREPLACE) != 0)
 			diagnose("cut: restoring removed %s: %s", operation->path, strerror(errno));
 		free(operation->trash);
 		operation->trash = NULL;
@@ -759,6 +776,8 @@ static int powerfs_rename(const char *from, const char *to, unsigned int flags)
 			operation->folder2 = new_folder;
 			operation->path2 = strdup(new_rel);
 			operation->trash = name;
+			if (replaces && S_ISDIR(target.st_mode))
+				operation->replaced_folder = target.st_ino;
 			name = NULL;
 		}
 	}

@@ -33,8 +33,8 @@ function syncFolder(path: string): void {
   closeSync(fd);
 }
 
-async function mounted(): Promise<boolean> {
-  return (await readFile('/proc/mounts', 'utf8')).includes(' fuse.impulse-powerfs ');
+async function mounted(mountpoint: string): Promise<boolean> {
+  return (await readFile('/proc/mounts', 'utf8')).includes(` ${mountpoint} fuse.impulse-powerfs `);
 }
 
 /**
@@ -45,11 +45,17 @@ describe('PowerFs', () => {
   let root: string;
   let fs: PowerFs;
   let mnt: string;
+  let diagnostics: string[];
 
   beforeEach(async () => {
     root = mkdtempSync(join(tmpdir(), 'impulse-powerfs-'));
     mnt = join(root, 'mnt');
-    fs = await PowerFs.mount({ backingDirectory: join(root, 'backing'), mountpoint: mnt });
+    diagnostics = [];
+    fs = await PowerFs.mount({
+      backingDirectory: join(root, 'backing'),
+      mountpoint: mnt,
+      onLogLine: (line) => diagnostics.push(line),
+    });
   });
 
   afterEach(async () => {
@@ -137,6 +143,25 @@ describe('PowerFs', () => {
     expect(readdirSync(mnt)).toEqual(['gen-1']);
   });
 
+  // A generation folder replaced by a new one of the same name (a snapshot install): once the old
+  // folder's removal is durable, the removals inside it can no longer be undone, and a cut must not
+  // bring the old files back into the new folder.
+  it('forgets the removals inside a folder once its removal is durable', async () => {
+    mkdirSync(join(mnt, 'gen'));
+    writeSynced(join(mnt, 'gen', 'data'), 'old');
+    syncFolder(join(mnt, 'gen'));
+    syncFolder(mnt);
+    rmSync(join(mnt, 'gen'), { recursive: true });
+    mkdirSync(join(mnt, 'gen'));
+    writeSynced(join(mnt, 'gen', 'data'), 'new');
+    syncFolder(join(mnt, 'gen'));
+    syncFolder(mnt);
+    expect(await fs.stats()).toMatchObject({ pendingOperations: 0 });
+    await fs.cut();
+    expect(readFileSync(join(mnt, 'gen', 'data'), 'utf8')).toBe('new');
+    expect(diagnostics).toEqual([]);
+  });
+
   it('refuses every handle opened before the cut', async () => {
     writeSynced(join(mnt, 'f'), 'x');
     syncFolder(mnt);
@@ -155,8 +180,8 @@ describe('PowerFs', () => {
     await fs.cut();
     expect(await fs.stats()).toEqual({ dirtyFiles: 0, pendingOperations: 0, unsyncedBytes: 0, cuts: 1 });
     expect(readdirSync(mnt)).toEqual(['f']);
-    expect(await mounted()).toBe(true);
+    expect(await mounted(mnt)).toBe(true);
     await fs.unmount();
-    expect(await mounted()).toBe(false);
+    expect(await mounted(mnt)).toBe(false);
   });
 });
