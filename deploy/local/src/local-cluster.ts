@@ -142,6 +142,8 @@ export interface ReplicaProcess extends ManagedProcess {
  * a second time, empty (docs/decisions/0009-found-a-group-once.md).
  */
 export const foundedFileName = 'FOUNDED';
+/** The folder, under the data root, of the replicas' data with `powerLoss` (their mounts' backing). */
+export const powerBackingFolderName = 'power-backing';
 /** The version of the record's format. */
 const foundedFormat = 1;
 
@@ -383,7 +385,12 @@ export class LocalCluster {
 
   /** Where a replica's power-loss file system keeps its data: `<data root>/power-backing/<group>/<replica>`. */
   powerBackingDirectory(replica: PeerIdentity): string {
-    return join(resolve(this.options.dataDirectory), 'power-backing', replica.groupId, replica.replicaId);
+    return join(
+      resolve(this.options.dataDirectory),
+      powerBackingFolderName,
+      replica.groupId,
+      replica.replicaId,
+    );
   }
 
   /**
