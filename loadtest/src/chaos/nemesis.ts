@@ -46,6 +46,11 @@ export interface NemesisOptions {
 }
 
 const membershipStepTimeoutMs = 30_000;
+/**
+ * How long a whole-group power cut waits for a replacement in its group to finish (a replacement's
+ * steps are retried for up to `membershipStepTimeoutMs` each, but usually take a few seconds).
+ */
+const replacementWaitSecondsMax = 30;
 
 /**
  * Plays the schedule until `stop()`, then heals everything: partitions cleared, paused processes
@@ -173,12 +178,17 @@ export class Nemesis {
    */
   private async powerFault(planned: PlannedFault & { nemesis: 'power' }): Promise<void> {
     const { group, mode } = planned;
+    // A whole-group cut must take every member: it lets a replacement in the group finish first.
+    if (mode === 'whole group') {
+      await this.waitForReplacementIn(group);
+      if (!this.running) return;
+    }
     const candidates = this.available(group);
     if (candidates.length === 0) return this.skip(planned, 'no replica available');
     const members = this.cluster.group(group);
     let victims: ReplicaProcess[];
     if (mode === 'whole group') {
-      // Every member it can have: one busy in a replacement (or already down) is spared, and named.
+      // Every member, unless a replacement outlasted the wait: its replicas are spared, and named.
       victims = candidates;
     } else if (mode === 'minority') {
       const size = Math.max(1, Math.floor((members.length - 1) / 2));
@@ -213,7 +223,8 @@ export class Nemesis {
     const fault = this.begin(
       planned,
       `power cut ${names.join(', ')} (${mode} of ${group}${mode === 'whole group' && spared.length > 0 ? `, ${spared.join(', ')} spared` : ''}): ` +
-        `${total.filesReverted} files reverted, ${total.operationsUndone} operations undone, ${total.bytesDropped} bytes dropped`,
+        `${count(total.filesReverted, 'file')} reverted, ${count(total.operationsUndone, 'operation')} undone, ` +
+        `${count(total.bytesDropped, 'byte')} dropped`,
       {
         startSeconds,
         powerCuts: Object.fromEntries(names.map((name, index) => [name, cuts[index] as PowerCut])),
@@ -470,6 +481,16 @@ export class Nemesis {
     );
   }
 
+  /** Waits, up to `replacementWaitSecondsMax`, until no replica of the group is in a replacement. */
+  private async waitForReplacementIn(group: string): Promise<void> {
+    const deadlineSeconds = this.options.nowSeconds() + replacementWaitSecondsMax;
+    const inReplacement = (): boolean =>
+      this.cluster.group(group).some((replica) => this.busy.has(replica.replicaId));
+    while (this.running && inReplacement() && this.options.nowSeconds() < deadlineSeconds) {
+      await this.idle(0.1);
+    }
+  }
+
   private continuePaused(): void {
     for (const name of this.paused) {
       try {
@@ -545,6 +566,9 @@ export class Nemesis {
     return pick(items, this.random);
   }
 }
+
+/** `1 file`, `2 files`. */
+const count = (value: number, noun: string): string => `${value} ${noun}${value === 1 ? '' : 's'}`;
 
 function pick<T>(items: readonly T[], random: () => number): T {
   if (items.length === 0) throw new Error('nothing to pick from');
