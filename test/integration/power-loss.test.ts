@@ -1,68 +1,123 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LocalCluster, mountpointsUnder } from '@impulse/local-cluster';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { afterEach, describe, expect, it } from 'vitest';
+import { LocalCluster, PowerFs, type PowerCut } from '@impulse/local-cluster';
+import { LevelDbEngine } from '../../shard-node/src/storage/index.js';
 import { temporaryDirectory } from '../support/temporary-directory.js';
 import { findLostWrites, startWriteLoad } from '../support/write-load.js';
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+const builtStorage = resolve('shard-node/dist/storage/index.js');
 
 /**
- * Power cuts through the replicas' power-loss file systems (`LocalCluster` with `powerLoss`, the
- * FUSE daemon of deploy/powerfs): a cut kills the replicas and drops every write they had not
- * fsynced. A group that loses power all at once, in the middle of a write load, must come back with
- * every write it acknowledged.
+ * Power loss, on the power-cut file system (`deploy/powerfs`): a process is killed and everything
+ * it wrote that no fsync made durable is dropped (contents, creations, renames, removals). What
+ * was acknowledged must survive, on one replica and on every replica of a group at once.
  */
-describe('a shard group that loses power', () => {
+describe('power loss', () => {
+  const mounts: PowerFs[] = [];
   let cluster: LocalCluster | undefined;
-  let directory: Awaited<ReturnType<typeof temporaryDirectory>>;
+  let directory: Awaited<ReturnType<typeof temporaryDirectory>> | undefined;
 
-  beforeAll(async () => {
-    directory = await temporaryDirectory('power-loss');
+  afterEach(async () => {
+    await cluster?.stop();
+    for (const mount of mounts.splice(0)) await mount.unmount();
+    await directory?.remove();
+    cluster = undefined;
+    directory = undefined;
+  });
+
+  // LevelDB writes a new database's first manifest without an fsync, then its first open points
+  // CURRENT at a second manifest by a rename it does not make durable: a cut right after the open
+  // left CURRENT naming an empty manifest ("no meta-nextfile entry in descriptor"), and the
+  // replica could never start again.
+  it('a LevelDB database just created opens again after a power cut', async () => {
+    directory = await temporaryDirectory('power-leveldb');
+    const mount = await PowerFs.mount({
+      backingDirectory: join(directory.path, 'backing'),
+      mountpoint: join(directory.path, 'data'),
+    });
+    mounts.push(mount);
+    const database = join(mount.mountpoint, 'sm-000001');
+    const child = spawn(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `const { LevelDbEngine } = await import(${JSON.stringify(builtStorage)});
+         const engine = await LevelDbEngine.open({ directory: ${JSON.stringify(database)}, sync: false });
+         await engine.put(Buffer.from('a'), Buffer.from('synced'));
+         await engine.sync();
+         await engine.put(Buffer.from('b'), Buffer.from('never synced'));
+         console.log('ready');
+         setInterval(() => undefined, 1000);`,
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    const [line] = (await once(createInterface({ input: child.stdout }), 'line')) as [string];
+    expect(line).toBe('ready');
+    const exited = once(child, 'exit');
+    child.kill('SIGKILL');
+    await exited;
+    const cut = await mount.cut();
+    // The cut took effect: the unsynced write was there to lose.
+    expect(cut.bytesDropped).toBeGreaterThan(0);
+
+    const engine = await LevelDbEngine.open({ directory: database, sync: false });
+    try {
+      expect((await engine.get(Buffer.from('a')))?.toString()).toBe('synced');
+      expect(await engine.get(Buffer.from('b'))).toBeUndefined();
+    } finally {
+      await engine.close();
+    }
+  });
+
+  it('keeps every acknowledged write through a power cut of one replica, then of the whole group', async () => {
+    directory = await temporaryDirectory('power-group');
+    const dataRoot = join(directory.path, 'data');
+    const replicaIds = ['g1-r1', 'g1-r2', 'g1-r3'];
+    // Each replica's data directory is a mount of its own, as on three machines.
+    const byReplica = new Map<string, PowerFs>();
+    for (const replicaId of replicaIds) {
+      const mount = await PowerFs.mount({
+        backingDirectory: join(directory.path, 'backing', replicaId),
+        mountpoint: join(dataRoot, 'g1', replicaId),
+      });
+      mounts.push(mount);
+      byReplica.set(replicaId, mount);
+    }
     cluster = await LocalCluster.start({
       groups: 1,
       replicasPerGroup: 3,
-      dataDirectory: directory.path,
-      powerLoss: true,
+      dataDirectory: dataRoot,
+      readyTimeoutMs: 15_000,
     });
-    await cluster.leaderOf('g1');
-  });
+    const running = cluster;
+    const powerCut = async (victims: readonly string[]): Promise<PowerCut[]> => {
+      await Promise.all(victims.map((replicaId) => running.kill(replicaId)));
+      return Promise.all(victims.map((replicaId) => (byReplica.get(replicaId) as PowerFs).cut()));
+    };
 
-  afterAll(async () => {
-    await cluster?.stop();
-    await directory?.remove();
-  });
-
-  it('keeps every acknowledged write when every replica loses power during writes', async () => {
-    const started = cluster as LocalCluster;
-    const replicaIds = started.group('g1').map((replica) => replica.replicaId);
-    const load = startWriteLoad(started.gatewayUrl, { concurrency: 8, prefix: 'power', timeoutMs: 20_000 });
+    const load = startWriteLoad(running.gatewayUrl, { concurrency: 8, prefix: 'power' });
     await sleep(3_000);
-    const cuts = await started.powerCut(replicaIds);
-    expect(cuts).toHaveLength(3);
-    for (const replicaId of replicaIds) expect(started.isRunning(replicaId)).toBe(false);
-    await sleep(500);
-    await Promise.all(replicaIds.map((replicaId) => started.restart(replicaId)));
-    await started.leaderOf('g1', 30_000);
-    // Writes go on after the restart, so that every client's last write is settled either way.
+    const leader = await running.leaderOf('g1');
+    const [oneCut] = await powerCut([leader.replicaId]);
     await sleep(1_000);
-    const { acknowledged } = await load.stop();
-    expect(acknowledged.size).toBeGreaterThan(100);
-    expect(await findLostWrites(started.gatewayUrl, acknowledged), JSON.stringify(cuts)).toEqual([]);
-    // The replicas had written something that was not yet durable (LevelDB's unsynced batches at
-    // least), and the cut dropped it: a cut that drops nothing tests nothing.
-    expect(cuts.reduce((sum, cut) => sum + cut.bytesDropped + cut.operationsUndone, 0)).toBeGreaterThan(0);
-  });
+    await running.restart(leader.replicaId);
+    await sleep(2_000);
+    const groupCuts = await powerCut(replicaIds);
+    const result = await load.stop();
+    await Promise.all(replicaIds.map((replicaId) => running.restart(replicaId)));
+    await running.leaderOf('g1', 30_000);
 
-  it('refuses to cut the power of a replica that is not running, before killing any', async () => {
-    const started = cluster as LocalCluster;
-    await started.kill('g1-r1');
-    await expect(started.powerCut(['g1-r1', 'g1-r2'])).rejects.toThrow(/g1-r1 is not running/);
-    expect(started.isRunning('g1-r2')).toBe(true);
-    await started.restart('g1-r1');
-  });
-
-  it('unmounts every replica file system when it stops', async () => {
-    await cluster?.stop();
-    cluster = undefined;
-    expect(await mountpointsUnder(directory.path)).toEqual([]);
-  });
+    // Each cut took effect: every replica had unsynced writes to lose (LevelDB's log is written
+    // without a sync; the Raft log is the durable record).
+    expect(oneCut?.bytesDropped).toBeGreaterThan(0);
+    for (const cut of groupCuts) expect(cut.bytesDropped).toBeGreaterThan(0);
+    expect(result.acknowledged.size).toBeGreaterThan(100);
+    expect(await findLostWrites(running.gatewayUrl, result.acknowledged)).toEqual([]);
+  }, 180_000);
 });
+
+const sleep = (ms: number): Promise<void> => new Promise((resolveSleep) => setTimeout(resolveSleep, ms));

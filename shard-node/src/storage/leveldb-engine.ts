@@ -1,4 +1,7 @@
-import { mkdir } from 'node:fs/promises';
+import { access, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+
+import { createDirectoryDurably, syncDirectory } from '@impulse/common';
 
 import { ClassicLevel } from 'classic-level';
 
@@ -23,6 +26,63 @@ export interface LevelDbEngineOptions {
    * index, which is written in the same batch as the data.
    */
   readonly sync: boolean;
+}
+
+function openDatabase(directory: string): Database {
+  return new ClassicLevel<Buffer, Buffer>(directory, {
+    keyEncoding: 'buffer',
+    valueEncoding: 'buffer',
+    createIfMissing: true,
+  });
+}
+
+async function exists(path: string): Promise<boolean> {
+  return access(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** Tables and non-empty write-ahead logs in `directory` (none when it does not exist). */
+async function filesHoldingData(directory: string): Promise<string[]> {
+  const entries = await readdir(directory).catch(() => [] as string[]);
+  const found: string[] = [];
+  for (const entry of entries) {
+    if (/\.(ldb|sst)$/.test(entry)) found.push(entry);
+    else if (/\.log$/.test(entry) && (await stat(join(directory, entry))).size > 0) found.push(entry);
+  }
+  return found;
+}
+
+/**
+ * Creates an empty database at `directory`, atomically and durably. LevelDB writes a new
+ * database's first manifest without fsyncing it (`DBImpl::NewDB` of LevelDB 1.20) and its first
+ * open then points CURRENT at a second one: a power cut in between can leave CURRENT naming an
+ * empty manifest, a database that never opens again. So the database is made under a temporary
+ * name, opened once, closed, its folder fsynced, and only then renamed into place (the parent
+ * folder fsynced too). A crash before the rename leaves a temporary folder that the next attempt
+ * replaces. A folder that exists without CURRENT is replaced only when it holds no data (no table,
+ * no non-empty write-ahead log: what a crash inside LevelDB's own creation leaves); otherwise it is
+ * refused, never emptied.
+ */
+async function createDatabase(directory: string): Promise<void> {
+  const temporary = join(dirname(directory), `.${basename(directory)}.creating`);
+  await rm(temporary, { recursive: true, force: true });
+  await createDirectoryDurably(dirname(directory));
+  await mkdir(temporary);
+  const database = openDatabase(temporary);
+  await database.open();
+  await database.close();
+  await syncDirectory(temporary);
+  const holdingData = await filesHoldingData(directory);
+  if (holdingData.length > 0) {
+    throw new Error(
+      `it has no CURRENT file but holds data (${holdingData.slice(0, 3).join(', ')}): not replacing it`,
+    );
+  }
+  await rm(directory, { recursive: true, force: true });
+  await rename(temporary, directory);
+  await syncDirectory(dirname(directory));
 }
 
 /**
@@ -71,13 +131,12 @@ export class LevelDbEngine extends BaseEngine {
     }
     let database: Database;
     try {
-      await mkdir(options.directory, { recursive: true });
-      database = new ClassicLevel<Buffer, Buffer>(options.directory, {
-        keyEncoding: 'buffer',
-        valueEncoding: 'buffer',
-        createIfMissing: true,
-      });
+      if (!(await exists(join(options.directory, 'CURRENT')))) await createDatabase(options.directory);
+      database = openDatabase(options.directory);
       await database.open();
+      // Opening writes a new manifest and points CURRENT at it by a rename, then removes the old
+      // manifest, without fsyncing the folder: made durable here, before anything relies on them.
+      await syncDirectory(options.directory);
     } catch (error) {
       throw new EngineError(
         'ENGINE_OPEN_FAILED',
