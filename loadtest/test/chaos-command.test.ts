@@ -4,7 +4,7 @@ import { parseNemeses, runChaosCommand } from '../src/chaos/chaos-command.js';
 
 describe('npm run chaos', () => {
   it('reads the nemesis list', () => {
-    expect([...parseNemeses('all')]).toEqual(['kill', 'pause', 'partition', 'member']);
+    expect([...parseNemeses('all')]).toEqual(['kill', 'pause', 'partition', 'power', 'member']);
     expect([...parseNemeses('none')]).toEqual([]);
     expect([...parseNemeses('pause, kill')]).toEqual(['pause', 'kill']);
     expect(() => parseNemeses('kill,flood')).toThrow(ConfigError);

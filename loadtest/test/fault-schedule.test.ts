@@ -31,9 +31,63 @@ describe('the fault schedule', () => {
       expect(fault.atSeconds).toBeLessThan(120);
       previousEnd = fault.atSeconds + fault.holdSeconds;
     }
-    expect(new Set(schedule.faults.slice(0, 3).map((fault) => fault.nemesis))).toEqual(
-      new Set(['kill', 'pause', 'partition']),
+    expect(new Set(schedule.faults.slice(0, 4).map((fault) => fault.nemesis))).toEqual(
+      new Set(['kill', 'pause', 'partition', 'power']),
     );
+  });
+
+  it('cuts the power of one replica, a minority, the leader or a whole group, held as long as a kill', () => {
+    const plan = (seed: number, nemeses: string): ReturnType<typeof chaosSchedule> =>
+      chaosSchedule({ seed, timeSeconds: 3_000, nemeses: parseNemeses(nemeses), groups: 3 });
+    const cuts = plan(5, 'power').faults;
+    expect(cuts.length).toBeGreaterThan(100);
+    expect(new Set(cuts.map((fault) => fault.nemesis))).toEqual(new Set(['power']));
+    expect(new Set(cuts.map((fault) => fault.mode))).toEqual(
+      new Set(['one replica', 'minority', 'leader', 'whole group']),
+    );
+    for (const cut of cuts) {
+      expect(cut.holdSeconds).toBeGreaterThanOrEqual(2);
+      expect(cut.holdSeconds).toBeLessThanOrEqual(8);
+    }
+    // Still a pure function of the seed with power cuts among the faults.
+    expect(plan(5, 'power')).toEqual(plan(5, 'power'));
+    expect(plan(5, 'kill,power')).toEqual(plan(5, 'kill,power'));
+    expect(plan(6, 'power')).not.toEqual(plan(5, 'power'));
+    // The power cuts of a mixed schedule come in their turn, a quarter of the faults with all four kinds.
+    const mixed = plan(5, 'all').faults;
+    const powerCount = mixed.filter((fault) => fault.nemesis === 'power').length;
+    expect(Math.abs(powerCount - mixed.length / 4)).toBeLessThanOrEqual(1);
+  });
+
+  it('leaves the schedule of a run without power cuts as it was before they existed', () => {
+    // Seed 7, 60 s, kill/pause/partition/member: the schedule as drawn before the power nemesis.
+    const schedule = chaosSchedule({
+      seed: 7,
+      timeSeconds: 60,
+      nemeses: parseNemeses('kill,pause,partition,member'),
+      groups: 3,
+    });
+    expect([
+      ...schedule.faults.map(
+        (fault) => `${fault.atSeconds.toFixed(3)} ${fault.nemesis} ${fault.mode} ${fault.group}`,
+      ),
+      ...schedule.replacements.map(
+        (replacement) => `${replacement.atSeconds.toFixed(3)} member ${replacement.group}`,
+      ),
+    ]).toEqual([
+      '1.158 pause random replica g1',
+      '3.375 partition halves g1',
+      '9.605 kill random replica g2',
+      '19.885 kill leader g1',
+      '30.765 pause random replica g2',
+      '42.030 partition halves g2',
+      '49.726 pause random replica g2',
+      '57.353 kill leader g1',
+      '15.909 member g2',
+      '33.274 member g2',
+      '43.952 member g1',
+      '56.405 member g2',
+    ]);
   });
 
   it('draws pauses from short (under the gateway attempt timeout) to long (several election timeouts)', () => {

@@ -72,7 +72,7 @@ describe('chaos', () => {
         await readFile(join(result.resultsDirectory, 'faults.json'), 'utf8'),
       ) as Array<{ nemesis: string; startSeconds: number; endSeconds: number }>;
       expect(new Set(faults.map((fault) => fault.nemesis)), context).toEqual(
-        new Set(['kill', 'pause', 'partition', 'member']),
+        new Set(['kill', 'pause', 'partition', 'power', 'member']),
       );
       for (const fault of faults) expect(fault.endSeconds).toBeGreaterThanOrEqual(fault.startSeconds);
       const match = finalLinePattern.exec(result.finalLine);

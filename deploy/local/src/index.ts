@@ -2,3 +2,4 @@ export * from './local-cluster.js';
 export { freePort } from './ports.js';
 export { startOptions, startProgram } from './start-options.js';
 export * from './power-fs.js';
+export { mountpointsUnder } from './mounts.js';

@@ -16,6 +16,7 @@ import {
   replaceFileDurably,
 } from '@impulse/common';
 import { freePort } from './ports.js';
+import { PowerFs, type PowerCut } from './power-fs.js';
 
 /** The repository root, from `deploy/local/src` (tests) or `deploy/local/dist` (built). */
 export const repositoryRoot = fileURLToPath(new URL('../../../', import.meta.url));
@@ -59,6 +60,31 @@ export interface LocalClusterOptions {
    * replicas of the group may still hold a majority and serve, and the other groups serve anyway.
    */
   readonly replicaStartFailures?: 'fail' | 'tolerate';
+  /**
+   * Puts every replica's data directory on a file system that can lose power (`PowerFs`, the
+   * project's FUSE pass-through that drops what was not fsynced at a cut), so that `powerCut` can
+   * take a replica down with its unsynced data. The data lives in
+   * `<dataDirectory>/power-backing/<group>/<replica>/root`; the mount at the replica's data
+   * directory lasts from its first start to `stop()` (or `retire`). Needs `/dev/fuse` and fuse3
+   * (`deploy/powerfs/build.sh` builds the daemon, installing them when missing). Default false.
+   */
+  readonly powerLoss?: boolean;
+}
+
+/**
+ * A power cut that failed after it had killed its replicas (a cut the file system did not make):
+ * the replicas are down all the same, and whoever asked for the cut must bring them back.
+ */
+export class PowerCutError extends Error {
+  constructor(
+    message: string,
+    /** Every replica the cut killed: all of those it was asked to cut. */
+    readonly killedReplicaIds: readonly string[],
+    options: { cause: unknown },
+  ) {
+    super(message, options);
+    this.name = 'PowerCutError';
+  }
 }
 
 /** A replica that did not start, and why (its own first line on stderr when it said one). */
@@ -116,6 +142,8 @@ export interface ReplicaProcess extends ManagedProcess {
  * a second time, empty (docs/decisions/0009-found-a-group-once.md).
  */
 export const foundedFileName = 'FOUNDED';
+/** The folder, under the data root, of the replicas' data with `powerLoss` (their mounts' backing). */
+export const powerBackingFolderName = 'power-backing';
 /** The version of the record's format. */
 const foundedFormat = 1;
 
@@ -182,6 +210,8 @@ export class LocalCluster {
   /** Every exit of a ready process that this cluster did not cause, in order. */
   readonly unexpectedExits: ProcessExit[] = [];
   private readonly logStreams = new Map<string, WriteStream>();
+  /** Each replica's power-loss file system, by replica id (with `powerLoss` only). */
+  private readonly powerFileSystems = new Map<string, PowerFs>();
 
   private constructor(private readonly options: LocalClusterOptions) {}
 
@@ -349,10 +379,96 @@ export class LocalCluster {
   async retire(replicaId: string): Promise<void> {
     const replica = this.replica(replicaId);
     await stopProcess(replica);
+    await this.unmountPowerFs(replicaId);
     this.replicas.splice(this.replicas.indexOf(replica), 1);
   }
 
+  /** Where a replica's power-loss file system keeps its data: `<data root>/power-backing/<group>/<replica>`. */
+  powerBackingDirectory(replica: PeerIdentity): string {
+    return join(
+      resolve(this.options.dataDirectory),
+      powerBackingFolderName,
+      replica.groupId,
+      replica.replicaId,
+    );
+  }
+
+  /**
+   * Mounts the replica's power-loss file system at its data directory, unless it is mounted
+   * already (it stays mounted across kills, power cuts and restarts).
+   */
+  private async mountPowerFs(replica: ReplicaProcess): Promise<void> {
+    if (this.powerFileSystems.has(replica.replicaId)) return;
+    const name = `${replica.replicaId}-powerfs`;
+    const log = this.logStream(name, join(this.logDirectory, `${name}.log`));
+    try {
+      const mounted = await PowerFs.mount({
+        backingDirectory: this.powerBackingDirectory(replica),
+        mountpoint: replica.dataDirectory,
+        onLogLine: (line) => {
+          // The daemon's last lines can come after stop() closed the logs.
+          if (!log.writableEnded) log.write(`${line}\n`);
+          this.options.onLogLine?.(name, line);
+        },
+      });
+      this.powerFileSystems.set(replica.replicaId, mounted);
+    } catch (error) {
+      throw new Error(
+        `${replica.replicaId}: cannot mount its power-loss file system (impulse-powerfs, which needs /dev/fuse and fuse3) at ${replica.dataDirectory}: ${(error as Error).message}`,
+        { cause: error },
+      );
+    }
+  }
+
+  private async unmountPowerFs(replicaId: string): Promise<void> {
+    const mounted = this.powerFileSystems.get(replicaId);
+    if (mounted === undefined) return;
+    this.powerFileSystems.delete(replicaId);
+    await mounted.unmount();
+  }
+
+  /**
+   * A power cut of the named replicas (with `powerLoss`): each is killed (`kill -9`, an exit this
+   * cluster caused), and once all are gone their file systems drop every write, creation, rename
+   * and removal not yet made durable. Resolves with what each cut dropped, in the order given; the
+   * caller brings them back with `restart`. Refuses, before killing any, a replica that is not
+   * running (as `kill` does: one that died on its own must not be revived). Once they are killed,
+   * a cut that fails rejects with a `PowerCutError`: the replicas are down all the same.
+   */
+  async powerCut(replicaIds: readonly string[]): Promise<PowerCut[]> {
+    if (this.options.powerLoss !== true) {
+      throw new Error('a power cut needs a cluster started with powerLoss');
+    }
+    if (new Set(replicaIds).size !== replicaIds.length) {
+      throw new Error(`power cut of ${replicaIds.join(', ')}: a replica is named twice`);
+    }
+    const replicas = replicaIds.map((replicaId) => this.replica(replicaId));
+    for (const replica of replicas) {
+      if (!isRunning(replica)) throw new Error(`${replica.replicaId} is not running`);
+      if (!this.powerFileSystems.has(replica.replicaId)) {
+        throw new Error(`${replica.replicaId} has no power-loss file system mounted`);
+      }
+    }
+    // Every one was running a moment ago and nothing awaited since: each kill below succeeds.
+    await Promise.all(replicaIds.map((replicaId) => this.kill(replicaId)));
+    const cuts = await Promise.allSettled(
+      replicaIds.map((replicaId) => (this.powerFileSystems.get(replicaId) as PowerFs).cut()),
+    );
+    const failed = cuts.flatMap((outcome, index) =>
+      outcome.status === 'rejected'
+        ? [`${replicaIds[index] ?? '?'}: ${(outcome.reason as Error).message}`]
+        : [],
+    );
+    if (failed.length > 0) {
+      throw new PowerCutError(`power cut failed after the kill: ${failed.join('; ')}`, [...replicaIds], {
+        cause: cuts.find((outcome) => outcome.status === 'rejected')?.reason,
+      });
+    }
+    return cuts.map((outcome) => (outcome as PromiseFulfilledResult<PowerCut>).value);
+  }
+
   private async startReplica(replica: ReplicaProcess, extraArguments: readonly string[] = []): Promise<void> {
+    if (this.options.powerLoss === true) await this.mountPowerFs(replica);
     // A founding replica that never started on this data root founds its group; any other start
     // must find the group's Raft state in its data directory (or join), or is refused.
     const bootstrap = !replica.joined && !this.foundedReplicas.has(replica.replicaId);
@@ -391,11 +507,11 @@ export class LocalCluster {
     await this.spawnAndWait(gateway, argumentsList);
   }
 
-  private logStream(process: ManagedProcess): WriteStream {
-    let stream = this.logStreams.get(process.name);
+  private logStream(name: string, logFile: string): WriteStream {
+    let stream = this.logStreams.get(name);
     if (stream === undefined) {
-      stream = createWriteStream(process.logFile, { flags: 'a' });
-      this.logStreams.set(process.name, stream);
+      stream = createWriteStream(logFile, { flags: 'a' });
+      this.logStreams.set(name, stream);
     }
     return stream;
   }
@@ -403,7 +519,7 @@ export class LocalCluster {
   private async spawnAndWait(managed: ManagedProcess, argumentsList: readonly string[]): Promise<void> {
     const child = spawn(process.execPath, argumentsList, { stdio: ['ignore', 'pipe', 'pipe'] });
     managed.child = child;
-    const log = this.logStream(managed);
+    const log = this.logStream(managed.name, managed.logFile);
     let stderrHead = '';
     let partial = '';
     const lastLines = new LastLines(lastLogLinesMax);
@@ -539,13 +655,17 @@ export class LocalCluster {
     await this.startReplica(replica, extraArguments);
   }
 
-  /** SIGTERM to every process (gateway first), then SIGKILL to any left after a timeout. */
+  /**
+   * SIGTERM to every process (gateway first), then SIGKILL to any left after a timeout; then, with
+   * `powerLoss`, unmounts the replicas' file systems (their data stays in the backing folders).
+   */
   async stop(): Promise<void> {
     const processes: ManagedProcess[] = [
       ...(this.gateway === undefined ? [] : [this.gateway]),
       ...this.replicas,
     ];
     await Promise.all(processes.map((managed) => stopProcess(managed)));
+    await Promise.all([...this.powerFileSystems.keys()].map((replicaId) => this.unmountPowerFs(replicaId)));
     for (const stream of this.logStreams.values()) stream.end();
     this.logStreams.clear();
   }

@@ -70,6 +70,7 @@ export class PowerFs {
   private readonly waiting: Array<(line: string) => void> = [];
   private readonly lines: Interface;
   private exited = false;
+  private readonly closed: Promise<unknown>;
   private queue: Promise<unknown> = Promise.resolve();
 
   private constructor(
@@ -78,6 +79,7 @@ export class PowerFs {
     private readonly child: ChildProcess,
     private readonly onLogLine: (line: string) => void,
   ) {
+    this.closed = once(child, 'close').catch(() => undefined);
     this.lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
     this.lines.on('line', (line) => {
       const next = this.waiting.shift();
@@ -146,7 +148,8 @@ export class PowerFs {
   /** Unmounts (lazily, if still busy) and waits for the daemon to exit. */
   async unmount(): Promise<void> {
     if (this.exited) return;
-    const exited = once(this.child, 'exit');
+    // 'close' comes after the daemon's output is read to its end: its last lines are delivered.
+    const exited = this.closed;
     this.child.stdin?.end();
     const timer = setTimeout(() => this.child.kill('SIGKILL'), commandTimeoutMs);
     await exited;

@@ -3,7 +3,7 @@ import { option } from '@impulse/common';
 export const chaosProgram = {
   name: 'npm run chaos --',
   summary:
-    'starts a local cluster whose peer links go through a fault-injecting proxy, runs a register workload through the gateway while nemeses kill, pause, partition and replace replicas, then checks the history for linearizability and lost writes and writes a report',
+    'starts a local cluster whose peer links go through a fault-injecting proxy, runs a register workload through the gateway while nemeses kill, pause, partition, cut the power of and replace replicas, then checks the history for linearizability and lost writes and writes a report',
 };
 
 /** The options of `npm run chaos`; environment variables are IMPULSE_CHAOS_*. */
@@ -16,7 +16,8 @@ export const chaosOptions = {
     env: 'IMPULSE_CHAOS_TIME',
   }),
   nemesis: option.string({
-    description: 'Comma-separated nemeses: kill, pause, partition, member (or all, or none).',
+    description:
+      "Comma-separated nemeses: kill, pause, partition, power, member (or all, or none). power cuts replicas' power (kill -9 and the loss of every write not fsynced) and needs /dev/fuse and fuse3.",
     default: 'all',
     env: 'IMPULSE_CHAOS_NEMESIS',
   }),
@@ -91,7 +92,7 @@ export const chaosOptions = {
   }),
   servingWindow: option.integer({
     description:
-      'Liveness window, in seconds: once the grace after a fault has passed, every window this long without a kill, pause or partition must hold --serving-operations-min successful operations, or the run fails.',
+      'Liveness window, in seconds: once the grace after a fault has passed, every window this long without a kill, pause, partition or power cut must hold --serving-operations-min successful operations, or the run fails.',
     default: 5,
     min: 1,
     max: 3_600,

@@ -11,7 +11,7 @@ export interface ChaosFaultInterval {
   readonly startSeconds: number;
   /** Seconds since the run started; undefined when the fault was still active at the end of the run. */
   readonly endSeconds: number | undefined;
-  /** The kind of fault: 'kill', 'pause', 'partition', 'member', ... */
+  /** The kind of fault: 'kill', 'pause', 'partition', 'power', 'member', ... */
   readonly nemesis: string;
   /** What exactly was done, e.g. 'kill -9 g1-r2 (leader)'. */
   readonly description: string;
@@ -50,9 +50,10 @@ const nemesisColors: Readonly<Record<string, string>> = {
   kill: '#d62728',
   pause: '#bcbd22',
   partition: '#17becf',
+  power: '#ff7f0e',
   member: '#9467bd',
 };
-const spareNemesisColors = ['#e377c2', '#8c564b', '#7f7f7f', '#1f77b4', '#ff7f0e'];
+const spareNemesisColors = ['#e377c2', '#8c564b', '#7f7f7f', '#1f77b4', '#aec7e8'];
 
 const svgWidthPixels = 860;
 const svgChartHeightPixels = 320;

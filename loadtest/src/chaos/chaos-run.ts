@@ -7,7 +7,12 @@ import { createWriteStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { checkHistory, formatHistoryCheck, type HistoryCheck } from '@impulse/common';
-import { LocalCluster, type ProcessExit } from '@impulse/local-cluster';
+import {
+  LocalCluster,
+  mountpointsUnder,
+  powerBackingFolderName,
+  type ProcessExit,
+} from '@impulse/local-cluster';
 import { helloAtStreamStart } from '@impulse/shard-node';
 import { SeededRandom } from '../random.js';
 import { createResultsDirectory, writeResultFiles } from '../results-directory.js';
@@ -41,7 +46,7 @@ export interface ChaosRunOptions {
   readonly checkTimeBudgetMs: number;
   readonly keepData: boolean;
   /**
-   * Liveness: every fault-free stretch (no kill, pause or partition in effect), past its first
+   * Liveness: every fault-free stretch (no kill, pause, partition or power cut in effect), past its first
    * `servingGraceSeconds`, must complete at least `servingOperationsMin` operations in every
    * `servingWindowSeconds`. The run ends with such a stretch (the workload goes on after the heal).
    */
@@ -147,6 +152,8 @@ export async function runChaos(options: ChaosRunOptions): Promise<ChaosRunResult
       replicasPerGroup: options.replicasPerGroup,
       dataDirectory,
       host,
+      // A power cut needs every replica's data directory on a file system that can lose power.
+      powerLoss: options.nemeses.has('power'),
       onUnexpectedExit: (exit) =>
         log(
           `chaos: UNEXPECTED EXIT of ${exit.name} (pid ${String(exit.pid)}, ${exit.signal === null ? `code ${String(exit.exitCode)}` : `signal ${exit.signal}`}); its last log lines:\n${exit.lastLogLines.map((line) => `  ${line}`).join('\n')}`,
@@ -334,14 +341,11 @@ export async function runChaos(options: ChaosRunOptions): Promise<ChaosRunResult
     log(`chaos: ${checkText.split('\n').join('\nchaos: ')}`);
     for (const error of errors) log(`chaos: error: ${error}`);
     log(`chaos: report ${join(directory, 'report.html')}`);
+    // Stopping the cluster also unmounts the replicas' power-loss file systems, which must be gone
+    // before their folders are removed.
     await cluster.stop();
     cluster = undefined;
-    if (passed && !options.keepData) {
-      // The logs stay; the replicas' data of a run that passed is only disk space.
-      for (let group = 1; group <= options.groups; group++) {
-        await rm(join(dataDirectory, `g${group}`), { recursive: true, force: true });
-      }
-    }
+    if (passed && !options.keepData) await removeReplicaData(dataDirectory, options.groups, log);
     return {
       operations,
       faults: nemesis.faultCount,
@@ -359,6 +363,27 @@ export async function runChaos(options: ChaosRunOptions): Promise<ChaosRunResult
     await network.close();
     await new Promise((resolve) => historyStream.end(resolve));
   }
+}
+
+/**
+ * Removes the replicas' data of a run that passed (the logs stay): it is only disk space. Nothing
+ * is removed while a mount is left under the data root (a power-loss file system that did not
+ * unmount): `rm` would go through it, or fail halfway on a dead one.
+ */
+async function removeReplicaData(
+  dataDirectory: string,
+  groups: number,
+  log: (line: string) => void,
+): Promise<void> {
+  const mounted = await mountpointsUnder(dataDirectory);
+  if (mounted.length > 0) {
+    log(`chaos: replica data kept, since a file system is still mounted at ${mounted.join(', ')}`);
+    return;
+  }
+  for (let group = 1; group <= groups; group++) {
+    await rm(join(dataDirectory, `g${group}`), { recursive: true, force: true });
+  }
+  await rm(join(dataDirectory, powerBackingFolderName), { recursive: true, force: true });
 }
 
 function verdictOf(check: HistoryCheck): Verdict {

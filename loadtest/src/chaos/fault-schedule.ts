@@ -12,17 +12,25 @@
 import { SeededRandom } from '../random.js';
 import type { LinkFault } from './fault-network.js';
 
-export const nemesisNames = ['kill', 'pause', 'partition', 'member'] as const;
+export const nemesisNames = ['kill', 'pause', 'partition', 'power', 'member'] as const;
 export type NemesisName = (typeof nemesisNames)[number];
-export type ProcessFaultName = 'kill' | 'pause' | 'partition';
+/** The nemeses of the fault track, one fault at a time (`member` has a track of its own). */
+export const processFaultNames = ['kill', 'pause', 'partition', 'power'] as const;
+export type ProcessFaultName = (typeof processFaultNames)[number];
 
 export type KillMode = 'random replica' | 'leader' | 'majority';
 export type PauseMode = 'random replica' | 'leader';
 export type PartitionMode = 'isolated leader' | 'halves' | 'one-way' | 'slow links';
+/**
+ * Whose power is cut: one replica, a minority (floor((n - 1) / 2) of n, at least one), the leader,
+ * or every replica of the group at once (acknowledged writes must survive even that).
+ */
+export type PowerMode = 'one replica' | 'minority' | 'leader' | 'whole group';
 
 export type PlannedFault =
   | (PlannedCommon & { readonly nemesis: 'kill'; readonly mode: KillMode })
   | (PlannedCommon & { readonly nemesis: 'pause'; readonly mode: PauseMode })
+  | (PlannedCommon & { readonly nemesis: 'power'; readonly mode: PowerMode })
   | (PlannedCommon & {
       readonly nemesis: 'partition';
       readonly mode: PartitionMode;
@@ -47,7 +55,7 @@ export interface PlannedReplacement {
 }
 
 export interface FaultSchedule {
-  /** Kills, pauses and partitions, one at a time, in order. */
+  /** Kills, pauses, partitions and power cuts, one at a time, in order. */
   readonly faults: readonly PlannedFault[];
   /** Replica replacements (the `member` nemesis), on a track of their own. */
   readonly replacements: readonly PlannedReplacement[];
@@ -60,7 +68,7 @@ export interface FaultScheduleOptions {
   readonly enabled: ReadonlySet<NemesisName>;
   /** Group ids (`g1`, `g2`, ...). */
   readonly groups: readonly string[];
-  /** How long a kill or a partition is held, in seconds (uniform between the two). */
+  /** How long a kill, a partition or a power cut is held, in seconds (uniform between the two). */
   readonly faultSecondsMin: number;
   readonly faultSecondsMax: number;
   /**
@@ -99,7 +107,7 @@ export function planFaultSchedule(options: FaultScheduleOptions): FaultSchedule 
   const pick = <T>(items: readonly T[]): T => items[Math.floor(draw() * items.length)] as T;
 
   const faults: PlannedFault[] = [];
-  const names = (['kill', 'pause', 'partition'] as const).filter((name) => options.enabled.has(name));
+  const names = processFaultNames.filter((name) => options.enabled.has(name));
   let atSeconds = 0;
   // Rounds of every enabled kind in a random order: a short run still sees each kind of fault.
   let round: ProcessFaultName[] = [];
@@ -121,6 +129,10 @@ export function planFaultSchedule(options: FaultScheduleOptions): FaultSchedule 
         draw() < 0.5
           ? between(options.pauseShortSecondsMin, options.pauseShortSecondsMax)
           : between(options.pauseLongSecondsMin, options.pauseLongSecondsMax);
+      fault = { nemesis, mode, atSeconds, holdSeconds, group, selectionSeed };
+    } else if (nemesis === 'power') {
+      const mode = pick<PowerMode>(['one replica', 'minority', 'leader', 'whole group']);
+      const holdSeconds = between(options.faultSecondsMin, options.faultSecondsMax);
       fault = { nemesis, mode, atSeconds, holdSeconds, group, selectionSeed };
     } else {
       const linkFault = pick<LinkFault>([{ kind: 'blackhole' }, { kind: 'stall' }, { kind: 'reset' }]);

@@ -1,16 +1,17 @@
 /**
  * The nemeses of a chaos run on the local process cluster: kill -9 and restart, SIGSTOP and
  * SIGCONT, network partitions on the peer links (through the fault-injecting proxy every replica's
- * advertised peer address points at), and replacing a replica by a membership change while the
- * other faults go on.
+ * advertised peer address points at), power cuts (kill -9 and the loss of every write not yet
+ * fsynced, through the replicas' power-loss file systems), and replacing a replica by a
+ * membership change while the other faults go on.
  *
  * The nemesis plays a schedule drawn from the seed beforehand (fault-schedule.ts) on the
  * workload's clock. A fault is recorded when it took effect (the processes killed, the process
- * stopped, the link faults set) and ends when it is healed (the processes restarted and ready, the
- * process continued, the links cleared). A nemesis action that fails is an error of the run
+ * stopped, the link faults set, the unsynced data dropped) and ends when it is healed (the
+ * processes restarted and ready, the process continued, the links cleared). A nemesis action that fails is an error of the run
  * (`errors`), never only a log line: a run whose faults did not happen as planned proves nothing.
  */
-import type { LocalCluster, ReplicaProcess } from '@impulse/local-cluster';
+import { PowerCutError, type LocalCluster, type PowerCut, type ReplicaProcess } from '@impulse/local-cluster';
 import { SeededRandom } from '../random.js';
 import type { FaultNetwork, LinkFault } from './fault-network.js';
 import {
@@ -33,6 +34,8 @@ export interface FaultRecord {
   readonly startSeconds: number;
   /** When it was healed; undefined while it lasts. */
   endSeconds: number | undefined;
+  /** A power cut's losses, by replica: what each replica's file system dropped. */
+  readonly powerCuts?: Readonly<Record<string, PowerCut>>;
 }
 
 export interface NemesisOptions {
@@ -43,6 +46,11 @@ export interface NemesisOptions {
 }
 
 const membershipStepTimeoutMs = 30_000;
+/**
+ * How long a whole-group power cut waits for a replacement in its group to finish (a replacement's
+ * steps are retried for up to `membershipStepTimeoutMs` each, but usually take a few seconds).
+ */
+const replacementWaitSecondsMax = 30;
 
 /**
  * Plays the schedule until `stop()`, then heals everything: partitions cleared, paused processes
@@ -104,6 +112,7 @@ export class Nemesis {
       try {
         if (planned.nemesis === 'kill') await this.killFault(planned);
         else if (planned.nemesis === 'pause') await this.pauseFault(planned);
+        else if (planned.nemesis === 'power') await this.powerFault(planned);
         else await this.partitionFault(planned);
       } catch (error) {
         this.fail(`${planned.nemesis} ${planned.mode} of ${planned.group}`, error);
@@ -157,6 +166,70 @@ export class Nemesis {
       }),
     );
     const fault = this.begin(planned, `kill -9 ${names.join(', ')} (${mode} of ${group})`);
+    await this.idle(planned.holdSeconds);
+    await this.restartKilled();
+    this.end(fault);
+  }
+
+  /**
+   * Cuts the power of replicas of a group: they are killed and lose whatever they had not made
+   * durable, then held down and restarted on what their disks kept. The victims stay in `killed`
+   * until restarted, so that `stop()` brings them back whatever happens.
+   */
+  private async powerFault(planned: PlannedFault & { nemesis: 'power' }): Promise<void> {
+    const { group, mode } = planned;
+    // A whole-group cut must take every member: it lets a replacement in the group finish first.
+    if (mode === 'whole group') {
+      await this.waitForReplacementIn(group);
+      if (!this.running) return;
+    }
+    const candidates = this.available(group);
+    if (candidates.length === 0) return this.skip(planned, 'no replica available');
+    const members = this.cluster.group(group);
+    let victims: ReplicaProcess[];
+    if (mode === 'whole group') {
+      // Every member, unless a replacement outlasted the wait: its replicas are spared, and named.
+      victims = candidates;
+    } else if (mode === 'minority') {
+      const size = Math.max(1, Math.floor((members.length - 1) / 2));
+      victims = shuffle(candidates, this.random).slice(0, size);
+    } else if (mode === 'leader') {
+      victims = [await this.leaderOr(group, candidates)];
+    } else {
+      victims = [this.pick(candidates)];
+    }
+    // A replacement may have started while the leader was looked up: leave its replicas alone.
+    const names = victims.map((victim) => victim.replicaId).filter((name) => !this.busy.has(name));
+    if (names.length === 0) return this.skip(planned, 'its replicas are being replaced');
+    const startSeconds = this.options.nowSeconds();
+    let cuts: PowerCut[];
+    try {
+      cuts = await this.cluster.powerCut(names);
+    } catch (error) {
+      // Refused before any kill (a replica not running), nothing is down; after the kill, all are.
+      if (error instanceof PowerCutError) for (const name of error.killedReplicaIds) this.killed.add(name);
+      throw error;
+    }
+    for (const name of names) this.killed.add(name);
+    const spared = members.map((member) => member.replicaId).filter((name) => !names.includes(name));
+    const total = cuts.reduce(
+      (sum, cut) => ({
+        filesReverted: sum.filesReverted + cut.filesReverted,
+        operationsUndone: sum.operationsUndone + cut.operationsUndone,
+        bytesDropped: sum.bytesDropped + cut.bytesDropped,
+      }),
+      { filesReverted: 0, operationsUndone: 0, bytesDropped: 0 },
+    );
+    const fault = this.begin(
+      planned,
+      `power cut ${names.join(', ')} (${mode} of ${group}${mode === 'whole group' && spared.length > 0 ? `, ${spared.join(', ')} spared` : ''}): ` +
+        `${count(total.filesReverted, 'file')} reverted, ${count(total.operationsUndone, 'operation')} undone, ` +
+        `${count(total.bytesDropped, 'byte')} dropped`,
+      {
+        startSeconds,
+        powerCuts: Object.fromEntries(names.map((name, index) => [name, cuts[index] as PowerCut])),
+      },
+    );
     await this.idle(planned.holdSeconds);
     await this.restartKilled();
     this.end(fault);
@@ -235,7 +308,9 @@ export class Nemesis {
     this.busy.add(leaving.replicaId);
     const newcomer = await this.cluster.addReplica(group);
     this.busy.add(newcomer.replicaId);
-    const fault = this.begin(planned, `replace ${leaving.replicaId} by ${newcomer.replicaId}`, 'member');
+    const fault = this.begin(planned, `replace ${leaving.replicaId} by ${newcomer.replicaId}`, {
+      nemesis: 'member',
+    });
     try {
       const member = {
         replicaId: newcomer.replicaId,
@@ -406,6 +481,16 @@ export class Nemesis {
     );
   }
 
+  /** Waits, up to `replacementWaitSecondsMax`, until no replica of the group is in a replacement. */
+  private async waitForReplacementIn(group: string): Promise<void> {
+    const deadlineSeconds = this.options.nowSeconds() + replacementWaitSecondsMax;
+    const inReplacement = (): boolean =>
+      this.cluster.group(group).some((replica) => this.busy.has(replica.replicaId));
+    while (this.running && inReplacement() && this.options.nowSeconds() < deadlineSeconds) {
+      await this.idle(0.1);
+    }
+  }
+
   private continuePaused(): void {
     for (const name of this.paused) {
       try {
@@ -426,17 +511,27 @@ export class Nemesis {
       if (fault.endSeconds === undefined && fault.nemesis !== 'member') fault.endSeconds = now;
   }
 
+  /**
+   * Records a fault that took effect. It starts now, or at `details.startSeconds` for a fault whose
+   * effect began before it could be recorded (a power cut stops the replicas before it drops their
+   * data).
+   */
   private begin(
     planned: { readonly atSeconds: number },
     description: string,
-    nemesis?: NemesisName,
+    details: {
+      readonly nemesis?: NemesisName;
+      readonly startSeconds?: number;
+      readonly powerCuts?: Readonly<Record<string, PowerCut>>;
+    } = {},
   ): FaultRecord {
     const fault: FaultRecord = {
-      nemesis: nemesis ?? (planned as PlannedFault).nemesis,
+      nemesis: details.nemesis ?? (planned as PlannedFault).nemesis,
       description,
       plannedSeconds: planned.atSeconds,
-      startSeconds: this.options.nowSeconds(),
+      startSeconds: details.startSeconds ?? this.options.nowSeconds(),
       endSeconds: undefined,
+      ...(details.powerCuts === undefined ? {} : { powerCuts: details.powerCuts }),
     };
     this.faults.push(fault);
     this.options.log(`nemesis: ${fault.startSeconds.toFixed(1)} s: ${description}`);
@@ -471,6 +566,9 @@ export class Nemesis {
     return pick(items, this.random);
   }
 }
+
+/** `1 file`, `2 files`. */
+const count = (value: number, noun: string): string => `${value} ${noun}${value === 1 ? '' : 's'}`;
 
 function pick<T>(items: readonly T[], random: () => number): T {
   if (items.length === 0) throw new Error('nothing to pick from');
