@@ -25,6 +25,7 @@ export default defineConfig({
             '{common,shard-node,gateway,loadtest,deploy/local}/{src,test}/**/*.test.ts',
             'test/docs/**/*.test.ts',
             'test/deploy/**/*.test.ts',
+            'test/chaos-history/**/*.test.ts',
           ],
           testTimeout: 30_000,
         },

@@ -7,13 +7,15 @@
  * exhausted), 3 bad input (a bad argument, an unreadable, empty or malformed history).
  */
 import { readFileSync } from 'node:fs';
+import { gunzipSync } from 'node:zlib';
 import { checkHistory, type HistoryCheck } from './check-history.js';
 import { formatHistoryCheck, historyCheckExitCodes } from './format.js';
 import { HistoryFormatError, type HistoryEvent } from './history.js';
 
 const usage =
   'usage: npm run check:history -- FILE [--steps-per-key N] [--time-budget MS]\n' +
-  '  FILE           a history in JSON lines (one event per line; see common/src/linearizability/README.md)\n' +
+  '  FILE           a history in JSON lines (one event per line; see common/src/linearizability/README.md),\n' +
+  '                 gzipped when its name ends in .gz\n' +
   '  --steps-per-key N  search steps per key before answering unknown (default 5000000)\n' +
   '  --time-budget MS   wall-clock budget for the whole check, in milliseconds (default: none)\n' +
   'exit status:\n' +
@@ -107,7 +109,9 @@ export function checkHistoryCommand(
   }
   let events: HistoryEvent[];
   try {
-    events = parseHistory(readFileSync(file, 'utf8'));
+    const bytes = readFileSync(file);
+    // A gzipped history (a recorded run kept in the repository) is read as it is.
+    events = parseHistory((file.endsWith('.gz') ? gunzipSync(bytes) : bytes).toString('utf8'));
   } catch (error) {
     write.stderr(`check:history: ${file}: ${(error as Error).message}\n`);
     return badInput;

@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { checkHistory } from '@impulse/common';
 import { checkHistoryCommand, parseHistory } from '../../src/linearizability/check-history-main.js';
@@ -109,6 +110,21 @@ describe('check:history exit statuses', () => {
       '2',
     );
     expect(busy.exitCode).toBe(2);
+  });
+
+  it('reads a gzipped history (.gz), and answers 3 for a .gz file that is not gzip', () => {
+    const put = { client: 1, type: 'invoke', f: 'put', key: 'x', value: '1', time: 1 };
+    const history = lines(put, { ...put, type: 'ok', value: undefined, time: 2 });
+    const file = join(directory, `history-${files++}.jsonl.gz`);
+    writeFileSync(file, gzipSync(history));
+    let stdout = '';
+    expect(checkHistoryCommand([file], { stdout: (text) => (stdout += text), stderr: () => {} })).toBe(0);
+    expect(stdout).toMatch(/^linearizable: true$/m);
+    const notGzip = join(directory, `history-${files++}.jsonl.gz`);
+    writeFileSync(notGzip, history);
+    let stderr = '';
+    expect(checkHistoryCommand([notGzip], { stdout: () => {}, stderr: (text) => (stderr += text) })).toBe(3);
+    expect(stderr).toContain(notGzip);
   });
 
   it('answers 3, not true and not unknown, for an empty or blank history', () => {
