@@ -210,6 +210,8 @@ export class LocalCluster {
   /** Every exit of a ready process that this cluster did not cause, in order. */
   readonly unexpectedExits: ProcessExit[] = [];
   private readonly logStreams = new Map<string, WriteStream>();
+  /** The highest Raft id each group has had, retired replicas included. */
+  private readonly highestRaftIds = new Map<string, number>();
   /** Each replica's power-loss file system, by replica id (with `powerLoss` only). */
   private readonly powerFileSystems = new Map<string, PowerFs>();
 
@@ -335,7 +337,12 @@ export class LocalCluster {
    */
   async addReplica(groupId: string): Promise<ReplicaProcess> {
     const members = this.group(groupId);
-    const raftId = Math.max(0, ...members.map((member) => member.raftId)) + 1;
+    // Never an id a retired replica had: Raft ids are not reused (etcd refuses it too), and a
+    // removed member's leftovers (its messages, its place in a stale configuration) must not pass
+    // for the newcomer's.
+    const raftId =
+      Math.max(this.highestRaftIds.get(groupId) ?? 0, ...members.map((member) => member.raftId)) + 1;
+    this.highestRaftIds.set(groupId, raftId);
     const replicaId = `${groupId}-r${raftId}`;
     const port = await freePort(this.host);
     const peerListenPort = await freePort(this.host);

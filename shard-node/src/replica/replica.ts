@@ -276,11 +276,23 @@ export class Replica {
       lastIndex: () => this.rawNode.lastIndex(),
     };
     this.metrics = createReplicaMetrics(options.registry, () => this.status());
-    // The directory written by the last membership change wins over the start-up configuration.
+    // The directory written by the last membership change replaces the start-up configuration,
+    // which may name replicas that are not (or no longer) members: a newcomer the operator listed
+    // before adding it, a removed one. Counting those as members made the leader refuse to add the
+    // newcomer ("already a member") and let a removed one's messages through.
     const stored = stateMachine.membersRecord;
+    const configuration = rawNode.status().config;
+    const inConfiguration = new Set([
+      ...configuration.voters,
+      ...configuration.learners,
+      ...configuration.votersOutgoing,
+    ]);
     const known =
-      stored === undefined ? options.initialMembers : (JSON.parse(stored.toString('utf8')) as MemberSpec[]);
-    for (const member of options.initialMembers) this.members.set(member.raftId, member);
+      stored !== undefined
+        ? decodeMembersRecord(stored)
+        : inConfiguration.size === 0
+          ? options.initialMembers // a joiner: it learns the directory with its first snapshot
+          : options.initialMembers.filter((member) => inConfiguration.has(member.raftId));
     for (const member of known) this.members.set(member.raftId, member);
     this.lastSnapshotIndex = stateMachine.appliedIndex;
     this.monotonicTicks =
@@ -615,9 +627,17 @@ export class Replica {
     let proposal: ConfChange;
     switch (change.type) {
       case 'addLearner': {
+        // Membership is the configuration's: the directory only holds members' addresses.
+        const inConfiguration = new Set([
+          ...status.config.voters,
+          ...status.config.learners,
+          ...status.config.votersOutgoing,
+        ]);
         if (
-          this.members.has(change.member.raftId) ||
-          [...this.members.values()].some((m) => m.replicaId === change.member.replicaId)
+          inConfiguration.has(change.member.raftId) ||
+          [...this.members.values()].some(
+            (m) => m.replicaId === change.member.replicaId && inConfiguration.has(m.raftId),
+          )
         ) {
           throw membershipRefused(
             `raft id ${change.member.raftId} or replica ${change.member.replicaId} is already a member`,
@@ -1058,18 +1078,11 @@ export class Replica {
     let membersChanged = false;
     for (const single of singles) {
       if (single.type === 'removeNode') {
-        membersChanged = this.members.delete(single.nodeId) || membersChanged;
-        if (single.nodeId !== this.options.self.raftId) this.transport?.removePeer(single.nodeId);
+        membersChanged = this.members.has(single.nodeId) || membersChanged;
+        this.forgetMember(single.nodeId);
       } else if (context?.member !== undefined && context.member.raftId === single.nodeId) {
-        const member = context.member;
-        const known = this.members.has(member.raftId);
-        this.members.set(member.raftId, member);
+        this.reachMember(context.member);
         membersChanged = true;
-        if (member.raftId !== this.options.self.raftId) {
-          const address = { host: member.peerHost, port: member.peerPort };
-          if (known) this.transport?.updatePeer(member.raftId, address);
-          else this.transport?.addPeer(member.raftId, address);
-        }
       }
     }
     this.options.logger.info(
@@ -1368,6 +1381,39 @@ export class Replica {
     return true;
   }
 
+  /** Records a member's addresses, and has the transport reach it at them. */
+  private reachMember(member: MemberSpec): void {
+    const previous = this.members.get(member.raftId);
+    this.members.set(member.raftId, member);
+    const transport = this.transport;
+    if (member.raftId === this.options.self.raftId || transport === undefined) return;
+    const address = { host: member.peerHost, port: member.peerPort };
+    if (transport.peerStatus(member.raftId) === undefined) transport.addPeer(member.raftId, address);
+    else if (previous?.peerHost !== member.peerHost || previous.peerPort !== member.peerPort)
+      transport.updatePeer(member.raftId, address);
+  }
+
+  /** Forgets a member that left: its messages are refused and the transport stops reaching it. */
+  private forgetMember(raftId: NodeId): void {
+    this.members.delete(raftId);
+    if (raftId !== this.options.self.raftId) this.transport?.removePeer(raftId);
+  }
+
+  /**
+   * After a snapshot replaced the state machine, takes its member directory: the membership
+   * changes it covers never pass through this replica's log. Without it, a replica that caught up
+   * by snapshot kept refusing the members added meanwhile (`unknownPeer`), both ways, and its
+   * group lost its quorum as soon as the one member it still reached stopped.
+   */
+  private adoptMemberDirectory(): void {
+    const stored = this.stateMachine.membersRecord;
+    if (stored === undefined) return;
+    const directory = decodeMembersRecord(stored);
+    const kept = new Set(directory.map((member) => member.raftId));
+    for (const raftId of [...this.members.keys()]) if (!kept.has(raftId)) this.forgetMember(raftId);
+    for (const member of directory) this.reachMember(member);
+  }
+
   private async installSnapshot(index: number): Promise<void> {
     const incoming = this.snapshotToInstall;
     if (incoming === undefined)
@@ -1384,6 +1430,7 @@ export class Replica {
     if (this.incomingSnapshot === incoming) this.incomingSnapshot = undefined;
     this.lastSnapshotIndex = index;
     this.handedOutIndex = Math.max(this.handedOutIndex, index);
+    this.adoptMemberDirectory();
     this.metrics.snapshotsInstalled.inc();
     // The whole state was replaced: a faulted replica is rebuilt by it, as by a rebuild stream.
     if (this.storageFault !== undefined) this.leaveStorageFault(index);
@@ -1722,4 +1769,9 @@ function isMemberSpec(value: unknown): value is MemberSpec {
 
 function membershipRefused(message: string): ImpulseError {
   return new ImpulseError('MEMBERSHIP_CHANGE_REFUSED', message);
+}
+
+/** The member directory the state machine keeps (written by `applyEntries` on each change). */
+function decodeMembersRecord(record: Buffer): MemberSpec[] {
+  return JSON.parse(record.toString('utf8')) as MemberSpec[];
 }
