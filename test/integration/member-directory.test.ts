@@ -152,6 +152,17 @@ describe('member directory', () => {
     expect((await statusOf(await running.leaderOf('g1'))).learners).toContain(newcomer.raftId);
     // The launcher never gives a retired replica's Raft id to another one.
     await running.retire(newcomer.replicaId);
-    expect((await running.addReplica('g1')).raftId).toBe(newcomer.raftId + 1);
+    const nextRaftId = newcomer.raftId + 1;
+    const starting = running.addReplica('g1');
+    // A replica is in its group as soon as its start begins, but not ready until it answers:
+    // fault injectors pick only ready ones (chaos seed 11006 killed a newcomer mid-start).
+    let seen: ReplicaProcess | undefined;
+    while (seen === undefined) {
+      seen = running.group('g1').find((replica) => replica.raftId === nextRaftId);
+      if (seen === undefined) await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+    expect(running.isReady(seen.replicaId)).toBe(false);
+    expect((await starting).raftId).toBe(nextRaftId);
+    expect(running.isReady(seen.replicaId)).toBe(true);
   }, 120_000);
 });

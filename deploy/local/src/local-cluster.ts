@@ -210,6 +210,8 @@ export class LocalCluster {
   /** Every exit of a ready process that this cluster did not cause, in order. */
   readonly unexpectedExits: ProcessExit[] = [];
   private readonly logStreams = new Map<string, WriteStream>();
+  /** Replicas whose process is being started (until ready, or until the start failed). */
+  private readonly starting = new Set<string>();
   /** The highest Raft id each group has had, retired replicas included. */
   private readonly highestRaftIds = new Map<string, number>();
   /** Each replica's power-loss file system, by replica id (with `powerLoss` only). */
@@ -475,6 +477,18 @@ export class LocalCluster {
   }
 
   private async startReplica(replica: ReplicaProcess, extraArguments: readonly string[] = []): Promise<void> {
+    this.starting.add(replica.replicaId);
+    try {
+      await this.startReplicaProcess(replica, extraArguments);
+    } finally {
+      this.starting.delete(replica.replicaId);
+    }
+  }
+
+  private async startReplicaProcess(
+    replica: ReplicaProcess,
+    extraArguments: readonly string[],
+  ): Promise<void> {
     if (this.options.powerLoss === true) await this.mountPowerFs(replica);
     // A founding replica that never started on this data root founds its group; any other start
     // must find the group's Raft state in its data directory (or join), or is refused.
@@ -573,6 +587,14 @@ export class LocalCluster {
       this.unexpectedExits.push(exit);
       this.options.onUnexpectedExit?.(exit);
     });
+  }
+
+  /**
+   * Whether the named replica runs and has finished starting (it answered `/readyz`): a fault
+   * injector must leave a replica alone while it starts, or it fails the start it interrupts.
+   */
+  isReady(replicaId: string): boolean {
+    return this.isRunning(replicaId) && !this.starting.has(replicaId);
   }
 
   /** Whether the named process (a replica, or `gateway`) is running. */

@@ -445,15 +445,15 @@ export class Nemesis {
 
   /** Running replicas of a group that no membership change is using. */
   private available(group: string): ReplicaProcess[] {
-    return this.cluster
-      .group(group)
-      .filter(
-        (replica) =>
-          !this.busy.has(replica.replicaId) &&
-          !this.killed.has(replica.replicaId) &&
-          !this.paused.has(replica.replicaId) &&
-          this.cluster.isRunning(replica.replicaId),
-      );
+    return this.cluster.group(group).filter(
+      (replica) =>
+        !this.busy.has(replica.replicaId) &&
+        !this.killed.has(replica.replicaId) &&
+        !this.paused.has(replica.replicaId) &&
+        // Not one still starting: a newcomer the member track is starting is in the group
+        // before the track can mark it busy (chaos seed 11006 killed one mid-start).
+        this.cluster.isReady(replica.replicaId),
+    );
   }
 
   private async restartKilled(): Promise<void> {
