@@ -65,7 +65,9 @@ function expectWitness(check: HistoryCheck, operationsMax = 8): void {
 const bigHistoryOptions = fc.record({
   seed: fc.integer({ min: 0, max: 0x7fff_ffff }),
   bursts: fc.integer({ min: 2, max: 4 }),
-  burstWrites: fc.integer({ min: 72, max: 160 }),
+  // Enough that the writes left after up to 10% indeterminate ones are still 64 or more: with 72,
+  // one run in a few hundred kept 63 (CI at 1347d93, counterexample seed 15335439).
+  burstWrites: fc.integer({ min: 96, max: 160 }),
   burstReads: fc.integer({ min: 20, max: 120 }),
   deleteShare: fc.constantFrom(0, 0.05, 0.1, 0.2),
   indeterminateShare: fc.constantFrom(0, 0.05, 0.1),
