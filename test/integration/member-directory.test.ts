@@ -17,6 +17,28 @@ async function statusOf(replica: ReplicaProcess): Promise<Status> {
 }
 
 /**
+ * Adds `newcomer` as a learner through the current leader, retried until it is added; a leader
+ * that refuses it as already a member fails the test.
+ */
+async function addLearner(running: LocalCluster, newcomer: ReplicaProcess): Promise<void> {
+  const member = {
+    replicaId: newcomer.replicaId,
+    raftId: newcomer.raftId,
+    url: newcomer.url,
+    peerAddress: `${running.host}:${newcomer.peerPort}`,
+  };
+  await waitFor('the learner to be added', async () => {
+    const leader = await running.leaderOf('g1', 5_000);
+    const added = await rawRequest(leader.url, '/admin/members', {
+      method: 'POST',
+      body: JSON.stringify(member),
+    });
+    expect(errorCodeOf(added), added.body.toString()).not.toBe('MEMBERSHIP_CHANGE_REFUSED');
+    return added.status === 200;
+  });
+}
+
+/**
  * The member directory (each member's addresses) follows the configuration, whatever way a replica
  * learns it. Found by the chaos tool's 300 s runs: a replica that caught up by snapshot over a
  * replacement kept refusing the new member (`unknownPeer`) both ways, so the group lost its
@@ -36,21 +58,7 @@ describe('member directory', () => {
 
   async function replace(running: LocalCluster, leaving: ReplicaProcess): Promise<ReplicaProcess> {
     const newcomer = await running.addReplica('g1');
-    const member = {
-      replicaId: newcomer.replicaId,
-      raftId: newcomer.raftId,
-      url: newcomer.url,
-      peerAddress: `${running.host}:${newcomer.peerPort}`,
-    };
-    await waitFor('the learner to be added', async () => {
-      const leader = await running.leaderOf('g1', 5_000);
-      const added = await rawRequest(leader.url, '/admin/members', {
-        method: 'POST',
-        body: JSON.stringify(member),
-      });
-      expect(errorCodeOf(added), added.body.toString()).not.toBe('MEMBERSHIP_CHANGE_REFUSED');
-      return added.status === 200;
-    });
+    await addLearner(running, newcomer);
     await waitFor('the promotion', async () => {
       const leader = await running.leaderOf('g1', 5_000);
       const promoted = await rawRequest(leader.url, `/admin/members/${newcomer.replicaId}/promote`, {
@@ -130,25 +138,11 @@ describe('member directory', () => {
     // Every founder restarted: whichever leads now was given the newcomer's addresses at start.
     await Promise.all(founders.map((replica) => running.kill(replica.replicaId)));
     await Promise.all(founders.map((replica) => running.restart(replica.replicaId)));
-    const member = {
-      replicaId: newcomer.replicaId,
-      raftId: newcomer.raftId,
-      url: newcomer.url,
-      peerAddress: `${running.host}:${newcomer.peerPort}`,
-    };
     for (const replica of founders) {
       const status = await statusOf(replica);
       expect([...status.voters, ...status.learners]).not.toContain(newcomer.raftId);
     }
-    await waitFor('the learner to be added', async () => {
-      const current = await running.leaderOf('g1', 5_000);
-      const added = await rawRequest(current.url, '/admin/members', {
-        method: 'POST',
-        body: JSON.stringify(member),
-      });
-      expect(errorCodeOf(added), added.body.toString()).not.toBe('MEMBERSHIP_CHANGE_REFUSED');
-      return added.status === 200;
-    });
+    await addLearner(running, newcomer);
     expect((await statusOf(await running.leaderOf('g1'))).learners).toContain(newcomer.raftId);
     // The launcher never gives a retired replica's Raft id to another one.
     await running.retire(newcomer.replicaId);
