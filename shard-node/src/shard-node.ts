@@ -165,6 +165,12 @@ export class ShardNode {
       proposalBatchMax: 1024,
       logger,
       registry,
+      // This process hosts one replica: one that failed leaves nothing to serve, so the process
+      // exits, and its supervisor restarts it from the durable log and state machine.
+      onFailure: () => {
+        process.exitCode = 70;
+        setImmediate(() => process.exit(70));
+      },
     });
     const readiness = { ready: false };
     const consistencyChecker = new ConsistencyChecker(replica, logger, registry);

@@ -61,6 +61,12 @@ export function startReplica(
     proposalBatchMax: 1024,
     logger: silentLogger,
     registry: createMetricsRegistry({ service: 'shard-node', replica: self.replicaId }),
+    // A replica that fails in a test fails the test: vitest reports the uncaught error.
+    onFailure: (error) => {
+      setImmediate(() => {
+        throw error;
+      });
+    },
     ...overrides,
   });
 }

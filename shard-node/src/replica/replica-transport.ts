@@ -1,0 +1,34 @@
+import type { Message, NodeId } from '../raft/index.js';
+import type { SnapshotAbort, SnapshotChunk } from '../transport/index.js';
+import type { PeerAddress, PeerLinks } from './member-directory.js';
+
+/**
+ * What the host needs of a peer transport. Production opens a `PeerTransport`; the simulator
+ * gives the same host a network of its own.
+ */
+export interface ReplicaTransport extends PeerLinks {
+  /** The port peers reach this replica on (0 when it has none). */
+  readonly port: number;
+  /** Sends messages without waiting; those to an unreachable peer are dropped (Raft resends). */
+  send(messages: readonly Message[]): void;
+  /** Streams a snapshot to `to`; resolves once the receiver took the last chunk, rejects otherwise. */
+  sendSnapshotChunks(to: NodeId, snapshotId: string, chunks: AsyncIterable<Uint8Array>): Promise<unknown>;
+  stop(): Promise<void>;
+}
+
+/** What the transport hands the host. */
+export interface ReplicaTransportHandlers {
+  readonly onMessages: (messages: Message[]) => void;
+  /** Chunks of one inbound stream, in order; a rejection aborts the stream. */
+  readonly onSnapshotChunk: (chunk: SnapshotChunk) => Promise<void>;
+  readonly onSnapshotAborted: (abort: SnapshotAbort) => void;
+  readonly onUnreachable: (peerId: NodeId) => void;
+  /** A MsgSnap could not be sent: the core must hear that the snapshot failed. */
+  readonly onSnapshotMessageDropped: (peerId: NodeId) => void;
+}
+
+/** Opens the replica's transport, already reaching `peers`. */
+export type OpenReplicaTransport = (
+  peers: ReadonlyMap<NodeId, PeerAddress>,
+  handlers: ReplicaTransportHandlers,
+) => Promise<ReplicaTransport>;
