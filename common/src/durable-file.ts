@@ -1,18 +1,22 @@
-import { mkdir, open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
+import type { FileHandle, FileSystem } from './file-system/file-system.js';
+import { nodeFileSystem } from './file-system/node-file-system.js';
 
 /**
  * Small files that must survive a power loss whole: a data directory's identity, the state
  * machine's generation pointer, the launcher's record of founded replicas. Each is replaced, never
  * edited in place, so that after a crash it holds the old contents or the new, never a mix.
+ *
+ * Every function takes the file system last (`node:fs` by default), so that the simulator runs
+ * the same steps on a `MemoryFileSystem` and cuts the power between any two of them.
  */
 
 /**
  * Makes a directory's entries durable (a file created, renamed or removed in it). Without it, a
  * crash can forget a new file whose bytes were fsynced, or bring back a removed one.
  */
-export async function syncDirectory(directory: string): Promise<void> {
-  const handle = await open(directory, 'r');
+export async function syncDirectory(directory: string, fs: FileSystem = nodeFileSystem): Promise<void> {
+  const handle = await fs.open(directory, 'r');
   try {
     await handle.sync();
   } finally {
@@ -26,24 +30,32 @@ export async function syncDirectory(directory: string): Promise<void> {
  * loss even though the files written inside it were fsynced (a Raft log segment, an engine's
  * tables). Answers the levels it created (none when the directory existed).
  */
-export async function createDirectoryDurably(directory: string): Promise<string[]> {
+export async function createDirectoryDurably(
+  directory: string,
+  fs: FileSystem = nodeFileSystem,
+): Promise<string[]> {
   const target = resolve(directory);
-  const first = await mkdir(target, { recursive: true });
+  const first = await fs.mkdir(target, { recursive: true });
   if (first === undefined) return [];
   const created: string[] = [];
   for (let level = target; ; level = dirname(level)) {
     created.unshift(level);
     if (level === first || dirname(level) === level) break;
   }
-  for (const level of created) await syncDirectory(dirname(level));
+  for (const level of created) await syncDirectory(dirname(level), fs);
   return created;
 }
 
 /**
  * Replaces `path` with `contents`, atomically and durably (see `replaceFileDurablyWith`).
  */
-export function replaceFileDurably(path: string, contents: string | Uint8Array, mode = 0o644): Promise<void> {
-  return replaceFileDurablyWith(path, (file) => file.writeFile(contents), mode);
+export function replaceFileDurably(
+  path: string,
+  contents: string | Uint8Array,
+  mode = 0o644,
+  fs: FileSystem = nodeFileSystem,
+): Promise<void> {
+  return replaceFileDurablyWith(path, (file) => file.writeFile(contents), mode, fs);
 }
 
 /**
@@ -56,12 +68,13 @@ export async function replaceFileDurablyWith(
   path: string,
   write: (file: FileHandle) => Promise<void>,
   mode = 0o644,
+  fs: FileSystem = nodeFileSystem,
 ): Promise<void> {
   const temporary = `${path}.tmp`;
   // A temporary file left by a crash would keep its own mode: start from none.
-  await rm(temporary, { force: true });
+  await fs.rm(temporary, { force: true });
   try {
-    const file = await open(temporary, 'w', mode);
+    const file = await fs.open(temporary, 'w', mode);
     try {
       await write(file);
       await file.sync();
@@ -69,9 +82,9 @@ export async function replaceFileDurablyWith(
       await file.close();
     }
   } catch (error) {
-    await rm(temporary, { force: true });
+    await fs.rm(temporary, { force: true });
     throw error;
   }
-  await rename(temporary, path);
-  await syncDirectory(dirname(path));
+  await fs.rename(temporary, path);
+  await syncDirectory(dirname(path), fs);
 }

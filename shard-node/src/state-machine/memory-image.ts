@@ -1,7 +1,7 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
-import { StartupError, replaceFileDurablyWith } from '@impulse/common';
+import { StartupError, replaceFileDurablyWith, writeFully } from '@impulse/common';
 import type { Engine } from '../storage/index.js';
 import { decodeSnapshotChunk } from './snapshot-codec.js';
 
@@ -33,18 +33,20 @@ export async function writeMemoryImage(
   snapshotChunks: AsyncIterable<Buffer>,
 ): Promise<void> {
   await replaceFileDurablyWith(join(directory, memoryImageFileName), async (file) => {
-    await file.write(magic);
+    // The handle writes at positions: the image is written in order, from 0.
+    let position = await writeFully(file, magic, 0);
     let chunks = 0;
     for await (const chunk of snapshotChunks) {
       const header = Buffer.allocUnsafe(frameHeaderBytes);
       header.writeUInt32BE(chunk.byteLength, 0);
       header.writeUInt32BE(crc32(chunk), 4);
-      await file.writev([header, chunk]);
+      position = await writeFully(file, header, position);
+      position = await writeFully(file, chunk, position);
       chunks++;
     }
     const end = Buffer.alloc(frameHeaderBytes);
     end.writeUInt32BE(chunks, 4);
-    await file.write(end);
+    await writeFully(file, end, position);
   });
 }
 
