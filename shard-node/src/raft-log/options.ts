@@ -5,6 +5,7 @@
 import { performance } from 'node:perf_hooks';
 
 import { EMPTY_CONF_STATE, silentLogger, type ConfState, type Logger } from '../raft/index.js';
+import { nodeFileSystem, type FileSystem } from '@impulse/common';
 import { assert } from './errors.js';
 import { RECORD_HEADER_BYTES } from './record-codec.js';
 
@@ -40,6 +41,8 @@ export interface RaftLogOptions {
   readonly observer?: Partial<RaftLogObserver>;
   /** A monotonic clock in seconds, for the observer's latencies. Default: `performance.now()`. */
   readonly clockSeconds?: () => number;
+  /** Where the segments live. Default: the real one (`nodeFileSystem`); the simulator's in memory. */
+  readonly fileSystem?: FileSystem;
 }
 
 export interface ResolvedRaftLogOptions {
@@ -50,6 +53,7 @@ export interface ResolvedRaftLogOptions {
   readonly logger: Logger;
   readonly observer: RaftLogObserver;
   readonly clockSeconds: () => number;
+  readonly fs: FileSystem;
 }
 
 export const SEGMENT_BYTES_MAX_DEFAULT = 64 * MIB;
@@ -88,5 +92,6 @@ export function resolveRaftLogOptions(options: RaftLogOptions): ResolvedRaftLogO
       onSegmentsChanged: observer.onSegmentsChanged?.bind(observer) ?? noop,
     },
     clockSeconds: options.clockSeconds ?? ((): number => performance.now() / 1000),
+    fs: options.fileSystem ?? nodeFileSystem,
   });
 }

@@ -8,7 +8,6 @@
  * The queue keeps the file in call order, so a host may call `compact` from a snapshot task while
  * its loop calls `save`.
  */
-import { mkdir, unlink } from 'node:fs/promises';
 import { replaceFileDurably } from '@impulse/common';
 import path from 'node:path';
 
@@ -106,17 +105,18 @@ export class RaftLogStore implements Storage {
   static async open(input: RaftLogOptions): Promise<RaftLogStore> {
     const options = resolveRaftLogOptions(input);
     const { directory } = options;
-    const created = await mkdir(directory, { recursive: true });
+    const created = await options.fs.mkdir(directory, { recursive: true });
     if (created !== undefined) {
-      await syncDirectory(path.dirname(created));
+      await syncDirectory(path.dirname(created), options.fs);
     }
-    const recovered = await recover(directory, options.recordBytesMax, options.logger);
+    const recovered = await recover(directory, options.recordBytesMax, options.logger, options.fs);
     if (recovered !== undefined && recovered.segments.length > 0) {
       const last = recovered.segments[recovered.segments.length - 1]!;
-      const tail = await SegmentWriter.reopen(last);
+      const tail = await SegmentWriter.reopen(last, options.fs);
       const store = new RaftLogStore(options, recovered, tail, true);
       // A log written before NEWEST existed gets it now (every later rotation keeps it current).
-      if ((await readNewestSegment(directory)) === undefined) await store.recordNewestSegment(last.sequence);
+      if ((await readNewestSegment(directory, options.fs)) === undefined)
+        await store.recordNewestSegment(last.sequence);
       if (recovered.commitRaised) {
         // The disk must agree with memory: a later checkpoint repeats the raised hard state, and
         // replay checks that checkpoints match the records before them.
@@ -139,7 +139,7 @@ export class RaftLogStore implements Storage {
       sizeBytes: 0,
       maxEntryIndex: 0,
     };
-    const tail = await SegmentWriter.create(info);
+    const tail = await SegmentWriter.create(info, options.fs);
     const store = new RaftLogStore(options, { ...state, segments: [info] }, tail, false);
     store.createdByOpen = true;
     await store.writeCheckpoint(store.checkpoint());
@@ -472,7 +472,7 @@ export class RaftLogStore implements Storage {
       sizeBytes: 0,
       maxEntryIndex: 0,
     };
-    this.tail = await SegmentWriter.create(info);
+    this.tail = await SegmentWriter.create(info, this.options.fs);
     this.segments.push(info);
     this.tailHasRecords = false;
     await this.syncDirectory();
@@ -493,6 +493,8 @@ export class RaftLogStore implements Storage {
     await replaceFileDurably(
       path.join(this.options.directory, NEWEST_SEGMENT_FILE),
       encodeNewestSegment(sequence),
+      undefined,
+      this.options.fs,
     );
     this.options.observer.onFsync(this.options.clockSeconds() - startSeconds, 'directory');
   }
@@ -508,7 +510,7 @@ export class RaftLogStore implements Storage {
     let deleted = 0;
     while (this.segments.length > 1 && this.segments[0]!.maxEntryIndex <= index) {
       const segment = this.segments[0]!;
-      await unlink(segment.file);
+      await this.options.fs.unlink(segment.file);
       // One directory fsync per deletion: without it a crash could keep an older segment while
       // forgetting a newer one's deletion, and the gap in sequence numbers would read as a lost
       // segment. Deleting oldest first leaves a suffix of the segments, which replays.
@@ -535,7 +537,7 @@ export class RaftLogStore implements Storage {
 
   private async syncDirectory(): Promise<void> {
     const startSeconds = this.options.clockSeconds();
-    await syncDirectory(this.options.directory);
+    await syncDirectory(this.options.directory, this.options.fs);
     this.options.observer.onFsync(this.options.clockSeconds() - startSeconds, 'directory');
   }
 

@@ -11,7 +11,7 @@
  * - A newest segment older than the one `NEWEST` names (or no segment at all while it names one)
  *   means segments were lost from the end: corruption too, not a shorter log.
  */
-import { open, readFile, unlink } from 'node:fs/promises';
+import type { FileSystem } from '@impulse/common';
 import path from 'node:path';
 
 import type { HardState, Logger, SnapshotMetadata } from '../raft/index.js';
@@ -146,11 +146,12 @@ export async function recover(
   directory: string,
   recordBytesMax: number,
   logger: Logger,
+  fs: FileSystem,
 ): Promise<RecoveredLog | undefined> {
-  const listed = await listSegments(directory);
+  const listed = await listSegments(directory, fs);
   let newest: number | undefined;
   try {
-    newest = await readNewestSegment(directory);
+    newest = await readNewestSegment(directory, fs);
   } catch (error) {
     throw corruptionError(path.join(directory, NEWEST_SEGMENT_FILE), 0, (error as Error).message);
   }
@@ -172,7 +173,7 @@ export async function recover(
   for (let i = 0; i < listed.length; i++) {
     const { sequence, firstIndex, file } = listed[i]!;
     const isLast = i === listed.length - 1;
-    const buffer = await readFile(file);
+    const buffer = await fs.readFile(file);
     const segment: SegmentInfo = { sequence, firstIndex, file, sizeBytes: 0, maxEntryIndex: 0 };
     let offset = 0;
     while (offset < buffer.length) {
@@ -210,7 +211,7 @@ export async function recover(
         droppedBytes: buffer.length - offset,
         reason: read.reason,
       });
-      await truncateFile(file, offset);
+      await truncateFile(file, offset, fs);
       break;
     }
     if (buffer.length === 0 && !isLast) {
@@ -224,8 +225,8 @@ export async function recover(
   // goes so that every remaining segment starts with a checkpoint.
   const last = segments[segments.length - 1]!;
   if (last.sizeBytes === 0) {
-    await unlink(last.file);
-    await syncDirectory(directory);
+    await fs.unlink(last.file);
+    await syncDirectory(directory, fs);
     segments.pop();
   }
   // A segment is named in NEWEST only once its checkpoint is durable, so it cannot have been torn
@@ -272,8 +273,8 @@ function missingNewest(directory: string, newest: number, found: number | undefi
   );
 }
 
-async function truncateFile(file: string, sizeBytes: number): Promise<void> {
-  const handle = await open(file, 'r+');
+async function truncateFile(file: string, sizeBytes: number, fs: FileSystem): Promise<void> {
+  const handle = await fs.open(file, 'r+');
   try {
     await handle.truncate(sizeBytes);
     await handle.datasync();

@@ -3,9 +3,8 @@
  * segment. A segment is named `<sequence>-<firstIndex>.log`, both as 16 hex digits, so that names
  * sort in log order; `firstIndex` is the index the next entry had when the segment was created.
  */
-import { writeSync } from 'node:fs';
-import { open, readdir, readFile, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
+import type { FileHandle, FileSystem } from '@impulse/common';
 
 import { assert } from './errors.js';
 
@@ -44,10 +43,10 @@ export function encodeNewestSegment(sequence: number): string {
 }
 
 /** The sequence that `NEWEST` names; undefined when the file does not exist; throws on garbage. */
-export async function readNewestSegment(directory: string): Promise<number | undefined> {
+export async function readNewestSegment(directory: string, fs: FileSystem): Promise<number | undefined> {
   let text: string;
   try {
-    text = await readFile(path.join(directory, NEWEST_SEGMENT_FILE), 'latin1');
+    text = (await fs.readFile(path.join(directory, NEWEST_SEGMENT_FILE))).toString('latin1');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw error;
@@ -61,8 +60,9 @@ export async function readNewestSegment(directory: string): Promise<number | und
 /** The segments of `directory`, in sequence order. Other files are ignored. */
 export async function listSegments(
   directory: string,
+  fs: FileSystem,
 ): Promise<{ sequence: number; firstIndex: number; file: string }[]> {
-  const names = await readdir(directory);
+  const names = await fs.readdir(directory);
   const segments = [];
   for (const name of names) {
     const match = SEGMENT_NAME.exec(name);
@@ -83,8 +83,8 @@ export async function listSegments(
  * Makes the directory's entries (a created, truncated or deleted file) durable. Without it, a
  * crash can forget a new segment whose records were fsynced, or resurrect a deleted one.
  */
-export async function syncDirectory(directory: string): Promise<void> {
-  const handle = await open(directory, 'r');
+export async function syncDirectory(directory: string, fs: FileSystem): Promise<void> {
+  const handle = await fs.open(directory, 'r');
   try {
     await handle.sync();
   } finally {
@@ -103,14 +103,14 @@ export class SegmentWriter {
   ) {}
 
   /** Creates a new segment file; fails if it exists, which would mean two writers. */
-  static async create(info: SegmentInfo): Promise<SegmentWriter> {
+  static async create(info: SegmentInfo, fs: FileSystem): Promise<SegmentWriter> {
     assert(info.sizeBytes === 0, 'a new segment starts empty');
-    return new SegmentWriter(await open(info.file, 'wx'), info);
+    return new SegmentWriter(await fs.open(info.file, 'wx'), info);
   }
 
   /** Opens an existing segment to append after its `info.sizeBytes` valid bytes. */
-  static async reopen(info: SegmentInfo): Promise<SegmentWriter> {
-    return new SegmentWriter(await open(info.file, 'r+'), info);
+  static async reopen(info: SegmentInfo, fs: FileSystem): Promise<SegmentWriter> {
+    return new SegmentWriter(await fs.open(info.file, 'r+'), info);
   }
 
   /**
@@ -129,8 +129,8 @@ export class SegmentWriter {
       const position = this.info.sizeBytes + written;
       written +=
         length <= synchronousWriteBytesMax
-          ? writeSync(this.handle.fd, bytes, written, length, position)
-          : (await this.handle.write(bytes, written, length, position)).bytesWritten;
+          ? this.handle.writeNow(bytes, written, length, position)
+          : await this.handle.write(bytes, written, length, position);
     }
     this.info.sizeBytes += bytes.length;
     this.unsynced = true;

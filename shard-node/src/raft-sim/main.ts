@@ -3,7 +3,7 @@
  * `sim: <N> seeds, <V> violations, <ops> ops, <ticks per second> ticks/s`. Exits 1 on any
  * violation, after printing each failing seed with the command that replays it.
  *
- *   npm run sim -- --seeds 200 [--seed 1] [--replicas 3|5] [--ticks 2000] [--lease-reads] [--verbose]
+ *   npm run sim:core -- --seeds 200 [--seed 1] [--replicas 3|5] [--ticks 2000] [--lease-reads] [--verbose]
  */
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
@@ -53,7 +53,7 @@ function parseOptions(argv: readonly string[]): CliOptions {
 
 function replayCommand(options: CliOptions, seed: number): string {
   const lease = options.leaseReads ? ' --lease-reads' : '';
-  return `npm run sim -- --seeds 1 --seed ${seed} --replicas ${options.replicas} --ticks ${options.ticks}${lease} --verbose`;
+  return `npm run sim:core -- --seeds 1 --seed ${seed} --replicas ${options.replicas} --ticks ${options.ticks}${lease} --verbose`;
 }
 
 function describeResult(result: SimulationResult): string {

@@ -6,3 +6,10 @@ export {
   type ReplicaRole,
   type ReplicaStatus,
 } from './replica.js';
+export { systemScheduler, sleep, type Scheduler, type Timer } from './scheduler.js';
+export type {
+  OpenReplicaTransport,
+  ReplicaTransport,
+  ReplicaTransportHandlers,
+} from './replica-transport.js';
+export type { PeerAddress } from './member-directory.js';

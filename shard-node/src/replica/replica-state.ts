@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { StartupError, type Logger } from '@impulse/common';
-import { RawNode, createSeededRandom, type ConfState } from '../raft/index.js';
+import { StartupError, type FileSystem, type Logger } from '@impulse/common';
+import { RawNode, createSeededRandom, type ConfState, type Config } from '../raft/index.js';
 import { RaftLogStore, isRaftLogError, type RaftLogObserver } from '../raft-log/index.js';
 import { ReplicaStateMachine, StorageFault } from '../state-machine/index.js';
 import type { Engine, EngineName } from '../storage/index.js';
@@ -27,6 +27,10 @@ export interface ReplicaStateOptions {
   readonly wrapEngine?: ((engine: Engine) => Engine) | undefined;
   /** Seeds the core's election timeouts (the simulator passes its own). */
   readonly randomSeed?: number | undefined;
+  /** Where the log and the state machine keep their files (default: the real file system). */
+  readonly fileSystem?: FileSystem | undefined;
+  /** Simulator only (see `ReplicaOptions.adjustCore`). */
+  readonly adjustCore?: ((config: Config) => Config) | undefined;
 }
 
 /** A replica's durable state, opened and reconciled: the state machine, the log and the core over it. */
@@ -65,6 +69,7 @@ export async function openReplicaState(options: ReplicaStateOptions): Promise<Re
     engine: options.engine,
     logger,
     ...(options.wrapEngine === undefined ? {} : { wrapEngine: options.wrapEngine }),
+    ...(options.fileSystem === undefined ? {} : { fileSystem: options.fileSystem }),
   });
   const logStore = await RaftLogStore.open({
     directory: join(options.dataDirectory, 'raft'),
@@ -72,6 +77,7 @@ export async function openReplicaState(options: ReplicaStateOptions): Promise<Re
     confState: initialConfState,
     logger: raftLoggerOf(logger.child({ component: 'raft-log' })),
     observer: options.logObserver,
+    ...(options.fileSystem === undefined ? {} : { fileSystem: options.fileSystem }),
   }).catch(async (error: unknown) => {
     await stateMachine.close();
     throw raftLogRefusal(options, error);
@@ -127,26 +133,29 @@ export async function openReplicaState(options: ReplicaStateOptions): Promise<Re
         commit: Math.max(hardState.commit, stateMachine.appliedIndex),
       });
     }
-    const rawNode = new RawNode({
-      id: options.raftId,
-      storage: logStore,
-      // The core restarts from the log's snapshot, not from the state machine's applied index: it
-      // hands back the committed entries after the snapshot, so that membership changes among
-      // them rebuild the configuration. The host skips the commands it already applied.
-      applied: logStore.snapshot().metadata.index,
-      electionTimeoutTicks: options.electionTimeoutTicks,
-      heartbeatTicks: options.heartbeatTicks,
-      checkQuorum: true,
-      preVote: true,
-      readOnlyOption: options.leaseReads ? 'leaseBased' : 'safe',
-      // The gateway sends writes to the leader; a follower answers NOT_LEADER rather than forward.
-      disableProposalForwarding: true,
-      maxSizePerMessageBytes: 1024 * 1024,
-      maxInflightMessages: 256,
-      maxUncommittedEntriesBytes: 64 * 1024 * 1024,
-      random: createSeededRandom(options.randomSeed ?? randomBytes(4).readUInt32BE()),
-      logger: raftLoggerOf(logger.child({ component: 'raft' })),
-    });
+    const adjust = options.adjustCore ?? ((config: Config): Config => config);
+    const rawNode = new RawNode(
+      adjust({
+        id: options.raftId,
+        storage: logStore,
+        // The core restarts from the log's snapshot, not from the state machine's applied index: it
+        // hands back the committed entries after the snapshot, so that membership changes among
+        // them rebuild the configuration. The host skips the commands it already applied.
+        applied: logStore.snapshot().metadata.index,
+        electionTimeoutTicks: options.electionTimeoutTicks,
+        heartbeatTicks: options.heartbeatTicks,
+        checkQuorum: true,
+        preVote: true,
+        readOnlyOption: options.leaseReads ? 'leaseBased' : 'safe',
+        // The gateway sends writes to the leader; a follower answers NOT_LEADER rather than forward.
+        disableProposalForwarding: true,
+        maxSizePerMessageBytes: 1024 * 1024,
+        maxInflightMessages: 256,
+        maxUncommittedEntriesBytes: 64 * 1024 * 1024,
+        random: createSeededRandom(options.randomSeed ?? randomBytes(4).readUInt32BE()),
+        logger: raftLoggerOf(logger.child({ component: 'raft' })),
+      }),
+    );
     return { stateMachine, logStore, rawNode };
   } catch (error) {
     await logStore.close();

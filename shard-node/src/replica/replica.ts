@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { ImpulseError, type Logger, type Registry } from '@impulse/common';
+import { ImpulseError, type FileSystem, type Logger, type Registry } from '@impulse/common';
 import {
   RaftError,
   type ConfChange,
+  type Config,
   type Message,
   type NodeId,
   type RawNode,
@@ -107,6 +108,16 @@ export interface ReplicaOptions {
   readonly scheduler?: Scheduler;
   /** Opens the peer transport (default: a `PeerTransport` listening on the peer port). */
   readonly openTransport?: OpenReplicaTransport;
+  /** Seeds the core's randomized election timeouts (default: from `crypto`); the simulator's seed. */
+  readonly randomSeed?: number;
+  /** Where the log and the state machine keep their files (default: the real file system). */
+  readonly fileSystem?: FileSystem;
+  /**
+   * For the simulator only: adjusts the core's configuration before the core is built (the
+   * simulator plants the core's test-only bugs through it, to show that its checks catch them).
+   * `ShardNode` never sets it.
+   */
+  readonly adjustCore?: (config: Config) => Config;
   /**
    * For fault-injection tests only (see `StateMachineOptions.wrapEngine`): wraps every engine the
    * state machine opens. `ShardNode` never sets it.
@@ -335,6 +346,9 @@ export class Replica {
         onSegmentsChanged: (totalBytes) => metricsHooks?.setLogBytes(totalBytes),
       },
       wrapEngine: options.wrapEngine,
+      randomSeed: options.randomSeed,
+      fileSystem: options.fileSystem,
+      adjustCore: options.adjustCore,
     });
     try {
       const replica = new Replica(options, logStore, stateMachine, rawNode);

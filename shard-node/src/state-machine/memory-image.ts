@@ -1,7 +1,13 @@
-import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
-import { StartupError, replaceFileDurablyWith, writeFully } from '@impulse/common';
+import {
+  StartupError,
+  nodeFileSystem,
+  replaceFileDurablyWith,
+  writeFully,
+  type FileHandle,
+  type FileSystem,
+} from '@impulse/common';
 import type { Engine } from '../storage/index.js';
 import { decodeSnapshotChunk } from './snapshot-codec.js';
 
@@ -31,23 +37,29 @@ const frameHeaderBytes = 8;
 export async function writeMemoryImage(
   directory: string,
   snapshotChunks: AsyncIterable<Buffer>,
+  fs: FileSystem = nodeFileSystem,
 ): Promise<void> {
-  await replaceFileDurablyWith(join(directory, memoryImageFileName), async (file) => {
-    // The handle writes at positions: the image is written in order, from 0.
-    let position = await writeFully(file, magic, 0);
-    let chunks = 0;
-    for await (const chunk of snapshotChunks) {
-      const header = Buffer.allocUnsafe(frameHeaderBytes);
-      header.writeUInt32BE(chunk.byteLength, 0);
-      header.writeUInt32BE(crc32(chunk), 4);
-      position = await writeFully(file, header, position);
-      position = await writeFully(file, chunk, position);
-      chunks++;
-    }
-    const end = Buffer.alloc(frameHeaderBytes);
-    end.writeUInt32BE(chunks, 4);
-    await writeFully(file, end, position);
-  });
+  await replaceFileDurablyWith(
+    join(directory, memoryImageFileName),
+    async (file) => {
+      // The handle writes at positions: the image is written in order, from 0.
+      let position = await writeFully(file, magic, 0);
+      let chunks = 0;
+      for await (const chunk of snapshotChunks) {
+        const header = Buffer.allocUnsafe(frameHeaderBytes);
+        header.writeUInt32BE(chunk.byteLength, 0);
+        header.writeUInt32BE(crc32(chunk), 4);
+        position = await writeFully(file, header, position);
+        position = await writeFully(file, chunk, position);
+        chunks++;
+      }
+      const end = Buffer.alloc(frameHeaderBytes);
+      end.writeUInt32BE(chunks, 4);
+      await writeFully(file, end, position);
+    },
+    undefined,
+    fs,
+  );
 }
 
 /**
@@ -55,11 +67,15 @@ export async function writeMemoryImage(
  * is none. A damaged image (bad magic, checksum or framing, or no end frame) is refused with
  * `DATA_DIRECTORY_DAMAGED`: starting from part of a state would serve a state that never was.
  */
-export async function loadMemoryImage(directory: string, engine: Engine): Promise<boolean> {
+export async function loadMemoryImage(
+  directory: string,
+  engine: Engine,
+  fs: FileSystem = nodeFileSystem,
+): Promise<boolean> {
   const path = join(directory, memoryImageFileName);
   let file: FileHandle;
   try {
-    file = await open(path, 'r');
+    file = await fs.open(path, 'r');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
     throw error;
@@ -67,12 +83,12 @@ export async function loadMemoryImage(directory: string, engine: Engine): Promis
   const damaged = (reason: string): StartupError =>
     new StartupError('DATA_DIRECTORY_DAMAGED', `memory-engine image ${path} is damaged: ${reason}`);
   try {
-    const fileBytes = (await file.stat()).size;
+    const fileBytes = await file.size();
     let offset = 0;
     const readExactly = async (bytes: number): Promise<Buffer> => {
       if (offset + bytes > fileBytes) throw damaged(`truncated at byte ${offset}`);
       const buffer = Buffer.allocUnsafe(bytes);
-      const { bytesRead } = await file.read(buffer, 0, bytes, offset);
+      const bytesRead = await file.read(buffer, 0, bytes, offset);
       if (bytesRead !== bytes) throw damaged(`truncated at byte ${offset}`);
       offset += bytes;
       return buffer;

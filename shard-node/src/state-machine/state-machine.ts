@@ -1,6 +1,12 @@
-import { readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { StartupError, createDirectoryDurably, type Logger, replaceFileDurably } from '@impulse/common';
+import {
+  StartupError,
+  createDirectoryDurably,
+  nodeFileSystem,
+  replaceFileDurably,
+  type FileSystem,
+  type Logger,
+} from '@impulse/common';
 import type { ConfState, Entry as LogEntry, SnapshotMetadata } from '../raft/index.js';
 import {
   openEngine,
@@ -63,6 +69,12 @@ export interface StateMachineOptions {
    * put a double around the real engine (one that alters what a read returns, or drops a batch).
    */
   readonly wrapEngine?: (engine: Engine) => Engine;
+  /**
+   * Where the generations, their pointer and the memory engine's image live. Default: the real
+   * file system; the simulator's is in memory. (LevelDB keeps its own files: the simulator runs the
+   * memory engine.)
+   */
+  readonly fileSystem?: FileSystem;
 }
 
 /** What happened to one applied entry. */
@@ -172,19 +184,20 @@ export class ReplicaStateMachine {
    * A data directory of another format is refused with `DATA_DIRECTORY_FORMAT_UNSUPPORTED`.
    */
   static async open(options: StateMachineOptions): Promise<ReplicaStateMachine> {
-    await createDirectoryDurably(options.directory);
+    const fs = fileSystemOf(options);
+    await createDirectoryDurably(options.directory, fs);
     // Generations are folders of LevelDB's; the memory engine's lives in memory and in its image.
-    const generation = options.engine === 'memory' ? 1 : await readGeneration(options.directory);
+    const generation = options.engine === 'memory' ? 1 : await readGeneration(options.directory, fs);
     // A pointer to a generation that does not exist would silently start empty: the state is
     // lost, and the state machine opens on an empty engine, faulted, to be rebuilt from a leader.
     const missing =
       options.engine !== 'memory' &&
-      !(await removeOtherGenerations(options.directory, generation, options.logger));
+      !(await removeOtherGenerations(options.directory, generation, options.logger, fs));
     const engine = await openGeneration(options, generation);
     let imageLoaded = false;
     if (options.engine === 'memory') {
       try {
-        imageLoaded = await loadMemoryImage(options.directory, engine);
+        imageLoaded = await loadMemoryImage(options.directory, engine, fs);
       } catch (error) {
         await engine.close();
         throw error;
@@ -298,7 +311,7 @@ export class ReplicaStateMachine {
   writeImage(snapshot: StateMachineSnapshot): Promise<void> {
     const write = this.#imageWrites.then(async () => {
       if (snapshot.metadata.index <= this.#imageIndex) return;
-      await writeMemoryImage(this.options.directory, snapshot.chunks());
+      await writeMemoryImage(this.options.directory, snapshot.chunks(), fileSystemOf(this.options));
       this.#imageIndex = snapshot.metadata.index;
     });
     this.#imageWrites = write.catch(() => undefined);
@@ -835,7 +848,10 @@ export class ReplicaStateMachine {
   async beginInstall(): Promise<SnapshotInstall> {
     const generation = Math.max(this.#generation, this.#generationReserved) + 1;
     this.#generationReserved = generation;
-    await rm(join(this.options.directory, generationName(generation)), { recursive: true, force: true });
+    await fileSystemOf(this.options).rm(join(this.options.directory, generationName(generation)), {
+      recursive: true,
+      force: true,
+    });
     const engine = await openGeneration(this.options, generation);
     return new SnapshotInstall(engine, generation, this.keepsBatchChain);
   }
@@ -849,7 +865,8 @@ export class ReplicaStateMachine {
   async install(install: SnapshotInstall): Promise<SnapshotMetadata> {
     if (install.generation <= this.#generation) throw new Error('state machine: stale snapshot install');
     const metadata = await install.finish();
-    if (this.options.engine !== 'memory') await writeGeneration(this.options.directory, install.generation);
+    if (this.options.engine !== 'memory')
+      await writeGeneration(this.options.directory, install.generation, fileSystemOf(this.options));
     const previous = this.#engine;
     const previousGeneration = this.#generation;
     this.#engine = install.engine;
@@ -863,7 +880,7 @@ export class ReplicaStateMachine {
     // (when this returns), and after any image of the previous engine being written.
     await this.persistImage();
     await previous.close();
-    await rm(join(this.options.directory, generationName(previousGeneration)), {
+    await fileSystemOf(this.options).rm(join(this.options.directory, generationName(previousGeneration)), {
       recursive: true,
       force: true,
     });
@@ -1024,15 +1041,19 @@ async function openGeneration(options: StateMachineOptions, generation: number):
   const directory = join(options.directory, generationName(generation));
   // LevelDB fsyncs its files and its own folder, not the folder that holds it: a generation
   // created without this could vanish in a power loss with everything synced inside it.
-  await createDirectoryDurably(directory);
+  await createDirectoryDurably(directory, fileSystemOf(options));
   // The Raft log is the durable record: batches need no fsync of their own (see `sync()`).
   return wrap(await openEngine({ name: 'leveldb', directory, sync: false }));
 }
 
-async function readGeneration(directory: string): Promise<number> {
+function fileSystemOf(options: StateMachineOptions): FileSystem {
+  return options.fileSystem ?? nodeFileSystem;
+}
+
+async function readGeneration(directory: string, fs: FileSystem): Promise<number> {
   let text: string;
   try {
-    text = await readFile(join(directory, generationPointerFile), 'utf8');
+    text = (await fs.readFile(join(directory, generationPointerFile))).toString('utf8');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return 1;
     throw error;
@@ -1046,8 +1067,13 @@ async function readGeneration(directory: string): Promise<number> {
 }
 
 /** Points `CURRENT` at `generation`, atomically and durably (see `replaceFileDurably`). */
-async function writeGeneration(directory: string, generation: number): Promise<void> {
-  await replaceFileDurably(join(directory, generationPointerFile), `${generationName(generation)}\n`);
+async function writeGeneration(directory: string, generation: number, fs: FileSystem): Promise<void> {
+  await replaceFileDurably(
+    join(directory, generationPointerFile),
+    `${generationName(generation)}\n`,
+    undefined,
+    fs,
+  );
 }
 
 /**
@@ -1058,15 +1084,16 @@ async function removeOtherGenerations(
   directory: string,
   generation: number,
   logger: Logger,
+  fs: FileSystem,
 ): Promise<boolean> {
-  for (const name of await readdir(directory)) {
+  for (const name of await fs.readdir(directory)) {
     if (name.startsWith(generationPrefix) && name !== generationName(generation)) {
       logger.warn({ folder: name }, 'state machine: removing a generation left by an interrupted install');
-      await rm(join(directory, name), { recursive: true, force: true });
+      await fs.rm(join(directory, name), { recursive: true, force: true });
     }
   }
   if (generation === 1) return true;
-  return (await readdir(directory)).includes(generationName(generation));
+  return (await fs.readdir(directory)).includes(generationName(generation));
 }
 
 export function encodeConfState(confState: ConfState): Buffer {

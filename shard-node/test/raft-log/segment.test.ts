@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { nodeFileSystem } from '@impulse/common';
 import { SegmentWriter, segmentFileName } from '../../src/raft-log/segment.js';
 import { removeDirectory, temporaryDirectory } from './helpers.js';
 
@@ -17,13 +18,16 @@ describe('SegmentWriter', () => {
 
   it('appends small writes (copied at once) and large ones (through the thread pool) in order', async () => {
     const file = join(directory, segmentFileName(1, 1));
-    const writer = await SegmentWriter.create({
-      sequence: 1,
-      firstIndex: 1,
-      file,
-      sizeBytes: 0,
-      maxEntryIndex: 0,
-    });
+    const writer = await SegmentWriter.create(
+      {
+        sequence: 1,
+        firstIndex: 1,
+        file,
+        sizeBytes: 0,
+        maxEntryIndex: 0,
+      },
+      nodeFileSystem,
+    );
     const small = Buffer.alloc(1000, 1);
     const large = Buffer.alloc(200 * 1024, 2);
     const last = Buffer.alloc(10, 3);

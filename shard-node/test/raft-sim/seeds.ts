@@ -34,7 +34,7 @@ export function expectSeedsPass(
     if (result.violations.length > 0) {
       failures.push(
         `seed ${seed}: ${result.violations.map((v) => `${v.invariant}: ${v.detail.split('\n')[0]}`).join('; ')}` +
-          ` (replay: npm run sim -- --seeds 1 --seed ${seed} --replicas ${replicas} --ticks ${sweepTicks}` +
+          ` (replay: npm run sim:core -- --seeds 1 --seed ${seed} --replicas ${replicas} --ticks ${sweepTicks}` +
           `${leaseReads ? ' --lease-reads' : ''} --verbose)`,
       );
     }

@@ -1,0 +1,327 @@
+/**
+ * One run of the node simulator, deterministic from its seed: `nodes` simulated nodes, each
+ * hosting one production replica of each of `groups` Raft groups (the memory engine over a
+ * `MemoryFileSystem`), clients against every group, and a fault schedule of partitions, lossy
+ * links, pauses, crashes and power cuts that hit whole nodes. Then the faults heal and the run
+ * checks that:
+ * - no group ever had two leaders in one term (election safety);
+ * - no replica failed and no callback threw (a failure is a bug of the host or the simulator);
+ * - every group serves again, and its replicas converge to the same applied index and state;
+ * - each group's history, final reads included, is linearizable (so no acknowledged write was lost).
+ */
+import { checkHistory, type HistoryCheck } from '@impulse/common';
+import type { MemberSpec, ReadMode, Replica } from '../../replica/index.js';
+import { Prng } from '../prng.js';
+import { NodeClock, SimTime } from './sim-clock.js';
+import { SimClients } from './sim-clients.js';
+import { SimNetwork, calmLinks } from './sim-network.js';
+import { SimNode, type SimPlant, type SimTiming } from './sim-node.js';
+
+export interface NodeSimulationOptions {
+  readonly seed: number;
+  readonly nodes: number;
+  readonly groups: number;
+  /** Simulated milliseconds of client load under faults. */
+  readonly durationMs: number;
+  readonly readMode?: ReadMode;
+  /** Which faults the schedule draws from (default: all). */
+  readonly faults?: Partial<FaultKinds>;
+  /** Search steps per key for the linearizability checker. */
+  readonly stepsPerKeyMax?: number;
+  /** A planted bug (mutation tests only). */
+  readonly plant?: SimPlant;
+  /** Called with a line for each fault and phase (for `--verbose`). */
+  readonly trace?: (line: string) => void;
+}
+
+export interface FaultKinds {
+  readonly partitions: boolean;
+  readonly linkFaults: boolean;
+  readonly pauses: boolean;
+  readonly crashes: boolean;
+  readonly powerCuts: boolean;
+}
+
+const allFaults: FaultKinds = {
+  partitions: true,
+  linkFaults: true,
+  pauses: true,
+  crashes: true,
+  powerCuts: true,
+};
+
+export interface NodeSimulationResult {
+  readonly seed: number;
+  readonly problems: readonly string[];
+  readonly linearizable: HistoryCheck['result'] | 'not-checked';
+  readonly operations: { readonly ok: number; readonly unknown: number; readonly attempts: number };
+  readonly faults: Readonly<Record<string, number>>;
+  readonly network: SimNetwork['counters'];
+  readonly simulatedMs: number;
+}
+
+const timing: Omit<SimTiming, 'readMode'> = {
+  tickIntervalMs: 10,
+  electionTimeoutTicks: 10,
+  heartbeatTicks: 1,
+  snapshotEntries: 40,
+  snapshotCatchUpEntries: 10,
+  proposalTimeoutMs: 2_000,
+};
+
+/** Simulated time given to the groups to elect leaders before the clients start. */
+const warmUpMs = 1_000;
+/** Simulated time after the faults heal, for the groups to serve and converge again. */
+const healMs = 3_000;
+
+export async function runNodeSimulation(options: NodeSimulationOptions): Promise<NodeSimulationResult> {
+  const faults = { ...allFaults, ...options.faults };
+  const problems: string[] = [];
+  const trace = options.trace ?? ((): void => {});
+  const time = new SimTime();
+  const seedPrng = new Prng(options.seed);
+  const network = new SimNetwork(time, new Prng(seedPrng.int(2 ** 31)));
+  const nemesisPrng = new Prng(seedPrng.int(2 ** 31));
+  const clientPrng = new Prng(seedPrng.int(2 ** 31));
+  const nodePrng = new Prng(seedPrng.int(2 ** 31));
+  const groups = Array.from({ length: options.groups }, (_, index) => `g${index + 1}`);
+  const nodeNames = Array.from({ length: options.nodes }, (_, index) => `n${index + 1}`);
+  const membersOf = (group: string): MemberSpec[] =>
+    nodeNames.map((name, index) => ({
+      raftId: index + 1,
+      replicaId: `${group}@${name}`,
+      url: `http://${name}`,
+      peerHost: name,
+      peerPort: 1,
+    }));
+  const nodes = nodeNames.map(
+    (name, index) =>
+      new SimNode({
+        name,
+        raftId: index + 1,
+        groups,
+        membersOf,
+        time,
+        network,
+        prng: nodePrng,
+        timing: { ...timing, readMode: options.readMode ?? 'readindex' },
+        ...(options.plant === undefined ? {} : { plant: options.plant }),
+        onFailure: (node, group, error) =>
+          problems.push(`replica ${group}@${node} failed: ${(error as Error).stack ?? String(error)}`),
+      }),
+  );
+  const rejections: unknown[] = [];
+  const onRejection = (reason: unknown): void => void rejections.push(reason);
+  process.on('unhandledRejection', onRejection);
+  const faultCounts: Record<string, number> = {};
+  const count = (kind: string): void => void (faultCounts[kind] = (faultCounts[kind] ?? 0) + 1);
+  const clients = new SimClients(
+    {
+      groups,
+      clientsPerGroup: 3,
+      keysPerGroup: 4,
+      operationDeadlineMs: 4_000,
+      retryPauseMs: 30,
+      thinkMsMax: 20,
+      readFraction: 0.4,
+      deleteFraction: 0.1,
+    },
+    time,
+    clientPrng,
+    {
+      nodeNames: () => nodeNames,
+      replicaOf: (node, group) => nodes.find((candidate) => candidate.name === node)?.replicas.get(group),
+    },
+  );
+  try {
+    const starting = (node: SimNode): void => {
+      node
+        .start()
+        .catch((error: unknown) => problems.push(`${node.name} failed to start: ${(error as Error).stack}`));
+    };
+    for (const node of nodes) starting(node);
+    // Election safety, watched on every tick: one leader per term per group.
+    const leaders = new Map<string, string>();
+    const monitor = new NodeClock(time, 0);
+    monitor.setInterval(() => {
+      for (const node of nodes) {
+        if (node.state !== 'up') continue;
+        for (const [group, replica] of node.replicas) {
+          const status = replica.status();
+          if (status.role !== 'leader') continue;
+          const key = `${group}/${status.term}`;
+          const known = leaders.get(key);
+          if (known === undefined) leaders.set(key, node.name);
+          else if (known !== node.name)
+            problems.push(
+              `election safety: ${group} has two leaders in term ${status.term}: ${known} and ${node.name}`,
+            );
+        }
+      }
+    }, timing.tickIntervalMs);
+    await time.runUntil(warmUpMs);
+    clients.start();
+
+    // The fault schedule: one action every 100 to 600 ms; each fault heals on its own timer.
+    const nemesis = new NodeClock(time, 0);
+    const down = new Set<SimNode>();
+    const endMs = warmUpMs + options.durationMs;
+    while (time.nowMs < endMs) {
+      await time.runUntil(Math.min(endMs, time.nowMs + nemesisPrng.between(100, 600)));
+      if (time.nowMs >= endMs) break;
+      const kinds = (Object.keys(faults) as (keyof FaultKinds)[]).filter((kind) => faults[kind]);
+      if (kinds.length === 0) continue;
+      const kind = kinds[nemesisPrng.int(kinds.length)] as keyof FaultKinds;
+      const up = nodes.filter((node) => node.state === 'up');
+      const victim = up.length === 0 ? undefined : (up[nemesisPrng.int(up.length)] as SimNode);
+      switch (kind) {
+        case 'partitions': {
+          const shuffled = nemesisPrng.shuffle([...nodeNames]);
+          const split = nemesisPrng.between(1, nodeNames.length - 1);
+          network.partition(shuffled.slice(0, split), shuffled.slice(split));
+          const healAfterMs = nemesisPrng.between(100, 1_500);
+          trace(
+            `${time.nowMs} partition ${shuffled.slice(0, split).join(',')} | ${shuffled.slice(split).join(',')} for ${healAfterMs} ms`,
+          );
+          nemesis.setTimeout(() => network.heal(), healAfterMs);
+          count('partition');
+          break;
+        }
+        case 'linkFaults': {
+          network.faults = {
+            dropProbability: nemesisPrng.between(1, 20) / 100,
+            duplicateProbability: nemesisPrng.between(0, 10) / 100,
+            delayMsMin: 1,
+            delayMsMax: nemesisPrng.between(5, 60),
+          };
+          const calmAfterMs = nemesisPrng.between(200, 2_000);
+          trace(`${time.nowMs} lossy links ${JSON.stringify(network.faults)} for ${calmAfterMs} ms`);
+          nemesis.setTimeout(() => (network.faults = calmLinks), calmAfterMs);
+          count('link-faults');
+          break;
+        }
+        case 'pauses': {
+          if (victim === undefined) break;
+          // From shorter than a client's retry to several election timeouts.
+          const resumeAfterMs = nemesisPrng.between(20, 1_500);
+          trace(`${time.nowMs} pause ${victim.name} for ${resumeAfterMs} ms`);
+          victim.pause();
+          nemesis.setTimeout(() => victim.resume(), resumeAfterMs);
+          count('pause');
+          break;
+        }
+        case 'crashes':
+        case 'powerCuts': {
+          if (victim === undefined) break;
+          const power = kind === 'powerCuts';
+          // Now and then a power cut takes every node at once: what was acknowledged was synced.
+          const targets =
+            power && nemesisPrng.chance(0.15) ? nodes.filter((node) => node.state !== 'down') : [victim];
+          const restartAfterMs = nemesisPrng.between(50, 1_500);
+          trace(
+            `${time.nowMs} ${power ? 'power cut' : 'kill'} ${targets.map((node) => node.name).join(',')}, restart after ${restartAfterMs} ms`,
+          );
+          for (const target of targets) {
+            target.resume();
+            target.crash(power ? 'power' : 'kill');
+            down.add(target);
+          }
+          nemesis.setTimeout(() => {
+            for (const target of targets) {
+              if (target.state !== 'down' || !down.delete(target)) continue;
+              starting(target);
+            }
+          }, restartAfterMs);
+          count(power ? (targets.length > 1 ? 'power-cut-all' : 'power-cut') : 'kill');
+          break;
+        }
+      }
+    }
+
+    // Heal: every link, every pause, every node up again; then the groups must serve and converge.
+    trace(`${time.nowMs} heal`);
+    network.heal();
+    network.faults = calmLinks;
+    for (const node of nodes) {
+      node.resume();
+      if (node.state === 'down') starting(node);
+    }
+    down.clear();
+    const stopped = settled(clients.stop());
+    await time.runUntil(time.nowMs + healMs);
+    while (!stopped.done) await time.runUntil(time.nowMs + 100);
+    const finalReads = settled(clients.readAll());
+    while (!finalReads.done) await time.runUntil(time.nowMs + 100);
+    await time.runUntil(time.nowMs + 1_000);
+    problems.push(...(await convergenceProblems(nodes, groups)));
+    const finalFailures = clients.history.filter(
+      (event) => event.client >= 1_000_000 && event.type !== 'ok' && event.type !== 'invoke',
+    );
+    if (finalFailures.length > 0)
+      problems.push(`liveness: ${finalFailures.length} final reads did not complete after the faults healed`);
+    for (const error of time.errors)
+      problems.push(`a simulated callback threw: ${(error as Error).stack ?? String(error)}`);
+    for (const reason of rejections)
+      problems.push(`unhandled rejection: ${(reason as Error).stack ?? String(reason)}`);
+    const check = checkHistory(clients.history, { stepsPerKeyMax: options.stepsPerKeyMax ?? 200_000 });
+    if (check.result === 'not-linearizable') {
+      problems.push(
+        `not linearizable: key ${check.counterexample?.key}: ${JSON.stringify(check.counterexample?.operations.slice(0, 12))}`,
+      );
+    }
+    return {
+      seed: options.seed,
+      problems,
+      linearizable: check.result,
+      operations: {
+        ok: clients.counters.ok,
+        unknown: clients.counters.unknown,
+        attempts: clients.counters.attempts,
+      },
+      faults: faultCounts,
+      network: network.counters,
+      simulatedMs: time.nowMs,
+    };
+  } finally {
+    process.off('unhandledRejection', onRejection);
+    for (const node of nodes) node.crash('kill');
+  }
+}
+
+/** Every group's running replicas must have applied the same index and hold the same keys. */
+async function convergenceProblems(nodes: readonly SimNode[], groups: readonly string[]): Promise<string[]> {
+  const problems: string[] = [];
+  for (const group of groups) {
+    const states: { node: string; applied: number; content: string }[] = [];
+    for (const node of nodes) {
+      const replica: Replica | undefined = node.replicas.get(group);
+      if (replica === undefined) {
+        problems.push(`convergence: ${group}@${node.name} is not running after the heal`);
+        continue;
+      }
+      const pairs: string[] = [];
+      for await (const entry of replica.scan({ start: undefined, end: undefined }, 1_000_000, 'stale'))
+        pairs.push(`${Buffer.from(entry.key).toString()}=${Buffer.from(entry.value).toString()}`);
+      states.push({ node: node.name, applied: replica.status().appliedIndex, content: pairs.join(';') });
+    }
+    const [first, ...rest] = states;
+    for (const other of rest) {
+      if (first === undefined) break;
+      if (other.applied !== first.applied)
+        problems.push(
+          `convergence: ${group} applied ${first.applied} on ${first.node} but ${other.applied} on ${other.node}`,
+        );
+      else if (other.content !== first.content)
+        problems.push(
+          `convergence: ${group} differs between ${first.node} and ${other.node} at index ${first.applied}`,
+        );
+    }
+  }
+  return problems;
+}
+
+function settled(promise: Promise<unknown>): { done: boolean } {
+  const state = { done: false };
+  void promise.finally(() => (state.done = true));
+  return state;
+}

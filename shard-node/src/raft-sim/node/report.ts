@@ -1,0 +1,24 @@
+/**
+ * How the node simulator names a seed's run: the command that replays it, and a one-line summary.
+ */
+import type { NodeSimulationResult } from './node-simulation.js';
+
+/** The shape of a run that the replay command must repeat. */
+export interface ReplayShape {
+  readonly nodes: number;
+  readonly groups: number;
+  readonly durationMs: number;
+  readonly leaseReads: boolean;
+}
+
+export function replayCommand(options: ReplayShape, seed: number): string {
+  const lease = options.leaseReads ? ' --lease-reads' : '';
+  return `npm run sim -- --seeds 1 --seed ${seed} --nodes ${options.nodes} --groups ${options.groups} --duration-ms ${options.durationMs}${lease} --verbose`;
+}
+
+export function describeResult(result: NodeSimulationResult): string {
+  const faults = Object.entries(result.faults)
+    .map(([kind, count]) => `${kind} ${count}`)
+    .join(', ');
+  return `seed ${result.seed}: ${result.operations.ok} ok, ${result.operations.unknown} unknown, faults: ${faults || 'none'}, linearizable: ${result.linearizable}, ${result.network.snapshotStreams} snapshot streams`;
+}

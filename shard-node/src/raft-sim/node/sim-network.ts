@@ -1,0 +1,238 @@
+/**
+ * The network between simulated nodes. Every replica gets a `ReplicaTransport` from it, as the
+ * production host gets a `PeerTransport`; messages travel between nodes with a seeded delay, and
+ * may be lost, duplicated or reordered, and links between nodes may be cut one way or both.
+ * Snapshot streams travel chunk by chunk over the same links, and fail when a link is cut or
+ * either end crashes, as a real stream's connection would.
+ */
+import type { Message, NodeId } from '../../raft/index.js';
+import type { PeerAddress, ReplicaTransport, ReplicaTransportHandlers } from '../../replica/index.js';
+import type { Prng } from '../prng.js';
+import { NodeClock, type SimTime } from './sim-clock.js';
+
+export interface LinkFaults {
+  /** Probability that a message is lost. */
+  readonly dropProbability: number;
+  /** Probability that a message is delivered twice. */
+  readonly duplicateProbability: number;
+  /** Delivery delay in milliseconds, drawn uniformly from [delayMsMin, delayMsMax]. */
+  readonly delayMsMin: number;
+  readonly delayMsMax: number;
+}
+
+export const calmLinks: LinkFaults = {
+  dropProbability: 0,
+  duplicateProbability: 0,
+  delayMsMin: 1,
+  delayMsMax: 3,
+};
+
+/** Bytes of one snapshot chunk in flight (the real transport's frames are larger; small ones interleave more). */
+const snapshotChunkBytesMax = 64 * 1024;
+
+/** Where a replica of one group lives, as the network reaches it. */
+interface Endpoint {
+  readonly node: string;
+  readonly group: string;
+  readonly raftId: NodeId;
+  readonly clock: NodeClock;
+  readonly handlers: ReplicaTransportHandlers;
+  closed: boolean;
+}
+
+export interface NetworkCounters {
+  sent: number;
+  dropped: number;
+  duplicated: number;
+  delivered: number;
+  snapshotStreams: number;
+  snapshotStreamsFailed: number;
+}
+
+export class SimNetwork {
+  faults: LinkFaults = calmLinks;
+  readonly counters: NetworkCounters = {
+    sent: 0,
+    dropped: 0,
+    duplicated: 0,
+    delivered: 0,
+    snapshotStreams: 0,
+    snapshotStreamsFailed: 0,
+  };
+  /** Live endpoints by `node/group`. */
+  private readonly endpoints = new Map<string, Endpoint>();
+  /** Directed links that are cut, as `from>to` (node names). */
+  private readonly cut = new Set<string>();
+
+  /** The wire's own clock: never paused, never crashed. */
+  private readonly wire: NodeClock;
+
+  constructor(
+    time: SimTime,
+    private readonly prng: Prng,
+  ) {
+    this.wire = new NodeClock(time, 0);
+  }
+
+  isLinkUp(from: string, to: string): boolean {
+    return from === to || !this.cut.has(`${from}>${to}`);
+  }
+
+  cutLink(from: string, to: string): void {
+    this.cut.add(`${from}>${to}`);
+  }
+
+  partition(sideA: readonly string[], sideB: readonly string[]): void {
+    for (const a of sideA) {
+      for (const b of sideB) {
+        this.cutLink(a, b);
+        this.cutLink(b, a);
+      }
+    }
+  }
+
+  heal(): void {
+    this.cut.clear();
+  }
+
+  isPartitioned(): boolean {
+    return this.cut.size > 0;
+  }
+
+  /**
+   * The transport of the replica of `group` with Raft id `raftId` on `node`, for one incarnation
+   * of the node (its `clock`). The replica reaches its peers at the addresses its member directory
+   * gives (`peerHost` is the node's name).
+   */
+  transport(node: string, group: string, raftId: NodeId, clock: NodeClock) {
+    return async (
+      peers: ReadonlyMap<NodeId, PeerAddress>,
+      handlers: ReplicaTransportHandlers,
+    ): Promise<ReplicaTransport> => {
+      const endpoint: Endpoint = { node, group, raftId, clock, handlers, closed: false };
+      this.endpoints.set(`${node}/${group}`, endpoint);
+      const addresses = new Map(peers);
+      return {
+        port: 1,
+        send: (messages) => {
+          for (const message of messages) this.send(endpoint, addresses.get(message.to), message);
+        },
+        sendSnapshotChunks: (to, snapshotId, chunks) =>
+          this.stream(endpoint, addresses.get(to), to, snapshotId, chunks),
+        hasPeer: (peerId) => addresses.has(peerId),
+        addPeer: (peerId, address) => void addresses.set(peerId, address),
+        updatePeer: (peerId, address) => void addresses.set(peerId, address),
+        removePeer: (peerId) => void addresses.delete(peerId),
+        stop: () => {
+          this.close(endpoint);
+          return Promise.resolve();
+        },
+      };
+    };
+  }
+
+  /** A node crashed or stopped: its endpoints take and send nothing more. */
+  closeNode(node: string): void {
+    for (const endpoint of this.endpoints.values()) if (endpoint.node === node) this.close(endpoint);
+  }
+
+  private close(endpoint: Endpoint): void {
+    endpoint.closed = true;
+    const key = `${endpoint.node}/${endpoint.group}`;
+    if (this.endpoints.get(key) === endpoint) this.endpoints.delete(key);
+  }
+
+  private delayMs(): number {
+    return this.prng.between(this.faults.delayMsMin, this.faults.delayMsMax);
+  }
+
+  private send(from: Endpoint, address: PeerAddress | undefined, message: Message): void {
+    if (from.closed) return;
+    this.counters.sent += 1;
+    // A message to a peer the directory does not know is dropped, as the real transport drops it.
+    if (address === undefined) return this.lose(from, message, false);
+    const toNode = address.host;
+    if (!this.isLinkUp(from.node, toNode)) return this.lose(from, message, true);
+    if (this.prng.chance(this.faults.dropProbability)) return this.lose(from, message, false);
+    const copies = this.prng.chance(this.faults.duplicateProbability) ? 2 : 1;
+    if (copies === 2) this.counters.duplicated += 1;
+    for (let copy = 0; copy < copies; copy++) {
+      // On the wire: delivered even if the sender pauses or crashes meanwhile.
+      this.wire.setTimeout(() => this.deliver(from.node, toNode, from.group, message), this.delayMs());
+    }
+  }
+
+  private deliver(fromNode: string, toNode: string, group: string, message: Message): void {
+    const endpoint = this.endpoints.get(`${toNode}/${group}`);
+    if (endpoint === undefined || endpoint.closed || !this.isLinkUp(fromNode, toNode)) {
+      this.counters.dropped += 1;
+      return;
+    }
+    this.counters.delivered += 1;
+    // Taken in the receiver's time: a paused receiver takes it when it resumes (the socket buffer).
+    endpoint.clock.setImmediate(() => {
+      if (!endpoint.closed) endpoint.handlers.onMessages([message]);
+    });
+  }
+
+  private lose(from: Endpoint, message: Message, unreachable: boolean): void {
+    this.counters.dropped += 1;
+    from.clock.setImmediate(() => {
+      if (from.closed) return;
+      if (unreachable) from.handlers.onUnreachable(message.to);
+      if (message.type === 'MsgSnap') from.handlers.onSnapshotMessageDropped(message.to);
+    });
+  }
+
+  /**
+   * Streams a snapshot chunk by chunk, each after a link delay, waiting for the receiver to take
+   * each one (backpressure). Fails when the link is cut, the peer is unknown or gone, or the
+   * receiver refuses a chunk; the receiver is then told the stream was aborted.
+   */
+  private async stream(
+    from: Endpoint,
+    address: PeerAddress | undefined,
+    to: NodeId,
+    snapshotId: string,
+    chunks: AsyncIterable<Uint8Array>,
+  ): Promise<void> {
+    this.counters.snapshotStreams += 1;
+    if (address === undefined) throw new Error(`sim: ${to} is not a peer`);
+    let sequence = 0;
+    let receiver: Endpoint | undefined;
+    const hop = async (bytes: Uint8Array, last: boolean): Promise<void> => {
+      await new Promise<void>((resolve) => from.clock.setTimeout(resolve, this.delayMs()));
+      const target = this.endpoints.get(`${address.host}/${from.group}`);
+      if (from.closed || target === undefined || target.closed || !this.isLinkUp(from.node, address.host))
+        throw new Error('sim: snapshot stream broken');
+      if (receiver !== undefined && target !== receiver) throw new Error('sim: the receiver restarted');
+      receiver = target;
+      await target.handlers.onSnapshotChunk({
+        from: from.raftId,
+        snapshotId,
+        sequence: sequence++,
+        last,
+        bytes,
+      });
+    };
+    try {
+      for await (const chunk of chunks) {
+        for (let offset = 0; offset < chunk.byteLength; offset += snapshotChunkBytesMax)
+          await hop(chunk.subarray(offset, offset + snapshotChunkBytesMax), false);
+      }
+      await hop(new Uint8Array(0), true);
+    } catch (error) {
+      this.counters.snapshotStreamsFailed += 1;
+      const target = receiver;
+      if (target !== undefined && !target.closed)
+        target.clock.setImmediate(() =>
+          target.handlers.onSnapshotAborted({
+            from: from.raftId,
+            snapshotId,
+            reason: (error as Error).message,
+          }),
+        );
+      throw error;
+    }
+  }
+}

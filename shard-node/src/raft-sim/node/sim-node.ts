@@ -1,0 +1,200 @@
+/**
+ * One simulated node: a file system that survives its crashes (and loses what was not synced at
+ * a power cut), and, while it runs, one production `Replica` of each group it hosts, on the memory
+ * engine, with simulated time and the simulated network. A crash, a power cut and a pause hit
+ * every replica on the node at once, as they would in production.
+ */
+import {
+  MemoryFileSystem,
+  Registry,
+  createLogger,
+  type FileHandle,
+  type FileSystem,
+  type Logger,
+} from '@impulse/common';
+import type { Config, NodeId, RaftMutant } from '../../raft/index.js';
+import { Replica, type MemberSpec, type ReadMode } from '../../replica/index.js';
+import type { Prng } from '../prng.js';
+import { NodeClock, type SimTime } from './sim-clock.js';
+import type { SimNetwork } from './sim-network.js';
+
+/** Timing and sizes every replica of the simulation shares (in simulated milliseconds). */
+export interface SimTiming {
+  readonly tickIntervalMs: number;
+  readonly electionTimeoutTicks: number;
+  readonly heartbeatTicks: number;
+  readonly snapshotEntries: number;
+  readonly snapshotCatchUpEntries: number;
+  readonly proposalTimeoutMs: number;
+  readonly readMode: ReadMode;
+}
+
+export interface SimNodeOptions {
+  readonly name: string;
+  /** The node's Raft id in every group it hosts (a node holds at most one replica of a group). */
+  readonly raftId: NodeId;
+  readonly groups: readonly string[];
+  /** The founding members of a group. */
+  readonly membersOf: (group: string) => readonly MemberSpec[];
+  readonly time: SimTime;
+  readonly network: SimNetwork;
+  readonly prng: Prng;
+  readonly timing: SimTiming;
+  /** A replica failed (its Ready loop stopped): in the simulator, always a bug to report. */
+  readonly onFailure: (node: string, group: string, error: unknown) => void;
+  readonly logger?: Logger;
+  /** Planted bugs, to show the checks catch them (never set in a normal run). */
+  readonly plant?: SimPlant;
+}
+
+/** Bugs a run can plant in the production host, each breaking one rule the checks must catch. */
+export interface SimPlant {
+  /** One of the core's planted bugs (`raftMutants`). */
+  readonly core?: RaftMutant;
+  /** The node's disk acknowledges fsyncs it never does: a power cut loses acknowledged writes. */
+  readonly lyingFsync?: boolean;
+}
+
+export type SimNodeState = 'up' | 'paused' | 'down';
+
+export class SimNode {
+  /** The node's disk: it outlives the node's crashes, and a power cut loses what was not synced. */
+  readonly disk = new MemoryFileSystem();
+  /** The file system the replicas see: the disk, or a lying view of it when one is planted. */
+  private readonly fs: FileSystem;
+  readonly replicas = new Map<string, Replica>();
+  private clock: NodeClock | undefined;
+  private incarnation = 0;
+  private founded = false;
+  private readonly logger: Logger;
+
+  constructor(private readonly options: SimNodeOptions) {
+    this.logger = options.logger ?? createLogger({ service: 'sim', level: 'silent' });
+    this.fs = options.plant?.lyingFsync === true ? lyingFileSystem(this.disk) : this.disk;
+  }
+
+  get name(): string {
+    return this.options.name;
+  }
+
+  get state(): SimNodeState {
+    if (this.clock === undefined) return 'down';
+    return this.clock.paused ? 'paused' : 'up';
+  }
+
+  /**
+   * Starts every replica of the node from its data directory (founding the groups on the very
+   * first start only, as `--bootstrap` does). Resolves within one settle of simulated time: the
+   * storage and transport answer through promises only.
+   */
+  async start(): Promise<void> {
+    if (this.clock !== undefined) throw new Error(`sim: ${this.name} is already running`);
+    const incarnation = ++this.incarnation;
+    const clock = new NodeClock(this.options.time, 1_000_000_000 * incarnation);
+    this.clock = clock;
+    const bootstrap = !this.founded;
+    this.founded = true;
+    for (const group of this.options.groups) {
+      const replica = await Replica.start(this.replicaOptions(group, clock, incarnation, bootstrap));
+      if (this.incarnation !== incarnation) {
+        // Crashed while starting: this incarnation is gone, and so is what it opened.
+        return;
+      }
+      this.replicas.set(group, replica);
+    }
+  }
+
+  /**
+   * Stops the node without warning. `kill`: what was written survives (the page cache outlives a
+   * process). `power`: what was not synced is lost. Open files of the old incarnation fail from
+   * now on, its timers never fire, and its peers see its links go dead.
+   */
+  crash(kind: 'kill' | 'power'): void {
+    const clock = this.clock;
+    if (clock === undefined) return;
+    this.incarnation++;
+    clock.dead = true;
+    this.clock = undefined;
+    this.replicas.clear();
+    this.options.network.closeNode(this.name);
+    if (kind === 'power') this.disk.powerCut();
+    else this.disk.processCrash();
+  }
+
+  pause(): void {
+    if (this.clock !== undefined) this.clock.paused = true;
+  }
+
+  resume(): void {
+    this.clock?.resume();
+  }
+
+  private replicaOptions(group: string, clock: NodeClock, incarnation: number, bootstrap: boolean) {
+    const { timing } = this.options;
+    const members = this.options.membersOf(group);
+    const self = members.find((member) => member.raftId === this.options.raftId);
+    if (self === undefined) throw new Error(`sim: ${this.name} is not a member of ${group}`);
+    return {
+      clusterId: 'sim',
+      groupId: group,
+      self,
+      peerListenHost: this.name,
+      initialMembers: members,
+      join: false,
+      bootstrap,
+      dataDirectory: `/${this.name}/${group}`,
+      engine: 'memory' as const,
+      logSync: true,
+      tickIntervalMs: timing.tickIntervalMs,
+      electionTimeoutTicks: timing.electionTimeoutTicks,
+      heartbeatTicks: timing.heartbeatTicks,
+      readMode: timing.readMode,
+      snapshotEntries: timing.snapshotEntries,
+      snapshotCatchUpEntries: timing.snapshotCatchUpEntries,
+      proposalTimeoutMs: timing.proposalTimeoutMs,
+      proposalBatchMax: 64,
+      logger: this.logger.child({ node: this.name, group }),
+      registry: new Registry(),
+      onFailure: (error: unknown) => {
+        if (this.incarnation === incarnation) this.options.onFailure(this.name, group, error);
+      },
+      scheduler: clock,
+      openTransport: this.options.network.transport(this.name, group, this.options.raftId, clock),
+      randomSeed: this.options.prng.int(2 ** 31),
+      fileSystem: this.fs,
+      ...(this.options.plant?.core === undefined
+        ? {}
+        : {
+            adjustCore: (config: Config): Config => ({
+              ...config,
+              mutants: [this.options.plant?.core as RaftMutant],
+            }),
+          }),
+    };
+  }
+}
+
+/** A view of `disk` whose fsyncs return without syncing anything (a planted bug). */
+function lyingFileSystem(disk: FileSystem): FileSystem {
+  const lying = (handle: FileHandle): FileHandle => ({
+    write: (buffer, offset, length, position) => handle.write(buffer, offset, length, position),
+    writeNow: (buffer, offset, length, position) => handle.writeNow(buffer, offset, length, position),
+    writeFile: (data) => handle.writeFile(data),
+    read: (buffer, offset, length, position) => handle.read(buffer, offset, length, position),
+    size: () => handle.size(),
+    truncate: (length) => handle.truncate(length),
+    datasync: () => Promise.resolve(),
+    sync: () => Promise.resolve(),
+    close: () => handle.close(),
+  });
+  return {
+    open: async (path, flags, mode) => lying(await disk.open(path, flags, mode)),
+    readFile: (path) => disk.readFile(path),
+    readdir: (path) => disk.readdir(path),
+    mkdir: (path, options) => disk.mkdir(path, options),
+    rm: (path, options) => disk.rm(path, options),
+    rename: (from, to) => disk.rename(from, to),
+    unlink: (path) => disk.unlink(path),
+    stat: (path) => disk.stat(path),
+  };
+}
