@@ -1,4 +1,4 @@
-import { peerMessageRefusals } from './peer-message-check.js';
+import { peerMessageRefusals, type PeerMessageRefusal } from './peer-message-check.js';
 import {
   Counter,
   Gauge,
@@ -9,149 +9,240 @@ import {
 } from '@impulse/common';
 import type { ReplicaStatus } from './replica.js';
 
+/** The Raft metrics of one replica, bound to its group's label. */
 export interface ReplicaMetrics {
-  readonly leaderChanges: Counter;
-  readonly proposalsCommitted: Counter;
-  readonly proposalsFailed: Counter<'reason'>;
-  readonly proposalsBatched: Histogram;
-  readonly snapshotsSent: Counter;
-  readonly snapshotsInstalled: Counter;
+  readonly leaderChanges: { inc(): void };
+  readonly proposalsCommitted: { inc(count?: number): void };
+  readonly proposalsFailed: { inc(labels: { reason: string }, count?: number): void };
+  readonly proposalsBatched: { observe(size: number): void };
+  readonly snapshotsSent: { inc(): void };
+  readonly snapshotsInstalled: { inc(): void };
   /** Storage faults this replica entered (one at a time: a fault lasts until the replica is rebuilt). */
-  readonly storageFaults: Counter;
+  readonly storageFaults: { inc(): void };
   /** Rebuilds of this replica's state machine from its leader's snapshot, each ending a fault. */
-  readonly rebuilds: Counter;
+  readonly rebuilds: { inc(): void };
   /** Peer messages dropped before the core saw them (`peer-message-check.ts`), by reason. */
-  readonly peerMessagesRefused: Counter<'reason'>;
+  readonly peerMessagesRefused: { inc(labels: { reason: PeerMessageRefusal }): void };
   observeAppend(bytes: number, seconds: number): void;
   observeFsync(seconds: number): void;
   setLogBytes(bytes: number): void;
+  /** The replica stopped: its gauges are no longer reported (its counters keep their totals). */
+  release(): void;
 }
 
 /**
- * The Raft metrics of one replica. Gauges that mirror the core's state (term, role, indexes) are
- * read from `status()` when Prometheus scrapes, so the hot path pays nothing for them.
+ * The Raft metrics of every replica a process hosts, labelled by `group` (a process hosts at most
+ * one replica of a group). Each metric is registered once per registry, however many replicas
+ * open, so that a second replica never clashes with the first. Gauges that mirror the core's state
+ * (term, role, indexes) are read from each replica's `status()` when Prometheus scrapes, so the hot
+ * path pays nothing for them.
  */
-export function createReplicaMetrics(registry: Registry, status: () => ReplicaStatus): ReplicaMetrics {
-  const registers = [registry];
-  const gauge = (name: string, help: string, value: (current: ReplicaStatus) => number): void => {
+class ReplicaMetricsFamily {
+  /** The replicas reported by the gauges, by group. */
+  private readonly statuses = new Map<string, () => ReplicaStatus>();
+  private readonly logBytesByGroup = new Map<string, number>();
+  private readonly leaderChanges: Counter<'group'>;
+  private readonly proposalsCommitted: Counter<'group'>;
+  private readonly proposalsFailed: Counter<'group' | 'reason'>;
+  private readonly proposalsBatched: Histogram<'group'>;
+  private readonly snapshotsSent: Counter<'group'>;
+  private readonly snapshotsInstalled: Counter<'group'>;
+  private readonly storageFaults: Counter<'group'>;
+  private readonly rebuilds: Counter<'group'>;
+  private readonly peerMessagesRefused: Counter<'group' | 'reason'>;
+  private readonly appendBytes: Counter<'group'>;
+  private readonly appendSeconds: Histogram<'group'>;
+  private readonly fsyncSeconds: Histogram<'group'>;
+
+  constructor(registry: Registry) {
+    const registers = [registry];
+    const statuses = this.statuses;
+    const gauge = (name: string, help: string, value: (current: ReplicaStatus) => number): void => {
+      new Gauge({
+        name,
+        help,
+        labelNames: ['group'] as const,
+        registers,
+        collect() {
+          this.reset();
+          for (const [group, status] of statuses) this.set({ group }, value(status()));
+        },
+      });
+    };
+    const raft = (name: string): string => `${metricPrefix}raft_${name}`;
+    gauge(raft('term'), 'The current Raft term.', (current) => current.term);
+    gauge(raft('is_leader'), '1 when this replica is the leader of its group, else 0.', (current) =>
+      current.role === 'leader' ? 1 : 0,
+    );
+    gauge(
+      raft('commit_index'),
+      'The highest log index known to be committed.',
+      (current) => current.commitIndex,
+    );
+    gauge(
+      raft('applied_index'),
+      'The highest log index applied to the state machine.',
+      (current) => current.appliedIndex,
+    );
+    gauge(raft('last_index'), 'The index of the last entry in the log.', (current) => current.lastIndex);
+    gauge(
+      raft('snapshot_index'),
+      'The index of the latest snapshot (the log is compacted behind it).',
+      (current) => current.snapshotIndex,
+    );
+    gauge(
+      raft('proposals_pending'),
+      'Writes proposed and not yet applied.',
+      (current) => current.pendingProposals,
+    );
+    gauge(
+      `${metricPrefix}replica_storage_fault`,
+      '1 while this replica has a storage fault (its state machine is damaged: it serves nothing and never leads until rebuilt), else 0.',
+      (current) => (current.storageFault === null ? 0 : 1),
+    );
+    const logBytesByGroup = this.logBytesByGroup;
     new Gauge({
-      name: `${metricPrefix}raft_${name}`,
-      help,
+      name: raft('log_bytes'),
+      help: 'Bytes of the Raft log segment files.',
+      labelNames: ['group'] as const,
       registers,
       collect() {
-        this.set(value(status()));
+        this.reset();
+        for (const [group, bytes] of logBytesByGroup) this.set({ group }, bytes);
       },
     });
-  };
-  gauge('term', 'The current Raft term.', (current) => current.term);
-  gauge('is_leader', '1 when this replica is the leader of its group, else 0.', (current) =>
-    current.role === 'leader' ? 1 : 0,
-  );
-  gauge('commit_index', 'The highest log index known to be committed.', (current) => current.commitIndex);
-  gauge(
-    'applied_index',
-    'The highest log index applied to the state machine.',
-    (current) => current.appliedIndex,
-  );
-  gauge('last_index', 'The index of the last entry in the log.', (current) => current.lastIndex);
-  gauge(
-    'snapshot_index',
-    'The index of the latest snapshot (the log is compacted behind it).',
-    (current) => current.snapshotIndex,
-  );
-  gauge('proposals_pending', 'Writes proposed and not yet applied.', (current) => current.pendingProposals);
-  new Gauge({
-    name: `${metricPrefix}replica_storage_fault`,
-    help: '1 while this replica has a storage fault (its state machine is damaged: it serves nothing and never leads until rebuilt), else 0.',
-    registers,
-    collect() {
-      this.set(status().storageFault === null ? 0 : 1);
-    },
-  });
-  const logBytes = new Gauge({
-    name: `${metricPrefix}raft_log_bytes`,
-    help: 'Bytes of the Raft log segment files.',
-    registers,
-  });
-  const appendBytes = new Counter({
-    name: `${metricPrefix}raft_log_append_bytes_total`,
-    help: 'Bytes appended to the Raft log.',
-    registers,
-  });
-  const appendSeconds = new Histogram({
-    name: `${metricPrefix}raft_log_append_duration_seconds`,
-    help: 'Time to write one batch of records to the Raft log (before fsync).',
-    buckets: latencyBucketsSeconds,
-    registers,
-  });
-  const fsyncSeconds = new Histogram({
-    name: `${metricPrefix}raft_log_fsync_duration_seconds`,
-    help: 'Time of one fsync of the Raft log; one per Ready, however many entries it holds.',
-    buckets: latencyBucketsSeconds,
-    registers,
-  });
-  return {
-    leaderChanges: new Counter({
-      name: `${metricPrefix}raft_leader_changes_total`,
+    this.appendBytes = new Counter({
+      name: raft('log_append_bytes_total'),
+      help: 'Bytes appended to the Raft log.',
+      labelNames: ['group'] as const,
+      registers,
+    });
+    this.appendSeconds = new Histogram({
+      name: raft('log_append_duration_seconds'),
+      help: 'Time to write one batch of records to the Raft log (before fsync).',
+      labelNames: ['group'] as const,
+      buckets: latencyBucketsSeconds,
+      registers,
+    });
+    this.fsyncSeconds = new Histogram({
+      name: raft('log_fsync_duration_seconds'),
+      help: 'Time of one fsync of the Raft log; one per Ready, however many entries it holds.',
+      labelNames: ['group'] as const,
+      buckets: latencyBucketsSeconds,
+      registers,
+    });
+    this.leaderChanges = new Counter({
+      name: raft('leader_changes_total'),
       help: 'Times this replica saw the leader of its group change.',
+      labelNames: ['group'] as const,
       registers,
-    }),
-    proposalsCommitted: new Counter({
-      name: `${metricPrefix}raft_proposals_committed_total`,
+    });
+    this.proposalsCommitted = new Counter({
+      name: raft('proposals_committed_total'),
       help: 'Entries committed and applied by this replica.',
+      labelNames: ['group'] as const,
       registers,
-    }),
-    proposalsFailed: new Counter({
-      name: `${metricPrefix}raft_proposals_failed_total`,
+    });
+    this.proposalsFailed = new Counter({
+      name: raft('proposals_failed_total'),
       help: 'Writes that failed on this replica, by reason (not leader, timeout, Raft error code).',
-      labelNames: ['reason'] as const,
+      labelNames: ['group', 'reason'] as const,
       registers,
-    }),
-    proposalsBatched: new Histogram({
-      name: `${metricPrefix}raft_proposal_batch_size`,
+    });
+    this.proposalsBatched = new Histogram({
+      name: raft('proposal_batch_size'),
       help: 'Commands proposed together in one Raft append.',
+      labelNames: ['group'] as const,
       buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024],
       registers,
-    }),
-    snapshotsSent: new Counter({
-      name: `${metricPrefix}raft_snapshots_sent_total`,
+    });
+    this.snapshotsSent = new Counter({
+      name: raft('snapshots_sent_total'),
       help: 'State machine snapshots streamed to followers.',
+      labelNames: ['group'] as const,
       registers,
-    }),
-    snapshotsInstalled: new Counter({
-      name: `${metricPrefix}raft_snapshots_installed_total`,
+    });
+    this.snapshotsInstalled = new Counter({
+      name: raft('snapshots_installed_total'),
       help: 'State machine snapshots received from the leader and installed.',
+      labelNames: ['group'] as const,
       registers,
-    }),
-    storageFaults: new Counter({
+    });
+    this.storageFaults = new Counter({
       name: `${metricPrefix}replica_storage_faults_total`,
       help: 'Storage faults this replica found in its state machine (checksum mismatches, unreadable blocks, lost batches, a lost engine, a state a consistency check found divergent).',
+      labelNames: ['group'] as const,
       registers,
-    }),
-    peerMessagesRefused: (() => {
-      const counter = new Counter({
-        name: `${metricPrefix}replica_peer_messages_refused_total`,
-        help: 'Raft messages from authenticated peers dropped before the core saw them, by reason: unknownSender, localOnly (a proposal, read or transfer this host only makes locally), zeroTerm, inconsistentEntries, beyondLog (a commit or index past this log), badSnapshot.',
-        labelNames: ['reason'] as const,
-        registers,
-      });
-      for (const reason of peerMessageRefusals) counter.labels({ reason });
-      return counter;
-    })(),
-    rebuilds: new Counter({
+    });
+    this.peerMessagesRefused = new Counter({
+      name: `${metricPrefix}replica_peer_messages_refused_total`,
+      help: 'Raft messages from authenticated peers dropped before the core saw them, by reason: unknownSender, localOnly (a proposal, read or transfer this host only makes locally), zeroTerm, inconsistentEntries, beyondLog (a commit or index past this log), badSnapshot.',
+      labelNames: ['group', 'reason'] as const,
+      registers,
+    });
+    this.rebuilds = new Counter({
       name: `${metricPrefix}replica_rebuilds_total`,
       help: "Rebuilds of this replica's state machine from its leader's snapshot, each ending a storage fault.",
+      labelNames: ['group'] as const,
       registers,
-    }),
-    observeAppend(bytes, seconds) {
-      appendBytes.inc(bytes);
-      appendSeconds.observe(seconds);
-    },
-    observeFsync(seconds) {
-      fsyncSeconds.observe(seconds);
-    },
-    setLogBytes(bytes) {
-      logBytes.set(bytes);
-    },
-  };
+    });
+  }
+
+  /** The metrics of the replica of `group`, reported from `status` until released. */
+  bind(group: string, status: () => ReplicaStatus): ReplicaMetrics {
+    this.statuses.set(group, status);
+    this.logBytesByGroup.set(group, 0);
+    for (const reason of peerMessageRefusals) this.peerMessagesRefused.labels({ group, reason });
+    const counter = (family: Counter<'group'>): { inc(count?: number): void } => {
+      const child = family.labels({ group });
+      return { inc: (count?: number) => child.inc(count) };
+    };
+    const batched = this.proposalsBatched.labels({ group });
+    const appendBytes = this.appendBytes.labels({ group });
+    const appendSeconds = this.appendSeconds.labels({ group });
+    const fsyncSeconds = this.fsyncSeconds.labels({ group });
+    return {
+      leaderChanges: counter(this.leaderChanges),
+      proposalsCommitted: counter(this.proposalsCommitted),
+      proposalsFailed: {
+        inc: ({ reason }, count) => this.proposalsFailed.inc({ group, reason }, count ?? 1),
+      },
+      proposalsBatched: { observe: (size) => batched.observe(size) },
+      snapshotsSent: counter(this.snapshotsSent),
+      snapshotsInstalled: counter(this.snapshotsInstalled),
+      storageFaults: counter(this.storageFaults),
+      rebuilds: counter(this.rebuilds),
+      peerMessagesRefused: { inc: ({ reason }) => this.peerMessagesRefused.inc({ group, reason }) },
+      observeAppend: (bytes, seconds) => {
+        appendBytes.inc(bytes);
+        appendSeconds.observe(seconds);
+      },
+      observeFsync: (seconds) => fsyncSeconds.observe(seconds),
+      setLogBytes: (bytes) => {
+        if (this.statuses.get(group) === status) this.logBytesByGroup.set(group, bytes);
+      },
+      release: () => {
+        // A newer replica of the group (restarted in this process) may have bound meanwhile.
+        if (this.statuses.get(group) !== status) return;
+        this.statuses.delete(group);
+        this.logBytesByGroup.delete(group);
+      },
+    };
+  }
+}
+
+const families = new WeakMap<Registry, ReplicaMetricsFamily>();
+
+/** The metrics of the replica of `group`, registered in `registry` once for every replica of it. */
+export function createReplicaMetrics(
+  registry: Registry,
+  group: string,
+  status: () => ReplicaStatus,
+): ReplicaMetrics {
+  let family = families.get(registry);
+  if (family === undefined) {
+    family = new ReplicaMetricsFamily(registry);
+    families.set(registry, family);
+  }
+  return family.bind(group, status);
 }

@@ -200,7 +200,7 @@ export class Replica {
       isMember: (id) => this.directory.has(id),
       lastIndex: () => this.rawNode.lastIndex(),
     };
-    this.metrics = createReplicaMetrics(options.registry, () => this.status());
+    this.metrics = createReplicaMetrics(options.registry, options.groupId, () => this.status());
     this.monotonicTicks =
       options.readMode === 'lease'
         ? new MonotonicTicks(
@@ -610,6 +610,7 @@ export class Replica {
     await this.snapshotReceiver.stop();
     await this.logStore.close();
     await this.stateMachine.close();
+    this.metrics.release();
     this.options.logger.info('replica: stopped');
   }
 

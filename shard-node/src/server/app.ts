@@ -79,6 +79,7 @@ export function createShardApp(context: ShardAppContext): RequestListener {
   const httpMetrics = createHttpMetrics(registry);
   const storageMetrics = createStorageMetrics(
     registry,
+    config.groupId,
     () => replica.engine,
     () => replica.userKeyCount,
   );

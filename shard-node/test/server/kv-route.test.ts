@@ -279,7 +279,7 @@ describe('shard-node key route', () => {
       /impulse_kv_operations_total\{engine="memory",operation="get",outcome="ok",[^}]*\} [1-9]/,
     );
     expect(text).toMatch(
-      /impulse_kv_operation_duration_seconds_count\{[^}]*engine="memory",operation="get"\} [1-9]/,
+      /impulse_kv_operation_duration_seconds_count\{[^}]*engine="memory",operation="get"[^}]*\} [1-9]/,
     );
     expect(text).not.toMatch(/route="unmatched",method="PUT",status="204"/);
   });
