@@ -173,6 +173,11 @@ export const requestRange = {
   end: Buffer.from([requestPrefix + 1]),
 } as const;
 
+/** The smallest key after `key` in byte order: its one-byte extension. */
+export function keyAfter(key: Uint8Array): Buffer {
+  return Buffer.concat([key, Buffer.from([0])]);
+}
+
 export function encodeUint64(value: number): Buffer {
   const bytes = Buffer.allocUnsafe(8);
   bytes.writeBigUInt64BE(BigInt(value));

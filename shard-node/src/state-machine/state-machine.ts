@@ -35,6 +35,7 @@ import {
   formatKey,
   formatVersion,
   formatVersionWithoutSlotIndex,
+  keyAfter,
   membersKey,
   requestIdOfOrderKey,
   requestOrderKey,
@@ -419,9 +420,7 @@ export class ReplicaStateMachine {
     );
     this.throwIfFaulted();
     const range = slotIndexRangeOf(slot);
-    // The smallest index key after `afterKey`'s: its one-byte extension.
-    const start =
-      afterKey === undefined ? range.start : Buffer.concat([slotIndexKey(slot, afterKey), Buffer.from([0])]);
+    const start = afterKey === undefined ? range.start : keyAfter(slotIndexKey(slot, afterKey));
     const snapshot = await this.guard(
       this.#engine.snapshot().catch((error: unknown) => {
         throw readFaultOf(error, {}, this.#folder);
@@ -492,15 +491,23 @@ export class ReplicaStateMachine {
     const engine = this.#engine;
     const range = slotIndexRangeOf(slot);
     let deleted = 0;
+    // Each batch goes on after the last key of the one before, not over the tombstones it left.
+    let start = range.start;
     this.#deletingSlot = true;
     try {
       for (;;) {
         assert.ok(!this.#applyingBatch, 'deleteSlot: entries are being applied meanwhile');
         assert.ok(this.#engine === engine, 'deleteSlot: a snapshot was installed meanwhile');
         const indexKeys: Buffer[] = [];
-        for await (const { key } of this.verifiedEntries(engine, { ...range, limit: batchKeysMax }))
+        for await (const { key } of this.verifiedEntries(engine, {
+          start,
+          end: range.end,
+          limit: batchKeysMax,
+        }))
           indexKeys.push(key);
-        if (indexKeys.length === 0) return deleted;
+        const last = indexKeys.at(-1);
+        if (last === undefined) return deleted;
+        start = keyAfter(last);
         const dataKeys = indexKeys.map((indexKey) => dataKeyOfSlotIndexKey(indexKey));
         let present: boolean[];
         try {
