@@ -50,7 +50,7 @@ export const startupErrorRegistry = {
   DATA_DIRECTORY_FORMAT_UNSUPPORTED: {
     exitCode: 2,
     description:
-      'The state machine in the data directory was written in another format (format 1, before per-record checksums); there is no conversion. Start the replica on an empty data directory and add it to its group again.',
+      'The state machine in the data directory was written in a format this version does not convert (format 1, before per-record checksums, or a format newer than 3; format 2 is converted at start). Start the replica on an empty data directory and add it to its group again.',
   },
   ADDRESS_IN_USE: {
     exitCode: 1,

@@ -12,7 +12,10 @@ import { dataRange } from './keyspace.js';
 export interface ConsistencyHash {
   /** The log index of the consistency-check entry: the state hashed is exactly the state at it. */
   readonly index: number;
-  /** SHA-256, hex, over the records hashed (see `hashRecords`). */
+  /**
+   * SHA-256, hex, over the records hashed (see `hashRecords`); or, when the replica's slot index
+   * does not match its data, `slotIndexMismatchHash` of it.
+   */
   readonly hash: string;
   /** How many user keys the state holds at `index`. */
   readonly keys: number;
@@ -24,6 +27,11 @@ export interface ConsistencyHash {
  * bytes). Records under the data prefix are counted as user keys. The caller chooses the ranges:
  * the user data and the request ids, which every replica holds identically at a given index, and
  * not this replica's own bookkeeping (batch records, the chain base).
+ *
+ * Nor the slot index (`s`): it is derived from the data, and leaving it out keeps the hash what
+ * format 2 computed, so that the replicas of a group agree while some of them still run the
+ * version before the index (a rolling upgrade). The index is compared with the data by each
+ * replica instead, and a replica whose index does not match reports `slotIndexMismatchHash`.
  */
 export async function hashRecords(
   records: AsyncIterable<Entry>,
@@ -41,4 +49,14 @@ export async function hashRecords(
     if (key[0] === dataRange.start[0]) keys++;
   }
   return { hash: hash.digest('hex'), keys };
+}
+
+/**
+ * The hash a replica reports at a consistency check when its slot index does not match its own
+ * data (`slot-index.ts`, `SlotIndexFingerprint`): a hash that no sound replica reports, so that
+ * the group's comparison finds the replica divergent, and it is rebuilt from its leader's snapshot
+ * (which derives the index again), by the same path as a replica whose data diverged.
+ */
+export function slotIndexMismatchHash(hash: string): string {
+  return createHash('sha256').update('slot index mismatch\n').update(hash).digest('hex');
 }

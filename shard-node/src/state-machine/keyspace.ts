@@ -1,3 +1,5 @@
+import { assertSlot, slotForKey } from '@impulse/common';
+
 /**
  * How the replica lays out its engine. Every record kind lives under its own one-byte prefix, so
  * that kinds can never collide and each is one ordered range:
@@ -10,17 +12,22 @@
  * | `m`    | `applied`, `confstate`, `members`, `format`  | applied index and term; the ConfState; the member directory; the format version (u32) |
  * | `q`    | request id                                   | the index that applied it (u64)                             |
  * | `i`    | index (u64, big-endian) + request id         | empty: the request ids in index order                       |
+ * | `s`    | slot (u16, big-endian) + user key (UTF-8)    | empty: the slot index, one record per `d` record            |
  *
  * Every value is stored sealed with a checksum over its key and payload (`sealed-record.ts`).
  * User keys keep their byte order, so a range scan over user keys is a scan over the `d` range.
- * The `b` records prove on open that no applied batch is missing (`state-machine.ts`); they are
- * this replica's own bookkeeping, so a snapshot leaves them out.
+ * The `s` records make the keys of one slot one ordered range (`s` + slot), for slot migration:
+ * each is written and deleted in the same atomic batch as its `d` record (decision 0011,
+ * `slot-index.ts`). The `b` records prove on open that no applied batch is missing
+ * (`state-machine.ts`); they are this replica's own bookkeeping, so a snapshot leaves them out. A
+ * snapshot leaves the `s` records out too: the receiver derives them from the `d` records.
  */
 const batchPrefix = 0x62; // 'b'
 const dataPrefix = 0x64; // 'd'
 const metaPrefix = 0x6d; // 'm'
 const requestPrefix = 0x71; // 'q'
 const requestOrderPrefix = 0x69; // 'i'
+const slotIndexPrefix = 0x73; // 's'
 
 export function dataKey(userKey: string): Buffer {
   const keyBytes = Buffer.byteLength(userKey, 'utf8');
@@ -38,13 +45,75 @@ export function userKeyOf(engineKey: Uint8Array): string {
 /** The bounds of the whole data keyspace, for scans. */
 export const dataRange = { start: Buffer.from([dataPrefix]), end: Buffer.from([dataPrefix + 1]) } as const;
 
+/** Slot indexes are two bytes, big-endian, so that the `s` records sort by slot first. */
+const slotBytes = 2;
+
+/** The slot index record of the user key whose UTF-8 bytes are `userKey`, in slot `slot`. */
+export function slotIndexKey(slot: number, userKey: Uint8Array): Buffer {
+  assertSlot(slot);
+  const key = Buffer.allocUnsafe(1 + slotBytes + userKey.byteLength);
+  key[0] = slotIndexPrefix;
+  key.writeUInt16BE(slot, 1);
+  key.set(userKey, 1 + slotBytes);
+  return key;
+}
+
+/** The slot index record that goes with a data record (`d` + user key). */
+export function slotIndexKeyOfDataKey(dataKey: Uint8Array): Buffer {
+  if (dataKey[0] !== dataPrefix) throw new Error('not a data key');
+  const userKey = dataKey.subarray(1);
+  return slotIndexKey(slotForKey(userKey), userKey);
+}
+
+/** The user key's UTF-8 bytes inside a slot index record's key (a view, not a copy). */
+export function userKeyOfSlotIndexKey(indexKey: Uint8Array): Buffer {
+  if (indexKey[0] !== slotIndexPrefix || indexKey.byteLength < 1 + slotBytes)
+    throw new Error('not a slot index key');
+  return Buffer.from(
+    indexKey.buffer,
+    indexKey.byteOffset + 1 + slotBytes,
+    indexKey.byteLength - 1 - slotBytes,
+  );
+}
+
+/** The data record (`d` + user key) that a slot index record stands for. */
+export function dataKeyOfSlotIndexKey(indexKey: Uint8Array): Buffer {
+  const userKey = userKeyOfSlotIndexKey(indexKey);
+  const key = Buffer.allocUnsafe(1 + userKey.byteLength);
+  key[0] = dataPrefix;
+  key.set(userKey, 1);
+  return key;
+}
+
+/** The bounds of one slot's index records: its keys, in byte order. */
+export function slotIndexRangeOf(slot: number): { readonly start: Buffer; readonly end: Buffer } {
+  assertSlot(slot);
+  const start = Buffer.from([slotIndexPrefix, 0, 0]);
+  start.writeUInt16BE(slot, 1);
+  // The slot after the last one (16384) still fits in two bytes: the bound stays within `s`.
+  const end = Buffer.from([slotIndexPrefix, 0, 0]);
+  end.writeUInt16BE(slot + 1, 1);
+  return { start, end };
+}
+
+/** The bounds of the whole slot index, every slot's records. */
+export const slotIndexRange = {
+  start: Buffer.from([slotIndexPrefix]),
+  end: Buffer.from([slotIndexPrefix + 1]),
+} as const;
+
 export const appliedKey = Buffer.from([metaPrefix, ...Buffer.from('applied')]);
 export const confStateKey = Buffer.from([metaPrefix, ...Buffer.from('confstate')]);
 /** The group's member directory (ids and addresses), written with each membership change. */
 export const membersKey = Buffer.from([metaPrefix, ...Buffer.from('members')]);
 
-/** The version of this layout, stored under `formatKey`; 1 was the layout without checksums. */
-export const formatVersion = 2;
+/**
+ * The version of this layout, stored under `formatKey`: 1 was the layout without checksums, 2 the
+ * layout without the slot index (`s`), which `open` converts to 3 by building the index.
+ */
+export const formatVersion = 3;
+/** The format without the slot index, which this version converts (and receives in snapshots). */
+export const formatVersionWithoutSlotIndex = 2;
 export const formatKey = Buffer.from([metaPrefix, ...Buffer.from('format')]);
 
 /** The chain base: batches up to this index are flushed to tables and their records pruned. */
@@ -103,6 +172,11 @@ export const requestRange = {
   start: Buffer.from([requestPrefix]),
   end: Buffer.from([requestPrefix + 1]),
 } as const;
+
+/** The smallest key after `key` in byte order: its one-byte extension. */
+export function keyAfter(key: Uint8Array): Buffer {
+  return Buffer.concat([key, Buffer.from([0])]);
+}
 
 export function encodeUint64(value: number): Buffer {
   const bytes = Buffer.allocUnsafe(8);

@@ -9,6 +9,7 @@ import {
   type FileSystem,
 } from '@impulse/common';
 import type { Engine } from '../storage/index.js';
+import { receivedRecordOperations } from './slot-index.js';
 import { decodeSnapshotChunk } from './snapshot-codec.js';
 
 /**
@@ -64,7 +65,8 @@ export async function writeMemoryImage(
 
 /**
  * Loads the image in `directory` into an empty `engine`, a frame at a time; answers false when there
- * is none. A damaged image (bad magic, checksum or framing, or no end frame) is refused with
+ * is none. Like a snapshot stream, the image holds no slot index: each data record brings its index
+ * record into the same batch as it is loaded. A damaged image (bad magic, checksum or framing, or no end frame) is refused with
  * `DATA_DIRECTORY_DAMAGED`: starting from part of a state would serve a state that never was.
  */
 export async function loadMemoryImage(
@@ -107,7 +109,7 @@ export async function loadMemoryImage(
       const chunk = await readExactly(length);
       if (crc32(chunk) !== checksum) throw damaged(`checksum mismatch in the chunk before byte ${offset}`);
       const records = decodeSnapshotChunk(chunk);
-      await engine.batch(records.map(({ key, value }) => ({ type: 'put', key, value })));
+      await engine.batch(receivedRecordOperations(records));
       chunks++;
     }
   } finally {

@@ -1,5 +1,6 @@
 import { crc32 } from 'node:zlib';
-import { StorageFault, describeEngineKey } from './storage-fault.js';
+import type { BatchOperation, Engine, EngineSnapshot, Entry, RangeOptions } from '../storage/index.js';
+import { StorageFault, describeEngineKey, readFaultOf } from './storage-fault.js';
 
 /**
  * Every value the state machine stores is sealed: `u32 checksum (big-endian), payload`, where the
@@ -56,4 +57,37 @@ export function openRecord(key: Uint8Array, stored: Buffer, file: string | undef
     });
   }
   return payload;
+}
+
+/** A batch operation that stores `payload` sealed under `key`. */
+export function sealedPut(key: Buffer, payload: Uint8Array): BatchOperation {
+  return { type: 'put', key, value: sealRecord(key, payload) };
+}
+
+/**
+ * The records of a range of `source`, each verified, with their payloads as values. A failed read
+ * and a record that fails its checksum are storage faults (`file` names the engine's folder).
+ */
+export async function* openRecords(
+  source: Engine | EngineSnapshot,
+  range: RangeOptions,
+  file: string | undefined,
+): AsyncGenerator<Entry, void, undefined> {
+  const iteration = source.iterate(range);
+  try {
+    for (;;) {
+      let next: IteratorResult<Entry>;
+      try {
+        next = await iteration.next();
+      } catch (error) {
+        throw readFaultOf(error, { range }, file);
+      }
+      if (next.done === true) return;
+      const { key, value } = next.value;
+      yield { key, value: openRecord(key, value, file) };
+    }
+  } finally {
+    // A caller that stops early releases the engine's view at once, not when the engine closes.
+    await iteration.return?.();
+  }
 }

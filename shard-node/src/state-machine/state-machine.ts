@@ -1,6 +1,8 @@
+import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import {
   StartupError,
+  assertSlot,
   createDirectoryDurably,
   nodeFileSystem,
   replaceFileDurably,
@@ -17,7 +19,7 @@ import {
   type Entry,
 } from '../storage/index.js';
 import { decodeCommand, isConsistencyCheckCommand } from './command.js';
-import { hashRecords, type ConsistencyHash } from './consistency-hash.js';
+import { hashRecords, slotIndexMismatchHash, type ConsistencyHash } from './consistency-hash.js';
 import {
   appliedKey,
   batchKey,
@@ -26,19 +28,32 @@ import {
   chainBaseKey,
   confStateKey,
   dataKey,
+  dataKeyOfSlotIndexKey,
   dataRange,
   decodeUint64,
   encodeUint64,
   firstIndexOfBatchKey,
   formatKey,
   formatVersion,
+  formatVersionWithoutSlotIndex,
+  keyAfter,
   membersKey,
   requestIdOfOrderKey,
   requestOrderKey,
   requestOrderRange,
+  slotIndexKey,
+  slotIndexRange,
+  slotIndexRangeOf,
+  userKeyOfSlotIndexKey,
 } from './keyspace.js';
 import { loadMemoryImage, memoryImageFileName, writeMemoryImage } from './memory-image.js';
-import { isSealedRecordOf, openRecord, sealRecord } from './sealed-record.js';
+import { isSealedRecordOf, openRecord, openRecords, sealRecord, sealedPut } from './sealed-record.js';
+import {
+  SlotIndexFingerprint,
+  rebuildSlotIndex,
+  receivedRecordOperations,
+  slotIndexOperationOf,
+} from './slot-index.js';
 import { SnapshotChunkError, decodeSnapshotChunk, encodeSnapshotChunks } from './snapshot-codec.js';
 import { StorageFault, describeEngineKey, readFaultOf, writeFaultOf } from './storage-fault.js';
 
@@ -48,6 +63,18 @@ import { StorageFault, describeEngineKey, readFaultOf, writeFaultOf } from './st
  * 10,000 writes per second this covers 20 s of retries, far beyond the gateway's retry deadline.
  */
 export const requestIdRetentionCount = 200_000;
+
+/**
+ * The most entries one `scanSlot` call answers: each is a point read of its value, and a caller
+ * (slot migration) pages through a slot with `afterKey`, so a page stays small in time and memory.
+ */
+export const slotScanEntriesMax = 1000;
+
+/**
+ * The most keys one batch of `deleteSlot` deletes (two records each, the data and its index
+ * record): bounded so that deleting a large slot never makes one huge engine batch.
+ */
+export const slotDeleteBatchKeysMax = 10_000;
 
 export interface StateMachineOptions {
   /** Root directory of the state machine (the engine lives in a generation folder inside it). */
@@ -163,6 +190,12 @@ export class ReplicaStateMachine {
   #consistencyHash: ConsistencyHash | undefined;
   /** Consistency hashes being computed in the background, each from its own engine snapshot. */
   readonly #consistencyHashing = new Set<Promise<void>>();
+  /**
+   * Whether an apply batch, or a `deleteSlot`, is between its reads and its write: the two must
+   * never interleave, or the user key count would be computed against a state that changed.
+   */
+  #applyingBatch = false;
+  #deletingSlot = false;
 
   private constructor(
     private readonly options: StateMachineOptions,
@@ -212,12 +245,15 @@ export class ReplicaStateMachine {
       return stateMachine;
     }
     try {
-      await stateMachine.checkFormat();
+      const storedFormat = await stateMachine.checkFormat();
       // The image's frames are checksummed as a whole; each record is verified here as well, so
       // that the memory engine never holds a record it would refuse later.
       if (imageLoaded) await stateMachine.verifyEveryRecord();
       await stateMachine.loadMeta();
       await stateMachine.verifyBatchChain();
+      // Converted only once the state is proven whole: an index built from a state missing a
+      // batch would be as wrong as the state.
+      if (storedFormat === formatVersionWithoutSlotIndex) await stateMachine.upgradeFromFormat2();
       stateMachine.#userKeyCount = await stateMachine.countUserKeysIn(engine);
     } catch (error) {
       if (!(error instanceof StorageFault)) {
@@ -373,6 +409,142 @@ export class ReplicaStateMachine {
   }
 
   /**
+   * The keys of slot `slot` in byte order, with their values: the first `limit` (at most
+   * `slotScanEntriesMax`) after `afterKey` (its UTF-8 bytes; from the slot's first key when
+   * absent), from one consistent view of the live engine. Each entry's key is the user key's UTF-8
+   * bytes. For slot migration, which pages through a slot by passing the last key it got. Reads the
+   * slot index (`s`), then each key's value (`d`); an index record without its value is a storage
+   * fault of kind `index-mismatch`.
+   */
+  async scanSlot(
+    slot: number,
+    options: { readonly afterKey?: Uint8Array; readonly limit: number },
+  ): Promise<Entry[]> {
+    assertSlot(slot);
+    const { afterKey, limit } = options;
+    assert.ok(
+      Number.isSafeInteger(limit) && limit >= 1 && limit <= slotScanEntriesMax,
+      'scanSlot: limit out of range',
+    );
+    this.throwIfFaulted();
+    const range = slotIndexRangeOf(slot);
+    const start = afterKey === undefined ? range.start : keyAfter(slotIndexKey(slot, afterKey));
+    const snapshot = await this.guard(
+      this.#engine.snapshot().catch((error: unknown) => {
+        throw readFaultOf(error, {}, this.#folder);
+      }),
+    );
+    try {
+      const entries: Entry[] = [];
+      for await (const { key: indexKey } of this.verifiedEntries(snapshot, {
+        start,
+        end: range.end,
+        limit,
+      })) {
+        const dataKey = dataKeyOfSlotIndexKey(indexKey);
+        const value = await this.readRecord(snapshot, dataKey);
+        if (value === undefined) {
+          throw new StorageFault(`the slot index names ${describeEngineKey(dataKey)}, which does not exist`, {
+            kind: 'index-mismatch',
+            key: describeEngineKey(indexKey),
+            file: this.#folder,
+          });
+        }
+        entries.push({ key: Buffer.from(userKeyOfSlotIndexKey(indexKey)), value });
+      }
+      return entries;
+    } catch (error) {
+      throw this.noteFault(error);
+    } finally {
+      await snapshot.close();
+    }
+  }
+
+  /**
+   * How many keys slot `slot` holds: its index records, counted from one consistent view. It
+   * reads every key of the slot (not the values): O(keys in the slot), about 1/16384 of the
+   * keyspace on average, so cheap for one slot, and never for every request.
+   */
+  async slotKeyCount(slot: number): Promise<number> {
+    assertSlot(slot);
+    this.throwIfFaulted();
+    const range = slotIndexRangeOf(slot);
+    try {
+      return await this.#engine.countKeys(range);
+    } catch (error) {
+      throw this.noteFault(readFaultOf(error, { range }, this.#folder));
+    }
+  }
+
+  /**
+   * Deletes every key of slot `slot` (its data and index records), in batches of at most
+   * `batchKeysMax` keys (at most `slotDeleteBatchKeysMax`), each atomic: a crash between two
+   * leaves the slot's remaining keys whole, each with its index record. Answers how many user
+   * keys it deleted.
+   *
+   * A LOCAL operation, not replicated: it changes this replica only, moves no applied index, and
+   * is not durable until the next `sync()`. Slot migration (the next step of issue 12) will drive
+   * it through the Raft log, so that every replica deletes the slot at the same index; until then
+   * it is for tests. The caller must not apply entries while it runs (asserted).
+   */
+  async deleteSlot(slot: number, options: { readonly batchKeysMax: number }): Promise<number> {
+    assertSlot(slot);
+    const { batchKeysMax } = options;
+    assert.ok(
+      Number.isSafeInteger(batchKeysMax) && batchKeysMax >= 1 && batchKeysMax <= slotDeleteBatchKeysMax,
+      'deleteSlot: batchKeysMax out of range',
+    );
+    assert.ok(!this.#deletingSlot, 'deleteSlot: another deleteSlot is running');
+    this.throwIfFaulted();
+    const engine = this.#engine;
+    const range = slotIndexRangeOf(slot);
+    let deleted = 0;
+    // Each batch goes on after the last key of the one before, not over the tombstones it left.
+    let start = range.start;
+    this.#deletingSlot = true;
+    try {
+      for (;;) {
+        assert.ok(!this.#applyingBatch, 'deleteSlot: entries are being applied meanwhile');
+        assert.ok(this.#engine === engine, 'deleteSlot: a snapshot was installed meanwhile');
+        const indexKeys: Buffer[] = [];
+        for await (const { key } of this.verifiedEntries(engine, {
+          start,
+          end: range.end,
+          limit: batchKeysMax,
+        }))
+          indexKeys.push(key);
+        const last = indexKeys.at(-1);
+        if (last === undefined) return deleted;
+        start = keyAfter(last);
+        const dataKeys = indexKeys.map((indexKey) => dataKeyOfSlotIndexKey(indexKey));
+        let present: boolean[];
+        try {
+          present = await engine.hasMany(dataKeys);
+        } catch (error) {
+          throw readFaultOf(error, { range }, this.#folder);
+        }
+        const operations: BatchOperation[] = [];
+        for (const dataKey of dataKeys)
+          operations.push({ type: 'delete', key: dataKey }, slotIndexOperationOf(dataKey, false));
+        try {
+          await engine.batch(operations);
+        } catch (error) {
+          throw writeFaultOf(error, this.#folder);
+        }
+        // An index record without its data (which `scanSlot` would call a fault) is deleted all
+        // the same: the slot ends empty either way, and only the keys that were there are counted.
+        const keys = present.filter((each) => each).length;
+        this.#userKeyCount -= keys;
+        deleted += keys;
+      }
+    } catch (error) {
+      throw this.noteFault(error);
+    } finally {
+      this.#deletingSlot = false;
+    }
+  }
+
+  /**
    * Marks this state machine faulted with `fault` (the first fault stays): for what its replica
    * finds about it from outside, such as a state behind the Raft log's snapshot.
    */
@@ -426,30 +598,20 @@ export class ReplicaStateMachine {
   }
 
   /** The records of a range of `source`, each verified, as payloads. */
-  private async *verifiedEntries(
+  private verifiedEntries(
     source: Engine | EngineSnapshot,
     range: { start?: Buffer; end?: Buffer; limit?: number },
   ): AsyncGenerator<Entry, void, undefined> {
-    const iteration = source.iterate(range);
-    for (;;) {
-      let next: IteratorResult<Entry>;
-      try {
-        next = await iteration.next();
-      } catch (error) {
-        throw readFaultOf(error, { range }, this.#folder);
-      }
-      if (next.done === true) return;
-      const { key, value } = next.value;
-      yield { key, value: openRecord(key, value, this.#folder) };
-    }
+    return openRecords(source, range, this.#folder);
   }
 
   /**
-   * Refuses a data directory written in another format: there is no migration, and reading the
-   * unsealed records of format 1 as sealed ones would call every one of them damaged. An empty
-   * engine (a new replica, a new generation) is given the current format.
+   * Answers the format of the engine: the current one, or format 2 (no slot index), which `open`
+   * converts (`upgradeFromFormat2`). Refuses any other: a newer format is one this version cannot
+   * know, and reading the unsealed records of format 1 as sealed ones would call every one of
+   * them damaged. An empty engine (a new replica, a new generation) is given the current format.
    */
-  private async checkFormat(): Promise<void> {
+  private async checkFormat(): Promise<number> {
     const engine = this.#engine;
     const stored = await this.readRecord(engine, formatKey).catch((error: unknown) => {
       // An unsealed format record is no format this version knows.
@@ -458,10 +620,10 @@ export class ReplicaStateMachine {
     });
     if (stored !== undefined) {
       const version = stored.byteLength === 4 ? stored.readUInt32BE(0) : undefined;
-      if (version === formatVersion) return;
+      if (version === formatVersion || version === formatVersionWithoutSlotIndex) return version;
       throw new StartupError(
         'DATA_DIRECTORY_FORMAT_UNSUPPORTED',
-        `state machine: ${this.#folder} is in format ${version ?? 'unknown'}; this version reads format ${formatVersion} only and does not convert: start this replica on an empty data directory and add it to its group again (docs/replication.md)`,
+        `state machine: ${this.#folder} is in format ${version ?? 'unknown'}; this version reads format ${formatVersion} and converts format ${formatVersionWithoutSlotIndex}, and does not convert this one: start this replica on an empty data directory and add it to its group again (docs/replication.md)`,
       );
     }
     let anyRecord = false;
@@ -471,12 +633,39 @@ export class ReplicaStateMachine {
       const appliedText = applied?.byteLength === 16 ? `, applied index ${decodeUint64(applied, 0)}` : '';
       throw new StartupError(
         'DATA_DIRECTORY_FORMAT_UNSUPPORTED',
-        `state machine: ${this.#folder} was written by an older Impulse (format 1: values without checksums${appliedText}); this version reads format ${formatVersion} only and does not convert: start this replica on an empty data directory and add it to its group again (docs/replication.md)`,
+        `state machine: ${this.#folder} was written by an older Impulse (format 1: values without checksums${appliedText}); this version reads format ${formatVersion} and converts format ${formatVersionWithoutSlotIndex}, and does not convert format 1: start this replica on an empty data directory and add it to its group again (docs/replication.md)`,
       );
     }
-    const version = Buffer.allocUnsafe(4);
-    version.writeUInt32BE(formatVersion);
-    await engine.put(formatKey, sealRecord(formatKey, version));
+    await engine.put(formatKey, sealRecord(formatKey, encodeFormat(formatVersion)));
+    return formatVersion;
+  }
+
+  /**
+   * Converts a state of format 2 to the current format: builds the slot index from the data
+   * records (`rebuildSlotIndex`, in bounded batches, proven complete), makes it durable, and only
+   * then writes the new format. A crash before the format record leaves format 2 with part of an
+   * index, which the next open deletes and builds again; so the format record says "the index is
+   * whole" and nothing else needs to. The flush, not a sync, is what makes that true on LevelDB:
+   * its write-ahead log may lose a damaged block on open while a later write survives, and the
+   * format record must never survive an index batch that was lost.
+   */
+  private async upgradeFromFormat2(): Promise<void> {
+    const engine = this.#engine;
+    this.options.logger.info(
+      { from: formatVersionWithoutSlotIndex, to: formatVersion, appliedIndex: this.#appliedIndex },
+      'state machine: converting the format (building the slot index)',
+    );
+    const keys = await rebuildSlotIndex(engine, this.#folder);
+    try {
+      await engine.flush();
+      await engine.put(formatKey, sealRecord(formatKey, encodeFormat(formatVersion)));
+    } catch (error) {
+      throw writeFaultOf(error, this.#folder);
+    }
+    this.options.logger.info(
+      { from: formatVersionWithoutSlotIndex, to: formatVersion, keys },
+      'state machine: format converted',
+    );
   }
 
   /** Verifies the checksum of every record of the live engine (the memory engine after its image). */
@@ -592,13 +781,29 @@ export class ReplicaStateMachine {
       }),
     );
     const verifiedEntries = this.verifiedEntries.bind(this);
+    // The index the data calls for, gathered as the data is hashed, against the index there is.
+    const indexCalledFor = new SlotIndexFingerprint();
+    const indexFound = new SlotIndexFingerprint();
     async function* hashedRecords(): AsyncGenerator<Entry> {
-      yield* verifiedEntries(snapshot, dataRange);
+      for await (const entry of verifiedEntries(snapshot, dataRange)) {
+        indexCalledFor.addDataKey(entry.key);
+        yield entry;
+      }
       yield* verifiedEntries(snapshot, requestOrderRange);
     }
     const hashing = (async () => {
       try {
-        const { hash, keys } = await hashRecords(hashedRecords());
+        const hashed = await hashRecords(hashedRecords());
+        for await (const { key } of verifiedEntries(snapshot, slotIndexRange)) indexFound.addIndexKey(key);
+        const keys = hashed.keys;
+        let hash = hashed.hash;
+        if (!indexFound.equals(indexCalledFor)) {
+          hash = slotIndexMismatchHash(hash);
+          this.options.logger.error(
+            { index, indexRecords: indexFound.count, keys },
+            'state machine: the slot index does not match the data; reporting a hash no sound replica reports',
+          );
+        }
         if (index > (this.#consistencyHash?.index ?? 0)) this.#consistencyHash = { index, hash, keys };
         this.options.logger.info({ index, hash, keys }, 'state machine: consistency hash computed');
       } catch (error) {
@@ -677,6 +882,8 @@ export class ReplicaStateMachine {
       } else {
         operations.push({ type: 'delete', key });
       }
+      // The slot index record goes in the same atomic batch: no crash can separate the two.
+      operations.push(slotIndexOperationOf(key, command.operation === 'put'));
       userWrites.push({ key, put: command.operation === 'put' });
       results.push({
         index: entry.index,
@@ -700,6 +907,8 @@ export class ReplicaStateMachine {
     if (confState !== undefined) operations.push(sealedPut(confStateKey, encodeConfState(confState)));
     if (membersRecord !== undefined) operations.push(sealedPut(membersKey, membersRecord));
     let userKeysChange: number;
+    assert.ok(!this.#deletingSlot, 'state machine: entries applied while deleteSlot runs');
+    this.#applyingBatch = true;
     try {
       userKeysChange = await this.userKeysChangeOf(userWrites);
       try {
@@ -711,6 +920,8 @@ export class ReplicaStateMachine {
       // Nothing was applied: forget what this batch remembered, so memory matches the engine.
       for (const [idKey] of added) requests.delete(idKey);
       throw this.noteFault(error);
+    } finally {
+      this.#applyingBatch = false;
     }
     for (const [idKey] of evicted) requests.delete(idKey);
     this.#userKeyCount += userKeysChange;
@@ -914,16 +1125,19 @@ export class StateMachineSnapshot {
   /**
    * The whole state as chunks of whole records (see `snapshot-codec.ts`), each record sealed as
    * stored and verified before it leaves. The batch records stay behind: they are this replica's
-   * proof of its own history, and the receiver starts its chain at the snapshot's index.
+   * proof of its own history, and the receiver starts its chain at the snapshot's index. The slot
+   * index stays behind too: the receiver derives it from the data records as they arrive
+   * (`slot-index.ts`), which costs it one CRC per key, and spares the stream a record per key.
    */
   chunks(): AsyncGenerator<Buffer> {
     const storedEntries = this.storedEntries;
-    async function* everyRecordButBatches(): AsyncGenerator<Entry> {
+    async function* everyRecordButBatchesAndIndex(): AsyncGenerator<Entry> {
       // Keys below 0x01 are the engine's own (LevelDB's sync marker), not the state machine's.
       yield* storedEntries({ start: engineOwnKeysEnd, end: batchRange.start });
-      yield* storedEntries({ start: batchRange.end });
+      yield* storedEntries({ start: batchRange.end, end: slotIndexRange.start });
+      yield* storedEntries({ start: slotIndexRange.end });
     }
-    return encodeSnapshotChunks(everyRecordButBatches());
+    return encodeSnapshotChunks(everyRecordButBatchesAndIndex());
   }
 
   close(): Promise<void> {
@@ -961,12 +1175,15 @@ export class SnapshotInstall {
         );
     }
     this.#receivedBytes += chunk.byteLength;
-    await this.engine.batch(records.map(({ key, value }) => ({ type: 'put', key, value })));
+    // Each data record brings its slot index record into the same batch.
+    await this.engine.batch(receivedRecordOperations(records));
   }
 
   /**
    * Checks what was received (its format, applied index and configuration), starts its batch
-   * chain at the snapshot's index, flushes it, and answers the metadata the state carries.
+   * chain at the snapshot's index, flushes it, and answers the metadata the state carries. A state
+   * of format 2 (from a leader not yet upgraded) is taken as well: it differs from the current
+   * format only by the slot index, which `write` derived; the state is then of the current format.
    */
   async finish(): Promise<SnapshotMetadata> {
     this.#finished ??= this.#check();
@@ -977,8 +1194,13 @@ export class SnapshotInstall {
     const folder = undefined;
     const format = await this.engine.get(formatKey);
     const version = format === undefined ? undefined : openRecord(formatKey, format, folder);
-    if (version?.byteLength !== 4 || version.readUInt32BE(0) !== formatVersion)
-      throw new SnapshotChunkError(`snapshot: the received state is not in format ${formatVersion}`);
+    const versionNumber = version?.byteLength === 4 ? version.readUInt32BE(0) : undefined;
+    if (versionNumber !== formatVersion && versionNumber !== formatVersionWithoutSlotIndex)
+      throw new SnapshotChunkError(
+        `snapshot: the received state is not in format ${formatVersion} (nor ${formatVersionWithoutSlotIndex})`,
+      );
+    if (versionNumber !== formatVersion)
+      await this.engine.put(formatKey, sealRecord(formatKey, encodeFormat(formatVersion)));
     const storedApplied = await this.engine.get(appliedKey);
     if (storedApplied === undefined) throw new Error('snapshot: the received state has no applied index');
     const applied = openRecord(appliedKey, storedApplied, folder);
@@ -1005,8 +1227,11 @@ const emptyPayload = Buffer.alloc(0);
 /** Keys below this one are the engine's own (LevelDB's sync marker), not the state machine's. */
 const engineOwnKeysEnd = Buffer.from([0x01]);
 
-function sealedPut(key: Buffer, payload: Uint8Array): BatchOperation {
-  return { type: 'put', key, value: sealRecord(key, payload) };
+/** The payload of the format record: the version, u32 big-endian. */
+function encodeFormat(version: number): Buffer {
+  const payload = Buffer.allocUnsafe(4);
+  payload.writeUInt32BE(version);
+  return payload;
 }
 
 function undecodable(key: Buffer, folder: string): StorageFault {

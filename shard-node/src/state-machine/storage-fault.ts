@@ -1,12 +1,13 @@
 import { AssertionError } from 'node:assert/strict';
 import { isEngineError } from '../storage/index.js';
+import { slotIndexRange } from './keyspace.js';
 
 /**
  * A storage fault: the state machine's engine answered something that cannot be trusted. A stored
  * checksum that does not match its record, a record or block that does not decode, an engine read
  * that failed (LevelDB's `Corruption`, an I/O error), or a gap in the chain of applied batches (a
- * batch that the engine lost while a later one survived), a lost engine, or a state that a
- * consistency check found divergent. It is never answered as a value: the replica stops serving
+ * batch that the engine lost while a later one survived), a lost engine, a slot index that does
+ * not match its data, or a state that a consistency check found divergent. It is never answered as a value: the replica stops serving
  * and stops campaigning until it is rebuilt from its leader's snapshot (docs/replication.md).
  *
  * It is not an assertion (the code did nothing wrong: the disk did) and not a passing operating
@@ -30,7 +31,12 @@ export type StorageFaultKind =
    */
   | 'lost'
   /** A consistency check found this replica's state different from its group's majority. */
-  | 'divergent';
+  | 'divergent'
+  /**
+   * The slot index does not match the data it indexes: an index record whose data record is
+   * missing, or an index built on upgrade that lacks a record the data calls for (a lost write).
+   */
+  | 'index-mismatch';
 
 export interface StorageFaultDetails {
   readonly kind: StorageFaultKind;
@@ -141,18 +147,26 @@ function fileNamedIn(text: string): string | undefined {
 
 /**
  * An engine key as text for logs and answers: the one-byte prefix as a letter, then the rest as
- * UTF-8 text when the prefix is the user keys' and it is valid UTF-8, else as hexadecimal.
+ * UTF-8 text when it is valid, printable UTF-8, else as hexadecimal. A slot index key (`s`) shows
+ * its slot in decimal before the user key: `s:9862:hello`.
  */
 export function describeEngineKey(key: Uint8Array): string {
   const bytes = Buffer.from(key.buffer, key.byteOffset, key.byteLength);
   if (bytes.length === 0) return '';
   const prefix = bytes[0] as number;
-  const rest = bytes.subarray(1);
   const printablePrefix =
     prefix >= 0x61 && prefix <= 0x7a ? String.fromCharCode(prefix) : `0x${prefix.toString(16)}`;
+  if (prefix === slotIndexPrefixByte && bytes.length >= 3)
+    return `${printablePrefix}:${bytes.readUInt16BE(1)}:${printable(bytes.subarray(3))}`;
+  return `${printablePrefix}:${printable(bytes.subarray(1))}`;
+}
+
+const slotIndexPrefixByte = slotIndexRange.start[0];
+
+function printable(rest: Buffer): string {
   const text = rest.toString('utf8');
   const isText = Buffer.from(text, 'utf8').equals(rest) && /^[\x20-\x7e\u00a0-\uffff]*$/u.test(text);
-  return `${printablePrefix}:${isText ? text : rest.toString('hex')}`;
+  return isText ? text : rest.toString('hex');
 }
 
 function describeRange(range: { start?: Uint8Array; end?: Uint8Array }): { start: string; end: string } {

@@ -11,8 +11,8 @@ import type {
  * A test double around a real engine, for fault injection: every call goes to the real engine,
  * except that what a read returns can be altered (as a damaged table block would alter it), a read
  * can fail (as LevelDB fails on a block it cannot decode), one batch can be dropped (as LevelDB
- * drops a damaged block of its write-ahead log: the caller was told it was written), and a
- * snapshot can fail to open.
+ * drops a damaged block of its write-ahead log: the caller was told it was written), batches can
+ * stop being written from one on (a crash), and a snapshot can fail to open.
  */
 export class FaultyEngine implements Engine {
   /** Returns the bytes a read of `key` gives instead of `stored`; identity when unset. */
@@ -21,6 +21,11 @@ export class FaultyEngine implements Engine {
   readError: Error | undefined;
   /** The number (1-based) of the next batch call to drop silently; none when undefined. */
   dropBatchNumber: number | undefined;
+  /**
+   * The number (1-based) of the batch call from which every batch fails, writing nothing, as if
+   * the process had died there; none when undefined.
+   */
+  crashBatchNumber: number | undefined;
   /** Asked at every `snapshot()`: an error to fail it with (as an engine out of resources would), or none. */
   snapshotError: (() => Error | undefined) | undefined;
   #batches = 0;
@@ -47,6 +52,8 @@ export class FaultyEngine implements Engine {
 
   async batch(operations: readonly BatchOperation[]): Promise<void> {
     this.#batches++;
+    if (this.crashBatchNumber !== undefined && this.#batches >= this.crashBatchNumber)
+      throw new Error(`simulated crash at batch ${this.#batches}`);
     if (this.#batches === this.dropBatchNumber) return;
     await this.inner.batch(operations);
   }
