@@ -16,4 +16,5 @@ export {
   type RaftLogObserver,
   type RaftLogOptions,
 } from './options.js';
-export { RaftLogStore, type RaftLogUpdate, type WriteOptions } from './raft-log-store.js';
+export { RaftLogStore } from './raft-log-store.js';
+export type { RaftLogUpdate, ReplicaLog, WriteOptions } from './replica-log.js';
