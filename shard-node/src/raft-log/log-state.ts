@@ -93,29 +93,23 @@ export class ReplicaLogState implements Storage {
   // Staging. Each method throws a RaftError before changing anything, or an assertion (a
   // programmer error) that may leave the state half changed.
 
-  /**
-   * Stages one Ready: snapshot metadata, entries, hard state. Returns the index of the first entry
-   * it writes, or undefined when it writes none (entries at or below the base are skipped).
-   */
-  stageSave(update: RaftLogUpdate, sink: RecordSink): number | undefined {
+  /** Stages one Ready: snapshot metadata, entries, hard state (entries at or below the base are skipped). */
+  stageSave(update: RaftLogUpdate, sink: RecordSink): void {
     if (update.entries !== undefined) {
       sink.checkEntrySizes(update.entries);
     }
     if (update.snapshot !== undefined) {
       this.stageInstalledSnapshot(update.snapshot, sink);
     }
-    let firstWrittenIndex: number | undefined;
     if (update.entries !== undefined) {
       const from = this.log.checkAppend(update.entries);
       this.log.append(update.entries, from);
       sink.addEntries(update.entries, from);
-      firstWrittenIndex = update.entries[from]?.index;
     }
     if (update.hardState !== undefined) {
       this.hardStateValue = update.hardState;
       sink.addHardState(update.hardState);
     }
-    return firstWrittenIndex;
   }
 
   /** Stages a snapshot the state machine took at `index`; see `ReplicaLog.createSnapshot`. */
