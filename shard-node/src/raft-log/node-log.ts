@@ -282,7 +282,7 @@ export class NodeLog implements GroupLogHost {
   }
 
   // ---------------------------------------------------------------------------------------------
-  // GroupLogHost.
+  // GroupLogHost: what the group handles call (the host uses their methods, not these).
 
   checkWritable(): void {
     if (this.closed) {
