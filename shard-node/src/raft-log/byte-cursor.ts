@@ -36,6 +36,11 @@ export class ByteWriter {
     this.offset += 1;
   }
 
+  u16(value: number): void {
+    this.buffer.writeUInt16LE(value, this.offset);
+    this.offset += 2;
+  }
+
   u32(value: number): void {
     this.buffer.writeUInt32LE(value, this.offset);
     this.offset += 4;
@@ -79,6 +84,13 @@ export class ByteReader {
     return value;
   }
 
+  u16(): number {
+    this.need(2);
+    const value = this.buffer.readUInt16LE(this.offset);
+    this.offset += 2;
+    return value;
+  }
+
   u32(): number {
     this.need(4);
     const value = this.buffer.readUInt32LE(this.offset);
@@ -95,6 +107,19 @@ export class ByteReader {
     }
     this.offset += 8;
     return high * TWO_TO_32 + low;
+  }
+
+  /** A view of the next `length` bytes (no copy), for fields decoded at once such as a group id. */
+  bytesView(length: number): Buffer {
+    this.need(length);
+    const value = this.buffer.subarray(this.offset, this.offset + length);
+    this.offset += length;
+    return value;
+  }
+
+  /** The rest of the payload, without copying (the payload a node log record wraps). */
+  rest(): Buffer {
+    return this.bytesView(this.remainingBytes);
   }
 
   /**

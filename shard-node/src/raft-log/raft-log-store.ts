@@ -12,24 +12,22 @@ import { replaceFileDurably } from '@impulse/common';
 import path from 'node:path';
 
 import {
-  CompactedError,
-  EMPTY_BYTES,
   EMPTY_HARD_STATE,
   RaftError,
-  SnapshotOutOfDateError,
   type ConfState,
   type Entry,
   type HardState,
   type InitialState,
   type Snapshot,
   type SnapshotMetadata,
-  type Storage,
 } from '../raft/index.js';
-import { assert, RaftLogError } from './errors.js';
+import { RaftLogError } from './errors.js';
 import { LiveLog } from './live-log.js';
+import { ReplicaLogState } from './log-state.js';
 import { resolveRaftLogOptions, type RaftLogOptions, type ResolvedRaftLogOptions } from './options.js';
 import { RecordBatch } from './record-batch.js';
 import { recover } from './recovery.js';
+import type { RaftLogUpdate, ReplicaLog, WriteOptions } from './replica-log.js';
 import {
   encodeNewestSegment,
   NEWEST_SEGMENT_FILE,
@@ -41,18 +39,7 @@ import {
 } from './segment.js';
 import type { Checkpoint } from './state-codec.js';
 
-/** What one Ready asks to persist, in the order it is written: snapshot, entries, hard state. */
-export interface RaftLogUpdate {
-  readonly hardState?: HardState;
-  readonly entries?: readonly Entry[];
-  /** The metadata of a snapshot installed from the leader (its data lives in the state machine). */
-  readonly snapshot?: SnapshotMetadata;
-}
-
-export interface WriteOptions {
-  /** Whether to fdatasync before the promise settles (a Ready's `mustSync`). */
-  readonly sync: boolean;
-}
+export type { RaftLogUpdate, WriteOptions } from './replica-log.js';
 
 const SYNC: WriteOptions = { sync: true };
 
@@ -67,11 +54,9 @@ interface WriteJob {
   readonly compactIndex?: number;
 }
 
-export class RaftLogStore implements Storage {
+export class RaftLogStore implements ReplicaLog {
   private readonly options: ResolvedRaftLogOptions;
-  private readonly log: LiveLog;
-  private snapshotValue: Snapshot;
-  private hardStateValue: HardState;
+  private readonly state: ReplicaLogState;
   private readonly segments: SegmentInfo[];
   private tail: SegmentWriter;
   /** Whether the tail holds anything after its checkpoint; an empty tail is never rotated. */
@@ -90,9 +75,7 @@ export class RaftLogStore implements Storage {
     tailHasRecords: boolean,
   ) {
     this.options = options;
-    this.log = state.log;
-    this.snapshotValue = { metadata: state.snapshot, data: EMPTY_BYTES };
-    this.hardStateValue = state.hardState;
+    this.state = new ReplicaLogState(state);
     this.segments = state.segments;
     this.tail = tail;
     this.tailHasRecords = tailHasRecords;
@@ -142,7 +125,7 @@ export class RaftLogStore implements Storage {
     const tail = await SegmentWriter.create(info, options.fs);
     const store = new RaftLogStore(options, { ...state, segments: [info] }, tail, false);
     store.createdByOpen = true;
-    await store.writeCheckpoint(store.checkpoint());
+    await store.writeCheckpoint(store.state.checkpoint());
     await store.datasyncTail();
     await store.syncDirectory();
     await store.recordNewestSegment(info.sequence);
@@ -165,23 +148,23 @@ export class RaftLogStore implements Storage {
   // Storage: synchronous reads of the live log.
 
   initialState(): InitialState {
-    return { hardState: this.hardStateValue, confState: this.snapshotValue.metadata.confState };
+    return this.state.initialState();
   }
 
   entries(lo: number, hi: number, maxBytes: number): readonly Entry[] {
-    return this.log.entries(lo, hi, maxBytes);
+    return this.state.entries(lo, hi, maxBytes);
   }
 
   term(index: number): number {
-    return this.log.term(index);
+    return this.state.term(index);
   }
 
   firstIndex(): number {
-    return this.log.firstIndex();
+    return this.state.firstIndex();
   }
 
   lastIndex(): number {
-    return this.log.lastIndex();
+    return this.state.lastIndex();
   }
 
   /**
@@ -189,11 +172,11 @@ export class RaftLogStore implements Storage {
    * machine, and the host streams it from there when it sends a MsgSnap.
    */
   snapshot(): Snapshot {
-    return this.snapshotValue;
+    return this.state.snapshot();
   }
 
   hardState(): HardState {
-    return this.hardStateValue;
+    return this.state.hardState();
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -205,25 +188,9 @@ export class RaftLogStore implements Storage {
    */
   async save(update: RaftLogUpdate, options: WriteOptions): Promise<void> {
     this.checkWritable();
-    const before = this.checkpoint();
+    const before = this.state.checkpoint();
     const batch = new RecordBatch(this.options.recordBytesMax);
-    this.guard(() => {
-      if (update.entries !== undefined) {
-        RecordBatch.checkEntrySizes(update.entries, this.options.recordBytesMax);
-      }
-      if (update.snapshot !== undefined) {
-        this.stageInstalledSnapshot(update.snapshot, batch);
-      }
-      if (update.entries !== undefined) {
-        const from = this.log.checkAppend(update.entries);
-        this.log.append(update.entries, from);
-        batch.addEntries(update.entries, from);
-      }
-      if (update.hardState !== undefined) {
-        this.hardStateValue = update.hardState;
-        batch.addHardState(update.hardState);
-      }
-    });
+    this.guard(() => this.state.stageSave(update, batch));
     await this.enqueue({
       records: batch.encode(),
       maxEntryIndex: batch.maxEntryIndex,
@@ -259,25 +226,9 @@ export class RaftLogStore implements Storage {
    */
   async createSnapshot(index: number, confState?: ConfState): Promise<SnapshotMetadata> {
     this.checkWritable();
-    const before = this.checkpoint();
-    if (index <= this.snapshotValue.metadata.index) {
-      throw new SnapshotOutOfDateError();
-    }
+    const before = this.state.checkpoint();
     const batch = new RecordBatch(this.options.recordBytesMax);
-    const metadata = this.guard(() => {
-      assert(
-        index >= this.log.baseIndex && index <= this.log.lastIndex(),
-        `snapshot ${index} is out of the live log [${this.log.baseIndex}, ${this.log.lastIndex()}]`,
-      );
-      const created: SnapshotMetadata = {
-        index,
-        term: this.log.term(index),
-        confState: confState ?? this.snapshotValue.metadata.confState,
-      };
-      this.snapshotValue = { metadata: created, data: EMPTY_BYTES };
-      batch.addSnapshot({ metadata: created, action: 'none' });
-      return created;
-    });
+    const metadata = this.guard(() => this.state.stageCreateSnapshot(index, confState, batch));
     await this.enqueue({ records: batch.encode(), maxEntryIndex: 0, before, sync: true });
     return metadata;
   }
@@ -290,24 +241,9 @@ export class RaftLogStore implements Storage {
    */
   async compact(index: number): Promise<void> {
     this.checkWritable();
-    const before = this.checkpoint();
-    if (index <= this.log.baseIndex) {
-      throw new CompactedError();
-    }
+    const before = this.state.checkpoint();
     const batch = new RecordBatch(this.options.recordBytesMax);
-    this.guard(() => {
-      assert(
-        index <= this.log.lastIndex(),
-        `compact ${index} is out of bound lastIndex(${this.log.lastIndex()})`,
-      );
-      assert(
-        index <= this.snapshotValue.metadata.index,
-        `compact ${index} is past the snapshot (${this.snapshotValue.metadata.index})`,
-      );
-      const term = this.log.term(index);
-      this.log.compactTo(index, term);
-      batch.addCompaction({ index, term });
-    });
+    this.guard(() => this.state.stageCompaction(index, batch));
     // The compaction record must be durable before any segment goes: replay from the segments
     // that remain needs it to know where the log starts.
     await this.enqueue({
@@ -353,7 +289,7 @@ export class RaftLogStore implements Storage {
 
   /** The bytes the in-memory entries count for (only those after the last compaction). */
   memoryBytes(): number {
-    return this.log.memoryBytes;
+    return this.state.memoryBytes();
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -362,11 +298,11 @@ export class RaftLogStore implements Storage {
   private describe(): Record<string, number | string> {
     return {
       directory: this.options.directory,
-      firstIndex: this.log.firstIndex(),
-      lastIndex: this.log.lastIndex(),
-      snapshotIndex: this.snapshotValue.metadata.index,
-      term: this.hardStateValue.term,
-      commit: this.hardStateValue.commit,
+      firstIndex: this.state.firstIndex(),
+      lastIndex: this.state.lastIndex(),
+      snapshotIndex: this.state.snapshot().metadata.index,
+      term: this.state.hardState().term,
+      commit: this.state.hardState().commit,
       segments: this.segments.length,
       logBytes: this.logBytes(),
     };
@@ -394,30 +330,6 @@ export class RaftLogStore implements Storage {
       }
       throw error;
     }
-  }
-
-  private stageInstalledSnapshot(metadata: SnapshotMetadata, batch: RecordBatch): void {
-    if (metadata.index <= this.snapshotValue.metadata.index) {
-      throw new SnapshotOutOfDateError();
-    }
-    const matches = this.log.maybeTerm(metadata.index) === metadata.term;
-    if (matches) {
-      this.log.compactTo(metadata.index, metadata.term);
-    } else {
-      this.log.reset(metadata.index, metadata.term);
-    }
-    this.snapshotValue = { metadata, data: EMPTY_BYTES };
-    batch.addSnapshot({ metadata, action: matches ? 'compact' : 'reset' });
-  }
-
-  private checkpoint(): Checkpoint {
-    return {
-      snapshot: this.snapshotValue.metadata,
-      hardState: this.hardStateValue,
-      baseIndex: this.log.baseIndex,
-      baseTerm: this.log.baseTerm,
-      lastIndex: this.log.lastIndex(),
-    };
   }
 
   private enqueue(job: WriteJob): Promise<void> {

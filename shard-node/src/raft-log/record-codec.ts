@@ -37,9 +37,17 @@ export type RecordType = (typeof RecordType)[keyof typeof RecordType];
 
 const RECORD_TYPE_MAX = 5;
 
-function isRecordType(value: number): value is RecordType {
+/** Whether `value` is a type code of the replica log's records (the default of the readers below). */
+export function isRecordType(value: number): value is RecordType {
   return value >= 1 && value <= RECORD_TYPE_MAX;
 }
+
+/**
+ * Which type codes a reader accepts. The framing is shared by two file formats (a replica's log and
+ * the node log, `node-record-codec.ts`) whose codes do not overlap, so that a record of one is never
+ * taken for a record of the other.
+ */
+export type RecordTypeTest = (value: number) => boolean;
 
 /**
  * Writes the header of a record whose payload the caller already wrote at
@@ -49,7 +57,7 @@ function isRecordType(value: number): value is RecordType {
 export function writeRecordHeader(
   buffer: Buffer,
   headerOffset: number,
-  type: RecordType,
+  type: number,
   payloadBytes: number,
 ): void {
   const payloadStart = headerOffset + RECORD_HEADER_BYTES;
@@ -77,7 +85,8 @@ function payloadCrc(
 export type RecordRead =
   | {
       readonly kind: 'record';
-      readonly type: RecordType;
+      /** One of the codes the reader's `RecordTypeTest` accepts. */
+      readonly type: number;
       readonly payload: Buffer;
       readonly nextOffset: number;
     }
@@ -86,8 +95,13 @@ export type RecordRead =
   /** The bytes are damaged. `recordEnd` is where the record would end when its header is intact. */
   | { readonly kind: 'corrupt'; readonly recordEnd: number | undefined; readonly reason: string };
 
-/** Reads the record at `offset`, checking both checksums and the size limit. */
-export function readRecordAt(buffer: Buffer, offset: number, recordBytesMax: number): RecordRead {
+/** Reads the record at `offset`, checking both checksums, the type code and the size limit. */
+export function readRecordAt(
+  buffer: Buffer,
+  offset: number,
+  recordBytesMax: number,
+  isType: RecordTypeTest = isRecordType,
+): RecordRead {
   if (buffer.length - offset < RECORD_HEADER_BYTES) {
     return { kind: 'incomplete', headerValid: false, reason: 'the file ends inside a record header' };
   }
@@ -96,12 +110,7 @@ export function readRecordAt(buffer: Buffer, offset: number, recordBytesMax: num
   }
   const payloadBytes = buffer.readUInt32LE(offset);
   const type = buffer[offset + 4]!;
-  if (
-    !isRecordType(type) ||
-    buffer[offset + 5] !== 0 ||
-    buffer[offset + 6] !== 0 ||
-    buffer[offset + 7] !== 0
-  ) {
+  if (!isType(type) || buffer[offset + 5] !== 0 || buffer[offset + 6] !== 0 || buffer[offset + 7] !== 0) {
     return { kind: 'corrupt', recordEnd: undefined, reason: `unknown record type ${type}` };
   }
   if (RECORD_HEADER_BYTES + payloadBytes > recordBytesMax) {
@@ -128,17 +137,21 @@ export function readRecordAt(buffer: Buffer, offset: number, recordBytesMax: num
  * the damage means the damage is in the middle of the log. The cheap tests (type byte, reserved
  * zeros) run before any checksum, which keeps the scan of a large segment fast.
  */
-export function findValidRecord(buffer: Buffer, from: number, recordBytesMax: number): number {
+export function findValidRecord(
+  buffer: Buffer,
+  from: number,
+  recordBytesMax: number,
+  isType: RecordTypeTest = isRecordType,
+): number {
   const lastHeaderOffset = buffer.length - RECORD_HEADER_BYTES;
   for (let offset = from; offset <= lastHeaderOffset; offset++) {
-    const type = buffer[offset + 4]!;
-    if (type < 1 || type > RECORD_TYPE_MAX || buffer[offset + 5] !== 0 || buffer[offset + 6] !== 0) {
+    if (buffer[offset + 5] !== 0 || buffer[offset + 6] !== 0 || !isType(buffer[offset + 4]!)) {
       continue;
     }
     if (buffer[offset + 7] !== 0) {
       continue;
     }
-    if (readRecordAt(buffer, offset, recordBytesMax).kind === 'record') {
+    if (readRecordAt(buffer, offset, recordBytesMax, isType).kind === 'record') {
       return offset;
     }
   }

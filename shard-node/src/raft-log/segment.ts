@@ -13,12 +13,16 @@ const synchronousWriteBytesMax = 64 * 1024;
 
 const SEGMENT_NAME = /^([0-9a-f]{16})-([0-9a-f]{16})\.log$/;
 
-/** What the store knows of each segment file. */
-export interface SegmentInfo {
+/** What a writer needs of a segment file: its path and its valid bytes, which it keeps current. */
+export interface SegmentFile {
   readonly sequence: number;
-  readonly firstIndex: number;
   readonly file: string;
   sizeBytes: number;
+}
+
+/** What the store knows of each segment file. */
+export interface SegmentInfo extends SegmentFile {
+  readonly firstIndex: number;
   /**
    * The highest entry index written in this segment, or 0 if it holds no entries. A segment whose
    * entries are all at or below a compaction index can be deleted.
@@ -93,23 +97,23 @@ export async function syncDirectory(directory: string, fs: FileSystem): Promise<
 }
 
 /** The open tail segment, written at the end only. */
-export class SegmentWriter {
+export class SegmentWriter<Info extends SegmentFile = SegmentInfo> {
   /** Whether bytes were written since the last datasync. */
   unsynced = false;
 
   private constructor(
     private readonly handle: FileHandle,
-    readonly info: SegmentInfo,
+    readonly info: Info,
   ) {}
 
   /** Creates a new segment file; fails if it exists, which would mean two writers. */
-  static async create(info: SegmentInfo, fs: FileSystem): Promise<SegmentWriter> {
+  static async create<Info extends SegmentFile>(info: Info, fs: FileSystem): Promise<SegmentWriter<Info>> {
     assert(info.sizeBytes === 0, 'a new segment starts empty');
     return new SegmentWriter(await fs.open(info.file, 'wx'), info);
   }
 
   /** Opens an existing segment to append after its `info.sizeBytes` valid bytes. */
-  static async reopen(info: SegmentInfo, fs: FileSystem): Promise<SegmentWriter> {
+  static async reopen<Info extends SegmentFile>(info: Info, fs: FileSystem): Promise<SegmentWriter<Info>> {
     return new SegmentWriter(await fs.open(info.file, 'r+'), info);
   }
 

@@ -182,12 +182,18 @@ export function writeCheckpoint(writer: ByteWriter, checkpoint: Checkpoint): voi
 
 export function readCheckpoint(payload: Buffer): Checkpoint {
   const reader = new ByteReader(payload);
+  const checkpoint = readCheckpointFields(reader);
+  reader.end();
+  return checkpoint;
+}
+
+/** Reads a checkpoint's fields, for payloads that hold several (the node log's checkpoint). */
+export function readCheckpointFields(reader: ByteReader): Checkpoint {
   const snapshot = readSnapshotMetadata(reader);
   const hardState = readHardState(reader);
   const baseIndex = reader.u64();
   const baseTerm = reader.u64();
   const lastIndex = reader.u64();
-  reader.end();
   return { snapshot, hardState, baseIndex, baseTerm, lastIndex };
 }
 

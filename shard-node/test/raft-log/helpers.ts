@@ -2,8 +2,10 @@ import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 
-import type { Entry, LogFields } from '../../src/raft/index.js';
-import { RaftLogStore, type RaftLogOptions } from '../../src/raft-log/index.js';
+import { expect } from 'vitest';
+
+import type { ConfState, Entry, LogFields, Storage } from '../../src/raft/index.js';
+import { NodeLog, RaftLogStore, type NodeLogOptions, type RaftLogOptions } from '../../src/raft-log/index.js';
 
 export async function temporaryDirectory(): Promise<string> {
   return mkdtemp(path.join(os.tmpdir(), 'impulse-raft-log-'));
@@ -70,6 +72,37 @@ export class Recorder {
   }
 }
 
+/** Counts what a node log reports besides what a replica log does: its flushes and backpressure. */
+export class NodeRecorder extends Recorder {
+  flushes = 0;
+  syncedFlushes = 0;
+  flushedWrites = 0;
+  flushBytesMax = 0;
+  backpressures = 0;
+
+  readonly nodeObserver = {
+    onFlush: (writes: number, bytes: number, synced: boolean): void => {
+      this.flushes++;
+      if (synced) this.syncedFlushes++;
+      this.flushedWrites += writes;
+      this.flushBytesMax = Math.max(this.flushBytesMax, bytes);
+    },
+    onBackpressure: (): void => {
+      this.backpressures++;
+    },
+  };
+}
+
+export function openNodeLog(
+  directory: string,
+  recorder: Recorder = new NodeRecorder(),
+  options: Partial<NodeLogOptions> = {},
+): Promise<NodeLog> {
+  const observer =
+    recorder instanceof NodeRecorder ? { ...recorder.observer, ...recorder.nodeObserver } : recorder.observer;
+  return NodeLog.open({ directory, observer, logger: recorder.logger, ...options });
+}
+
 export function openStore(
   directory: string,
   recorder = new Recorder(),
@@ -102,4 +135,49 @@ export async function directoryBytes(directory: string): Promise<number> {
     total += (await stat(path.join(directory, name))).size;
   }
   return total;
+}
+
+/** Every read of the Storage contract, including the errors, as one comparable value. */
+export function reads(storage: Storage): unknown {
+  const outcome = (read: () => unknown): unknown => {
+    try {
+      return read();
+    } catch (error) {
+      return (error as Error).name;
+    }
+  };
+  // Entries are compared as compact strings: deep equality over byte arrays is slow.
+  const describe = (list: readonly Entry[]): string =>
+    list.map((e) => `${e.index}/${e.term}/${e.type}/${Buffer.from(e.data).toString('hex')}`).join(' ');
+  const lo = storage.firstIndex();
+  const hi = storage.lastIndex() + 1;
+  const terms = [];
+  for (let index = lo - 2; index <= hi; index++) {
+    terms.push(outcome(() => storage.term(index)));
+  }
+  return {
+    firstIndex: lo,
+    lastIndex: hi - 1,
+    snapshot: storage.snapshot().metadata,
+    initialState: storage.initialState(),
+    terms,
+    entries: outcome(() => describe(liveEntries(storage))),
+    limited: [0, 100, 1000].map((maxBytes) => outcome(() => storage.entries(lo, hi, maxBytes).length)),
+    compacted: outcome(() => storage.entries(lo - 1, hi, Infinity).length),
+  };
+}
+
+export function expectSameReads(store: Storage, model: Storage, label?: string): void {
+  expect(reads(store), label).toEqual(reads(model));
+}
+
+/** One of a few configurations, chosen by `n`, for tests that vary it. */
+export function confState(n: number): ConfState {
+  return {
+    voters: [1, 2, 3].slice(0, 1 + (n % 3)),
+    learners: n % 2 === 0 ? [] : [7],
+    votersOutgoing: [],
+    learnersNext: [],
+    autoLeave: false,
+  };
 }
