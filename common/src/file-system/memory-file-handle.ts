@@ -22,9 +22,10 @@ export interface MemoryHandleAccess {
 
 /**
  * An open file or folder of the memory file system. Every call completes at once (an async one
- * resolves in a microtask); the checks come in node's order: a closed handle (or one a crash
- * closed), then what node answers without a system call (no bytes to move), then a handle from
- * before a power cut, then what the handle was opened for, then the kind of entry.
+ * resolves in a microtask); the checks come in the order node, the kernel and powerfs make them:
+ * a closed handle (or one a crash closed), then what node answers without a system call (no bytes
+ * to move), then what the handle was opened for and the kind of entry, then a handle from before
+ * a power cut.
  */
 export class MemoryFileHandle implements FileHandle {
   private closed = false;
@@ -49,10 +50,10 @@ export class MemoryFileHandle implements FileHandle {
 
   writeNow(buffer: Uint8Array, offset: number, length: number, position: number): number {
     this.checkOpen('write');
-    this.checkPower('write');
     if (!this.access.writable || !(this.entry instanceof MemoryFile)) throw fileSystemError('EBADF', 'write');
-    // `writeSync` makes the system call even for no bytes: the checks above come first.
+    // `writeSync` makes the system call even for no bytes, but the kernel answers it at once.
     if (length === 0) return 0;
+    this.checkPower('write');
     return this.entry.write(buffer, offset, length, position);
   }
 
@@ -67,9 +68,9 @@ export class MemoryFileHandle implements FileHandle {
     this.checkOpen('read');
     // As for a write, node answers a zero-length read without a system call.
     if (length === 0) return 0;
-    this.checkPower('read');
     if (!this.access.readable) throw fileSystemError('EBADF', 'read');
     if (!(this.entry instanceof MemoryFile)) throw fileSystemError('EISDIR', 'read');
+    this.checkPower('read');
     return this.entry.read(buffer, offset, length, position);
   }
 
@@ -80,10 +81,12 @@ export class MemoryFileHandle implements FileHandle {
   }
 
   async truncate(length: number): Promise<void> {
-    this.check('ftruncate');
+    this.checkOpen('ftruncate');
     // Linux answers EINVAL, not EBADF, for a descriptor not open for writing.
-    if (!this.access.writable || !(this.entry instanceof MemoryFile))
+    if (!this.access.writable || !(this.entry instanceof MemoryFile)) {
       throw fileSystemError('EINVAL', 'ftruncate');
+    }
+    this.checkPower('ftruncate');
     this.entry.truncate(length);
   }
 
@@ -110,7 +113,10 @@ export class MemoryFileHandle implements FileHandle {
     }
   }
 
-  /** Before the system call: a handle from before a power cut answers EIO, as powerfs's do. */
+  /**
+   * Last: a handle from before a power cut answers EIO, as powerfs's do; but what the kernel
+   * refuses itself (a handle not open for the call, a folder read) never reaches powerfs.
+   */
   private checkPower(syscall: string): void {
     if (this.owner.powerCuts() !== this.powerCutsAtOpen) throw fileSystemError('EIO', syscall);
   }

@@ -59,9 +59,9 @@ const accessByFlags: Readonly<Record<OpenFlags, MemoryHandleAccess>> = {
  * A file system in memory for the deterministic simulator, with the durability model of the
  * project's power-cut file system (deploy/powerfs/README.md, `file-system.ts`): the live tree is
  * what every call sees, as a page cache; what was made durable is kept apart, so that
- * `powerCut()` puts every file and folder back as it was when last made durable, and `processCrash()`
- * closes every handle and loses nothing. No call does real I/O or waits on a timer: an async call
- * resolves in a microtask, so a simulated run replays exactly from its seed.
+ * `powerCut()` puts every file and folder back as it was when last made durable, and
+ * `processCrash()` closes every handle and loses nothing. No call does real I/O or waits on a
+ * timer: an async call resolves in a microtask, so a simulated run replays exactly from its seed.
  *
  * Paths are POSIX paths, made absolute and normalised with `path.posix.resolve` (a relative path
  * against the process's working directory, as node's; `..` lexically). A file's `mode` is not

@@ -93,9 +93,8 @@ export class FileSystemModel {
 
   write(handleIndex: number, bytes: Buffer, position: number): Outcome {
     const handle = this.handle(handleIndex);
-    const refused = this.check(handle);
+    const refused = this.check(handle, !handle.writable ? 'EBADF' : undefined);
     if (refused !== undefined) return refused;
-    if (!handle.writable) return { error: 'EBADF' };
     this.change(handle.file, (live) => {
       const next = Buffer.alloc(Math.max(live.length, position + bytes.length));
       live.copy(next);
@@ -107,9 +106,8 @@ export class FileSystemModel {
 
   truncate(handleIndex: number, length: number): Outcome {
     const handle = this.handle(handleIndex);
-    const refused = this.check(handle);
+    const refused = this.check(handle, !handle.writable ? 'EINVAL' : undefined);
     if (refused !== undefined) return refused;
-    if (!handle.writable) return { error: 'EINVAL' };
     this.change(handle.file, (live) => {
       const next = Buffer.alloc(length);
       live.copy(next, 0, 0, Math.min(length, live.length));
@@ -206,9 +204,13 @@ export class FileSystemModel {
     }
   }
 
-  private check(handle: ModelHandle): Outcome | undefined {
-    // A crash closed the handle: that comes before what a power cut did to it.
+  /**
+   * Whether a call on `handle` fails: closed (a crash closes every handle), then not open for the
+   * call (`refusal`, what the kernel answers itself), then from before a power cut.
+   */
+  private check(handle: ModelHandle, refusal?: string): Outcome | undefined {
     if (handle.closed || handle.processCrashes !== this.processCrashes) return { error: 'EBADF' };
+    if (refusal !== undefined) return { error: refusal };
     if (handle.powerCuts !== this.powerCuts) return { error: 'EIO' };
     return undefined;
   }

@@ -342,6 +342,9 @@ describe('MemoryFileSystem handles across a cut or a crash', () => {
     expect(await errorCode(handle.truncate(0))).toBe('EIO');
     expect(await errorCode(handle.size())).toBe('EIO');
     expect(await errorCode(folder.sync())).toBe('EIO');
+    // What the kernel refuses itself comes first: it never reaches the file system to fail.
+    expect(await errorCode(folder.read(Buffer.alloc(1), 0, 1, 0))).toBe('EISDIR');
+    expect(thrownCode(() => folder.writeNow(Buffer.from('x'), 0, 1, 0))).toBe('EBADF');
     await handle.close();
     await folder.close();
     expect(await errorCode(handle.read(Buffer.alloc(3), 0, 3, 0))).toBe('EBADF');
