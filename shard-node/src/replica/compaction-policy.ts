@@ -1,12 +1,12 @@
 import type { Logger } from '@impulse/common';
 import type { SnapshotMetadata } from '../raft/index.js';
-import type { RaftLogStore } from '../raft-log/index.js';
+import type { ReplicaLog } from '../raft-log/index.js';
 import { StorageFault, type ReplicaStateMachine } from '../state-machine/index.js';
 
 export interface CompactionPolicyOptions {
   readonly logger: Logger;
   readonly stateMachine: ReplicaStateMachine;
-  readonly logStore: RaftLogStore;
+  readonly logStore: ReplicaLog;
   /** The memory engine's durable state is an image written in the background (see below). */
   readonly memoryEngine: boolean;
   /** Applied entries between two state machine snapshots (after which the log is compacted). */

@@ -13,3 +13,4 @@ export type {
   ReplicaTransportHandlers,
 } from './replica-transport.js';
 export type { PeerAddress } from './member-directory.js';
+export type { OpenReplicaLog } from './replica-state.js';

@@ -1,6 +1,6 @@
 import type { Logger } from '@impulse/common';
 import type { ConfState, Entry, Message, NodeId, SnapshotMetadata } from '../raft/index.js';
-import type { RaftLogStore } from '../raft-log/index.js';
+import type { ReplicaLog } from '../raft-log/index.js';
 import { StorageFault, type ReplicaStateMachine } from '../state-machine/index.js';
 import type { Scheduler } from './scheduler.js';
 import type { IncomingSnapshot } from './snapshot-receiver.js';
@@ -15,7 +15,7 @@ export interface RebuildOptions {
   readonly logger: Logger;
   readonly scheduler: Scheduler;
   readonly stateMachine: ReplicaStateMachine;
-  readonly logStore: RaftLogStore;
+  readonly logStore: ReplicaLog;
   /** Sends the rebuild request (a peer message) to the leader. */
   readonly send: (message: Message) => void;
   /** Has the Ready loop run, which installs a stream that arrived whole (`complete`). */

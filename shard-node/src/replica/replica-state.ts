@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { StartupError, type FileSystem, type Logger } from '@impulse/common';
 import { RawNode, createSeededRandom, type ConfState, type Config } from '../raft/index.js';
-import { RaftLogStore, isRaftLogError, type RaftLogObserver } from '../raft-log/index.js';
+import { RaftLogStore, isRaftLogError, type RaftLogObserver, type ReplicaLog } from '../raft-log/index.js';
 import { ReplicaStateMachine, StorageFault } from '../state-machine/index.js';
 import type { Engine, EngineName } from '../storage/index.js';
 import { raftLoggerOf } from './raft-logger.js';
@@ -29,14 +29,25 @@ export interface ReplicaStateOptions {
   readonly randomSeed?: number | undefined;
   /** Where the log and the state machine keep their files (default: the real file system). */
   readonly fileSystem?: FileSystem | undefined;
+  /** Opens the replica's Raft log (default: a `RaftLogStore` in `<data directory>/raft`). */
+  readonly openLog?: OpenReplicaLog | undefined;
   /** Simulator only (see `ReplicaOptions.adjustCore`). */
   readonly adjustCore?: ((config: Config) => Config) | undefined;
 }
 
+/**
+ * Opens a replica's Raft log: a log of its own, or its group's share of its node's log. The
+ * configuration is the bootstrap one of a log that does not exist yet; `observer` gets its metrics.
+ */
+export type OpenReplicaLog = (input: {
+  readonly confState: ConfState;
+  readonly observer: Partial<RaftLogObserver>;
+}) => Promise<ReplicaLog>;
+
 /** A replica's durable state, opened and reconciled: the state machine, the log and the core over it. */
 export interface ReplicaState {
   readonly stateMachine: ReplicaStateMachine;
-  readonly logStore: RaftLogStore;
+  readonly logStore: ReplicaLog;
   readonly rawNode: RawNode;
 }
 
@@ -71,17 +82,23 @@ export async function openReplicaState(options: ReplicaStateOptions): Promise<Re
     ...(options.wrapEngine === undefined ? {} : { wrapEngine: options.wrapEngine }),
     ...(options.fileSystem === undefined ? {} : { fileSystem: options.fileSystem }),
   });
-  const logStore = await RaftLogStore.open({
-    directory: join(options.dataDirectory, 'raft'),
-    ...(options.logSegmentBytesMax === undefined ? {} : { segmentBytesMax: options.logSegmentBytesMax }),
-    confState: initialConfState,
-    logger: raftLoggerOf(logger.child({ component: 'raft-log' })),
-    observer: options.logObserver,
-    ...(options.fileSystem === undefined ? {} : { fileSystem: options.fileSystem }),
-  }).catch(async (error: unknown) => {
-    await stateMachine.close();
-    throw raftLogRefusal(options, error);
-  });
+  const openLog: OpenReplicaLog =
+    options.openLog ??
+    ((input) =>
+      RaftLogStore.open({
+        directory: join(options.dataDirectory, 'raft'),
+        ...(options.logSegmentBytesMax === undefined ? {} : { segmentBytesMax: options.logSegmentBytesMax }),
+        confState: input.confState,
+        logger: raftLoggerOf(logger.child({ component: 'raft-log' })),
+        observer: input.observer,
+        ...(options.fileSystem === undefined ? {} : { fileSystem: options.fileSystem }),
+      }));
+  const logStore = await openLog({ confState: initialConfState, observer: options.logObserver }).catch(
+    async (error: unknown) => {
+      await stateMachine.close();
+      throw raftLogRefusal(options, error);
+    },
+  );
   try {
     refuseLostLog(options, stateMachine, logStore);
     // A faulted state machine held state (its applied index cannot be trusted): never founded again.
@@ -176,7 +193,7 @@ export async function openReplicaState(options: ReplicaStateOptions): Promise<Re
  */
 async function catchUpWithLogSnapshot(
   stateMachine: ReplicaStateMachine,
-  logStore: RaftLogStore,
+  logStore: ReplicaLog,
   stateDirectory: string,
 ): Promise<void> {
   const logSnapshot = logStore.snapshot().metadata;
@@ -205,7 +222,7 @@ async function catchUpWithLogSnapshot(
 function refuseLostLog(
   options: ReplicaStateOptions,
   stateMachine: ReplicaStateMachine,
-  logStore: RaftLogStore,
+  logStore: ReplicaLog,
 ): void {
   if (!logStore.created || (stateMachine.appliedIndex === 0 && stateMachine.fault === undefined)) return;
   throw new StartupError(

@@ -10,7 +10,7 @@ import {
   type RawNode,
   type Role,
 } from '../raft/index.js';
-import type { RaftLogStore } from '../raft-log/index.js';
+import type { ReplicaLog } from '../raft-log/index.js';
 import {
   StorageFault,
   encodeCommand,
@@ -39,7 +39,7 @@ import { ReadIndexBatcher } from './read-index-batcher.js';
 import { ReadyLoop } from './ready-loop.js';
 import { Rebuild } from './rebuild.js';
 import type { OpenReplicaTransport, ReplicaTransport } from './replica-transport.js';
-import { openReplicaState } from './replica-state.js';
+import { openReplicaState, type OpenReplicaLog } from './replica-state.js';
 import { sleep, systemScheduler, type Scheduler, type Timer } from './scheduler.js';
 import { SnapshotReceiver } from './snapshot-receiver.js';
 import { SnapshotSender } from './snapshot-sender.js';
@@ -106,6 +106,11 @@ export interface ReplicaOptions {
   readonly onFailure: (error: unknown) => void;
   /** Clock and timers (default: the process's); the simulator passes simulated time. */
   readonly scheduler?: Scheduler;
+  /**
+   * Opens the Raft log (default: a `RaftLogStore` of its own in `<dataDirectory>/raft`); a node
+   * gives each replica its group's share of the node log (`NodeLog.group`).
+   */
+  readonly openLog?: OpenReplicaLog;
   /** Opens the peer transport (default: a `PeerTransport` listening on the peer port). */
   readonly openTransport?: OpenReplicaTransport;
   /** Seeds the core's randomized election timeouts (default: from `crypto`); the simulator's seed. */
@@ -129,7 +134,7 @@ export type ReadMode = 'readindex' | 'lease';
 
 /**
  * The host of one replica: it runs the Raft core (`RawNode`) against the durable log
- * (`RaftLogStore`), the peer transport and the key-value state machine, and serves the client
+ * (`ReplicaLog`: a log of its own or its share of the node's), the peer transport and the key-value state machine, and serves the client
  * API's writes and reads. Each job is a part of its own, and this class wires them:
  *
  * | part                  | job                                                                  |
@@ -185,7 +190,7 @@ export class Replica {
 
   private constructor(
     private readonly options: ReplicaOptions,
-    private readonly logStore: RaftLogStore,
+    private readonly logStore: ReplicaLog,
     private readonly stateMachine: ReplicaStateMachine,
     private readonly rawNode: RawNode,
   ) {
@@ -349,6 +354,7 @@ export class Replica {
       randomSeed: options.randomSeed,
       fileSystem: options.fileSystem,
       adjustCore: options.adjustCore,
+      openLog: options.openLog,
     });
     try {
       const replica = new Replica(options, logStore, stateMachine, rawNode);

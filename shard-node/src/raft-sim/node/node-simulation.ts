@@ -28,6 +28,8 @@ export interface NodeSimulationOptions {
   readonly faults?: Partial<FaultKinds>;
   /** Search steps per key for the linearizability checker. */
   readonly stepsPerKeyMax?: number;
+  /** The Raft logs of a node: one shared by its replicas (default), or one per replica. */
+  readonly logs?: 'node' | 'replica';
   /** A planted bug (mutation tests only). */
   readonly plant?: SimPlant;
   /** Called with a line for each fault and phase (for `--verbose`). */
@@ -106,6 +108,7 @@ export async function runNodeSimulation(options: NodeSimulationOptions): Promise
         prng: nodePrng,
         timing: { ...timing, readMode: options.readMode ?? 'readindex' },
         ...(options.plant === undefined ? {} : { plant: options.plant }),
+        ...(options.logs === undefined ? {} : { logs: options.logs }),
         onFailure: (node, group, error) =>
           problems.push(`replica ${group}@${node} failed: ${(error as Error).stack ?? String(error)}`),
       }),

@@ -9,10 +9,11 @@ export interface ReplayShape {
   readonly groups: number;
   readonly durationMs: number;
   readonly leaseReads: boolean;
+  readonly logs?: 'node' | 'replica';
 }
 
 export function replayCommand(options: ReplayShape, seed: number): string {
-  const lease = options.leaseReads ? ' --lease-reads' : '';
+  const lease = `${options.leaseReads ? ' --lease-reads' : ''}${options.logs === 'replica' ? ' --logs replica' : ''}`;
   return `npm run sim -- --seeds 1 --seed ${seed} --nodes ${options.nodes} --groups ${options.groups} --duration-ms ${options.durationMs}${lease} --verbose`;
 }
 

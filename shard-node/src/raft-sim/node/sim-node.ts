@@ -13,6 +13,7 @@ import {
   type Logger,
 } from '@impulse/common';
 import type { Config, NodeId, RaftMutant } from '../../raft/index.js';
+import { NodeLog } from '../../raft-log/index.js';
 import { Replica, type MemberSpec, type ReadMode } from '../../replica/index.js';
 import type { Prng } from '../prng.js';
 import { NodeClock, type SimTime } from './sim-clock.js';
@@ -45,6 +46,11 @@ export interface SimNodeOptions {
   readonly logger?: Logger;
   /** Planted bugs, to show the checks catch them (never set in a normal run). */
   readonly plant?: SimPlant;
+  /**
+   * `node`: one Raft log shared by the node's replicas (`NodeLog`, one fdatasync per round for
+   * every group), as a node runs. `replica`: a log of its own per replica (`RaftLogStore`).
+   */
+  readonly logs?: 'node' | 'replica';
 }
 
 /** Bugs a run can plant in the production host, each breaking one rule the checks must catch. */
@@ -94,8 +100,24 @@ export class SimNode {
     this.clock = clock;
     const bootstrap = !this.founded;
     this.founded = true;
+    const nodeLog =
+      this.options.logs === 'replica'
+        ? undefined
+        : await NodeLog.open({
+            directory: `/${this.name}/raft`,
+            fileSystem: this.fs,
+            // The log's rounds are the node's: flushed at the end of a simulated round.
+            schedule: (run) => clock.setImmediate(run),
+            clockSeconds: () => clock.nowMs() / 1000,
+          });
+    if (this.incarnation !== incarnation) return;
     for (const group of this.options.groups) {
-      const replica = await Replica.start(this.replicaOptions(group, clock, incarnation, bootstrap));
+      const replica = await Replica.start({
+        ...this.replicaOptions(group, clock, incarnation, bootstrap),
+        ...(nodeLog === undefined
+          ? {}
+          : { openLog: ({ confState, observer }) => nodeLog.group(group, { confState, observer }) }),
+      });
       if (this.incarnation !== incarnation) {
         // Crashed while starting: this incarnation is gone, and so is what it opened.
         return;

@@ -20,6 +20,7 @@ export function sweepSeeds(
           groups: shape.groups,
           durationMs: shape.durationMs,
           leaseReads: shape.readMode === 'lease',
+          ...(shape.logs === undefined ? {} : { logs: shape.logs }),
         },
         seed,
       );
