@@ -13,8 +13,8 @@ import {
   type Logger,
 } from '@impulse/common';
 import type { Config, NodeId, RaftMutant } from '../../raft/index.js';
-import { NodeLog } from '../../raft-log/index.js';
-import { Replica, type MemberSpec, type ReadMode } from '../../replica/index.js';
+import type { MemberSpec, ReadMode, Replica } from '../../replica/index.js';
+import { Node } from '../../node/index.js';
 import type { Prng } from '../prng.js';
 import { NodeClock, type SimTime } from './sim-clock.js';
 import type { SimNetwork } from './sim-network.js';
@@ -63,12 +63,16 @@ export interface SimPlant {
 
 export type SimNodeState = 'up' | 'paused' | 'down';
 
+/**
+ * One simulated node: the production `Node` (its replicas, its shared log, its failure handling)
+ * over a simulated disk, clock and network. The disk outlives the node's incarnations.
+ */
 export class SimNode {
   /** The node's disk: it outlives the node's crashes, and a power cut loses what was not synced. */
   readonly disk = new MemoryFileSystem();
   /** The file system the replicas see: the disk, or a lying view of it when one is planted. */
   private readonly fs: FileSystem;
-  readonly replicas = new Map<string, Replica>();
+  private node: Node | undefined;
   private clock: NodeClock | undefined;
   private incarnation = 0;
   private founded = false;
@@ -88,10 +92,15 @@ export class SimNode {
     return this.clock.paused ? 'paused' : 'up';
   }
 
+  /** The running replicas of the current incarnation, by group (none while down). */
+  get replicas(): ReadonlyMap<string, Replica> {
+    return this.node?.runningReplicas() ?? new Map<string, Replica>();
+  }
+
   /**
-   * Starts every replica of the node from its data directory (founding the groups on the very
-   * first start only, as `--bootstrap` does). Resolves within one settle of simulated time: the
-   * storage and transport answer through promises only.
+   * Starts the node on its disk: every replica of it (founding the groups on the very first start
+   * only, as `--bootstrap` does). Resolves within one settle of simulated time: the storage and
+   * transport answer through promises only.
    */
   async start(): Promise<void> {
     if (this.clock !== undefined) throw new Error(`sim: ${this.name} is already running`);
@@ -100,30 +109,52 @@ export class SimNode {
     this.clock = clock;
     const bootstrap = !this.founded;
     this.founded = true;
-    const nodeLog =
-      this.options.logs === 'replica'
-        ? undefined
-        : await NodeLog.open({
-            directory: `/${this.name}/raft`,
-            fileSystem: this.fs,
-            // The log's rounds are the node's: flushed at the end of a simulated round.
-            schedule: (run) => clock.setImmediate(run),
-            clockSeconds: () => clock.nowMs() / 1000,
-          });
-    if (this.incarnation !== incarnation) return;
-    for (const group of this.options.groups) {
-      const replica = await Replica.start({
-        ...this.replicaOptions(group, clock, incarnation, bootstrap),
-        ...(nodeLog === undefined
+    const { timing, plant } = this.options;
+    const node = await Node.start(
+      {
+        nodeId: this.name,
+        dataDirectory: `/${this.name}`,
+        settings: {
+          clusterId: 'sim',
+          engine: 'memory',
+          logSync: true,
+          tickIntervalMs: timing.tickIntervalMs,
+          electionTimeoutTicks: timing.electionTimeoutTicks,
+          heartbeatTicks: timing.heartbeatTicks,
+          readMode: timing.readMode,
+          snapshotEntries: timing.snapshotEntries,
+          snapshotCatchUpEntries: timing.snapshotCatchUpEntries,
+          proposalTimeoutMs: timing.proposalTimeoutMs,
+          proposalBatchMax: 64,
+          randomSeed: this.options.prng.int(2 ** 31),
+        },
+        openTransport: (group, raftId) => this.options.network.transport(this.name, group, raftId, clock),
+        logger: this.logger.child({ node: this.name }),
+        registry: new Registry(),
+        scheduler: clock,
+        fileSystem: this.fs,
+        logs: this.options.logs ?? 'node',
+        onReplicaFailure: (failure) => {
+          if (this.incarnation === incarnation)
+            this.options.onFailure(this.name, failure.groupId, new Error(failure.message));
+        },
+        ...(plant?.core === undefined
           ? {}
-          : { openLog: ({ confState, observer }) => nodeLog.group(group, { confState, observer }) }),
-      });
-      if (this.incarnation !== incarnation) {
-        // Crashed while starting: this incarnation is gone, and so is what it opened.
-        return;
-      }
-      this.replicas.set(group, replica);
-    }
+          : {
+              replicaHooks: () => ({
+                adjustCore: (config: Config): Config => ({ ...config, mutants: [plant.core as RaftMutant] }),
+              }),
+            }),
+      },
+      this.options.groups.map((group) => {
+        const members = this.options.membersOf(group);
+        const self = members.find((member) => member.raftId === this.options.raftId);
+        if (self === undefined) throw new Error(`sim: ${this.name} is not a member of ${group}`);
+        return { groupId: group, self, initialMembers: members, join: false, bootstrap };
+      }),
+    );
+    // Crashed while starting: that incarnation is gone, and so is what it opened.
+    if (this.incarnation === incarnation) this.node = node;
   }
 
   /**
@@ -137,7 +168,7 @@ export class SimNode {
     this.incarnation++;
     clock.dead = true;
     this.clock = undefined;
-    this.replicas.clear();
+    this.node = undefined;
     this.options.network.closeNode(this.name);
     if (kind === 'power') this.disk.powerCut();
     else this.disk.processCrash();
@@ -149,50 +180,6 @@ export class SimNode {
 
   resume(): void {
     this.clock?.resume();
-  }
-
-  private replicaOptions(group: string, clock: NodeClock, incarnation: number, bootstrap: boolean) {
-    const { timing } = this.options;
-    const members = this.options.membersOf(group);
-    const self = members.find((member) => member.raftId === this.options.raftId);
-    if (self === undefined) throw new Error(`sim: ${this.name} is not a member of ${group}`);
-    return {
-      clusterId: 'sim',
-      groupId: group,
-      self,
-      peerListenHost: this.name,
-      initialMembers: members,
-      join: false,
-      bootstrap,
-      dataDirectory: `/${this.name}/${group}`,
-      engine: 'memory' as const,
-      logSync: true,
-      tickIntervalMs: timing.tickIntervalMs,
-      electionTimeoutTicks: timing.electionTimeoutTicks,
-      heartbeatTicks: timing.heartbeatTicks,
-      readMode: timing.readMode,
-      snapshotEntries: timing.snapshotEntries,
-      snapshotCatchUpEntries: timing.snapshotCatchUpEntries,
-      proposalTimeoutMs: timing.proposalTimeoutMs,
-      proposalBatchMax: 64,
-      logger: this.logger.child({ node: this.name, group }),
-      registry: new Registry(),
-      onFailure: (error: unknown) => {
-        if (this.incarnation === incarnation) this.options.onFailure(this.name, group, error);
-      },
-      scheduler: clock,
-      openTransport: this.options.network.transport(this.name, group, this.options.raftId, clock),
-      randomSeed: this.options.prng.int(2 ** 31),
-      fileSystem: this.fs,
-      ...(this.options.plant?.core === undefined
-        ? {}
-        : {
-            adjustCore: (config: Config): Config => ({
-              ...config,
-              mutants: [this.options.plant?.core as RaftMutant],
-            }),
-          }),
-    };
   }
 }
 

@@ -1,0 +1,322 @@
+/**
+ * A node: one process's host of replicas of many groups (at most one replica per group), over one
+ * data directory, one Raft log shared by its groups (`NodeLog`: one fdatasync per round for every
+ * group) and one metrics registry. Replicas are added and removed at run time. A replica that fails
+ * (a failed write to its log, a failed apply) is stopped and reported, and the node and its other
+ * replicas go on: one group's failure never exits the process or touches another group.
+ *
+ * Layout of the data directory: `raft/` is the node log; `groups/<group>/state/` is each replica's
+ * state machine. Time, file system and transport are injected, so that the node simulator runs
+ * this same class (`raft-sim/node/sim-node.ts`).
+ */
+import { join } from 'node:path';
+import { crc32 } from 'node:zlib';
+import {
+  Counter,
+  Gauge,
+  ImpulseError,
+  metricPrefix,
+  nodeFileSystem,
+  type FileSystem,
+  type Logger,
+  type Registry,
+} from '@impulse/common';
+import type { NodeId } from '../raft/index.js';
+import { NodeLog, isGroupId } from '../raft-log/index.js';
+import {
+  Replica,
+  systemScheduler,
+  type MemberSpec,
+  type OpenReplicaTransport,
+  type ReplicaOptions,
+  type Scheduler,
+} from '../replica/index.js';
+
+/** Everything a replica takes that is the same for every replica of the node. */
+export type ReplicaSettings = Omit<
+  ReplicaOptions,
+  | 'groupId'
+  | 'self'
+  | 'initialMembers'
+  | 'join'
+  | 'bootstrap'
+  | 'dataDirectory'
+  | 'logger'
+  | 'registry'
+  | 'onFailure'
+  | 'scheduler'
+  | 'openTransport'
+  | 'openLog'
+  | 'fileSystem'
+  | 'peerListenHost'
+  | 'peerListenPort'
+  | 'adjustCore'
+  | 'wrapEngine'
+>;
+
+/** One replica the node hosts: its group, its own member entry, the founding members. */
+export interface HostedReplica {
+  readonly groupId: string;
+  readonly self: MemberSpec;
+  readonly initialMembers: readonly MemberSpec[];
+  /** Joins a live group as a learner rather than founding it (see `ReplicaOptions.join`). */
+  readonly join: boolean;
+  /** This is the group's first start here: an empty directory founds it (`ReplicaOptions.bootstrap`). */
+  readonly bootstrap: boolean;
+}
+
+export interface NodeOptions {
+  readonly nodeId: string;
+  readonly dataDirectory: string;
+  readonly settings: ReplicaSettings;
+  /** The transport of the replica of `groupId` with Raft id `raftId` (one connection per node pair). */
+  readonly openTransport: (groupId: string, raftId: NodeId) => OpenReplicaTransport;
+  readonly logger: Logger;
+  readonly registry: Registry;
+  /** Default: the process's clock and timers. */
+  readonly scheduler?: Scheduler;
+  /** Default: the real file system. */
+  readonly fileSystem?: FileSystem;
+  /** Default: `node`, the shared log. `replica`: a log of its own per replica (`RaftLogStore`). */
+  readonly logs?: 'node' | 'replica';
+  /** Told of every replica failure, after it is recorded (the simulator counts each as a bug). */
+  readonly onReplicaFailure?: (failure: ReplicaFailure, error: unknown) => void;
+  /** Test-only hooks for the replica of a group (the simulator and tests plant bugs through them). */
+  readonly replicaHooks?: (groupId: string) => Pick<ReplicaOptions, 'adjustCore' | 'wrapEngine'>;
+}
+
+/** Why a hosted replica is not running, and since when. */
+export interface ReplicaFailure {
+  readonly groupId: string;
+  readonly message: string;
+  readonly code: string | null;
+  readonly atMs: number;
+}
+
+/** The bound on replicas one node hosts (the node log's checkpoints list every group). */
+export const nodeReplicasMax = 1024;
+
+export class Node {
+  private readonly replicas = new Map<string, Replica>();
+  private readonly failures = new Map<string, ReplicaFailure>();
+  /** Groups being started or stopped: a second add or remove of one of them is refused meanwhile. */
+  private readonly changing = new Set<string>();
+  private stopped = false;
+  private readonly scheduler: Scheduler;
+  private readonly fs: FileSystem;
+  private readonly metrics: NodeMetrics;
+
+  private constructor(
+    private readonly options: NodeOptions,
+    private readonly nodeLog: NodeLog | undefined,
+  ) {
+    this.scheduler = options.scheduler ?? systemScheduler;
+    this.fs = options.fileSystem ?? nodeFileSystem;
+    this.metrics = nodeMetricsOf(options.registry, this);
+  }
+
+  /**
+   * Opens the node's log and starts every replica in `hosted`. A replica that cannot start is
+   * recorded as failed (`failedReplicas`), and the others start all the same.
+   */
+  static async start(options: NodeOptions, hosted: readonly HostedReplica[]): Promise<Node> {
+    const fs = options.fileSystem ?? nodeFileSystem;
+    const scheduler = options.scheduler ?? systemScheduler;
+    const nodeLog =
+      options.logs === 'replica'
+        ? undefined
+        : await NodeLog.open({
+            directory: join(options.dataDirectory, 'raft'),
+            fileSystem: fs,
+            // The log's rounds are the node's: every group's writes of one round, one fdatasync.
+            schedule: (run) => scheduler.setImmediate(run),
+            clockSeconds: () => scheduler.nowMs() / 1000,
+            logger: options.logger.child({ component: 'node-log' }),
+          });
+    const node = new Node(options, nodeLog);
+    for (const replica of hosted) {
+      // Recorded as failed by addReplica: the node starts with its other replicas.
+      await node.addReplica(replica).catch(() => undefined);
+    }
+    return node;
+  }
+
+  get nodeId(): string {
+    return this.options.nodeId;
+  }
+
+  /** The running replica of `groupId`, if the node hosts one that has not failed. */
+  replicaOf(groupId: string): Replica | undefined {
+    return this.replicas.get(groupId);
+  }
+
+  /** The running replicas, by group. */
+  runningReplicas(): ReadonlyMap<string, Replica> {
+    return this.replicas;
+  }
+
+  /** The hosted replicas that failed, and why. */
+  failedReplicas(): ReplicaFailure[] {
+    return [...this.failures.values()];
+  }
+
+  /**
+   * Starts a replica of `hosted.groupId` here. Refused when the node already hosts one (a node
+   * holds at most one replica of a group), is at `nodeReplicasMax`, or is stopping. A replica that
+   * fails to start is recorded as failed, and the error is returned to the caller too.
+   */
+  async addReplica(hosted: HostedReplica): Promise<Replica> {
+    const { groupId } = hosted;
+    if (this.stopped) throw new ImpulseError('NOT_READY', `node ${this.nodeId} is stopping`);
+    if (!isGroupId(groupId))
+      throw new ImpulseError('INVALID_REQUEST', `${JSON.stringify(groupId)} is not a group id`);
+    if (this.replicas.has(groupId) || this.changing.has(groupId))
+      throw new ImpulseError(
+        'MEMBERSHIP_CHANGE_REFUSED',
+        `node ${this.nodeId} already hosts a replica of ${groupId}`,
+      );
+    if (this.replicas.size + this.changing.size >= nodeReplicasMax)
+      throw new ImpulseError(
+        'TOO_MANY_REQUESTS',
+        `node ${this.nodeId} hosts ${nodeReplicasMax} replicas, its most`,
+      );
+    this.changing.add(groupId);
+    this.failures.delete(groupId);
+    const logger = this.options.logger.child({ groupId, replicaId: hosted.self.replicaId });
+    try {
+      const nodeLog = this.nodeLog;
+      const replica = await Replica.start({
+        ...this.options.settings,
+        ...this.options.replicaHooks?.(groupId),
+        ...(this.options.settings.randomSeed === undefined
+          ? {}
+          : // Each group its own stream, so that a node's groups do not time out in step.
+            { randomSeed: (this.options.settings.randomSeed + crc32(groupId)) >>> 0 }),
+        groupId,
+        self: hosted.self,
+        initialMembers: hosted.initialMembers,
+        join: hosted.join,
+        bootstrap: hosted.bootstrap,
+        peerListenHost: hosted.self.peerHost,
+        dataDirectory: join(this.options.dataDirectory, 'groups', groupId),
+        logger,
+        registry: this.options.registry,
+        scheduler: this.scheduler,
+        fileSystem: this.fs,
+        openTransport: this.options.openTransport(groupId, hosted.self.raftId),
+        ...(nodeLog === undefined
+          ? {}
+          : { openLog: ({ confState, observer }) => nodeLog.group(groupId, { confState, observer }) }),
+        onFailure: (error) => this.replicaFailed(groupId, error),
+      });
+      if (this.stopped) {
+        await replica.stop();
+        throw new ImpulseError('NOT_READY', `node ${this.nodeId} is stopping`);
+      }
+      this.replicas.set(groupId, replica);
+      return replica;
+    } catch (error) {
+      this.recordFailure(groupId, error);
+      throw error;
+    } finally {
+      this.changing.delete(groupId);
+    }
+  }
+
+  /**
+   * Stops the replica of `groupId` and deletes what it stored (its share of the node log and its
+   * state machine): the group no longer lives here. For a replica removed from its group (or
+   * moved elsewhere) only: the data is gone for good.
+   */
+  async removeReplica(groupId: string): Promise<void> {
+    if (this.changing.has(groupId))
+      throw new ImpulseError(
+        'MEMBERSHIP_CHANGE_REFUSED',
+        `the replica of ${groupId} is being started or stopped`,
+      );
+    this.changing.add(groupId);
+    try {
+      const replica = this.replicas.get(groupId);
+      this.replicas.delete(groupId);
+      this.failures.delete(groupId);
+      await replica?.stop();
+      await this.nodeLog?.removeGroup(groupId);
+      await this.fs.rm(join(this.options.dataDirectory, 'groups', groupId), { recursive: true, force: true });
+    } finally {
+      this.changing.delete(groupId);
+    }
+  }
+
+  /** Stops every replica, then closes the node log. Idempotent. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    const replicas = [...this.replicas.values()];
+    this.replicas.clear();
+    for (const replica of replicas) await replica.stop();
+    await this.nodeLog?.close();
+    this.metrics.release();
+  }
+
+  /**
+   * A replica's Ready loop failed: it stops serving at once (the replica did that), and here it is
+   * stopped for good and reported. Its log and state machine are closed as they are: a restart of
+   * the node retries it from its durable state.
+   */
+  private replicaFailed(groupId: string, error: unknown): void {
+    this.recordFailure(groupId, error);
+    const running = this.replicas.get(groupId);
+    if (running === undefined) return;
+    this.replicas.delete(groupId);
+    void running.stop().catch((stopError: unknown) => {
+      this.options.logger.warn({ groupId, err: stopError }, 'node: stopping a failed replica failed');
+    });
+  }
+
+  private recordFailure(groupId: string, error: unknown): void {
+    const code = (error as { code?: unknown } | undefined)?.code;
+    this.failures.set(groupId, {
+      groupId,
+      message: error instanceof Error ? error.message : String(error),
+      code: typeof code === 'string' ? code : null,
+      atMs: this.scheduler.wallClockMs(),
+    });
+    this.metrics.failures.inc({ group: groupId });
+    this.options.logger.error(
+      { groupId, err: error },
+      'node: a replica failed; the node and its other replicas go on',
+    );
+  }
+}
+
+interface NodeMetrics {
+  readonly failures: Counter<'group'>;
+  release(): void;
+}
+
+/** The node's own metrics: replicas by state, and replica failures by group. */
+function nodeMetricsOf(registry: Registry, node: Node): NodeMetrics {
+  new Gauge({
+    name: `${metricPrefix}node_replicas`,
+    help: 'Replicas this node hosts, by state: running, or failed (stopped after a failure, listed in /admin/status).',
+    labelNames: ['state'] as const,
+    registers: [registry],
+    collect() {
+      this.set({ state: 'running' }, node.runningReplicas().size);
+      this.set({ state: 'failed' }, node.failedReplicas().length);
+    },
+  });
+  const failures = new Counter({
+    name: `${metricPrefix}node_replica_failures_total`,
+    help: 'Replicas of this node that failed (a failed log write or apply, or a failed start), by group; the node and its other replicas go on.',
+    labelNames: ['group'] as const,
+    registers: [registry],
+  });
+  return {
+    failures,
+    release() {
+      registry.removeSingleMetric(`${metricPrefix}node_replicas`);
+      registry.removeSingleMetric(`${metricPrefix}node_replica_failures_total`);
+    },
+  };
+}

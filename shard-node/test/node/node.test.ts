@@ -1,0 +1,158 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { MemoryFileSystem, Registry, createLogger, type FileHandle, type FileSystem } from '@impulse/common';
+import { Node, type HostedReplica, type NodeOptions } from '../../src/node/index.js';
+import type { Replica, ReplicaTransport } from '../../src/replica/index.js';
+import { untilLeading } from '../replica/harness.js';
+
+// Groups of one send nothing: a null transport keeps these tests about the node itself (the
+// node simulator runs nodes of real groups over a simulated network).
+const nullTransport: ReplicaTransport = {
+  port: 0,
+  send: () => {},
+  sendSnapshotChunks: () => Promise.reject(new Error('a group of one has no peer')),
+  hasPeer: () => false,
+  addPeer: () => {},
+  updatePeer: () => {},
+  removePeer: () => {},
+  stop: () => Promise.resolve(),
+};
+
+function hosted(groupId: string, bootstrap = true): HostedReplica {
+  const self = { raftId: 1, replicaId: `${groupId}-r1`, url: 'http://n1', peerHost: 'n1', peerPort: 1 };
+  return { groupId, self, initialMembers: [self], join: false, bootstrap };
+}
+
+/** A file system whose writes under `failingPrefix` fail with EIO once it is set: a disk going bad. */
+class FailingDisk {
+  failingPrefix: string | undefined;
+  readonly disk = new MemoryFileSystem();
+  readonly fs: FileSystem = {
+    open: async (path, flags, mode) => this.wrap(path, await this.disk.open(path, flags, mode)),
+    readFile: (path) => this.disk.readFile(path),
+    readdir: (path) => this.disk.readdir(path),
+    mkdir: (path, options) => this.disk.mkdir(path, options),
+    rm: (path, options) => this.disk.rm(path, options),
+    rename: (from, to) => this.disk.rename(from, to),
+    unlink: (path) => this.disk.unlink(path),
+    stat: (path) => this.disk.stat(path),
+  };
+
+  private wrap(path: string, handle: FileHandle): FileHandle {
+    const check = (): void => {
+      if (this.failingPrefix !== undefined && path.startsWith(this.failingPrefix))
+        throw Object.assign(new Error(`EIO: i/o error, write '${path}'`), { code: 'EIO' });
+    };
+    return {
+      write: (buffer, offset, length, position) => {
+        check();
+        return handle.write(buffer, offset, length, position);
+      },
+      writeNow: (buffer, offset, length, position) => {
+        check();
+        return handle.writeNow(buffer, offset, length, position);
+      },
+      writeFile: (data) => handle.writeFile(data),
+      read: (buffer, offset, length, position) => handle.read(buffer, offset, length, position),
+      size: () => handle.size(),
+      truncate: (length) => handle.truncate(length),
+      datasync: () => handle.datasync(),
+      sync: () => handle.sync(),
+      close: () => handle.close(),
+    };
+  }
+}
+
+function nodeOptions(fs: FileSystem, registry: Registry, logs: 'node' | 'replica'): NodeOptions {
+  return {
+    nodeId: 'n1',
+    dataDirectory: '/data/n1',
+    settings: {
+      clusterId: 'impulse',
+      engine: 'memory',
+      logSync: true,
+      tickIntervalMs: 10,
+      electionTimeoutTicks: 10,
+      heartbeatTicks: 1,
+      snapshotEntries: 20,
+      snapshotCatchUpEntries: 5,
+      proposalTimeoutMs: 2_000,
+      proposalBatchMax: 64,
+    },
+    openTransport: () => () => Promise.resolve(nullTransport),
+    logger: createLogger({ service: 'shard-node', level: 'silent' }),
+    registry,
+    fileSystem: fs,
+    logs,
+  };
+}
+
+async function put(replica: Replica, key: string, value: string): Promise<void> {
+  await replica.write({
+    operation: 'put',
+    requestId: Buffer.from(`${key}=${value}`),
+    key,
+    value: Buffer.from(value),
+  });
+}
+
+describe('a node hosting replicas of many groups', () => {
+  const nodes: Node[] = [];
+  afterEach(async () => {
+    for (const node of nodes.splice(0)) await node.stop();
+  });
+
+  it('stops and reports a replica whose log fails, and keeps the other groups serving', async () => {
+    const disk = new FailingDisk();
+    const registry = new Registry();
+    const node = await Node.start(nodeOptions(disk.fs, registry, 'replica'), [hosted('g1'), hosted('g2')]);
+    nodes.push(node);
+    for (const group of ['g1', 'g2']) await untilLeading(node.replicaOf(group) as Replica);
+    await put(node.replicaOf('g2') as Replica, 'a', '1');
+    disk.failingPrefix = '/data/n1/groups/g2/raft';
+    await expect(put(node.replicaOf('g2') as Replica, 'b', '2')).rejects.toThrow();
+    expect(node.replicaOf('g2')).toBeUndefined();
+    expect(node.failedReplicas()).toMatchObject([{ groupId: 'g2', message: expect.stringContaining('EIO') }]);
+    // The other group, on the same node, goes on.
+    await put(node.replicaOf('g1') as Replica, 'c', '3');
+    expect(await (node.replicaOf('g1') as Replica).read('c', 'linearizable')).toEqual(Buffer.from('3'));
+    const metrics = await registry.metrics();
+    expect(metrics).toContain('impulse_node_replicas{state="failed"} 1');
+    expect(metrics).toContain('impulse_node_replicas{state="running"} 1');
+    expect(metrics).toMatch(/impulse_node_replica_failures_total\{group="g2"\} 1/);
+  });
+
+  it('adds and removes replicas at run time, and its groups keep their data across a restart', async () => {
+    const disk = new MemoryFileSystem();
+    const first = await Node.start(nodeOptions(disk, new Registry(), 'node'), [hosted('g1')]);
+    nodes.push(first);
+    await untilLeading(first.replicaOf('g1') as Replica);
+    await put(first.replicaOf('g1') as Replica, 'k', 'v1');
+    const added = await first.addReplica(hosted('g2'));
+    await untilLeading(added);
+    await put(added, 'k', 'v2');
+    await expect(first.addReplica(hosted('g2'))).rejects.toMatchObject({ code: 'MEMBERSHIP_CHANGE_REFUSED' });
+    await first.addReplica(hosted('g3'));
+    await first.removeReplica('g3');
+    expect(first.replicaOf('g3')).toBeUndefined();
+    expect(await disk.readdir('/data/n1/groups')).toEqual(['g1', 'g2']);
+    await first.stop();
+    nodes.splice(0);
+
+    // Restarted (no bootstrap now: the groups are founded) on the same disk, after a power cut.
+    disk.powerCut();
+    const second = await Node.start(nodeOptions(disk, new Registry(), 'node'), [
+      hosted('g1', false),
+      hosted('g2', false),
+    ]);
+    nodes.push(second);
+    expect(second.failedReplicas()).toEqual([]);
+    for (const [group, value] of [
+      ['g1', 'v1'],
+      ['g2', 'v2'],
+    ] as const) {
+      const replica = second.replicaOf(group) as Replica;
+      await untilLeading(replica);
+      expect(await replica.read('k', 'linearizable')).toEqual(Buffer.from(value));
+    }
+  });
+});
