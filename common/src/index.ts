@@ -24,3 +24,4 @@ export { memoryFileBytesMax } from './file-system/memory-file.js';
 export { fileSystemError, fileSystemErrorCodes, isFileSystemError } from './file-system/file-system-error.js';
 export type { FileSystemError, FileSystemErrorCode } from './file-system/file-system-error.js';
 export { writeFully } from './file-system/write-fully.js';
+export { wrapHandles, type HandleOverrides } from './file-system/wrap-handles.js';

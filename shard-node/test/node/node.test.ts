@@ -1,21 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { MemoryFileSystem, Registry, createLogger, type FileHandle, type FileSystem } from '@impulse/common';
+import { MemoryFileSystem, Registry, createLogger, wrapHandles, type FileSystem } from '@impulse/common';
 import { Node, type HostedReplica, type NodeOptions } from '../../src/node/index.js';
-import type { Replica, ReplicaTransport } from '../../src/replica/index.js';
-import { untilLeading } from '../replica/harness.js';
-
-// Groups of one send nothing: a null transport keeps these tests about the node itself (the
-// node simulator runs nodes of real groups over a simulated network).
-const nullTransport: ReplicaTransport = {
-  port: 0,
-  send: () => {},
-  sendSnapshotChunks: () => Promise.reject(new Error('a group of one has no peer')),
-  hasPeer: () => false,
-  addPeer: () => {},
-  updatePeer: () => {},
-  removePeer: () => {},
-  stop: () => Promise.resolve(),
-};
+import type { Replica } from '../../src/replica/index.js';
+import { nullTransport, untilLeading } from '../replica/harness.js';
 
 function hosted(groupId: string, bootstrap = true): HostedReplica {
   const self = { raftId: 1, replicaId: `${groupId}-r1`, url: 'http://n1', peerHost: 'n1', peerPort: 1 };
@@ -26,18 +13,7 @@ function hosted(groupId: string, bootstrap = true): HostedReplica {
 class FailingDisk {
   failingPrefix: string | undefined;
   readonly disk = new MemoryFileSystem();
-  readonly fs: FileSystem = {
-    open: async (path, flags, mode) => this.wrap(path, await this.disk.open(path, flags, mode)),
-    readFile: (path) => this.disk.readFile(path),
-    readdir: (path) => this.disk.readdir(path),
-    mkdir: (path, options) => this.disk.mkdir(path, options),
-    rm: (path, options) => this.disk.rm(path, options),
-    rename: (from, to) => this.disk.rename(from, to),
-    unlink: (path) => this.disk.unlink(path),
-    stat: (path) => this.disk.stat(path),
-  };
-
-  private wrap(path: string, handle: FileHandle): FileHandle {
+  readonly fs: FileSystem = wrapHandles(this.disk, (path, handle) => {
     const check = (): void => {
       if (this.failingPrefix !== undefined && path.startsWith(this.failingPrefix))
         throw Object.assign(new Error(`EIO: i/o error, write '${path}'`), { code: 'EIO' });
@@ -51,15 +27,8 @@ class FailingDisk {
         check();
         return handle.writeNow(buffer, offset, length, position);
       },
-      writeFile: (data) => handle.writeFile(data),
-      read: (buffer, offset, length, position) => handle.read(buffer, offset, length, position),
-      size: () => handle.size(),
-      truncate: (length) => handle.truncate(length),
-      datasync: () => handle.datasync(),
-      sync: () => handle.sync(),
-      close: () => handle.close(),
     };
-  }
+  });
 }
 
 function nodeOptions(fs: FileSystem, registry: Registry, logs: 'node' | 'replica'): NodeOptions {

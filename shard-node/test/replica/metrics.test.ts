@@ -3,19 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Registry } from '@impulse/common';
-import type { Replica, ReplicaTransport } from '../../src/replica/index.js';
-import { memberSpec, startReplica, untilLeading } from './harness.js';
-
-const nullTransport: ReplicaTransport = {
-  port: 0,
-  send: () => {},
-  sendSnapshotChunks: () => Promise.reject(new Error('a group of one has no peer')),
-  hasPeer: () => false,
-  addPeer: () => {},
-  updatePeer: () => {},
-  removePeer: () => {},
-  stop: () => Promise.resolve(),
-};
+import type { Replica } from '../../src/replica/index.js';
+import { memberSpec, nullTransport, startReplica, untilLeading } from './harness.js';
 
 // A node hosts replicas of many groups in one process, with one registry: each replica's metrics
 // carry its group, and a second replica never clashes with the first (issue 12, item 7).

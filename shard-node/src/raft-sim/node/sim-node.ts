@@ -8,7 +8,7 @@ import {
   MemoryFileSystem,
   Registry,
   createLogger,
-  type FileHandle,
+  wrapHandles,
   type FileSystem,
   type Logger,
 } from '@impulse/common';
@@ -185,25 +185,5 @@ export class SimNode {
 
 /** A view of `disk` whose fsyncs return without syncing anything (a planted bug). */
 function lyingFileSystem(disk: FileSystem): FileSystem {
-  const lying = (handle: FileHandle): FileHandle => ({
-    write: (buffer, offset, length, position) => handle.write(buffer, offset, length, position),
-    writeNow: (buffer, offset, length, position) => handle.writeNow(buffer, offset, length, position),
-    writeFile: (data) => handle.writeFile(data),
-    read: (buffer, offset, length, position) => handle.read(buffer, offset, length, position),
-    size: () => handle.size(),
-    truncate: (length) => handle.truncate(length),
-    datasync: () => Promise.resolve(),
-    sync: () => Promise.resolve(),
-    close: () => handle.close(),
-  });
-  return {
-    open: async (path, flags, mode) => lying(await disk.open(path, flags, mode)),
-    readFile: (path) => disk.readFile(path),
-    readdir: (path) => disk.readdir(path),
-    mkdir: (path, options) => disk.mkdir(path, options),
-    rm: (path, options) => disk.rm(path, options),
-    rename: (from, to) => disk.rename(from, to),
-    unlink: (path) => disk.unlink(path),
-    stat: (path) => disk.stat(path),
-  };
+  return wrapHandles(disk, () => ({ datasync: () => Promise.resolve(), sync: () => Promise.resolve() }));
 }
