@@ -1,6 +1,7 @@
 export {
   Replica,
   type MemberSpec,
+  type MembershipChange,
   type ReadMode,
   type ReplicaOptions,
   type ReplicaRole,

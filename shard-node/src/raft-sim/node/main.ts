@@ -5,7 +5,7 @@
  * Exits 1 when any seed fails, after printing each failing seed with the command that replays it.
  *
  *   npm run sim -- --seeds 100 [--seed 1] [--nodes 3|5] [--groups 3] [--duration-ms 5000]
- *                        [--lease-reads] [--logs node|replica] [--verbose]
+ *                        [--lease-reads] [--logs node|replica] [--moves] [--verbose]
  */
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
@@ -20,11 +20,12 @@ interface CliOptions {
   readonly durationMs: number;
   readonly leaseReads: boolean;
   readonly logs: 'node' | 'replica';
+  readonly moves: boolean;
   readonly verbose: boolean;
 }
 
 const usage =
-  'usage: npm run sim -- [--seeds N] [--seed S] [--nodes 3|5] [--groups G] [--duration-ms MS] [--lease-reads] [--logs node|replica] [--verbose]';
+  'usage: npm run sim -- [--seeds N] [--seed S] [--nodes 3|5] [--groups G] [--duration-ms MS] [--lease-reads] [--logs node|replica] [--moves] [--verbose]';
 
 function parseOptions(argv: readonly string[]): CliOptions {
   const { values } = parseArgs({
@@ -37,6 +38,7 @@ function parseOptions(argv: readonly string[]): CliOptions {
       'duration-ms': { type: 'string', default: '5000' },
       'lease-reads': { type: 'boolean', default: false },
       logs: { type: 'string', default: 'node' },
+      moves: { type: 'boolean', default: false },
       verbose: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
@@ -63,6 +65,7 @@ function parseOptions(argv: readonly string[]): CliOptions {
     durationMs: integer('duration-ms', values['duration-ms'], 0, 3_600_000),
     leaseReads: values['lease-reads'],
     logs: values.logs,
+    moves: values.moves,
     verbose: values.verbose,
   };
 }
@@ -87,6 +90,7 @@ async function main(): Promise<void> {
       durationMs: options.durationMs,
       readMode: options.leaseReads ? 'lease' : 'readindex',
       logs: options.logs,
+      ...(options.moves ? { faults: { moves: true } } : {}),
       ...(options.verbose ? { trace: (line: string) => console.log(`  ${line}`) } : {}),
     });
     operations += result.operations.ok;

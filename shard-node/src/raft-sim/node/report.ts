@@ -10,10 +10,11 @@ export interface ReplayShape {
   readonly durationMs: number;
   readonly leaseReads: boolean;
   readonly logs?: 'node' | 'replica';
+  readonly moves?: boolean;
 }
 
 export function replayCommand(options: ReplayShape, seed: number): string {
-  const lease = `${options.leaseReads ? ' --lease-reads' : ''}${options.logs === 'replica' ? ' --logs replica' : ''}`;
+  const lease = `${options.leaseReads ? ' --lease-reads' : ''}${options.logs === 'replica' ? ' --logs replica' : ''}${options.moves === true ? ' --moves' : ''}`;
   return `npm run sim -- --seeds 1 --seed ${seed} --nodes ${options.nodes} --groups ${options.groups} --duration-ms ${options.durationMs}${lease} --verbose`;
 }
 

@@ -198,11 +198,11 @@ export class SimClients {
   }
 }
 
-/** The node a NOT_LEADER answer names as leader (replica ids are `<group>-<node>`). */
+/** The node a NOT_LEADER answer names as leader (replica ids are `<group>@<node>#<raft id>`). */
 function leaderNodeOf(error: unknown): string | undefined {
   const details = (error as { details?: { leaderHint?: unknown } } | undefined)?.details;
   const hint = details?.leaderHint;
   if (typeof hint !== 'string') return undefined;
-  const separator = hint.lastIndexOf('@');
-  return separator < 0 ? undefined : hint.slice(separator + 1);
+  const match = /@([^#]+)(#|$)/.exec(hint);
+  return match?.[1];
 }

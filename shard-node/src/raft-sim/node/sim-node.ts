@@ -12,9 +12,9 @@ import {
   type FileSystem,
   type Logger,
 } from '@impulse/common';
-import type { Config, NodeId, RaftMutant } from '../../raft/index.js';
+import type { Config, RaftMutant } from '../../raft/index.js';
 import type { MemberSpec, ReadMode, Replica } from '../../replica/index.js';
-import { Node } from '../../node/index.js';
+import { Node, type HostedReplica } from '../../node/index.js';
 import type { Prng } from '../prng.js';
 import { NodeClock, type SimTime } from './sim-clock.js';
 import type { SimNetwork } from './sim-network.js';
@@ -32,11 +32,8 @@ export interface SimTiming {
 
 export interface SimNodeOptions {
   readonly name: string;
-  /** The node's Raft id in every group it hosts (a node holds at most one replica of a group). */
-  readonly raftId: NodeId;
-  readonly groups: readonly string[];
-  /** The founding members of a group. */
-  readonly membersOf: (group: string) => readonly MemberSpec[];
+  /** The replicas the node hosts at its first start (it founds their groups). */
+  readonly founding: readonly HostedReplica[];
   readonly time: SimTime;
   readonly network: SimNetwork;
   readonly prng: Prng;
@@ -75,12 +72,48 @@ export class SimNode {
   private node: Node | undefined;
   private clock: NodeClock | undefined;
   private incarnation = 0;
-  private founded = false;
+  /** The replicas the node hosts, as it would find them in its configuration on a start. */
+  private readonly hosted = new Map<string, HostedReplica>();
+  private crashWaiters: (() => void)[] = [];
   private readonly logger: Logger;
 
   constructor(private readonly options: SimNodeOptions) {
     this.logger = options.logger ?? createLogger({ service: 'sim', level: 'silent' });
     this.fs = options.plant?.lyingFsync === true ? lyingFileSystem(this.disk) : this.disk;
+    for (const replica of options.founding) this.hosted.set(replica.groupId, replica);
+  }
+
+  /** Whether the node hosts a replica of `group` (running or not). */
+  hosts(group: string): boolean {
+    return this.hosted.has(group);
+  }
+
+  /** The member entry of the node's replica of `group`, if it hosts one. */
+  memberOf(group: string): MemberSpec | undefined {
+    return this.hosted.get(group)?.self;
+  }
+
+  /**
+   * Hosts a new replica (a learner joining its group); started at once when the node is up, and
+   * on every later start. A replica that fails to start is reported by the node as a failure.
+   */
+  async addReplica(replica: HostedReplica): Promise<void> {
+    this.hosted.set(replica.groupId, replica);
+    const node = this.node;
+    if (node !== undefined)
+      await Promise.race([node.addReplica(replica).catch(() => undefined), this.untilCrash()]);
+  }
+
+  /** No longer hosts `group`: its replica is stopped and its data deleted (now, or at the next start). */
+  async removeReplica(group: string): Promise<void> {
+    this.hosted.delete(group);
+    const node = this.node;
+    if (node !== undefined) await Promise.race([node.removeReplica(group), this.untilCrash()]);
+  }
+
+  /** Resolves when the running incarnation crashes: what it was doing will never finish. */
+  private untilCrash(): Promise<void> {
+    return new Promise((resolve) => this.crashWaiters.push(resolve));
   }
 
   get name(): string {
@@ -107,9 +140,10 @@ export class SimNode {
     const incarnation = ++this.incarnation;
     const clock = new NodeClock(this.options.time, 1_000_000_000 * incarnation);
     this.clock = clock;
-    const bootstrap = !this.founded;
-    this.founded = true;
     const { timing, plant } = this.options;
+    const hosted = [...this.hosted.values()];
+    // Founding happens on the first start only; afterwards the groups hold Raft state.
+    for (const replica of hosted) this.hosted.set(replica.groupId, { ...replica, bootstrap: false });
     const node = await Node.start(
       {
         nodeId: this.name,
@@ -146,12 +180,7 @@ export class SimNode {
               }),
             }),
       },
-      this.options.groups.map((group) => {
-        const members = this.options.membersOf(group);
-        const self = members.find((member) => member.raftId === this.options.raftId);
-        if (self === undefined) throw new Error(`sim: ${this.name} is not a member of ${group}`);
-        return { groupId: group, self, initialMembers: members, join: false, bootstrap };
-      }),
+      hosted,
     );
     // Crashed while starting: that incarnation is gone, and so is what it opened.
     if (this.incarnation === incarnation) this.node = node;
@@ -170,6 +199,7 @@ export class SimNode {
     this.clock = undefined;
     this.node = undefined;
     this.options.network.closeNode(this.name);
+    for (const resolve of this.crashWaiters.splice(0)) resolve();
     if (kind === 'power') this.disk.powerCut();
     else this.disk.processCrash();
   }
