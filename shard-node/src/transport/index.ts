@@ -4,7 +4,7 @@
  */
 export { PeerTransport, type PeerTransportOptions, type SendSnapshotOptions } from './peer-transport.js';
 export type { PeerAddress } from './context.js';
-export type { PeerConnectionState, PeerStatus } from './peer-connection.js';
+export type { PeerConnectionState, PeerStatus } from './outbound-connection.js';
 export type { SnapshotAbort, SnapshotChunk } from './inbound-connection.js';
 export type { SnapshotSendResult } from './snapshot-sender.js';
 export { defaultTransportLimits, resolveTransportLimits, type TransportLimits } from './limits.js';
