@@ -77,11 +77,14 @@ export {
 export { groupIdBytesMax, isWireGroupId } from './group-id.js';
 export {
   decodeGroupMessages,
+  encodeHeartbeatSection,
   fillGroupMessagesFrame,
   runMessagesMax,
   sectionKinds,
+  type GroupFrameOptions,
   type GroupRun,
 } from './group-messages.js';
+export { isCoalescible } from './coalesced-heartbeats.js';
 export { decodeSnapshotHeader, encodeSnapshotHeaderFrame, type SnapshotHeader } from './snapshot-chunk.js';
 export { SendQueue, type QueuedMessage } from './send-queue.js';
 export { WarningLimiter } from './warning-limiter.js';

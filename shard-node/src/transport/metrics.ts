@@ -37,6 +37,8 @@ export interface TransportMetrics {
   readonly reconnects: Counter<'peer'>;
   readonly sendQueueMessages: Gauge<'peer'>;
   readonly sendQueueBytes: Gauge<'peer'>;
+  readonly coalescedHeartbeats: Counter<'peer'>;
+  readonly coalescedHeartbeatEntries: Counter<'peer'>;
   readonly snapshotStreams: Counter<'direction' | 'result'>;
   readonly snapshotStreamsRefused: Counter<'reason'>;
   readonly snapshotBytes: Counter<'direction'>;
@@ -145,6 +147,18 @@ export function createTransportMetrics(
       name: name('snapshot_streams_total'),
       help: 'Snapshot streams finished, by direction (sent, received) and result (success, failure).',
       labelNames: ['direction', 'result'],
+      registers,
+    }),
+    coalescedHeartbeats: new Counter({
+      name: name('coalesced_heartbeats_sent_total'),
+      help: 'Coalesced heartbeat messages sent (at most one per frame), each carrying the heartbeats or responses of many groups, by peer node.',
+      labelNames: ['peer'],
+      registers,
+    }),
+    coalescedHeartbeatEntries: new Counter({
+      name: name('coalesced_heartbeat_entries_sent_total'),
+      help: 'Per-group heartbeats and heartbeat responses sent inside coalesced heartbeats, by peer node.',
+      labelNames: ['peer'],
       registers,
     }),
     snapshotStreamsRefused: new Counter({

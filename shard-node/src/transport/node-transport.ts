@@ -62,10 +62,12 @@ export interface NodeTransportOptions {
   readonly random?: () => number;
   /** A monotonic clock in milliseconds; defaults to performance.now. */
   readonly nowMs?: () => number;
+  /**
+   * Whether the heartbeats (and responses) of a round for one node travel as one coalesced
+   * heartbeat rather than one message per group (`coalesced-heartbeats.ts`). Default true.
+   */
+  readonly coalesceHeartbeats?: boolean;
 }
-
-/** A node's messages travel in `groupMessages` frames, each message in its group's run. */
-const groupFraming: FrameFiller = { kind: 'groupMessages', fill: fillGroupMessagesFrame };
 
 /** The node's connection to one peer node, and how many peers of hosted replicas live there. */
 interface SharedConnection {
@@ -92,6 +94,7 @@ export class NodeTransport {
   private stopping: Promise<void> | undefined;
   private readonly listenPort: number;
   private readonly endpointHost: EndpointHost;
+  private readonly coalesceHeartbeats: boolean;
 
   private constructor(
     options: NodeTransportOptions,
@@ -128,6 +131,7 @@ export class NodeTransport {
       address: selfAddress,
       secret: options.secret ?? new Uint8Array(0),
     };
+    this.coalesceHeartbeats = options.coalesceHeartbeats ?? true;
     this.inboundHandlers = this.makeInboundHandlers();
     this.endpointHost = {
       port: this.listenPort,
@@ -233,13 +237,29 @@ export class NodeTransport {
       key,
       address,
       () => nodeDiallerHandshake(this.identity, key, 'messages'),
-      groupFraming,
+      this.framingFor(key),
       {
         onDropped: (item, reason) => item.endpoint.noteDropped(item.message, reason),
         onWritable: (writable) => this.scheduleFlush(writable),
       },
     );
     this.connections.set(key, { connection, shares: 1 });
+  }
+
+  /** A node's messages travel in `groupMessages` frames: runs by group, and coalesced heartbeats. */
+  private framingFor(peer: string): FrameFiller {
+    const options = {
+      coalesceHeartbeats: this.coalesceHeartbeats,
+      onCoalesced: (entries: number): void => {
+        this.metrics.coalescedHeartbeats.inc({ peer });
+        this.metrics.coalescedHeartbeatEntries.inc({ peer }, entries);
+      },
+    };
+    return {
+      kind: 'groupMessages',
+      fill: (writer, queue, frameBytesMax, dropTooLarge) =>
+        fillGroupMessagesFrame(writer, queue, frameBytesMax, dropTooLarge, options),
+    };
   }
 
   private release(address: PeerAddress): void {

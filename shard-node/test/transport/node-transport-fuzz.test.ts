@@ -3,10 +3,11 @@
  * seeded generator (a failure names its seed: IMPULSE_NODE_FUZZ_SEED replays it):
  *
  * - an authenticated peer (it holds the cluster secret) that writes `groupMessages` frames: most
- *   well-formed, with runs for hosted groups, unknown groups and wrong receivers, and some broken
- *   in one place (section kind, group id, run count, a message, trailing bytes, frame kind,
- *   checksum, version, length). Every well-formed message is delivered or dropped and counted;
- *   every broken frame closes its connection and is counted;
+ *   well-formed, with runs and coalesced heartbeats for hosted groups, unknown groups and wrong
+ *   receivers, and some broken in one place (section kind, group id, run count, a message,
+ *   trailing bytes, a second or empty heartbeats section, a heartbeat entry that is not one, frame
+ *   kind, checksum, version, length). Every well-formed message is delivered or dropped and
+ *   counted; every broken frame closes its connection and is counted;
  * - an unauthenticated peer whose frames are hellos wrong in one field, proofs without the secret,
  *   frames out of place and random bytes. Every connection is refused or dropped, and counted, and
  *   nothing reaches a replica.
@@ -25,6 +26,7 @@ import {
   beginFrame,
   decodeNodeHello,
   encodeAuthFrame,
+  encodeHeartbeatSection,
   encodeHelloFrame,
   encodeMessage,
   encodeNodeHelloFrame,
@@ -190,28 +192,55 @@ interface WellFormed {
   readonly dropped: number;
 }
 
-/** A `groupMessages` frame of 1 to 4 runs, for hosted groups, unknown groups and wrong receivers. */
+/** A heartbeat or response whose every field a coalesced entry carries. */
+function randomHeartbeat(random: Random, to: number): Message {
+  return makeMessage({
+    type: random.pick(['MsgHeartbeat', 'MsgHeartbeatResp'] as const),
+    from: random.pick([2, 3, 5, 9]),
+    to,
+    term: random.number(),
+    commit: random.number(),
+    index: random.number(),
+    context: random.chance(0.3) ? random.bytes(16) : new Uint8Array(0),
+  });
+}
+
+/**
+ * A `groupMessages` frame of 1 to 4 runs, for hosted groups, unknown groups and wrong receivers,
+ * and sometimes a section of coalesced heartbeats of such groups too.
+ */
 function wellFormedFrame(random: Random): WellFormed {
   let delivered = 0;
   let dropped = 0;
+  const group = (): string => (random.chance(0.7) ? random.pick(hostedGroups) : random.pick(unhostedGroups));
+  /** A receiver in `groupId`: mostly its replica here (delivered), else another id (dropped). */
+  const receiverIn = (groupId: string): number => {
+    const hostedId = hostedRaftIds[groupId as keyof typeof hostedRaftIds] as number | undefined;
+    if (hostedId !== undefined && random.chance(0.85)) {
+      delivered += 1;
+      return hostedId;
+    }
+    dropped += 1;
+    return random.pick([2, 3, 6, 77]);
+  };
   const bytes = frameOf('groupMessages', (writer) => {
     const runs = 1 + random.int(4);
     for (let run = 0; run < runs; run++) {
-      const hosted = random.chance(0.7);
-      const groupId = hosted ? random.pick(hostedGroups) : random.pick(unhostedGroups);
+      const groupId = group();
       const count = 1 + random.int(4);
       writer.writeUint8(sectionKinds.run);
       writer.writeString(groupId);
       writer.writeUint16(count);
       for (let position = 0; position < count; position++) {
-        const toHosted = hosted && random.chance(0.85);
-        const to = toHosted
-          ? hostedRaftIds[groupId as keyof typeof hostedRaftIds]
-          : random.pick([2, 3, 6, 77]);
-        if (toHosted) delivered += 1;
-        else dropped += 1;
-        encodeMessage(writer, randomMessage(random, to));
+        encodeMessage(writer, randomMessage(random, receiverIn(groupId)));
       }
+    }
+    if (random.chance(0.4)) {
+      const entries = Array.from({ length: 1 + random.int(6) }, () => {
+        const groupId = group();
+        return { groupId, message: randomHeartbeat(random, receiverIn(groupId)) };
+      });
+      encodeHeartbeatSection(writer, entries);
     }
   });
   return { bytes, delivered, dropped };
@@ -225,7 +254,7 @@ function brokenFrame(random: Random): Buffer {
     writer.writeUint16(count);
     for (let position = 0; position < messages; position++) encodeMessage(writer, randomMessage(random, 1));
   };
-  const breakage = random.int(12);
+  const breakage = random.int(14);
   switch (breakage) {
     case 0: // An unknown section kind.
       return frameOf('groupMessages', (writer) => {
@@ -302,6 +331,24 @@ function brokenFrame(random: Random): Buffer {
       return frameOf('groupMessages', (writer) => {
         run(writer, 'g1', 1, 1);
         run(writer, random.pick(['', 'g 2', 'x'.repeat(65)]), 1, 1);
+      });
+    case 11: // Two heartbeats sections in one frame.
+      return frameOf('groupMessages', (writer) => {
+        const entry = { groupId: 'g1', message: randomHeartbeat(random, 1) };
+        encodeHeartbeatSection(writer, [entry]);
+        if (random.chance(0.5)) run(writer, 'g2', 1, 1);
+        encodeHeartbeatSection(writer, [entry]);
+      });
+    case 12: // A heartbeats section that is empty, announces more entries than follow, or holds a non-heartbeat.
+      return frameOf('groupMessages', (writer) => {
+        writer.writeUint8(sectionKinds.heartbeats);
+        const shape = random.int(3);
+        if (shape === 0) return writer.writeUint16(0);
+        writer.writeUint16(shape === 1 ? 2 + random.int(100) : 1);
+        writer.writeString('g1');
+        writer.writeUint8(shape === 1 ? 8 : random.pick([0, 3, 7, 10, 200]));
+        for (let field = 0; field < 5; field++) writer.writeVarint(random.int(100));
+        writer.writeLengthPrefixedBytes(new Uint8Array(0));
       });
     default: // A run whose messages end early.
       return frameOf('groupMessages', (writer) => {

@@ -140,6 +140,71 @@ describe('node transport on loopback', () => {
     ).toBe(receivedFromA + 1);
   });
 
+  it('coalesces the heartbeats of a round for a node into one, and the responses back, losslessly', async () => {
+    const counter = (
+      from: TestNode,
+      to: TestNode,
+      what: 'heartbeats' | 'heartbeat_entries',
+    ): Promise<number> =>
+      metricSum(from.registry, `impulse_transport_coalesced_${what}_sent_total`, {
+        peer: addressKey(to.address),
+      });
+    const before = {
+      ab: await counter(a, b, 'heartbeats'),
+      abEntries: await counter(a, b, 'heartbeat_entries'),
+      ac: await counter(a, c, 'heartbeats'),
+      ba: await counter(b, a, 'heartbeats'),
+      baEntries: await counter(b, a, 'heartbeat_entries'),
+    };
+    // One tick on A, which leads all three groups: a heartbeat per group to each follower, each
+    // with its own term, commit, lease stamp and ReadIndex context.
+    const heartbeats = new Map<string, Message>();
+    for (const [position, [groupId, ids]] of Object.entries(raftIds).entries()) {
+      const toB = makeMessage({
+        type: 'MsgHeartbeat',
+        from: ids[0],
+        to: ids[1],
+        term: 3 + position,
+        commit: 100 + position,
+        index: 40 + position,
+        context: new Uint8Array(Buffer.from(`read-${groupId}`)),
+      });
+      heartbeats.set(groupId, toB);
+      endpoint(a, groupId).transport.send([toB, { ...toB, to: ids[2], commit: 7 }]);
+    }
+    await waitFor(() =>
+      [b, c].every((node) => [...node.endpoints.values()].every((e) => e.received.length === 1)),
+    );
+    expect(await counter(a, b, 'heartbeats')).toBe(before.ab + 1);
+    expect(await counter(a, b, 'heartbeat_entries')).toBe(before.abEntries + 3);
+    expect(await counter(a, c, 'heartbeats')).toBe(before.ac + 1);
+    for (const groupId of Object.keys(raftIds)) {
+      expect(endpoint(b, groupId).received).toEqual([heartbeats.get(groupId)]);
+    }
+    // B's replicas answer in one round: one coalesced response goes back to A.
+    for (const groupId of Object.keys(raftIds)) {
+      const heartbeat = heartbeats.get(groupId)!;
+      endpoint(b, groupId).transport.send([
+        makeMessage({
+          type: 'MsgHeartbeatResp',
+          from: heartbeat.to,
+          to: heartbeat.from,
+          term: heartbeat.term,
+          index: heartbeat.index,
+          context: heartbeat.context,
+        }),
+      ]);
+    }
+    await waitFor(() => [...a.endpoints.values()].every((e) => e.received.length === 1));
+    expect(await counter(b, a, 'heartbeats')).toBe(before.ba + 1);
+    expect(await counter(b, a, 'heartbeat_entries')).toBe(before.baEntries + 3);
+    for (const groupId of Object.keys(raftIds)) {
+      const [response] = endpoint(a, groupId).received;
+      expect(response).toMatchObject({ type: 'MsgHeartbeatResp', index: heartbeats.get(groupId)!.index });
+      expect(Buffer.from(response!.context).toString()).toBe(`read-${groupId}`);
+    }
+  });
+
   it('reports a drop to the replica that sent the message, and to no other', async () => {
     const g1 = endpoint(a, 'g1');
     const g2 = endpoint(a, 'g2');
@@ -377,6 +442,36 @@ describe('node transport with many groups', () => {
       }
     } finally {
       await stopAll(nodes);
+    }
+  });
+});
+
+describe('node transport without coalescing', () => {
+  it('sends one heartbeat per group, and still takes coalesced heartbeats from its peers', async () => {
+    const plain = await startNode('plain', { coalesceHeartbeats: false });
+    const coalescing = await startNode('coalescing');
+    try {
+      await hostGroups([plain, coalescing], { g1: [1, 2], g2: [1, 2] });
+      await untilConnected([plain, coalescing]);
+      for (const groupId of ['g1', 'g2']) {
+        endpoint(plain, groupId).transport.send([
+          makeMessage({ type: 'MsgHeartbeat', from: 1, to: 2, term: 1 }),
+        ]);
+        endpoint(coalescing, groupId).transport.send([
+          makeMessage({ type: 'MsgHeartbeat', from: 2, to: 1, term: 1 }),
+        ]);
+      }
+      await waitFor(() =>
+        [plain, coalescing].every((node) =>
+          [...node.endpoints.values()].every((e) => e.received.length === 1),
+        ),
+      );
+      expect(await metricSum(plain.registry, 'impulse_transport_coalesced_heartbeats_sent_total')).toBe(0);
+      expect(await metricSum(coalescing.registry, 'impulse_transport_coalesced_heartbeats_sent_total')).toBe(
+        1,
+      );
+    } finally {
+      await stopAll([plain, coalescing]);
     }
   });
 });

@@ -5,7 +5,7 @@
  * Exits 1 when any seed fails, after printing each failing seed with the command that replays it.
  *
  *   npm run sim -- --seeds 100 [--seed 1] [--nodes 3|5] [--groups 3] [--duration-ms 5000]
- *                        [--lease-reads] [--verbose]
+ *                        [--lease-reads] [--coalesce-heartbeats] [--verbose]
  */
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
@@ -19,11 +19,12 @@ interface CliOptions {
   readonly groups: number;
   readonly durationMs: number;
   readonly leaseReads: boolean;
+  readonly coalesceHeartbeats: boolean;
   readonly verbose: boolean;
 }
 
 const usage =
-  'usage: npm run sim -- [--seeds N] [--seed S] [--nodes 3|5] [--groups G] [--duration-ms MS] [--lease-reads] [--verbose]';
+  'usage: npm run sim -- [--seeds N] [--seed S] [--nodes 3|5] [--groups G] [--duration-ms MS] [--lease-reads] [--coalesce-heartbeats] [--verbose]';
 
 function parseOptions(argv: readonly string[]): CliOptions {
   const { values } = parseArgs({
@@ -35,6 +36,7 @@ function parseOptions(argv: readonly string[]): CliOptions {
       groups: { type: 'string', default: '3' },
       'duration-ms': { type: 'string', default: '5000' },
       'lease-reads': { type: 'boolean', default: false },
+      'coalesce-heartbeats': { type: 'boolean', default: false },
       verbose: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
@@ -59,6 +61,7 @@ function parseOptions(argv: readonly string[]): CliOptions {
     groups: integer('groups', values.groups, 1, 64),
     durationMs: integer('duration-ms', values['duration-ms'], 0, 3_600_000),
     leaseReads: values['lease-reads'],
+    coalesceHeartbeats: values['coalesce-heartbeats'],
     verbose: values.verbose,
   };
 }
@@ -82,6 +85,7 @@ async function main(): Promise<void> {
       groups: options.groups,
       durationMs: options.durationMs,
       readMode: options.leaseReads ? 'lease' : 'readindex',
+      coalesceHeartbeats: options.coalesceHeartbeats,
       ...(options.verbose ? { trace: (line: string) => console.log(`  ${line}`) } : {}),
     });
     operations += result.operations.ok;

@@ -9,16 +9,22 @@ export interface ReplayShape {
   readonly groups: number;
   readonly durationMs: number;
   readonly leaseReads: boolean;
+  readonly coalesceHeartbeats?: boolean;
 }
 
 export function replayCommand(options: ReplayShape, seed: number): string {
   const lease = options.leaseReads ? ' --lease-reads' : '';
-  return `npm run sim -- --seeds 1 --seed ${seed} --nodes ${options.nodes} --groups ${options.groups} --duration-ms ${options.durationMs}${lease} --verbose`;
+  const coalesce = options.coalesceHeartbeats === true ? ' --coalesce-heartbeats' : '';
+  return `npm run sim -- --seeds 1 --seed ${seed} --nodes ${options.nodes} --groups ${options.groups} --duration-ms ${options.durationMs}${lease}${coalesce} --verbose`;
 }
 
 export function describeResult(result: NodeSimulationResult): string {
   const faults = Object.entries(result.faults)
     .map(([kind, count]) => `${kind} ${count}`)
     .join(', ');
-  return `seed ${result.seed}: ${result.operations.ok} ok, ${result.operations.unknown} unknown, faults: ${faults || 'none'}, linearizable: ${result.linearizable}, ${result.network.snapshotStreams} snapshot streams`;
+  return `seed ${result.seed}: ${result.operations.ok} ok, ${result.operations.unknown} unknown, faults: ${faults || 'none'}, linearizable: ${result.linearizable}, ${result.network.snapshotStreams} snapshot streams${
+    result.network.coalescedHeartbeats > 0
+      ? `, ${result.network.coalescedHeartbeats} coalesced heartbeats of ${(result.network.coalescedHeartbeatEntries / result.network.coalescedHeartbeats).toFixed(1)} groups`
+      : ''
+  }`;
 }

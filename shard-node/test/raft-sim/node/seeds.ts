@@ -20,6 +20,7 @@ export function sweepSeeds(
           groups: shape.groups,
           durationMs: shape.durationMs,
           leaseReads: shape.readMode === 'lease',
+          coalesceHeartbeats: shape.coalesceHeartbeats === true,
         },
         seed,
       );
