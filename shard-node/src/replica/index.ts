@@ -8,6 +8,7 @@ export {
   type ReplicaStatus,
 } from './replica.js';
 export { systemScheduler, sleep, type Scheduler, type Timer } from './scheduler.js';
+export { sharedIntervals } from './shared-intervals.js';
 export type {
   OpenReplicaTransport,
   ReplicaTransport,

@@ -31,6 +31,15 @@ export class BufferReader {
     return this.bytes[this.offset++]!;
   }
 
+  readUint16(): number {
+    if (this.remainingBytes < 2) {
+      throw malformed('unexpected end of bytes');
+    }
+    const value = (this.bytes[this.offset]! << 8) | this.bytes[this.offset + 1]!;
+    this.offset += 2;
+    return value;
+  }
+
   /**
    * Reads an unsigned LEB128 varint. Refuses encodings longer than eight bytes, values above
    * `Number.MAX_SAFE_INTEGER` and non-canonical encodings (a redundant zero final byte), so that

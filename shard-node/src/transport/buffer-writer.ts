@@ -89,6 +89,18 @@ export class BufferWriter {
     this.length += 1;
   }
 
+  writeUint16(value: number): void {
+    this.reserve(2);
+    this.buffer.writeUInt16BE(value, this.length);
+    this.length += 2;
+  }
+
+  /** Overwrites 2 bytes at `offset` (a count written once the items that follow are known). */
+  patchUint16(offset: number, value: number): void {
+    assert(offset >= 0 && offset + 2 <= this.length, 'patch within the written bytes');
+    this.buffer.writeUInt16BE(value, offset);
+  }
+
   writeUint32(value: number): void {
     this.reserve(4);
     this.buffer.writeUInt32BE(value, this.length);

@@ -28,6 +28,8 @@ import type { BufferReader } from './buffer-reader.js';
 import { malformed } from './buffer-reader.js';
 import type { BufferWriter } from './buffer-writer.js';
 import { assert, PeerFrameMalformedError } from './errors.js';
+import { beginFrame, finishFrame } from './frame.js';
+import type { QueuedMessage, SendQueue } from './send-queue.js';
 
 /**
  * The wire tag of each message type that crosses the network. The numbers are etcd's raftpb enum
@@ -269,4 +271,41 @@ export function decodeMessageBatch(
     messages.push(message);
   }
   return messages;
+}
+
+/**
+ * Encodes as many queued messages as fit in `frameBytesMax` into one complete `messages` frame in
+ * `writer` (empty before), and returns them, taken off the queue. A message too large for a frame
+ * of its own is taken off and handed to `dropTooLarge`. Returns an empty list, and leaves the
+ * writer empty, when no message was written.
+ */
+export function fillMessagesFrame<Item extends QueuedMessage>(
+  writer: BufferWriter,
+  queue: SendQueue<Item>,
+  frameBytesMax: number,
+  dropTooLarge: (item: Item) => void,
+): Item[] {
+  assert(writer.byteLength === 0, 'a frame starts in an empty writer');
+  const start = beginFrame(writer, 'messages');
+  const written: Item[] = [];
+  for (let item = queue.peek(); item !== undefined; item = queue.peek()) {
+    const mark = writer.byteLength;
+    encodeMessage(writer, item.message);
+    if (writer.byteLength - start <= frameBytesMax) {
+      queue.shift();
+      written.push(item);
+      continue;
+    }
+    writer.truncate(mark);
+    if (written.length > 0) break;
+    // Alone in a frame and still too large: it can never be sent.
+    queue.shift();
+    dropTooLarge(item);
+  }
+  if (written.length === 0) {
+    writer.resetAndShrink(2 * frameBytesMax);
+    return written;
+  }
+  finishFrame(writer, start);
+  return written;
 }

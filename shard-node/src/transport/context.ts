@@ -1,20 +1,16 @@
 /**
- * What the parts of a transport (peer connections, inbound connections, snapshot senders) share:
- * identity, limits, metrics, logging and the injected clock and randomness.
+ * What the parts of a transport (outbound and inbound connections, snapshot senders) share,
+ * whichever transport they serve (a replica's `PeerTransport` or a node's `NodeTransport`):
+ * limits, metrics, logging and the injected clock and randomness. Who is speaking to whom is the
+ * handshake's business (`handshake.ts`).
  */
 import type { Logger } from '@impulse/common';
 
-import type { NodeId } from '../raft/index.js';
 import type { TransportLimits } from './limits.js';
 import type { TransportMetrics } from './metrics.js';
 import type { WarningLimiter } from './warning-limiter.js';
 
 export interface TransportContext {
-  readonly selfId: NodeId;
-  readonly clusterId: string;
-  readonly groupId: string;
-  /** The cluster secret (empty: none) that handshake proofs are keyed by (`peer-auth.ts`). */
-  readonly secret: Uint8Array;
   readonly limits: TransportLimits;
   readonly metrics: TransportMetrics;
   readonly logger: Logger;
@@ -23,11 +19,15 @@ export interface TransportContext {
   readonly random: () => number;
   /** A monotonic clock in milliseconds. */
   readonly nowMs: () => number;
-  isKnownPeer(id: NodeId): boolean;
 }
 
 /** Where a peer listens. */
 export interface PeerAddress {
   readonly host: string;
   readonly port: number;
+}
+
+/** An address as a connection key and a metric label: `host:port` (IPv6 hosts in brackets). */
+export function addressKey(address: PeerAddress): string {
+  return address.host.includes(':') ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`;
 }

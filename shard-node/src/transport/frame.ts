@@ -29,6 +29,12 @@ export const frameKinds = {
   snapshotAck: 4,
   /** The dialler's proof that it holds the cluster secret, after the acceptor's hello (`peer-auth.ts`). */
   auth: 5,
+  /** A node transport's hello: who is speaking to whom, node to node (see `node-hello.ts`). */
+  nodeHello: 6,
+  /** Raft messages of many groups, in runs tagged by group (see `group-messages.ts`). */
+  groupMessages: 7,
+  /** The first frame of a node transport's snapshot stream: which group and replicas it is for. */
+  snapshotHeader: 8,
 } as const;
 
 export type FrameKind = keyof typeof frameKinds;

@@ -1,7 +1,10 @@
 /**
- * One accepted connection. It must open with a `hello` from a known peer of this cluster and
- * group, addressed to this replica; then it carries either `messages` frames (handed to the host)
- * or one snapshot stream (handed chunk by chunk to the snapshot handler, with backpressure).
+ * One accepted connection. It must open with a hello that the transport's handshake accepts
+ * (`handshake.ts`: a known peer replica of this group, or any node of this cluster), then the
+ * dialler's proof; then it carries either message frames (handed to the transport, which checks
+ * and dispatches them) or one snapshot stream (handed chunk by chunk to its sink, with
+ * backpressure). A node transport's stream opens with a header naming its group and replicas,
+ * from which the transport picks the sink; a replica transport's stream needs none.
  *
  * Anything unexpected (a frame that fails its checks, a kind out of place, a message that claims
  * another sender, a chunk out of order) closes this connection, is counted and is logged at a
@@ -10,23 +13,15 @@
  */
 import type { Socket } from 'node:net';
 
-import type { Message, NodeId } from '../raft/index.js';
-import { BufferReader } from './buffer-reader.js';
+import type { NodeId } from '../raft/index.js';
 import { BufferWriter } from './buffer-writer.js';
-import { decodeMessageBatch } from './codec.js';
 import type { TransportContext } from './context.js';
 import { PeerFrameMalformedError } from './errors.js';
 import { FrameDecoder } from './frame-decoder.js';
 import type { Frame, FrameKind } from './frame.js';
-import {
-  decodeAuth,
-  decodeHello,
-  encodeHelloFrame,
-  protocolVersion,
-  refuseHello,
-  type ConnectionPurpose,
-} from './hello.js';
-import { newNonce, proofMatches, proofOf, type ConnectionIdentity } from './peer-auth.js';
+import type { AcceptorHandshake } from './handshake.js';
+import { decodeAuth, type ConnectionPurpose } from './hello.js';
+import { proofMatches } from './peer-auth.js';
 import { decodeSnapshotChunk, encodeSnapshotAckFrame } from './snapshot-chunk.js';
 
 /** One chunk of an inbound snapshot stream, as handed to the host. */
@@ -48,36 +43,61 @@ export interface SnapshotAbort {
   readonly reason: string;
 }
 
+/** Where the chunks of one inbound snapshot stream go. */
+export interface SnapshotSink {
+  /** The sending replica's Raft id. */
+  readonly from: NodeId;
+  /** Returning a promise stops reading the stream until it settles; a rejection aborts the stream. */
+  onChunk(chunk: SnapshotChunk): void | Promise<void>;
+  onAborted(abort: SnapshotAbort): void;
+}
+
 export interface InboundHandlers {
-  onMessages(messages: Message[], from: NodeId): void;
-  /** Undefined when this replica does not take snapshot streams (they are refused at hello). */
-  readonly onSnapshotChunk: ((chunk: SnapshotChunk) => void | Promise<void>) | undefined;
-  onSnapshotAborted(abort: SnapshotAbort): void;
+  readonly handshake: AcceptorHandshake;
+  /**
+   * A frame on an identified messages connection: check it and hand its messages over. Throws
+   * `PeerFrameMalformedError` for a frame of another kind or one that does not decode.
+   */
+  onMessagesFrame(frame: Frame, connection: InboundConnection): void;
+  /** Whether snapshot streams are taken at all (they are refused at the hello otherwise). */
+  readonly takesSnapshots: boolean;
   /** Whether one more snapshot stream may start now. */
   canStartSnapshotStream(): boolean;
-  /** The connection is identified (its hello was accepted). */
+  /** Whether a snapshot stream opens with a `snapshotHeader` frame (a node transport's do). */
+  readonly snapshotStreamsHaveHeader: boolean;
+  /**
+   * The sink of a new snapshot stream, chosen from its header frame (undefined when streams have
+   * none), or why the stream is refused (the connection is then closed). Throws
+   * `PeerFrameMalformedError` for a header that does not decode.
+   */
+  openSnapshotStream(
+    header: Frame | undefined,
+    connection: InboundConnection,
+  ): SnapshotSink | { readonly refusal: string };
+  /** The connection is identified (its hello and proof were accepted). */
   onIdentified(connection: InboundConnection): void;
   onClosed(connection: InboundConnection): void;
 }
 
 /** `auth`: the hello was answered; the dialler's proof must come before anything else. */
-type InboundState = 'hello' | 'auth' | ConnectionPurpose | 'snapshotDone' | 'closed';
+type InboundState = 'hello' | 'auth' | 'messages' | 'snapshotHeader' | 'snapshot' | 'snapshotDone' | 'closed';
 
 export class InboundConnection {
   private state: InboundState = 'hello';
   private readonly decoder: FrameDecoder;
   private peer: NodeId | undefined;
-  private peerLabel = 'unknown';
+  private peerName = 'unknown';
   /** True while the snapshot handler works on a chunk: frames wait in the decoder, the socket is paused. */
   private waitingForHandler = false;
   private handshakeTimer: NodeJS.Timeout | undefined;
+  private sink: SnapshotSink | undefined;
   private snapshotId: string | undefined;
   private nextSequence = 0;
   /** Whether this side closed the connection (then a partial frame in the decoder is no news). */
   private closedByUs = false;
   private snapshotBytes = 0;
   /** Between our hello answer and the dialler's proof: what that proof must be, and the purpose. */
-  private awaitedProof: { readonly proof: Buffer; readonly purpose: ConnectionPurpose } | undefined;
+  private awaitedProof: { readonly proof: Uint8Array; readonly purpose: ConnectionPurpose } | undefined;
 
   constructor(
     private readonly context: TransportContext,
@@ -102,7 +122,7 @@ export class InboundConnection {
     });
     socket.on('error', (error: Error) => {
       this.context.logger.debug(
-        { peerId: this.peer, error: error.message },
+        { peer: this.peerName, error: error.message },
         'transport: inbound connection error',
       );
     });
@@ -111,13 +131,23 @@ export class InboundConnection {
     });
   }
 
-  /** The peer's replica id, once its hello was accepted. */
+  /** The peer's Raft id, once its hello was accepted (replica connections only). */
   get peerId(): NodeId | undefined {
     return this.peer;
   }
 
+  /** The peer as metrics and logs name it, once its hello was accepted ('unknown' before). */
+  get peerLabel(): string {
+    return this.peerName;
+  }
+
   get purpose(): InboundState {
     return this.state;
+  }
+
+  /** Whether this connection carries (or is about to carry) a snapshot stream. */
+  get isSnapshotStream(): boolean {
+    return this.state === 'snapshotHeader' || this.state === 'snapshot';
   }
 
   close(): void {
@@ -140,10 +170,10 @@ export class InboundConnection {
     if (!this.closedByUs && this.decoder.isInsideFrame) {
       this.countMalformed(new PeerFrameMalformedError('truncated', 'the connection ended inside a frame'));
     }
-    if (previous === 'snapshot' && this.snapshotId !== undefined && this.peer !== undefined) {
+    if (previous === 'snapshot' && this.snapshotId !== undefined && this.sink !== undefined) {
       this.context.metrics.snapshotStreams.inc({ direction: 'received', result: 'failure' });
-      this.handlers.onSnapshotAborted({
-        from: this.peer,
+      this.sink.onAborted({
+        from: this.sink.from,
         snapshotId: this.snapshotId,
         reason: 'the connection closed before the last chunk',
       });
@@ -171,9 +201,9 @@ export class InboundConnection {
   }
 
   private handleFrame(frame: Frame): void {
-    if (this.peer !== undefined) {
-      this.context.metrics.framesReceived.inc({ peer: this.peerLabel, kind: frame.kind });
-      this.context.metrics.bytesReceived.inc({ peer: this.peerLabel }, frame.frameBytes);
+    if (this.state !== 'hello') {
+      this.context.metrics.framesReceived.inc({ peer: this.peerName, kind: frame.kind });
+      this.context.metrics.bytesReceived.inc({ peer: this.peerName }, frame.frameBytes);
     }
     switch (this.state) {
       case 'hello':
@@ -183,7 +213,13 @@ export class InboundConnection {
         this.handleAuth(frame);
         return;
       case 'messages':
-        this.handleMessages(frame);
+        this.handlers.onMessagesFrame(frame, this);
+        return;
+      case 'snapshotHeader':
+        if (frame.kind !== 'snapshotHeader') {
+          throw new PeerFrameMalformedError('kind', `${frame.kind} frame before the snapshot header`);
+        }
+        this.openSnapshotStream(frame);
         return;
       case 'snapshot':
         this.handleSnapshotChunk(frame);
@@ -198,67 +234,44 @@ export class InboundConnection {
   }
 
   private handleHello(frame: Frame): void {
-    if (frame.kind !== 'hello') {
-      throw new PeerFrameMalformedError('kind', `${frame.kind} frame before the hello`);
-    }
-    const hello = decodeHello(frame.payload);
-    const { clusterId, groupId, selfId } = this.context;
-    let refusal: string | undefined = refuseHello(hello, {
-      clusterId,
-      groupId,
-      selfId,
-      isKnownPeer: (id) => this.context.isKnownPeer(id),
-    });
-    if (refusal === undefined && hello.purpose === 'snapshot') {
-      if (this.handlers.onSnapshotChunk === undefined) {
-        refusal = 'snapshotsNotTaken';
-      } else if (!this.handlers.canStartSnapshotStream()) {
-        refusal = 'snapshotStreamsFull';
-      }
-    }
-    if (refusal !== undefined) {
-      this.context.metrics.handshakesRefused.inc({ reason: refusal });
-      // A sender of this cluster and group that is not a member is routine during membership
-      // changes (a replica started with --join dials before the leader adds it, a removed one
-      // until it is stopped): info, not a warning. Every refusal is counted all the same.
-      this.context.warnings.warn(
-        `inboundRefused:${refusal}`,
-        { remoteAddress: this.socket.remoteAddress, reason: refusal, hello },
-        'transport: refused a connection whose hello is not for this replica',
-        refusal === 'unknownPeer' ? 'info' : 'warn',
-      );
-      this.close();
+    const writer = new BufferWriter(512);
+    const verdict = this.handlers.handshake.answer(frame, writer);
+    if (verdict.refusal !== undefined) {
+      this.refuseHello(verdict.refusal, verdict.hello);
       return;
     }
-    this.peer = hello.senderId;
-    this.peerLabel = String(hello.senderId);
+    const accepted = verdict.accepted;
+    if (accepted.purpose === 'snapshot') {
+      if (!this.handlers.takesSnapshots) {
+        this.refuseHello('snapshotsNotTaken', undefined);
+        return;
+      }
+      if (!this.handlers.canStartSnapshotStream()) {
+        this.refuseHello('snapshotStreamsFull', undefined);
+        return;
+      }
+    }
+    this.peer = accepted.peerId;
+    this.peerName = accepted.peerLabel;
     this.state = 'auth';
-    this.context.metrics.framesReceived.inc({ peer: this.peerLabel, kind: 'hello' });
-    this.context.metrics.bytesReceived.inc({ peer: this.peerLabel }, frame.frameBytes);
-    const identity: ConnectionIdentity = {
-      clusterId,
-      groupId,
-      purpose: hello.purpose,
-      diallerId: hello.senderId,
-      acceptorId: selfId,
-    };
-    const nonce = newNonce();
-    this.awaitedProof = {
-      proof: proofOf(this.context.secret, 'dialler', identity, hello.nonce, nonce),
-      purpose: hello.purpose,
-    };
-    const writer = new BufferWriter(256);
-    encodeHelloFrame(writer, {
-      protocolVersion,
-      purpose: hello.purpose,
-      clusterId,
-      groupId,
-      senderId: selfId,
-      receiverId: hello.senderId,
-      nonce,
-      proof: proofOf(this.context.secret, 'acceptor', identity, hello.nonce, nonce),
-    });
-    this.writeFrame('hello', writer.takeBytes());
+    this.context.metrics.framesReceived.inc({ peer: this.peerName, kind: frame.kind });
+    this.context.metrics.bytesReceived.inc({ peer: this.peerName }, frame.frameBytes);
+    this.awaitedProof = { proof: accepted.awaitedProof, purpose: accepted.purpose };
+    this.writeFrame(frame.kind, writer.takeBytes());
+  }
+
+  private refuseHello(reason: string, hello: unknown): void {
+    this.context.metrics.handshakesRefused.inc({ reason });
+    // A sender of this cluster and group that is not a member is routine during membership
+    // changes (a replica started with --join dials before the leader adds it, a removed one until
+    // it is stopped): info, not a warning. Every refusal is counted all the same.
+    this.context.warnings.warn(
+      `inboundRefused:${reason}`,
+      { remoteAddress: this.socket.remoteAddress, reason, hello },
+      'transport: refused a connection whose hello is not for this replica or node',
+      reason === 'unknownPeer' ? 'info' : 'warn',
+    );
+    this.close();
   }
 
   /**
@@ -275,7 +288,7 @@ export class InboundConnection {
       this.context.metrics.handshakesRefused.inc({ reason: 'authentication' });
       this.context.warnings.warn(
         'inboundRefused:authentication',
-        { remoteAddress: this.socket.remoteAddress, reason: 'authentication', claimedPeerId: this.peer },
+        { remoteAddress: this.socket.remoteAddress, reason: 'authentication', claimedPeer: this.peerName },
         'transport: refused a connection from a peer that does not hold the cluster secret',
       );
       this.close();
@@ -283,26 +296,30 @@ export class InboundConnection {
     }
     clearTimeout(this.handshakeTimer);
     this.handshakeTimer = undefined;
-    this.state = awaited.purpose;
-    this.handlers.onIdentified(this);
+    if (awaited.purpose === 'messages') {
+      this.state = 'messages';
+    } else if (this.handlers.snapshotStreamsHaveHeader) {
+      this.state = 'snapshotHeader';
+    } else {
+      this.openSnapshotStream(undefined);
+    }
+    if (this.state !== 'closed') this.handlers.onIdentified(this);
   }
 
-  private handleMessages(frame: Frame): void {
-    if (frame.kind !== 'messages') {
-      throw new PeerFrameMalformedError('kind', `${frame.kind} frame on a messages connection`);
+  private openSnapshotStream(header: Frame | undefined): void {
+    const opened = this.handlers.openSnapshotStream(header, this);
+    if ('refusal' in opened) {
+      this.context.metrics.snapshotStreamsRefused.inc({ reason: opened.refusal });
+      this.context.warnings.warn(
+        `snapshotRefused:${opened.refusal}`,
+        { peer: this.peerName, reason: opened.refusal },
+        'transport: refused a snapshot stream that no replica here takes',
+      );
+      this.close();
+      return;
     }
-    const from = this.peer!;
-    const messages = decodeMessageBatch(new BufferReader(frame.payload), from, this.context.selfId);
-    const receivedByType = new Map<string, number>();
-    for (const message of messages) {
-      receivedByType.set(message.type, (receivedByType.get(message.type) ?? 0) + 1);
-    }
-    for (const [type, received] of receivedByType) {
-      this.context.metrics.messagesReceived.inc({ peer: this.peerLabel, type }, received);
-    }
-    if (messages.length > 0) {
-      this.handlers.onMessages(messages, from);
-    }
+    this.sink = opened;
+    this.state = 'snapshot';
   }
 
   private handleSnapshotChunk(frame: Frame): void {
@@ -327,9 +344,9 @@ export class InboundConnection {
     this.nextSequence += 1;
     this.snapshotBytes += chunk.bytes.byteLength;
     this.context.metrics.snapshotBytes.inc({ direction: 'received' }, chunk.bytes.byteLength);
-    const onSnapshotChunk = this.handlers.onSnapshotChunk!;
-    const result = onSnapshotChunk({
-      from: this.peer!,
+    const sink = this.sink!;
+    const result = sink.onChunk({
+      from: sink.from,
       snapshotId: chunk.snapshotId,
       sequence: chunk.sequence,
       last: chunk.last,
@@ -357,7 +374,7 @@ export class InboundConnection {
         this.waitingForHandler = false;
         this.context.warnings.warn(
           'snapshotHandlerFailed',
-          { peerId: this.peer, snapshotId: chunk.snapshotId, error: String(error) },
+          { peer: this.peerName, snapshotId: chunk.snapshotId, error: String(error) },
           'transport: the snapshot handler failed; closing the stream',
         );
         this.close();
@@ -390,8 +407,8 @@ export class InboundConnection {
   }
 
   private countSent(kind: FrameKind, frameBytes: number): void {
-    this.context.metrics.framesSent.inc({ peer: this.peerLabel, kind });
-    this.context.metrics.bytesSent.inc({ peer: this.peerLabel }, frameBytes);
+    this.context.metrics.framesSent.inc({ peer: this.peerName, kind });
+    this.context.metrics.bytesSent.inc({ peer: this.peerName }, frameBytes);
   }
 
   private countMalformed(error: PeerFrameMalformedError): void {
@@ -399,7 +416,7 @@ export class InboundConnection {
     this.context.warnings.warn(
       `inboundMalformed:${error.reason}`,
       {
-        peerId: this.peer,
+        peer: this.peerName,
         remoteAddress: this.socket.remoteAddress,
         reason: error.reason,
         error: error.message,

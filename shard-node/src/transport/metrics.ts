@@ -1,19 +1,32 @@
 /**
- * The transport's Prometheus metrics. Labels stay few: `peer` (a replica id: a handful per group),
+ * The transport's Prometheus metrics. Labels stay few: `peer` (a replica transport's peer Raft id,
+ * a handful per group; a node transport's peer node address, a handful per cluster), `group` (the
+ * group of a message: the node's hosted groups; never an id read from an unknown peer's bytes),
  * `type` (a Raft message type: fourteen), `reason` and `kind` (small fixed sets).
  */
 import { Counter, Gauge, metricPrefix, type Registry } from '@impulse/common';
 
+import type { Message } from '../raft/index.js';
+
 /** Why a message was dropped before it reached the socket. */
 export type DropReason = 'queueFull' | 'disconnected' | 'tooLarge' | 'unknownPeer' | 'stopped';
+
+/**
+ * Why a message that arrived on an authenticated node connection was not handed to a replica.
+ * - `unknownGroup`: no replica of its group is hosted here (it moved, or was never here).
+ * - `wrongReceiver`: the replica hosted here for its group has another Raft id than the message's
+ *   receiver (a replica of the group that was replaced, or a confused peer).
+ */
+export type InboundDropReason = 'unknownGroup' | 'wrongReceiver';
 
 /** The connection state gauge's values. */
 export const connectionStateValues = { disconnected: 0, connecting: 1, connected: 2 } as const;
 
 export interface TransportMetrics {
-  readonly messagesSent: Counter<'peer' | 'type'>;
-  readonly messagesReceived: Counter<'peer' | 'type'>;
-  readonly messagesDropped: Counter<'peer' | 'type' | 'reason'>;
+  readonly messagesSent: Counter<'peer' | 'group' | 'type'>;
+  readonly messagesReceived: Counter<'peer' | 'group' | 'type'>;
+  readonly messagesDropped: Counter<'peer' | 'group' | 'type' | 'reason'>;
+  readonly inboundMessagesDropped: Counter<'peer' | 'reason'>;
   readonly bytesSent: Counter<'peer'>;
   readonly bytesReceived: Counter<'peer'>;
   readonly framesSent: Counter<'peer' | 'kind'>;
@@ -24,13 +37,17 @@ export interface TransportMetrics {
   readonly reconnects: Counter<'peer'>;
   readonly sendQueueMessages: Gauge<'peer'>;
   readonly sendQueueBytes: Gauge<'peer'>;
+  readonly coalescedHeartbeats: Counter<'peer'>;
+  readonly coalescedHeartbeatEntries: Counter<'peer'>;
   readonly snapshotStreams: Counter<'direction' | 'result'>;
+  readonly snapshotStreamsRefused: Counter<'reason'>;
   readonly snapshotBytes: Counter<'direction'>;
 }
 
 /**
- * Registers the transport metrics on `registry`. One transport per registry: a process runs one
- * replica, and its registry's default labels say which.
+ * Registers the transport metrics on `registry`, once per transport: a process of one replica
+ * runs one `PeerTransport`, a node runs one `NodeTransport` whose replicas all share its metrics
+ * (opening a replica's endpoint registers nothing).
  */
 export function createTransportMetrics(
   registry: Registry,
@@ -42,20 +59,26 @@ export function createTransportMetrics(
   return {
     messagesSent: new Counter({
       name: name('messages_sent_total'),
-      help: 'Raft messages written to a peer connection, by peer and message type.',
-      labelNames: ['peer', 'type'],
+      help: 'Raft messages written to a peer connection, by peer, group and message type.',
+      labelNames: ['peer', 'group', 'type'],
       registers,
     }),
     messagesReceived: new Counter({
       name: name('messages_received_total'),
-      help: 'Raft messages received from a peer and handed to the host, by peer and message type.',
-      labelNames: ['peer', 'type'],
+      help: 'Raft messages received from a peer and handed to a replica, by peer, group and message type.',
+      labelNames: ['peer', 'group', 'type'],
       registers,
     }),
     messagesDropped: new Counter({
       name: name('messages_dropped_total'),
-      help: 'Raft messages dropped before reaching a peer (Raft retransmits), by peer, type and reason.',
-      labelNames: ['peer', 'type', 'reason'],
+      help: 'Raft messages dropped before reaching a peer (Raft retransmits), by peer, group, type and reason.',
+      labelNames: ['peer', 'group', 'type', 'reason'],
+      registers,
+    }),
+    inboundMessagesDropped: new Counter({
+      name: name('inbound_messages_dropped_total'),
+      help: 'Raft messages from an authenticated peer node that no replica here takes (unknownGroup, wrongReceiver), by peer and reason.',
+      labelNames: ['peer', 'reason'],
       registers,
     }),
     bytesSent: new Counter({
@@ -126,6 +149,24 @@ export function createTransportMetrics(
       labelNames: ['direction', 'result'],
       registers,
     }),
+    coalescedHeartbeats: new Counter({
+      name: name('coalesced_heartbeats_sent_total'),
+      help: 'Coalesced heartbeat messages sent (at most one per frame), each carrying the heartbeats or responses of many groups, by peer node.',
+      labelNames: ['peer'],
+      registers,
+    }),
+    coalescedHeartbeatEntries: new Counter({
+      name: name('coalesced_heartbeat_entries_sent_total'),
+      help: 'Per-group heartbeats and heartbeat responses sent inside coalesced heartbeats, by peer node.',
+      labelNames: ['peer'],
+      registers,
+    }),
+    snapshotStreamsRefused: new Counter({
+      name: name('snapshot_streams_refused_total'),
+      help: 'Inbound snapshot streams refused at their header (unknownGroup, wrongReceiver, snapshotsNotTaken), by reason.',
+      labelNames: ['reason'],
+      registers,
+    }),
     snapshotBytes: new Counter({
       name: name('snapshot_bytes_total'),
       help: 'Snapshot data bytes streamed, by direction (sent, received).',
@@ -133,4 +174,14 @@ export function createTransportMetrics(
       registers,
     }),
   };
+}
+
+/** Calls `report` once per message type of `messages`, with how many there are (one counter increment per type). */
+export function countByType(
+  messages: readonly Message[],
+  report: (type: string, count: number) => void,
+): void {
+  const counts = new Map<string, number>();
+  for (const message of messages) counts.set(message.type, (counts.get(message.type) ?? 0) + 1);
+  for (const [type, count] of counts) report(type, count);
 }

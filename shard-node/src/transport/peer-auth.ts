@@ -36,7 +36,17 @@ export function newNonce(): Buffer {
   return randomBytes(nonceBytes);
 }
 
-/** The proof that the side in `role` holds `secret`, for this connection and these nonces. */
+/** What a node connection's proof is bound to: one connection between two nodes of one cluster. */
+export interface NodeConnectionIdentity {
+  readonly clusterId: string;
+  readonly purpose: ConnectionPurpose;
+  /** The dialler's advertised peer address (`host:port`). */
+  readonly diallerAddress: string;
+  /** The address the dialler dialled, which is the acceptor's advertised one (`host:port`). */
+  readonly acceptorAddress: string;
+}
+
+/** The proof that the side in `role` holds `secret`, for this replica connection and these nonces. */
 export function proofOf(
   secret: Uint8Array,
   role: 'dialler' | 'acceptor',
@@ -44,10 +54,9 @@ export function proofOf(
   diallerNonce: Uint8Array,
   acceptorNonce: Uint8Array,
 ): Buffer {
-  const hmac = createHmac('sha256', secret);
-  // JSON keeps the fields apart whatever bytes the ids hold; the nonces have a fixed length.
-  hmac.update(
-    JSON.stringify([
+  return hmacProof(
+    secret,
+    [
       'impulse-peer-auth-1',
       role,
       identity.clusterId,
@@ -55,8 +64,48 @@ export function proofOf(
       identity.purpose,
       identity.diallerId,
       identity.acceptorId,
-    ]),
+    ],
+    diallerNonce,
+    acceptorNonce,
   );
+}
+
+/**
+ * The proof that the side in `role` holds `secret`, for this node connection and these nonces.
+ * Its label differs from a replica connection's, so that no proof made for one protocol is ever
+ * taken by the other.
+ */
+export function nodeProofOf(
+  secret: Uint8Array,
+  role: 'dialler' | 'acceptor',
+  identity: NodeConnectionIdentity,
+  diallerNonce: Uint8Array,
+  acceptorNonce: Uint8Array,
+): Buffer {
+  return hmacProof(
+    secret,
+    [
+      'impulse-node-auth-1',
+      role,
+      identity.clusterId,
+      identity.purpose,
+      identity.diallerAddress,
+      identity.acceptorAddress,
+    ],
+    diallerNonce,
+    acceptorNonce,
+  );
+}
+
+function hmacProof(
+  secret: Uint8Array,
+  binding: ReadonlyArray<string | number>,
+  diallerNonce: Uint8Array,
+  acceptorNonce: Uint8Array,
+): Buffer {
+  const hmac = createHmac('sha256', secret);
+  // JSON keeps the fields apart whatever bytes the ids hold; the nonces have a fixed length.
+  hmac.update(JSON.stringify(binding));
   hmac.update(diallerNonce);
   hmac.update(acceptorNonce);
   return hmac.digest();

@@ -17,17 +17,37 @@ import { performance } from 'node:perf_hooks';
 import type { Logger, Registry } from '@impulse/common';
 
 import type { Message, NodeId } from '../raft/index.js';
-import { isNetworkMessageType } from './codec.js';
+import { BufferReader } from './buffer-reader.js';
+import {
+  decodeMessageBatch,
+  fillMessagesFrame,
+  isNetworkMessageType,
+  messageEncodedBytesBound,
+} from './codec.js';
 import type { PeerAddress, TransportContext } from './context.js';
-import { assert, TransportError } from './errors.js';
+import { assert, PeerFrameMalformedError, TransportError } from './errors.js';
+import type { Frame } from './frame.js';
 import { helloIdBytesMax } from './hello.js';
-import { InboundConnection, type SnapshotAbort, type SnapshotChunk } from './inbound-connection.js';
+import {
+  InboundConnection,
+  type InboundHandlers,
+  type SnapshotAbort,
+  type SnapshotChunk,
+} from './inbound-connection.js';
 import { resolveTransportLimits, type TransportLimits } from './limits.js';
-import { createTransportMetrics, type DropReason, type TransportMetrics } from './metrics.js';
-import { PeerConnection, type PeerStatus } from './peer-connection.js';
+import { countByType, createTransportMetrics, type DropReason, type TransportMetrics } from './metrics.js';
+import { OutboundConnection, type FrameFiller, type PeerStatus } from './outbound-connection.js';
+import {
+  replicaAcceptorHandshake,
+  replicaDiallerHandshake,
+  type ReplicaIdentity,
+} from './replica-handshake.js';
 import { snapshotIdBytesMax } from './snapshot-chunk.js';
 import { sendSnapshotStream, type SnapshotSendResult } from './snapshot-sender.js';
 import { WarningLimiter } from './warning-limiter.js';
+
+/** A replica's messages travel in `messages` frames: the handshake fixed who sends to whom. */
+const messagesFraming: FrameFiller = { kind: 'messages', fill: fillMessagesFrame };
 
 export interface PeerTransportOptions {
   /** The address the peer server listens on. */
@@ -80,13 +100,15 @@ export interface SendSnapshotOptions {
 
 export class PeerTransport {
   private readonly context: TransportContext;
+  private readonly identity: ReplicaIdentity;
+  private readonly inboundHandlers: InboundHandlers;
   private readonly metrics: TransportMetrics;
-  private readonly peers = new Map<NodeId, PeerConnection>();
+  private readonly peers = new Map<NodeId, OutboundConnection>();
   private readonly inbound = new Set<InboundConnection>();
   /** The accepted messages connection of each peer: a newer one replaces an older one. */
   private readonly inboundMessagesByPeer = new Map<NodeId, InboundConnection>();
   private readonly snapshotSends = new Set<AbortController>();
-  private readonly dirtyPeers = new Set<PeerConnection>();
+  private readonly dirtyPeers = new Set<OutboundConnection>();
   private flushImmediate: NodeJS.Immediate | undefined;
   private readonly unreachablePeers = new Set<NodeId>();
   private droppedSnapshotMessages: Array<{ peerId: NodeId; message: Message }> = [];
@@ -115,18 +137,20 @@ export class PeerTransport {
     const logger = options.logger.child({ component: 'transport' });
     const nowMs = options.nowMs ?? (() => performance.now());
     this.context = {
-      selfId: options.selfId,
-      clusterId: options.clusterId,
-      groupId: options.groupId,
-      secret: options.secret ?? new Uint8Array(0),
       limits,
       metrics: this.metrics,
       logger,
       warnings: new WarningLimiter(logger, limits.warningIntervalMs, nowMs),
       random: options.random ?? Math.random,
       nowMs,
-      isKnownPeer: (id) => this.peers.has(id),
     };
+    this.identity = {
+      clusterId: options.clusterId,
+      groupId: options.groupId,
+      selfId: options.selfId,
+      secret: options.secret ?? new Uint8Array(0),
+    };
+    this.inboundHandlers = this.makeInboundHandlers();
     const address = server.address();
     assert(address !== null && typeof address === 'object', 'the server listens on TCP');
     this.listenPort = address.port;
@@ -172,7 +196,8 @@ export class PeerTransport {
     if (this.stopping !== undefined) {
       return;
     }
-    const selfId = this.context.selfId;
+    const selfId = this.identity.selfId;
+    const groupId = this.identity.groupId;
     for (const message of messages) {
       assert(isNetworkMessageType(message.type), `${message.type} is a local message and is never sent`);
       assert(message.from === selfId, `a message to send is from this replica (${message.from})`);
@@ -181,29 +206,37 @@ export class PeerTransport {
       if (peer === undefined) {
         this.metrics.messagesDropped.inc({
           peer: String(message.to),
+          group: groupId,
           type: message.type,
           reason: 'unknownPeer',
         });
         this.onDropped(message.to, message, 'unknownPeer');
         continue;
       }
-      peer.enqueue(message);
+      peer.enqueue({ groupId, message, encodedBytesBound: messageEncodedBytesBound(message) });
     }
   }
 
   /** Starts connecting to a new member. */
   addPeer(id: NodeId, address: PeerAddress): void {
-    assert(Number.isSafeInteger(id) && id > 0 && id !== this.context.selfId, `peer id ${id} is valid`);
+    assert(Number.isSafeInteger(id) && id > 0 && id !== this.identity.selfId, `peer id ${id} is valid`);
     assert(!this.peers.has(id), `peer ${id} is not added twice`);
     if (this.stopping !== undefined) {
       return;
     }
     this.peers.set(
       id,
-      new PeerConnection(this.context, id, address, {
-        onDropped: (peerId, message, reason) => this.onDropped(peerId, message, reason),
-        onWritable: (peer) => this.scheduleFlush(peer),
-      }),
+      new OutboundConnection(
+        this.context,
+        String(id),
+        address,
+        () => replicaDiallerHandshake(this.identity, id, 'messages'),
+        messagesFraming,
+        {
+          onDropped: (item, reason) => this.onDropped(item.message.to, item.message, reason),
+          onWritable: (peer) => this.scheduleFlush(peer),
+        },
+      ),
     );
   }
 
@@ -265,8 +298,10 @@ export class PeerTransport {
     try {
       const result = await sendSnapshotStream(
         this.context,
-        to,
+        String(to),
         peer.status().address,
+        replicaDiallerHandshake(this.identity, to, 'snapshot'),
+        undefined,
         snapshotId,
         chunks,
         controller.signal,
@@ -317,17 +352,28 @@ export class PeerTransport {
       socket.destroy();
       return;
     }
-    const connection = new InboundConnection(this.context, socket, {
-      onMessages: (messages, from) => this.options.onMessages(messages, from),
-      onSnapshotChunk: this.options.onSnapshotChunk,
-      onSnapshotAborted: (abort) => this.options.onSnapshotAborted?.(abort),
+    this.inbound.add(new InboundConnection(this.context, socket, this.inboundHandlers));
+  }
+
+  private makeInboundHandlers(): InboundHandlers {
+    const onSnapshotChunk = this.options.onSnapshotChunk;
+    return {
+      handshake: replicaAcceptorHandshake(this.identity, (id) => this.peers.has(id)),
+      onMessagesFrame: (frame, connection) => this.handleMessagesFrame(frame, connection),
+      takesSnapshots: onSnapshotChunk !== undefined,
+      snapshotStreamsHaveHeader: false,
       canStartSnapshotStream: () => {
         let streams = 0;
         for (const other of this.inbound) {
-          streams += other.purpose === 'snapshot' ? 1 : 0;
+          streams += other.isSnapshotStream ? 1 : 0;
         }
         return streams < this.context.limits.inboundSnapshotStreamsMax;
       },
+      openSnapshotStream: (_header, connection) => ({
+        from: connection.peerId!,
+        onChunk: (chunk) => onSnapshotChunk!(chunk),
+        onAborted: (abort) => this.options.onSnapshotAborted?.(abort),
+      }),
       onIdentified: (identified) => {
         if (identified.purpose !== 'messages') {
           return;
@@ -345,11 +391,26 @@ export class PeerTransport {
           this.inboundMessagesByPeer.delete(id);
         }
       },
-    });
-    this.inbound.add(connection);
+    };
   }
 
-  private scheduleFlush(peer: PeerConnection): void {
+  /** A `messages` frame: every message from the connection's peer, to this replica. */
+  private handleMessagesFrame(frame: Frame, connection: InboundConnection): void {
+    if (frame.kind !== 'messages') {
+      throw new PeerFrameMalformedError('kind', `${frame.kind} frame on a messages connection`);
+    }
+    const from = connection.peerId!;
+    const messages = decodeMessageBatch(new BufferReader(frame.payload), from, this.identity.selfId);
+    const group = this.identity.groupId;
+    countByType(messages, (type, received) =>
+      this.metrics.messagesReceived.inc({ peer: connection.peerLabel, group, type }, received),
+    );
+    if (messages.length > 0) {
+      this.options.onMessages(messages, from);
+    }
+  }
+
+  private scheduleFlush(peer: OutboundConnection): void {
     this.dirtyPeers.add(peer);
     // setImmediate, not a microtask: it runs after the I/O callbacks of this loop turn, so that
     // messages from several Readys handled in one turn share a frame.

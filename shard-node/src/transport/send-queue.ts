@@ -1,18 +1,20 @@
 /**
- * The bounded queue of messages waiting for one peer's connection. It counts messages and encoded
- * bytes (an upper bound) so that both limits hold; a message that does not fit is refused and the
- * caller drops it: Raft retransmits, and an unbounded queue would only turn a slow peer into an
- * out-of-memory crash.
+ * The bounded queue of messages waiting for one connection (to a replica, or to a node for all of
+ * its groups). It counts messages and encoded bytes (an upper bound) so that both limits hold; a
+ * message that does not fit is refused and the caller drops it: Raft retransmits, and an unbounded
+ * queue would only turn a slow peer into an out-of-memory crash.
  */
 import type { Message } from '../raft/index.js';
 
 export interface QueuedMessage {
+  /** The group the message belongs to (on a replica connection, always the transport's). */
+  readonly groupId: string;
   readonly message: Message;
   readonly encodedBytesBound: number;
 }
 
-export class SendQueue {
-  private items: QueuedMessage[] = [];
+export class SendQueue<Item extends QueuedMessage = QueuedMessage> {
+  private items: Item[] = [];
   /** The index of the oldest item: shifting an array is linear, advancing an index is not. */
   private head = 0;
   private bytes = 0;
@@ -35,7 +37,7 @@ export class SendQueue {
    * any one message, so that a message larger than `bytesMax` is refused by the frame limit (and
    * counted as too large) rather than silently never fitting.
    */
-  offer(item: QueuedMessage): boolean {
+  offer(item: Item): boolean {
     const count = this.messageCount;
     if (count >= this.messagesMax || (count > 0 && this.bytes + item.encodedBytesBound > this.bytesMax)) {
       return false;
@@ -45,11 +47,11 @@ export class SendQueue {
     return true;
   }
 
-  peek(): QueuedMessage | undefined {
+  peek(): Item | undefined {
     return this.items[this.head];
   }
 
-  shift(): QueuedMessage | undefined {
+  shift(): Item | undefined {
     const item = this.items[this.head];
     if (item === undefined) {
       return undefined;
@@ -68,7 +70,7 @@ export class SendQueue {
   }
 
   /** Removes and returns every queued item. */
-  takeAll(): QueuedMessage[] {
+  takeAll(): Item[] {
     const all = this.items.slice(this.head);
     this.items = [];
     this.head = 0;

@@ -7,10 +7,18 @@
  * snapshotChunk payload: string snapshot id · varint sequence · u8 flags (bit 0: last) · bytes to
  * the end of the payload.
  * snapshotAck payload: string snapshot id · varint chunk count · varint byte count.
+ *
+ * A node transport's stream (whose hello names nodes, not replicas) opens with one more frame,
+ * after the handshake and before the first chunk, so that the receiver hands the chunks to the
+ * right replica:
+ * snapshotHeader payload: string group id (`group-id.ts`) · varint sender Raft id · varint receiver
+ * Raft id.
  */
+import type { NodeId } from '../raft/index.js';
 import { BufferReader, malformed } from './buffer-reader.js';
 import type { BufferWriter } from './buffer-writer.js';
 import { beginFrame, finishFrame, frameHeaderBytes } from './frame.js';
+import { readGroupId, writeGroupId } from './group-id.js';
 
 /** The longest snapshot id. */
 export const snapshotIdBytesMax = 256;
@@ -76,4 +84,30 @@ export function decodeSnapshotAck(payload: Uint8Array): SnapshotAck {
   const byteCount = reader.readVarint();
   reader.expectEnd('snapshot ack');
   return { snapshotId, chunkCount, byteCount };
+}
+
+/** Which group and replicas a node transport's snapshot stream is for. */
+export interface SnapshotHeader {
+  readonly groupId: string;
+  readonly from: NodeId;
+  readonly to: NodeId;
+}
+
+export function encodeSnapshotHeaderFrame(writer: BufferWriter, header: SnapshotHeader): void {
+  const start = beginFrame(writer, 'snapshotHeader');
+  writeGroupId(writer, header.groupId);
+  writer.writeVarint(header.from);
+  writer.writeVarint(header.to);
+  finishFrame(writer, start);
+}
+
+/** Decodes a snapshot header; throws `PeerFrameMalformedError` on any invalid byte. */
+export function decodeSnapshotHeader(payload: Uint8Array): SnapshotHeader {
+  const reader = new BufferReader(payload);
+  const groupId = readGroupId(reader);
+  const from = reader.readVarint();
+  const to = reader.readVarint();
+  reader.expectEnd('snapshot header');
+  if (from === 0 || to === 0 || from === to) throw malformed(`a snapshot stream from ${from} to ${to}`);
+  return { groupId, from, to };
 }

@@ -4,14 +4,15 @@
  * buffer is full, and the receiver stops reading while its handler works, so a slow disk on the
  * receiving side slows the sender down instead of filling memory on either side.
  */
-import { EMPTY_BYTES, type NodeId } from '../raft/index.js';
+import { EMPTY_BYTES } from '../raft/index.js';
 import { BufferWriter } from './buffer-writer.js';
 import type { PeerAddress, TransportContext } from './context.js';
-import { PeerFrameMalformedError, TransportError } from './errors.js';
+import { PeerFrameMalformedError, TransportError, assert } from './errors.js';
 import { FrameChannel } from './frame-channel.js';
 import type { Frame } from './frame.js';
-import { decodeHello, encodeAuthFrame, encodeHelloFrame, protocolVersion, refuseHello } from './hello.js';
-import { newNonce, proofMatches, proofOf, type ConnectionIdentity } from './peer-auth.js';
+import type { DiallerHandshake } from './handshake.js';
+import { encodeAuthFrame } from './hello.js';
+import { newNonce } from './peer-auth.js';
 import {
   decodeSnapshotAck,
   encodeSnapshotChunkFrame,
@@ -24,16 +25,24 @@ export interface SnapshotSendResult {
   readonly byteCount: number;
 }
 
+/**
+ * Streams `chunks` to the peer at `address` as snapshot `snapshotId`. `handshake` (of purpose
+ * `snapshot`) says who speaks to whom; `writeHeader`, when given, writes the frame that follows the
+ * handshake before the first chunk (a node transport's `snapshotHeader`, naming the group and the
+ * replicas).
+ */
 export async function sendSnapshotStream(
   context: TransportContext,
-  to: NodeId,
+  peerLabel: string,
   address: PeerAddress,
+  handshake: DiallerHandshake,
+  writeHeader: ((writer: BufferWriter) => void) | undefined,
   snapshotId: string,
   chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
   signal: AbortSignal,
 ): Promise<SnapshotSendResult> {
+  assert(handshake.purpose === 'snapshot', 'a snapshot stream has a snapshot handshake');
   const limits = context.limits;
-  const peerLabel = String(to);
   const channel = await FrameChannel.connect(
     address,
     {
@@ -45,7 +54,9 @@ export async function sendSnapshotStream(
   );
   try {
     const writer = new BufferWriter();
-    const send = async (kind: 'hello' | 'auth' | 'snapshotChunk'): Promise<void> => {
+    const send = async (
+      kind: 'hello' | 'nodeHello' | 'auth' | 'snapshotHeader' | 'snapshotChunk',
+    ): Promise<void> => {
       const bytes = writer.takeBytes();
       context.metrics.framesSent.inc({ peer: peerLabel, kind });
       context.metrics.bytesSent.inc({ peer: peerLabel }, bytes.byteLength);
@@ -53,55 +64,28 @@ export async function sendSnapshotStream(
     };
 
     const nonce = newNonce();
-    encodeHelloFrame(writer, {
-      protocolVersion,
-      purpose: 'snapshot',
-      clusterId: context.clusterId,
-      groupId: context.groupId,
-      senderId: context.selfId,
-      receiverId: to,
-      nonce,
-      proof: new Uint8Array(0),
-    });
-    await send('hello');
+    handshake.writeHello(writer, nonce);
+    await send(handshake.helloKind);
     const receive = async (timeoutMs: number): Promise<Frame> => {
       const frame = await channel.nextFrame(timeoutMs);
       context.metrics.framesReceived.inc({ peer: peerLabel, kind: frame.kind });
       context.metrics.bytesReceived.inc({ peer: peerLabel }, frame.frameBytes);
       return frame;
     };
-    const helloFrame = await receive(limits.handshakeTimeoutMs);
-    if (helloFrame.kind !== 'hello') {
-      throw new PeerFrameMalformedError('kind', `${helloFrame.kind} frame instead of the hello answer`);
-    }
-    const hello = decodeHello(helloFrame.payload);
-    const identity: ConnectionIdentity = {
-      clusterId: context.clusterId,
-      groupId: context.groupId,
-      purpose: 'snapshot',
-      diallerId: context.selfId,
-      acceptorId: to,
-    };
-    const refusal =
-      refuseHello(hello, {
-        clusterId: context.clusterId,
-        groupId: context.groupId,
-        selfId: context.selfId,
-        expectedSenderId: to,
-        isKnownPeer: (id) => id === to,
-      }) ??
-      (proofMatches(proofOf(context.secret, 'acceptor', identity, nonce, hello.nonce), hello.proof)
-        ? undefined
-        : 'authentication');
-    if (refusal !== undefined || hello.purpose !== 'snapshot') {
-      context.metrics.handshakesRefused.inc({ reason: refusal ?? 'purpose' });
+    const verdict = handshake.checkAnswer(await receive(limits.handshakeTimeoutMs), nonce);
+    if (verdict.refusal !== undefined) {
+      context.metrics.handshakesRefused.inc({ reason: verdict.refusal });
       throw new TransportError(
         'PEER_HANDSHAKE_REJECTED',
-        `transport: the peer's hello was refused (${refusal ?? 'purpose'})`,
+        `transport: the peer's hello was refused (${verdict.refusal})`,
       );
     }
-    encodeAuthFrame(writer, proofOf(context.secret, 'dialler', identity, nonce, hello.nonce));
+    encodeAuthFrame(writer, verdict.accepted.proof);
     await send('auth');
+    if (writeHeader !== undefined) {
+      writeHeader(writer);
+      await send('snapshotHeader');
+    }
 
     // Input chunks are written as they come (split when larger than a frame), and an empty chunk
     // flagged last closes the stream. Holding a chunk back to flag it instead would keep a view of

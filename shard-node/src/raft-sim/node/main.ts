@@ -5,7 +5,7 @@
  * Exits 1 when any seed fails, after printing each failing seed with the command that replays it.
  *
  *   npm run sim -- --seeds 100 [--seed 1] [--nodes 3|5] [--groups 3] [--duration-ms 5000]
- *                        [--lease-reads] [--logs node|replica] [--moves] [--verbose]
+ *                        [--lease-reads] [--logs node|replica] [--moves] [--coalesce-heartbeats] [--verbose]
  */
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
@@ -21,11 +21,12 @@ interface CliOptions {
   readonly leaseReads: boolean;
   readonly logs: 'node' | 'replica';
   readonly moves: boolean;
+  readonly coalesceHeartbeats: boolean;
   readonly verbose: boolean;
 }
 
 const usage =
-  'usage: npm run sim -- [--seeds N] [--seed S] [--nodes 3|5] [--groups G] [--duration-ms MS] [--lease-reads] [--logs node|replica] [--moves] [--verbose]';
+  'usage: npm run sim -- [--seeds N] [--seed S] [--nodes 3|5] [--groups G] [--duration-ms MS] [--lease-reads] [--logs node|replica] [--moves] [--coalesce-heartbeats] [--verbose]';
 
 function parseOptions(argv: readonly string[]): CliOptions {
   const { values } = parseArgs({
@@ -39,6 +40,7 @@ function parseOptions(argv: readonly string[]): CliOptions {
       'lease-reads': { type: 'boolean', default: false },
       logs: { type: 'string', default: 'node' },
       moves: { type: 'boolean', default: false },
+      'coalesce-heartbeats': { type: 'boolean', default: false },
       verbose: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
@@ -66,6 +68,7 @@ function parseOptions(argv: readonly string[]): CliOptions {
     leaseReads: values['lease-reads'],
     logs: values.logs,
     moves: values.moves,
+    coalesceHeartbeats: values['coalesce-heartbeats'],
     verbose: values.verbose,
   };
 }
@@ -91,6 +94,7 @@ async function main(): Promise<void> {
       readMode: options.leaseReads ? 'lease' : 'readindex',
       logs: options.logs,
       ...(options.moves ? { faults: { moves: true } } : {}),
+      coalesceHeartbeats: options.coalesceHeartbeats,
       ...(options.verbose ? { trace: (line: string) => console.log(`  ${line}`) } : {}),
     });
     operations += result.operations.ok;

@@ -34,6 +34,11 @@ export interface NodeSimulationOptions {
   readonly plant?: SimPlant;
   /** Called with a line for each fault and phase (for `--verbose`). */
   readonly trace?: (line: string) => void;
+  /**
+   * Whether each node's heartbeats of a round for another node travel as one coalesced heartbeat,
+   * as the node transport sends them (default false).
+   */
+  readonly coalesceHeartbeats?: boolean;
 }
 
 export interface FaultKinds {
@@ -92,7 +97,9 @@ export async function runNodeSimulation(options: NodeSimulationOptions): Promise
   const trace = options.trace ?? ((): void => {});
   const time = new SimTime();
   const seedPrng = new Prng(options.seed);
-  const network = new SimNetwork(time, new Prng(seedPrng.int(2 ** 31)));
+  const network = new SimNetwork(time, new Prng(seedPrng.int(2 ** 31)), {
+    coalesceHeartbeats: options.coalesceHeartbeats ?? false,
+  });
   const nemesisPrng = new Prng(seedPrng.int(2 ** 31));
   const clientPrng = new Prng(seedPrng.int(2 ** 31));
   const nodePrng = new Prng(seedPrng.int(2 ** 31));

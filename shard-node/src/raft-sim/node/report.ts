@@ -11,16 +11,26 @@ export interface ReplayShape {
   readonly leaseReads: boolean;
   readonly logs?: 'node' | 'replica';
   readonly moves?: boolean;
+  readonly coalesceHeartbeats?: boolean;
 }
 
 export function replayCommand(options: ReplayShape, seed: number): string {
-  const lease = `${options.leaseReads ? ' --lease-reads' : ''}${options.logs === 'replica' ? ' --logs replica' : ''}${options.moves === true ? ' --moves' : ''}`;
-  return `npm run sim -- --seeds 1 --seed ${seed} --nodes ${options.nodes} --groups ${options.groups} --duration-ms ${options.durationMs}${lease} --verbose`;
+  const flags = [
+    options.leaseReads ? ' --lease-reads' : '',
+    options.logs === 'replica' ? ' --logs replica' : '',
+    options.moves === true ? ' --moves' : '',
+    options.coalesceHeartbeats === true ? ' --coalesce-heartbeats' : '',
+  ].join('');
+  return `npm run sim -- --seeds 1 --seed ${seed} --nodes ${options.nodes} --groups ${options.groups} --duration-ms ${options.durationMs}${flags} --verbose`;
 }
 
 export function describeResult(result: NodeSimulationResult): string {
   const faults = Object.entries(result.faults)
     .map(([kind, count]) => `${kind} ${count}`)
     .join(', ');
-  return `seed ${result.seed}: ${result.operations.ok} ok, ${result.operations.unknown} unknown, faults: ${faults || 'none'}, linearizable: ${result.linearizable}, ${result.network.snapshotStreams} snapshot streams`;
+  return `seed ${result.seed}: ${result.operations.ok} ok, ${result.operations.unknown} unknown, faults: ${faults || 'none'}, linearizable: ${result.linearizable}, ${result.network.snapshotStreams} snapshot streams${
+    result.network.coalescedHeartbeats > 0
+      ? `, ${result.network.coalescedHeartbeats} coalesced heartbeats of ${(result.network.coalescedHeartbeatEntries / result.network.coalescedHeartbeats).toFixed(1)} groups`
+      : ''
+  }`;
 }

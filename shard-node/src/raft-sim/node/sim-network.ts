@@ -4,9 +4,22 @@
  * may be lost, duplicated or reordered, and links between nodes may be cut one way or both.
  * Snapshot streams travel chunk by chunk over the same links, and fail when a link is cut or
  * either end crashes, as a real stream's connection would.
+ *
+ * With `coalesceHeartbeats`, the network does what a node transport does with a round's
+ * heartbeats: those a node sends to one node in one round (one settle of its clock's immediates)
+ * travel as one coalesced heartbeat, through the transport's own encoder and decoder, with one
+ * fate: one delay, lost or duplicated whole. The receiver expands it into the per-group messages.
  */
 import type { Message, NodeId } from '../../raft/index.js';
 import type { PeerAddress, ReplicaTransport, ReplicaTransportHandlers } from '../../replica/index.js';
+import {
+  BufferReader,
+  BufferWriter,
+  decodeGroupMessages,
+  encodeHeartbeatSection,
+  isCoalescible,
+  type GroupRun,
+} from '../../transport/index.js';
 import type { Prng } from '../prng.js';
 import { NodeClock, type SimTime } from './sim-clock.js';
 
@@ -47,6 +60,22 @@ export interface NetworkCounters {
   delivered: number;
   snapshotStreams: number;
   snapshotStreamsFailed: number;
+  /** Coalesced heartbeats sent (one per node pair per round that had heartbeats). */
+  coalescedHeartbeats: number;
+  /** The per-group heartbeats and responses they carried. */
+  coalescedHeartbeatEntries: number;
+}
+
+export interface SimNetworkOptions {
+  /** Whether a round's heartbeats for one node travel as one coalesced heartbeat (default false). */
+  readonly coalesceHeartbeats?: boolean;
+}
+
+/** The heartbeats a node queued for another node in the current round. */
+interface HeartbeatBatch {
+  readonly fromNode: string;
+  readonly toNode: string;
+  readonly entries: Array<{ readonly endpoint: Endpoint; readonly message: Message }>;
 }
 
 export class SimNetwork {
@@ -58,6 +87,8 @@ export class SimNetwork {
     delivered: 0,
     snapshotStreams: 0,
     snapshotStreamsFailed: 0,
+    coalescedHeartbeats: 0,
+    coalescedHeartbeatEntries: 0,
   };
   /** Live endpoints by `node/group`. */
   private readonly endpoints = new Map<string, Endpoint>();
@@ -66,12 +97,17 @@ export class SimNetwork {
 
   /** The wire's own clock: never paused, never crashed. */
   private readonly wire: NodeClock;
+  /** Heartbeats waiting for the end of their sender's round, by `from>to` (node names). */
+  private readonly heartbeatBatches = new Map<string, HeartbeatBatch>();
+  private readonly coalesceHeartbeats: boolean;
 
   constructor(
     time: SimTime,
     private readonly prng: Prng,
+    options: SimNetworkOptions = {},
   ) {
     this.wire = new NodeClock(time, 0);
+    this.coalesceHeartbeats = options.coalesceHeartbeats ?? false;
   }
 
   isLinkUp(from: string, to: string): boolean {
@@ -134,6 +170,9 @@ export class SimNetwork {
   /** A node crashed or stopped: its endpoints take and send nothing more. */
   closeNode(node: string): void {
     for (const endpoint of this.endpoints.values()) if (endpoint.node === node) this.close(endpoint);
+    // Its unsent round dies with it (the flush was an immediate of the dead incarnation).
+    for (const [key, batch] of this.heartbeatBatches)
+      if (batch.fromNode === node) this.heartbeatBatches.delete(key);
   }
 
   private close(endpoint: Endpoint): void {
@@ -152,6 +191,7 @@ export class SimNetwork {
     // A message to a peer the directory does not know is dropped, as the real transport drops it.
     if (address === undefined) return this.lose(from, message, false);
     const toNode = address.host;
+    if (this.coalesceHeartbeats && isCoalescible(message)) return this.batchHeartbeat(from, toNode, message);
     if (!this.isLinkUp(from.node, toNode)) return this.lose(from, message, true);
     if (this.prng.chance(this.faults.dropProbability)) return this.lose(from, message, false);
     const copies = this.prng.chance(this.faults.duplicateProbability) ? 2 : 1;
@@ -173,6 +213,58 @@ export class SimNetwork {
     endpoint.clock.setImmediate(() => {
       if (!endpoint.closed) endpoint.handlers.onMessages([message]);
     });
+  }
+
+  /** Queues a heartbeat for the end of its sender's round, when its node pair's batch leaves. */
+  private batchHeartbeat(from: Endpoint, toNode: string, message: Message): void {
+    const key = `${from.node}>${toNode}`;
+    let batch = this.heartbeatBatches.get(key);
+    if (batch === undefined) {
+      batch = { fromNode: from.node, toNode, entries: [] };
+      this.heartbeatBatches.set(key, batch);
+      const leaving = batch;
+      from.clock.setImmediate(() => this.sendHeartbeatBatch(key, leaving));
+    }
+    batch.entries.push({ endpoint: from, message });
+  }
+
+  /** One coalesced heartbeat: encoded and decoded as the transport does, with one fate for all. */
+  private sendHeartbeatBatch(key: string, batch: HeartbeatBatch): void {
+    if (this.heartbeatBatches.get(key) !== batch) return;
+    this.heartbeatBatches.delete(key);
+    const { fromNode, toNode, entries } = batch;
+    if (!this.isLinkUp(fromNode, toNode) || this.prng.chance(this.faults.dropProbability)) {
+      const unreachable = !this.isLinkUp(fromNode, toNode);
+      for (const { endpoint, message } of entries) this.lose(endpoint, message, unreachable);
+      return;
+    }
+    const writer = new BufferWriter(1024);
+    encodeHeartbeatSection(
+      writer,
+      entries.map(({ endpoint, message }) => ({ groupId: endpoint.group, message })),
+    );
+    const runs = decodeGroupMessages(new BufferReader(writer.takeBytes()));
+    this.counters.coalescedHeartbeats += 1;
+    this.counters.coalescedHeartbeatEntries += entries.length;
+    const copies = this.prng.chance(this.faults.duplicateProbability) ? 2 : 1;
+    if (copies === 2) this.counters.duplicated += 1;
+    for (let copy = 0; copy < copies; copy++) {
+      this.wire.setTimeout(() => this.deliverRuns(fromNode, toNode, runs), this.delayMs());
+    }
+  }
+
+  private deliverRuns(fromNode: string, toNode: string, runs: readonly GroupRun[]): void {
+    for (const run of runs) {
+      const endpoint = this.endpoints.get(`${toNode}/${run.groupId}`);
+      if (endpoint === undefined || endpoint.closed || !this.isLinkUp(fromNode, toNode)) {
+        this.counters.dropped += run.messages.length;
+        continue;
+      }
+      this.counters.delivered += run.messages.length;
+      endpoint.clock.setImmediate(() => {
+        if (!endpoint.closed) endpoint.handlers.onMessages(run.messages);
+      });
+    }
   }
 
   private lose(from: Endpoint, message: Message, unreachable: boolean): void {

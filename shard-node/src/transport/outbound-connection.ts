@@ -1,8 +1,10 @@
 /**
  * The outbound side of one peer: its bounded send queue and the one persistent connection that
- * carries Raft messages to it. The connection dials, exchanges hellos, then writes `messages`
- * frames; when it fails it redials after an exponential, jittered, bounded delay, for as long as
- * the peer is part of the transport.
+ * carries Raft messages to it. The peer is a replica (`PeerTransport`: one connection per peer
+ * replica) or a node (`NodeTransport`: one connection per peer node, shared by every group); the
+ * handshake (`handshake.ts`) and the frame the queued messages are written in (`FrameFiller`) say
+ * which. The connection dials, exchanges hellos, then writes message frames; when it fails it
+ * redials after an exponential, jittered, bounded delay, for as long as the peer is wanted.
  *
  * Messages wait in the queue while the connection is being (re)established, but only for
  * `disconnectedBufferMs`: a peer that stays unreachable gets its messages dropped (and counted)
@@ -10,27 +12,42 @@
  */
 import { connect, type Socket } from 'node:net';
 
-import type { Message, NodeId } from '../raft/index.js';
 import { Backoff } from './backoff.js';
 import { BufferWriter } from './buffer-writer.js';
-import { encodeMessage, messageEncodedBytesBound } from './codec.js';
 import type { PeerAddress, TransportContext } from './context.js';
 import { PeerFrameMalformedError } from './errors.js';
 import { FrameDecoder } from './frame-decoder.js';
-import { beginFrame, finishFrame, type FrameKind } from './frame.js';
-import { decodeHello, encodeAuthFrame, encodeHelloFrame, protocolVersion, refuseHello } from './hello.js';
-import { newNonce, proofMatches, proofOf, type ConnectionIdentity } from './peer-auth.js';
+import type { FrameKind } from './frame.js';
+import type { DiallerHandshake } from './handshake.js';
+import { encodeAuthFrame } from './hello.js';
+import { newNonce } from './peer-auth.js';
 import { connectionStateValues, type DropReason } from './metrics.js';
-import { SendQueue } from './send-queue.js';
+import { SendQueue, type QueuedMessage } from './send-queue.js';
 
 export type PeerConnectionState = 'connecting' | 'handshaking' | 'connected' | 'backoff' | 'closed';
 
-/** What a peer connection tells its transport. */
-export interface PeerConnectionEvents {
+/** What an outbound connection tells its transport. */
+export interface OutboundEvents<Item extends QueuedMessage> {
   /** A message was dropped before reaching the socket. Called synchronously; defer any real work. */
-  onDropped(peerId: NodeId, message: Message, reason: DropReason): void;
+  onDropped(item: Item, reason: DropReason): void;
   /** The queue has messages and the connection can take them: schedule a flush. */
-  onWritable(peer: PeerConnection): void;
+  onWritable(connection: OutboundConnection<Item>): void;
+}
+
+/**
+ * How queued messages become frames: `fill` encodes as many as fit in `frameBytesMax` into one
+ * complete frame of `kind` in the (empty) writer and returns them, taken off the queue; a message
+ * too large for a frame of its own goes to `dropTooLarge`. An empty result means nothing was
+ * written. (`fillMessagesFrame` in `codec.ts`, `fillGroupMessagesFrame` in `group-messages.ts`.)
+ */
+export interface FrameFiller {
+  readonly kind: FrameKind;
+  fill<Item extends QueuedMessage>(
+    writer: BufferWriter,
+    queue: SendQueue<Item>,
+    frameBytesMax: number,
+    dropTooLarge: (item: Item) => void,
+  ): Item[];
 }
 
 export interface PeerStatus {
@@ -40,13 +57,12 @@ export interface PeerStatus {
   readonly queuedBytes: number;
 }
 
-export class PeerConnection {
+export class OutboundConnection<Item extends QueuedMessage = QueuedMessage> {
   private state: PeerConnectionState = 'connecting';
   private socket: Socket | undefined;
-  private readonly queue: SendQueue;
+  private readonly queue: SendQueue<Item>;
   private readonly writer = new BufferWriter();
   private readonly backoff: Backoff;
-  private readonly peerLabel: string;
   /** When the peer stopped being connected (or the connection was first wanted); undefined while connected. */
   private disconnectedSinceMs: number | undefined;
   private reconnectTimer: NodeJS.Timeout | undefined;
@@ -55,16 +71,22 @@ export class PeerConnection {
   private bufferExpiryTimer: NodeJS.Timeout | undefined;
   private attempts = 0;
 
+  /**
+   * `makeHandshake` is asked for the handshake of each dial, so that a connection whose peer
+   * moved (`updateAddress`) says the new address in its next hello.
+   */
   constructor(
     private readonly context: TransportContext,
-    readonly peerId: NodeId,
+    /** The peer as metrics and logs name it: a Raft id, or a node's `host:port`. */
+    readonly peerLabel: string,
     private address: PeerAddress,
-    private readonly events: PeerConnectionEvents,
+    private readonly makeHandshake: (address: PeerAddress) => DiallerHandshake,
+    private readonly framing: FrameFiller,
+    private readonly events: OutboundEvents<Item>,
   ) {
     const limits = context.limits;
-    this.queue = new SendQueue(limits.sendQueueMessagesMax, limits.sendQueueBytesMax);
+    this.queue = new SendQueue<Item>(limits.sendQueueMessagesMax, limits.sendQueueBytesMax);
     this.backoff = new Backoff(limits.reconnectDelayMsMin, limits.reconnectDelayMsMax, context.random);
-    this.peerLabel = String(peerId);
     this.markDisconnected();
     this.dial();
   }
@@ -79,20 +101,20 @@ export class PeerConnection {
   }
 
   /** Queues a message for the next flush, or drops it (see the class comment). */
-  enqueue(message: Message): void {
+  enqueue(item: Item): void {
     if (this.state === 'closed') {
-      this.drop(message, 'stopped');
+      this.drop(item, 'stopped');
       return;
     }
     if (this.disconnectedSinceMs !== undefined) {
       const disconnectedMs = this.context.nowMs() - this.disconnectedSinceMs;
       if (disconnectedMs >= this.context.limits.disconnectedBufferMs) {
-        this.drop(message, 'disconnected');
+        this.drop(item, 'disconnected');
         return;
       }
     }
-    if (!this.queue.offer({ message, encodedBytesBound: messageEncodedBytesBound(message) })) {
-      this.drop(message, 'queueFull');
+    if (!this.queue.offer(item)) {
+      this.drop(item, 'queueFull');
       return;
     }
     if (this.state === 'connected') {
@@ -114,36 +136,17 @@ export class PeerConnection {
     socket.cork();
     try {
       while (this.queue.messageCount > 0) {
-        const start = beginFrame(this.writer, 'messages');
-        const sentByType = new Map<string, number>();
-        let count = 0;
-        for (let item = this.queue.peek(); item !== undefined; item = this.queue.peek()) {
-          const mark = this.writer.byteLength;
-          encodeMessage(this.writer, item.message);
-          if (this.writer.byteLength - start <= frameBytesMax) {
-            this.queue.shift();
-            count += 1;
-            sentByType.set(item.message.type, (sentByType.get(item.message.type) ?? 0) + 1);
-            continue;
-          }
-          this.writer.truncate(mark);
-          if (count > 0) {
-            break;
-          }
-          // Alone in a frame and still too large: it can never be sent.
-          this.queue.shift();
-          this.drop(item.message, 'tooLarge');
-        }
-        if (count === 0) {
-          this.writer.resetAndShrink(2 * frameBytesMax);
+        const written = this.framing.fill(this.writer, this.queue, frameBytesMax, (item) =>
+          this.drop(item, 'tooLarge'),
+        );
+        if (written.length === 0) {
           break;
         }
-        const frameBytes = finishFrame(this.writer, start);
         const bytes = this.writer.takeBytes();
-        this.countSent('messages', frameBytes);
-        for (const [type, sent] of sentByType) {
-          metrics.messagesSent.inc({ peer: this.peerLabel, type }, sent);
-        }
+        this.countSent(this.framing.kind, bytes.byteLength);
+        countByGroupAndType(written, (group, type, sent) =>
+          metrics.messagesSent.inc({ peer: this.peerLabel, group, type }, sent),
+        );
         if (!socket.write(bytes)) {
           this.startWriteStallTimer();
           break;
@@ -178,7 +181,7 @@ export class PeerConnection {
     clearTimeout(this.bufferExpiryTimer);
     this.teardownSocket();
     for (const item of this.queue.takeAll()) {
-      this.drop(item.message, 'stopped');
+      this.drop(item, 'stopped');
     }
     this.context.metrics.connectionState.remove({ peer: this.peerLabel });
     this.context.metrics.sendQueueMessages.remove({ peer: this.peerLabel });
@@ -198,6 +201,7 @@ export class PeerConnection {
     }
     this.attempts += 1;
     const limits = this.context.limits;
+    const handshake = this.makeHandshake(this.address);
     const socket = connect({ host: this.address.host, port: this.address.port });
     this.socket = socket;
     socket.setNoDelay(true);
@@ -209,24 +213,14 @@ export class PeerConnection {
     const nonce = newNonce();
     socket.on('connect', () => {
       this.setState('handshaking');
-      const { selfId, clusterId, groupId } = this.context;
-      encodeHelloFrame(this.writer, {
-        protocolVersion,
-        purpose: 'messages',
-        clusterId,
-        groupId,
-        senderId: selfId,
-        receiverId: this.peerId,
-        nonce,
-        proof: new Uint8Array(0),
-      });
+      handshake.writeHello(this.writer, nonce);
       const hello = this.writer.takeBytes();
-      this.countSent('hello', hello.byteLength);
+      this.countSent(handshake.helloKind, hello.byteLength);
       socket.write(hello);
     });
     socket.on('data', (chunk: Buffer) => {
       decoder.push(chunk);
-      this.readFrames(socket, decoder, nonce);
+      this.readFrames(socket, decoder, handshake, nonce);
     });
     socket.on('drain', () => {
       clearTimeout(this.writeStallTimer);
@@ -238,7 +232,7 @@ export class PeerConnection {
     socket.on('error', (error: Error) => {
       // Refused and reset connections are the normal life of a peer that restarts: debug level.
       this.context.logger.debug(
-        { peerId: this.peerId, error: error.message },
+        { peer: this.peerLabel, error: error.message },
         'transport: peer connection error',
       );
     });
@@ -248,47 +242,34 @@ export class PeerConnection {
   }
 
   /** The only frame a peer sends on our outbound connection is its hello answer. */
-  private readFrames(socket: Socket, decoder: FrameDecoder, nonce: Uint8Array): void {
+  private readFrames(
+    socket: Socket,
+    decoder: FrameDecoder,
+    handshake: DiallerHandshake,
+    nonce: Uint8Array,
+  ): void {
     try {
       for (let frame = decoder.next(); frame !== undefined; frame = decoder.next()) {
-        if (this.state !== 'handshaking' || frame.kind !== 'hello') {
+        if (this.state !== 'handshaking') {
           throw new PeerFrameMalformedError(
             'kind',
             `unexpected ${frame.kind} frame on an outbound connection`,
           );
         }
-        const hello = decodeHello(frame.payload);
+        const verdict = handshake.checkAnswer(frame, nonce);
         this.context.metrics.framesReceived.inc({ peer: this.peerLabel, kind: frame.kind });
         this.context.metrics.bytesReceived.inc({ peer: this.peerLabel }, frame.frameBytes);
-        const identity: ConnectionIdentity = {
-          clusterId: this.context.clusterId,
-          groupId: this.context.groupId,
-          purpose: 'messages',
-          diallerId: this.context.selfId,
-          acceptorId: this.peerId,
-        };
-        const refusal =
-          refuseHello(hello, {
-            clusterId: this.context.clusterId,
-            groupId: this.context.groupId,
-            selfId: this.context.selfId,
-            expectedSenderId: this.peerId,
-            isKnownPeer: (id) => id === this.peerId,
-          }) ??
-          (proofMatches(proofOf(this.context.secret, 'acceptor', identity, nonce, hello.nonce), hello.proof)
-            ? undefined
-            : 'authentication');
-        if (refusal !== undefined || hello.purpose !== 'messages') {
-          this.context.metrics.handshakesRefused.inc({ reason: refusal ?? 'purpose' });
+        if (verdict.refusal !== undefined) {
+          this.context.metrics.handshakesRefused.inc({ reason: verdict.refusal });
           this.context.warnings.warn(
-            `outboundHello:${this.peerId}`,
-            { peerId: this.peerId, address: this.address, reason: refusal, hello },
-            'transport: peer answered with a hello for another cluster, group or replica; closing',
+            `outboundHello:${this.peerLabel}`,
+            { peer: this.peerLabel, address: this.address, reason: verdict.refusal, hello: verdict.hello },
+            'transport: peer answered with a hello for another cluster, group or peer; closing',
           );
           socket.destroy();
           return;
         }
-        encodeAuthFrame(this.writer, proofOf(this.context.secret, 'dialler', identity, nonce, hello.nonce));
+        encodeAuthFrame(this.writer, verdict.accepted.proof);
         const auth = this.writer.takeBytes();
         this.countSent('auth', auth.byteLength);
         socket.write(auth);
@@ -302,7 +283,7 @@ export class PeerConnection {
       this.context.metrics.framesMalformed.inc({ reason });
       this.context.warnings.warn(
         `outboundMalformed:${reason}`,
-        { peerId: this.peerId, reason, error: error.message },
+        { peer: this.peerLabel, reason, error: error.message },
         'transport: peer sent a malformed frame on an outbound connection; closing',
       );
       socket.destroy();
@@ -317,7 +298,7 @@ export class PeerConnection {
     this.disconnectedSinceMs = undefined;
     this.backoff.reset();
     this.setState('connected');
-    this.context.logger.info({ peerId: this.peerId, address: this.address }, 'transport: connected to peer');
+    this.context.logger.info({ peer: this.peerLabel, address: this.address }, 'transport: connected to peer');
     if (this.queue.messageCount > 0) {
       this.events.onWritable(this);
     }
@@ -333,7 +314,7 @@ export class PeerConnection {
       return;
     }
     if (wasConnected) {
-      this.context.logger.info({ peerId: this.peerId }, 'transport: connection to peer lost');
+      this.context.logger.info({ peer: this.peerLabel }, 'transport: connection to peer lost');
     }
     this.enterDisconnected();
     const delayMs = this.backoff.nextDelayMs();
@@ -360,7 +341,7 @@ export class PeerConnection {
         return;
       }
       for (const item of this.queue.takeAll()) {
-        this.drop(item.message, 'disconnected');
+        this.drop(item, 'disconnected');
       }
     }, this.context.limits.disconnectedBufferMs);
   }
@@ -384,8 +365,8 @@ export class PeerConnection {
       return;
     }
     this.context.warnings.warn(
-      `outboundFailed:${this.peerId}`,
-      { peerId: this.peerId, address: this.address, ...fields },
+      `outboundFailed:${this.peerLabel}`,
+      { peer: this.peerLabel, address: this.address, ...fields },
       `transport: ${why}; reconnecting`,
     );
     socket.destroy();
@@ -417,8 +398,30 @@ export class PeerConnection {
     this.context.metrics.bytesSent.inc({ peer: this.peerLabel }, frameBytes);
   }
 
-  private drop(message: Message, reason: DropReason): void {
-    this.context.metrics.messagesDropped.inc({ peer: this.peerLabel, type: message.type, reason });
-    this.events.onDropped(this.peerId, message, reason);
+  private drop(item: Item, reason: DropReason): void {
+    this.context.metrics.messagesDropped.inc({
+      peer: this.peerLabel,
+      group: item.groupId,
+      type: item.message.type,
+      reason,
+    });
+    this.events.onDropped(item, reason);
   }
+}
+
+/** Calls `report` once per (group, message type) of `items`, with how many there are. */
+export function countByGroupAndType(
+  items: readonly QueuedMessage[],
+  report: (group: string, type: string, count: number) => void,
+): void {
+  const counts = new Map<string, Map<string, number>>();
+  for (const { groupId, message } of items) {
+    let byType = counts.get(groupId);
+    if (byType === undefined) {
+      byType = new Map();
+      counts.set(groupId, byType);
+    }
+    byType.set(message.type, (byType.get(message.type) ?? 0) + 1);
+  }
+  for (const [group, byType] of counts) for (const [type, count] of byType) report(group, type, count);
 }
