@@ -14,7 +14,7 @@
  * Metrics are registered once, when the transport starts, in the node's registry: opening
  * replicas registers nothing. Callbacks to replicas run on the event loop, never inside `send`.
  */
-import { createServer, type Server, type Socket } from 'node:net';
+import type { Server, Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 
 import type { Logger, Registry } from '@impulse/common';
@@ -30,6 +30,7 @@ import { decodeGroupMessages, fillGroupMessagesFrame, type GroupRun } from './gr
 import { helloIdBytesMax } from './hello.js';
 import { InboundConnection, type InboundHandlers, type SnapshotSink } from './inbound-connection.js';
 import { resolveTransportLimits, type TransportLimits } from './limits.js';
+import { listenForPeers } from './peer-server.js';
 import { countByType, createTransportMetrics, type TransportMetrics } from './metrics.js';
 import { nodeAcceptorHandshake, nodeDiallerHandshake, type NodeIdentity } from './node-handshake.js';
 import { isNodeAddress } from './node-hello.js';
@@ -150,15 +151,7 @@ export class NodeTransport {
   /** Listens on the node's peer port and resolves once listening. */
   static async start(options: NodeTransportOptions): Promise<NodeTransport> {
     const limits = resolveTransportLimits(options.limits);
-    const server = createServer({ noDelay: true, keepAlive: true });
-    server.maxConnections = limits.inboundConnectionsMax;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(options.listenPort, options.listenHost, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
+    const server = await listenForPeers(limits, options.listenPort, options.listenHost);
     try {
       return new NodeTransport(options, server, limits);
     } catch (error: unknown) {

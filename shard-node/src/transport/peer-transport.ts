@@ -11,7 +11,7 @@
  * Host callbacks are called from the event loop, never from inside `send`, so the host can step
  * the RawNode in them without re-entering its own Ready handling.
  */
-import { createServer, type Server, type Socket } from 'node:net';
+import type { Server, Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 
 import type { Logger, Registry } from '@impulse/common';
@@ -35,6 +35,7 @@ import {
   type SnapshotChunk,
 } from './inbound-connection.js';
 import { resolveTransportLimits, type TransportLimits } from './limits.js';
+import { listenForPeers } from './peer-server.js';
 import { countByType, createTransportMetrics, type DropReason, type TransportMetrics } from './metrics.js';
 import { OutboundConnection, type FrameFiller, type PeerStatus } from './outbound-connection.js';
 import {
@@ -164,15 +165,7 @@ export class PeerTransport {
   /** Listens on the peer port, starts dialling every peer, and resolves once listening. */
   static async start(options: PeerTransportOptions): Promise<PeerTransport> {
     const limits = resolveTransportLimits(options.limits);
-    const server = createServer({ noDelay: true, keepAlive: true });
-    server.maxConnections = limits.inboundConnectionsMax;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(options.listenPort, options.listenHost, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
+    const server = await listenForPeers(limits, options.listenPort, options.listenHost);
     try {
       return new PeerTransport(options, server, limits);
     } catch (error: unknown) {

@@ -19,7 +19,7 @@ import { connect, type Socket } from 'node:net';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import type { Message, MessageType } from '../../src/raft/index.js';
+import { createSeededRandom, type Message, type MessageType } from '../../src/raft/index.js';
 import {
   BufferWriter,
   FrameDecoder,
@@ -51,18 +51,6 @@ const secret = Buffer.from('the node fuzz cluster secret, long enough');
 const attackerAddress = '127.0.0.9:7999';
 /** Attacks in flight at once: well under the target's `inboundConnectionsMax`. */
 const attacksInFlight = 8;
-
-/** A small seeded generator (mulberry32), so that a failing run can be replayed. */
-function generator(start: number): () => number {
-  let state = start >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let value = state;
-    value = Math.imul(value ^ (value >>> 15), value | 1);
-    value ^= value + Math.imul(value ^ (value >>> 7), value | 61);
-    return ((value ^ (value >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
 
 class Random {
   constructor(readonly next: () => number) {}
@@ -454,7 +442,7 @@ async function inParallel(count: number, attack: (index: number) => Promise<void
 
 describe('a node transport fed structured random frames', () => {
   it(`survives ${framesPerPeer} frames from an authenticated peer, delivering or counting every message`, async () => {
-    const random = new Random(generator(seed));
+    const random = new Random(createSeededRandom(seed));
     const malformedBefore = await metricSum(target.registry, 'impulse_transport_frames_malformed_total');
     const droppedBefore = await metricSum(
       target.registry,
@@ -518,7 +506,7 @@ describe('a node transport fed structured random frames', () => {
   });
 
   it(`refuses ${framesPerPeer} frames from an unauthenticated peer, delivering nothing`, async () => {
-    const random = new Random(generator(seed + 1));
+    const random = new Random(createSeededRandom(seed + 1));
     const counted = async (): Promise<number> =>
       (await metricSum(target.registry, 'impulse_transport_frames_malformed_total')) +
       (await metricSum(target.registry, 'impulse_transport_handshakes_refused_total'));
