@@ -22,12 +22,31 @@ import { SlotTable, virtualNodesPerGroupDefault } from './slot-table.js';
  */
 export interface ReplicaSpec {
   readonly id: string;
-  /** Base URL of the replica's client API, e.g. `http://127.0.0.1:7001`. */
+  /**
+   * The node that hosts this replica, or null for a replica that is a process of its own. A
+   * replica on a node takes the node's `url` and `peerAddress`: the node serves every replica it
+   * hosts on its one client port and its one peer port, and clients name the group in the
+   * `Impulse-Group` header.
+   */
+  readonly node: string | null;
+  /** Base URL of the replica's client API, e.g. `http://127.0.0.1:7001` (its node's, on a node). */
   readonly url: string;
   /** The replica's Raft id, unique in its group; its position in the group (from 1) when absent. */
   readonly raftId: number;
   /** `host:port` of the replica's peer transport; needed when its group has more than one replica. */
   readonly peerAddress: string | null;
+}
+
+/**
+ * A node: one process that hosts replicas of many groups (at most one of each) on one client port
+ * and one peer port.
+ */
+export interface NodeSpec {
+  readonly id: string;
+  /** Base URL of the node's client API, e.g. `http://127.0.0.1:7001`. */
+  readonly url: string;
+  /** `host:port` of the node's peer transport. */
+  readonly peerAddress: string;
 }
 
 export interface GroupSpec {
@@ -46,10 +65,13 @@ export interface ClusterConfig {
   readonly valueBytesMax: number;
   /** Longest key the cluster accepts, in bytes of UTF-8; 1 KiB when absent. Cluster-wide, as above. */
   readonly keyBytesMax: number;
+  /** The nodes that host replicas (empty when every replica is a process of its own). */
+  readonly nodes: readonly NodeSpec[];
   readonly groups: readonly GroupSpec[];
 }
 
 export const groupsMax = 1024;
+export const nodesMax = 256;
 export const replicasPerGroupMax = 7;
 /**
  * The largest `valueBytesMax` a cluster may set (and the `--value-bytes-max` flags take): 4 MiB
@@ -69,9 +91,17 @@ export const keyBytesMaxUpperBound = 0xffff;
 const idPattern = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/;
 
 /** The fields each object of a cluster configuration may have; any other is refused. */
-const clusterFields = ['epoch', 'virtualNodesPerGroup', 'valueBytesMax', 'keyBytesMax', 'groups'] as const;
+const clusterFields = [
+  'epoch',
+  'virtualNodesPerGroup',
+  'valueBytesMax',
+  'keyBytesMax',
+  'nodes',
+  'groups',
+] as const;
+const nodeFields = ['id', 'url', 'peerAddress'] as const;
 const groupFields = ['id', 'replicas'] as const;
-const replicaFields = ['id', 'url', 'raftId', 'peerAddress'] as const;
+const replicaFields = ['id', 'node', 'url', 'raftId', 'peerAddress'] as const;
 
 /** One problem per field of `value` not in `known`, naming its path and the nearest known name. */
 function unknownFieldProblems(
@@ -130,6 +160,17 @@ export function parseClusterConfig(value: unknown): ClusterConfig {
       `cluster.keyBytesMax: must be a size from 1 to ${keyBytesMaxUpperBound} bytes (a number, or a string such as "1KiB")`,
     );
   }
+  // Where each address is used, by its normalised `host:port`: a replica URL and a peer address
+  // (or two of either) that are the same endpoint would send one replica's traffic to another.
+  // A node's two addresses are claimed once, by the node, for every replica it hosts.
+  const endpoints = new Map<string, string>();
+  const claimEndpoint = (endpoint: string, at: string, what: string): void => {
+    const previous = endpoints.get(endpoint);
+    if (previous === undefined) endpoints.set(endpoint, at);
+    else problems.push(`${at}: ${what} ${endpoint} is already used by ${previous}`);
+  };
+  const nodes = parseNodes(value['nodes'] ?? [], problems, claimEndpoint);
+  const nodesById = new Map(nodes.map((node) => [node.id, node]));
   const groupsValue = value['groups'];
   const groups: GroupSpec[] = [];
   if (!Array.isArray(groupsValue) || groupsValue.length === 0 || groupsValue.length > groupsMax) {
@@ -137,14 +178,6 @@ export function parseClusterConfig(value: unknown): ClusterConfig {
   } else {
     const groupIds = new Set<string>();
     const replicaIds = new Set<string>();
-    // Where each address is used, by its normalised `host:port`: a replica URL and a peer address
-    // (or two of either) that are the same endpoint would send one replica's traffic to another.
-    const endpoints = new Map<string, string>();
-    const claimEndpoint = (endpoint: string, at: string, what: string): void => {
-      const previous = endpoints.get(endpoint);
-      if (previous === undefined) endpoints.set(endpoint, at);
-      else problems.push(`${at}: ${what} ${endpoint} is already used by ${previous}`);
-    };
     groupsValue.forEach((group: unknown, groupIndex) => {
       const where = `cluster.groups[${groupIndex}]`;
       if (!isObject(group)) return void problems.push(`${where}: must be an object`);
@@ -167,31 +200,58 @@ export function parseClusterConfig(value: unknown): ClusterConfig {
       }
       const replicas: ReplicaSpec[] = [];
       const raftIds = new Set<number>();
+      const groupNodes = new Set<string>();
       replicasValue.forEach((replica: unknown, replicaIndex) => {
         const at = `${where}.replicas[${replicaIndex}]`;
         if (!isObject(replica)) return void problems.push(`${at}: must be an object`);
         problems.push(...unknownFieldProblems(replica, replicaFields, at));
         const replicaId = replica['id'];
-        const url = replica['url'];
         if (typeof replicaId !== 'string' || !idPattern.test(replicaId)) {
           return void problems.push(`${at}.id: must match ${idPattern}`);
         }
         if (replicaIds.has(replicaId)) problems.push(`${at}.id: duplicate replica id ${replicaId}`);
         replicaIds.add(replicaId);
+        const raftIdOrProblem = raftIdOf(replica['raftId'] ?? replicaIndex + 1);
+        if (typeof raftIdOrProblem === 'string')
+          return void problems.push(`${at}.raftId: ${raftIdOrProblem}`);
+        if (raftIds.has(raftIdOrProblem))
+          problems.push(`${at}.raftId: duplicate raft id ${raftIdOrProblem} in group ${id}`);
+        raftIds.add(raftIdOrProblem);
+        const nodeId = replica['node'] ?? null;
+        if (nodeId !== null) {
+          const node = typeof nodeId === 'string' ? nodesById.get(nodeId) : undefined;
+          if (node === undefined) return void problems.push(`${at}.node: must name a node of cluster.nodes`);
+          // The node's addresses, or none: a parsed configuration written back out names them.
+          const givenUrl = replica['url'];
+          const givenPeerAddress = replica['peerAddress'];
+          if (
+            (givenUrl !== undefined &&
+              (typeof givenUrl !== 'string' || givenUrl.replace(/\/+$/, '') !== node.url)) ||
+            (givenPeerAddress !== undefined && givenPeerAddress !== node.peerAddress)
+          )
+            return void problems.push(
+              `${at}: a replica on a node takes the node's url and peerAddress; give neither (or the node's own)`,
+            );
+          // A node holds at most one replica of a group: two would be one failure domain voting twice.
+          if (groupNodes.has(node.id))
+            return void problems.push(`${at}.node: node ${node.id} already hosts a replica of group ${id}`);
+          groupNodes.add(node.id);
+          replicas.push(
+            Object.freeze({
+              id: replicaId,
+              node: node.id,
+              url: node.url,
+              raftId: raftIdOrProblem,
+              peerAddress: node.peerAddress,
+            }),
+          );
+          return;
+        }
+        const url = replica['url'];
         if (typeof url !== 'string' || !isHttpUrl(url)) {
           return void problems.push(`${at}.url: must be an http:// URL with a host and port`);
         }
-        const raftId = replica['raftId'] ?? replicaIndex + 1;
-        if (
-          typeof raftId !== 'number' ||
-          !Number.isSafeInteger(raftId) ||
-          raftId < 1 ||
-          raftId > 0xffffffff
-        ) {
-          return void problems.push(`${at}.raftId: must be an integer from 1 to 4294967295`);
-        }
-        if (raftIds.has(raftId)) problems.push(`${at}.raftId: duplicate raft id ${raftId} in group ${id}`);
-        raftIds.add(raftId);
+        const raftId = raftIdOrProblem;
         const peerAddress = replica['peerAddress'] ?? null;
         if (
           peerAddress !== null &&
@@ -205,7 +265,9 @@ export function parseClusterConfig(value: unknown): ClusterConfig {
         claimEndpoint(endpointOfUrl(url), `${at}.url`, 'address');
         if (peerAddress !== null)
           claimEndpoint(endpointOfPeerAddress(peerAddress), `${at}.peerAddress`, 'address');
-        replicas.push(Object.freeze({ id: replicaId, url: url.replace(/\/+$/, ''), raftId, peerAddress }));
+        replicas.push(
+          Object.freeze({ id: replicaId, node: null, url: url.replace(/\/+$/, ''), raftId, peerAddress }),
+        );
       });
       groups.push(Object.freeze({ id, replicas: Object.freeze(replicas) }));
     });
@@ -216,8 +278,50 @@ export function parseClusterConfig(value: unknown): ClusterConfig {
     virtualNodesPerGroup: virtualNodesPerGroup as number,
     valueBytesMax: valueBytesMax as number,
     keyBytesMax: keyBytesMax as number,
+    nodes: Object.freeze(nodes),
     groups: Object.freeze(groups),
   });
+}
+
+/** A Raft id, or the problem with it. */
+function raftIdOf(value: unknown): number | string {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 1 && value <= 0xffffffff
+    ? value
+    : 'must be an integer from 1 to 4294967295';
+}
+
+/** `cluster.nodes`: each node's id, client URL and peer address, every problem pushed. */
+function parseNodes(
+  value: unknown,
+  problems: string[],
+  claimEndpoint: (endpoint: string, at: string, what: string) => void,
+): NodeSpec[] {
+  if (!Array.isArray(value) || value.length > nodesMax) {
+    problems.push(`cluster.nodes: must be an array of at most ${nodesMax} nodes`);
+    return [];
+  }
+  const nodes: NodeSpec[] = [];
+  const ids = new Set<string>();
+  value.forEach((node: unknown, index) => {
+    const at = `cluster.nodes[${index}]`;
+    if (typeof node !== 'object' || node === null || Array.isArray(node))
+      return void problems.push(`${at}: must be an object`);
+    const record = node as Record<string, unknown>;
+    problems.push(...unknownFieldProblems(record, nodeFields, at));
+    const { id, url, peerAddress } = record;
+    if (typeof id !== 'string' || !idPattern.test(id))
+      return void problems.push(`${at}.id: must match ${idPattern}`);
+    if (ids.has(id)) return void problems.push(`${at}.id: duplicate node id ${id}`);
+    ids.add(id);
+    if (typeof url !== 'string' || !isHttpUrl(url))
+      return void problems.push(`${at}.url: must be an http:// URL with a host and port`);
+    if (typeof peerAddress !== 'string' || parsePeerAddress(peerAddress) === undefined)
+      return void problems.push(`${at}.peerAddress: must be host:port`);
+    claimEndpoint(endpointOfUrl(url), `${at}.url`, 'address');
+    claimEndpoint(endpointOfPeerAddress(peerAddress), `${at}.peerAddress`, 'address');
+    nodes.push(Object.freeze({ id, url: url.replace(/\/+$/, ''), peerAddress }));
+  });
+  return nodes;
 }
 
 /** `host:port` of an http URL (which always names its port), lower-cased. */

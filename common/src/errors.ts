@@ -62,10 +62,20 @@ export const errorRegistry = {
   },
   NOT_LEADER: { status: 421, description: 'This replica is not the leader of its group; see `leaderHint`.' },
   WRONG_GROUP: { status: 421, description: "The key's slot is not owned by this group at its epoch." },
+  GROUP_NOT_HOSTED: {
+    status: 421,
+    description:
+      'This node hosts no replica of the group named in `x-impulse-group` (or the header is missing on a node of several groups); see `hostedGroups`.',
+  },
   TOO_MANY_REQUESTS: { status: 429, description: 'A queue or in-flight limit is full; retry later.' },
   INTERNAL: { status: 500, description: 'An unexpected error; the process logs the cause.' },
   GROUP_UNAVAILABLE: { status: 503, description: 'No replica of the shard group answered.' },
   NOT_READY: { status: 503, description: 'The process is starting or stopping.' },
+  REPLICA_FAILED: {
+    status: 503,
+    description:
+      "This node's replica of the group failed (a failed Raft log write or apply) and is stopped until the node restarts; the group's other replicas serve. See `/admin/status`.",
+  },
   STORAGE_ERROR: { status: 503, description: 'The storage engine failed the operation.' },
   STORAGE_FAULT: {
     status: 503,

@@ -329,6 +329,23 @@ const requestIdPattern = /^[A-Za-z0-9_-]{1,64}$/;
  */
 export const slotHeader = 'x-impulse-slot';
 
+/**
+ * The header that names the shard group a request is for. A node hosts replicas of many groups on
+ * one client port and routes each request to its replica of this group; the gateway sends it on
+ * every request to a replica, and a one-replica process refuses one that names another group
+ * (`GROUP_NOT_HOSTED`), so that a request never reaches the wrong group's data.
+ */
+export const groupHeader = 'x-impulse-group';
+
+/** The group named by `x-impulse-group`, or `undefined` when the header is absent. */
+export function parseGroupHeader(header: string | string[] | undefined): string | undefined {
+  if (header === undefined) return undefined;
+  if (typeof header !== 'string' || !/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/.test(header)) {
+    throw new ImpulseError('INVALID_REQUEST', `${groupHeader} must be one group id`);
+  }
+  return header;
+}
+
 /** The slot named by `x-impulse-slot`, or `undefined` when the header is absent. */
 export function parseSlotHeader(header: string | string[] | undefined): number | undefined {
   if (header === undefined) return undefined;

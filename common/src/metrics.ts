@@ -23,8 +23,22 @@ export interface HttpMetrics {
   observe(route: string, method: string, status: number, seconds: number): void;
 }
 
-/** Request counts and latency by route (the pattern, never the raw path), method and status. */
+const httpMetricsByRegistry = new WeakMap<Registry, HttpMetrics>();
+
+/**
+ * Request counts and latency by route (the pattern, never the raw path), method and status; one
+ * set per registry, so that the routes of every replica a node hosts count in the same families.
+ */
 export function createHttpMetrics(registry: Registry): HttpMetrics {
+  let metrics = httpMetricsByRegistry.get(registry);
+  if (metrics === undefined) {
+    metrics = newHttpMetrics(registry);
+    httpMetricsByRegistry.set(registry, metrics);
+  }
+  return metrics;
+}
+
+function newHttpMetrics(registry: Registry): HttpMetrics {
   const labelNames = ['route', 'method', 'status'] as const;
   const requests = new Counter({
     name: `${metricPrefix}http_requests_total`,

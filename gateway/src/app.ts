@@ -3,6 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import express, { type Express, type Request } from 'express';
 import {
   ImpulseError,
+  groupHeader,
   allowMethods,
   isScanPath,
   metricsHandler,
@@ -69,9 +70,10 @@ export interface GatewayApp {
 }
 
 /** Status fields of a replica's `/admin/status`, or `reachable: false`. */
-async function replicaStatus(url: string): Promise<Record<string, unknown>> {
+async function replicaStatus(url: string, groupId: string): Promise<Record<string, unknown>> {
   try {
     const response = await fetch(`${url}/admin/status`, {
+      headers: { [groupHeader]: groupId },
       signal: AbortSignal.timeout(adminStatusTimeoutMs),
     });
     const status = (await response.json()) as Record<string, unknown>;
@@ -240,7 +242,9 @@ export function createGatewayApp(context: GatewayContext): GatewayApp {
     const slotsByGroup = router.slotTable.slotCountsByGroup();
     const groups = await Promise.all(
       router.cluster.groups.map(async (group) => {
-        const replicas = await Promise.all(group.replicas.map((replica) => replicaStatus(replica.url)));
+        const replicas = await Promise.all(
+          group.replicas.map((replica) => replicaStatus(replica.url, group.id)),
+        );
         const leader = replicas.find((status) => status.role === 'leader');
         return {
           id: group.id,

@@ -176,10 +176,12 @@ export class Forwarder {
       forwarding.upstreamRequest?.destroy(new Error('upstream timeout'));
     }, attemptTimeoutMs);
     const target = this.targetOf(forwarding.replica.url);
+    const group = route.group;
     const upstream = new UpstreamRequest({
       method: forwarding.method,
       target: forwarding.target,
       slot: route.slot,
+      groupId: group.id,
       requestId: forwarding.requestId,
       bodyBytes: forwarding.body.length,
       authority: target.host ?? '',
@@ -297,6 +299,13 @@ export class Forwarder {
       if (code === 'STORAGE_FAULT') {
         this.leaders.rotate(group, forwarding.replica);
         if (this.retry(forwarding, 'storage_fault', true)) return;
+      }
+      // The node named no longer hosts the group's replica, or its replica failed and stopped:
+      // nothing was proposed there, and the group's other replicas serve.
+      const elsewhere = replicaElsewhereReason(code);
+      if (elsewhere !== undefined) {
+        this.leaders.rotate(group, forwarding.replica);
+        if (this.retry(forwarding, elsewhere, true)) return;
       }
       // A write that did not apply in time may still apply: sending it again with the same request
       // id either applies it once or finds it applied.
@@ -458,4 +467,15 @@ export function upstreamErrorReason(error: Error, timedOut: boolean): UpstreamEr
   if (code === 'ECONNREFUSED') return 'refused';
   if (code === 'ECONNRESET' || code === 'EPIPE' || code === 'ECONNABORTED') return 'reset';
   return 'other';
+}
+
+/**
+ * The retry reason of an answer that says the group is served elsewhere than the node asked:
+ * `GROUP_NOT_HOSTED` (the node hosts no replica of it, or no longer) or `REPLICA_FAILED` (its
+ * replica there failed and stopped). Neither proposed anything: another replica is tried at once.
+ */
+export function replicaElsewhereReason(code: unknown): string | undefined {
+  if (code === 'GROUP_NOT_HOSTED') return 'group_not_hosted';
+  if (code === 'REPLICA_FAILED') return 'replica_failed';
+  return undefined;
 }

@@ -1,6 +1,7 @@
 import { request as httpRequest, type Agent } from 'node:http';
 import {
   ImpulseError,
+  groupHeader,
   isErrorCode,
   type ErrorDetails,
   type GroupSpec,
@@ -8,7 +9,12 @@ import {
   type ReplicaSpec,
 } from '@impulse/common';
 import type { GatewayConfig } from './config.js';
-import { retryBackoffMs, upstreamErrorReason, type ErrorBodyShape } from './forwarder.js';
+import {
+  replicaElsewhereReason,
+  retryBackoffMs,
+  upstreamErrorReason,
+  type ErrorBodyShape,
+} from './forwarder.js';
 import type { LeaderCache } from './leader-cache.js';
 import type { GatewayMetrics, UpstreamErrorReason } from './metrics.js';
 
@@ -148,6 +154,11 @@ export class GroupReader {
       this.leaders.rotate(group, replica);
       return { failure, retry: { reason: 'storage_fault', immediately: true } };
     }
+    const elsewhere = replicaElsewhereReason(error?.code);
+    if (elsewhere !== undefined) {
+      this.leaders.rotate(group, replica);
+      return { failure, retry: { reason: elsewhere, immediately: true } };
+    }
     // The leader could not confirm its leadership in time (a read barrier): ask again.
     if (status === 503 && error?.code === 'COMMIT_TIMEOUT') {
       return { failure, retry: { reason: 'commit_timeout', immediately: false } };
@@ -171,7 +182,7 @@ export class GroupReader {
         port: target.port,
         method: 'GET',
         path: read.path,
-        headers: { accept: 'application/json' },
+        headers: { accept: 'application/json', [groupHeader]: read.group.id },
       });
       const settle = (outcome: AttemptOutcome): void => {
         if (settled) return;

@@ -31,7 +31,13 @@ export class LeaderCache {
       return true;
     }
     if (typeof leaderUrl !== 'string' || !/^http:\/\/[^/\s]+:\d+$/.test(leaderUrl)) return false;
-    this.leaders.set(groupId, { id: leaderReplicaId, url: leaderUrl, raftId: 0, peerAddress: null });
+    this.leaders.set(groupId, {
+      id: leaderReplicaId,
+      node: null,
+      url: leaderUrl,
+      raftId: 0,
+      peerAddress: null,
+    });
     return true;
   }
 

@@ -1,4 +1,4 @@
-import { keyRequestTarget, requestIdHeader, slotHeader, type KeyRequest } from '@impulse/common';
+import { groupHeader, keyRequestTarget, requestIdHeader, slotHeader, type KeyRequest } from '@impulse/common';
 
 /** The methods of the key route, the only requests the gateway proxies. */
 export type KeyMethod = 'GET' | 'HEAD' | 'PUT' | 'DELETE';
@@ -9,6 +9,8 @@ export interface UpstreamRequestSpec {
   readonly target: KeyRequest;
   /** The slot the gateway routed by: the replica checks that the key hashes to it. */
   readonly slot: number;
+  /** The group the gateway routed to: a node hosts many and serves this one's replica. */
+  readonly groupId: string;
   /** Writes only: the id under which the group applies the write once. */
   readonly requestId: string | undefined;
   /** The bytes of the body sent (a `PUT`'s value; nothing for the other methods). */
@@ -33,6 +35,7 @@ export interface UpstreamRequestSpec {
  * | ---------------------- | -------------------- |
  * | `host`                 | always: the replica  |
  * | `x-impulse-slot`       | always               |
+ * | `x-impulse-group`      | always               |
  * | `x-impulse-request-id` | `PUT`, `DELETE`      |
  * | `content-type`         | `PUT`: octet-stream  |
  * | `content-length`       | `PUT`, `DELETE`      |
@@ -79,6 +82,7 @@ export function upstreamHeaders(spec: UpstreamRequestSpec): Record<string, strin
   const headers: Record<string, string> = {
     host: spec.authority,
     [slotHeader]: String(spec.slot),
+    [groupHeader]: spec.groupId,
   };
   if (spec.method === 'PUT' || spec.method === 'DELETE') {
     if (spec.requestId !== undefined) headers[requestIdHeader] = spec.requestId;

@@ -151,6 +151,7 @@ describe('the upstream request the gateway builds', () => {
       'content-length',
       'content-type',
       'host',
+      'x-impulse-group',
       'x-impulse-request-id',
       'x-impulse-slot',
     ]);
@@ -159,6 +160,8 @@ describe('the upstream request the gateway builds', () => {
     expect(headerOf(put, 'content-length')).toBe('5');
     expect(headerOf(put, 'content-type')).toBe('application/octet-stream');
     expect(headerOf(put, 'x-impulse-slot')).toBe(String(slotForKey('K')));
+    // The group routed to: a node hosts replicas of many and serves this one's.
+    expect(headerOf(put, 'x-impulse-group')).toMatch(/^g\d+$/);
     expect(headerOf(put, 'x-impulse-request-id')).toBe('client-id_1');
     expect(put.body.toString()).toBe('hello');
   });
@@ -179,25 +182,25 @@ describe('the upstream request the gateway builds', () => {
 
   it('sends GET, HEAD and DELETE with their own headers and no body', async () => {
     for (const [method, target, expectedLine, expectedNames] of [
-      ['GET', '/kv/K', 'GET /kv/K HTTP/1.1', ['connection', 'host', 'x-impulse-slot']],
+      ['GET', '/kv/K', 'GET /kv/K HTTP/1.1', ['connection', 'host', 'x-impulse-group', 'x-impulse-slot']],
       [
         'GET',
         '/kv/K?consistency=st%61le',
         'GET /kv/K?consistency=stale HTTP/1.1',
-        ['connection', 'host', 'x-impulse-slot'],
+        ['connection', 'host', 'x-impulse-group', 'x-impulse-slot'],
       ],
       [
         'GET',
         '/kv/K?consistency=linearizable',
         'GET /kv/K HTTP/1.1',
-        ['connection', 'host', 'x-impulse-slot'],
+        ['connection', 'host', 'x-impulse-group', 'x-impulse-slot'],
       ],
-      ['HEAD', '/kv/K', 'HEAD /kv/K HTTP/1.1', ['connection', 'host', 'x-impulse-slot']],
+      ['HEAD', '/kv/K', 'HEAD /kv/K HTTP/1.1', ['connection', 'host', 'x-impulse-group', 'x-impulse-slot']],
       [
         'DELETE',
         '/kv/K',
         'DELETE /kv/K HTTP/1.1',
-        ['connection', 'content-length', 'host', 'x-impulse-request-id', 'x-impulse-slot'],
+        ['connection', 'content-length', 'host', 'x-impulse-group', 'x-impulse-request-id', 'x-impulse-slot'],
       ],
     ] as const) {
       received.length = 0;

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
-import { ConfigError, loadClusterConfig, withClusterLimits } from '@impulse/common';
+import { ConfigError, loadClusterConfig, optionsGiven, withClusterLimits } from '@impulse/common';
 import { clusterSecretBytesMin, type ShardNodeConfig } from './config.js';
+import { nodeHostingOf } from './node/node-process.js';
 import { membersOf } from './shard-node.js';
 import { keyBytesMaxProblem, valueBytesMaxProblem } from './value-limit.js';
 
@@ -26,6 +27,19 @@ export function checkShardNodeConfig(
       '--bootstrap and --join contradict each other: --bootstrap founds a new group (its first start), --join adds this replica to a live one',
     ]);
   }
+  if (config.nodeId === '' && config.bootstrapGroups !== '')
+    throw new ConfigError([
+      '--bootstrap-groups is for a node (--node-id); a one-replica process takes --bootstrap',
+    ]);
+  if (config.nodeId !== '') {
+    const given = optionsGiven(parsed);
+    const replicaOnly = (['groupId', 'replicaId', 'join'] as const).filter((name) => given.has(name));
+    if (replicaOnly.length > 0) {
+      throw new ConfigError([
+        `--node-id runs a node, which hosts the replicas the cluster configuration places on it: ${replicaOnly.map((name) => `--${name.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`)}`).join(', ')} belong${replicaOnly.length === 1 ? 's' : ''} to a one-replica process`,
+      ]);
+    }
+  }
   // Without a cluster configuration the replica is a group of one, and its flags are its limits.
   const limited = config.cluster === '' && config.clusterFile === '' ? config : withLimitsOfCluster(config);
   const keyProblem = keyBytesMaxProblem(limited.keyBytesMax);
@@ -37,8 +51,9 @@ export function checkShardNodeConfig(
 
 function withLimitsOfCluster(config: ShardNodeConfig): ShardNodeConfig {
   const cluster = loadClusterConfig({ json: config.cluster, file: config.clusterFile });
-  // Throws when this replica is not in its group of the cluster configuration.
-  membersOf(config);
+  // Throws when this replica (or node) is not in the cluster configuration.
+  if (config.nodeId !== '') nodeHostingOf(config);
+  else membersOf(config);
   return withClusterLimits(config, cluster);
 }
 

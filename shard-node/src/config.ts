@@ -22,6 +22,11 @@ export const shardNodeProgram = {
 };
 
 export const shardNodeOptions = {
+  nodeId: option.string({
+    description:
+      'Run as a node: host a replica of every group that the cluster configuration places on this node id, on one client port and one peer port. Without it, the process is one replica (--group-id, --replica-id).',
+    default: '',
+  }),
   groupId: option.string({ description: 'Id of the shard group this replica belongs to.', default: 'g1' }),
   replicaId: option.string({ description: 'Id of this replica, unique in the cluster.', default: 'g1-r1' }),
   host: option.string({ description: 'Address the client API listens on.', default: '127.0.0.1' }),
@@ -33,7 +38,8 @@ export const shardNodeOptions = {
   }),
   engine: option.enum({ description: 'Storage engine.', default: 'leveldb', choices: engineNames }),
   dataDir: option.string({
-    description: 'Directory of this replica\'s data; "" means ./data/GROUP-ID/REPLICA-ID.',
+    description:
+      'Directory of this replica\'s data; "" means ./data/GROUP-ID/REPLICA-ID (./data/NODE-ID for a node).',
     default: '',
   }),
   clusterFile: option.string({
@@ -67,6 +73,11 @@ export const shardNodeOptions = {
     description:
       'First start of this group: found it if the data directory holds no Raft state (ignored once it does). Without it (or --join) an empty data directory is refused. Never give it to a replica that lost its data: remove it from the group and add it back under a new replica id.',
     default: false,
+  }),
+  bootstrapGroups: option.string({
+    description:
+      'A node only: the groups (comma-separated ids) whose first start on this node this is; each founds its group if its state here is empty, as --bootstrap does for all of them. A launcher that adds groups to running nodes names the new ones here, so that an old group whose data was lost is refused rather than founded again, empty.',
+    default: '',
   }),
   raftLogSync: option.boolean({
     description:

@@ -37,8 +37,10 @@ const identityFormat = 1;
 /** Bytes of the identity file read at most: it is a few hundred; anything larger is not ours. */
 const identityFileBytesMax = 64 * 1024;
 
-/** Who a data directory belongs to. */
-export interface DataDirectoryIdentity {
+/** Who a data directory belongs to: one replica (a process of its own), or a node. */
+export type DataDirectoryIdentity = ReplicaIdentity | NodeIdentity;
+
+export interface ReplicaIdentity {
   readonly clusterId: string;
   readonly groupId: string;
   readonly replicaId: string;
@@ -46,10 +48,35 @@ export interface DataDirectoryIdentity {
   readonly engine: string;
 }
 
-const identityFields = ['clusterId', 'groupId', 'replicaId', 'raftId', 'engine'] as const;
+/** A node's directory: the replicas it hosts come and go; each keeps its own place inside. */
+export interface NodeIdentity {
+  readonly clusterId: string;
+  readonly nodeId: string;
+  readonly engine: string;
+}
+
+const replicaFields = ['clusterId', 'groupId', 'replicaId', 'raftId', 'engine'] as const;
+const nodeFields = ['clusterId', 'nodeId', 'engine'] as const;
+
+function isNodeIdentity(identity: DataDirectoryIdentity): identity is NodeIdentity {
+  return 'nodeId' in identity;
+}
+
+function fieldsOf(identity: DataDirectoryIdentity): readonly string[] {
+  return isNodeIdentity(identity) ? nodeFields : replicaFields;
+}
 
 function describeIdentity(identity: DataDirectoryIdentity): string {
-  return `replica ${identity.replicaId} (raft id ${identity.raftId}) of group ${identity.groupId} in cluster ${identity.clusterId}, engine ${identity.engine}`;
+  return isNodeIdentity(identity)
+    ? `node ${identity.nodeId} in cluster ${identity.clusterId}, engine ${identity.engine}`
+    : `replica ${identity.replicaId} (raft id ${identity.raftId}) of group ${identity.groupId} in cluster ${identity.clusterId}, engine ${identity.engine}`;
+}
+
+function same(recorded: DataDirectoryIdentity, identity: DataDirectoryIdentity): boolean {
+  if (isNodeIdentity(recorded) !== isNodeIdentity(identity)) return false;
+  const left = recorded as unknown as Record<string, unknown>;
+  const right = identity as unknown as Record<string, unknown>;
+  return fieldsOf(identity).every((field) => left[field] === right[field]);
 }
 
 export class DataDirectory {
@@ -91,7 +118,7 @@ export class DataDirectory {
       if (!fileLocking.tryLock(descriptor)) {
         throw new StartupError(
           'DATA_DIRECTORY_LOCKED',
-          `data directory ${path} is in use by another process${holderOf(lockPath)}: one data directory serves one replica at a time`,
+          `data directory ${path} is in use by another process${holderOf(lockPath)}: one data directory serves one replica or node at a time`,
         );
       }
       await checkIdentity(path, options.identity, options.logger);
@@ -155,10 +182,10 @@ async function checkIdentity(
     return;
   }
   const recorded = parseIdentity(text, path);
-  if (identityFields.some((field) => recorded[field] !== identity[field])) {
+  if (!same(recorded, identity)) {
     throw new StartupError(
       'DATA_DIRECTORY_IDENTITY_MISMATCH',
-      `data directory ${directory} belongs to ${describeIdentity(recorded)}, not to ${describeIdentity(identity)}: give this replica its own data directory`,
+      `data directory ${directory} belongs to ${describeIdentity(recorded)}, not to ${describeIdentity(identity)}: give this ${isNodeIdentity(identity) ? 'node' : 'replica'} its own data directory`,
     );
   }
 }
@@ -178,7 +205,7 @@ function parseIdentity(text: string, path: string): DataDirectoryIdentity {
   if (typeof record !== 'object' || record === null || record['format'] !== identityFormat) {
     throw damaged(path, `expected a JSON object with "format": ${identityFormat}`);
   }
-  for (const field of identityFields) {
+  for (const field of 'nodeId' in record ? nodeFields : replicaFields) {
     const expected = field === 'raftId' ? 'number' : 'string';
     if (typeof record[field] !== expected) throw damaged(path, `${field} is not a ${expected}`);
   }
@@ -188,19 +215,14 @@ function parseIdentity(text: string, path: string): DataDirectoryIdentity {
 /** Writes the identity atomically and durably (see `replaceFileDurably`). */
 async function writeIdentity(directory: string, identity: DataDirectoryIdentity): Promise<void> {
   const path = join(directory, identityFileName);
-  const record = {
-    format: identityFormat,
-    clusterId: identity.clusterId,
-    groupId: identity.groupId,
-    replicaId: identity.replicaId,
-    raftId: identity.raftId,
-    engine: identity.engine,
-    createdAt: new Date().toISOString(),
-  };
+  const record: Record<string, unknown> = { format: identityFormat };
+  const given = identity as unknown as Record<string, unknown>;
+  for (const field of fieldsOf(identity)) record[field] = given[field];
+  record['createdAt'] = new Date().toISOString();
   await replaceFileDurably(path, `${JSON.stringify(record, null, 2)}\n`);
   // Read back: a file system that accepted the writes but keeps nothing is no place for data.
   const written = await readFile(path, 'utf8');
-  if (parseIdentity(written, path).replicaId !== identity.replicaId) {
+  if (!same(parseIdentity(written, path), identity)) {
     throw new StartupError(
       'DATA_DIRECTORY_UNUSABLE',
       `data directory ${directory} did not keep ${identityFileName}`,

@@ -2,6 +2,7 @@
 import { runService } from '@impulse/common';
 import { parseShardNodeConfig } from './config.js';
 import { checkShardNodeConfig } from './config-checks.js';
+import { NodeProcess } from './node/node-process.js';
 import { ShardNode } from './shard-node.js';
 
 void runService({
@@ -13,6 +14,10 @@ void runService({
       process.env,
     ),
   logLevel: (config) => config.logLevel,
-  logBindings: (config) => ({ groupId: config.groupId, replicaId: config.replicaId }),
-  start: (config, logger) => ShardNode.start(config, logger),
+  logBindings: (config) =>
+    config.nodeId !== ''
+      ? { nodeId: config.nodeId }
+      : { groupId: config.groupId, replicaId: config.replicaId },
+  start: (config, logger): Promise<{ stop(): Promise<void> }> =>
+    config.nodeId !== '' ? NodeProcess.start(config, logger) : ShardNode.start(config, logger),
 });

@@ -70,7 +70,7 @@ describe('DataDirectory (findings 1 and 2 of issue 19)', () => {
     expect(refusal.code).toBe('DATA_DIRECTORY_LOCKED');
     expect(refusal.exitCode).toBe(1);
     expect(refusal.message).toBe(
-      `data directory ${directory} is in use by another process (pid ${process.pid}): one data directory serves one replica at a time`,
+      `data directory ${directory} is in use by another process (pid ${process.pid}): one data directory serves one replica or node at a time`,
     );
     first.release();
     first.release();

@@ -119,7 +119,9 @@ describe('replica consistency checks (leveldb)', () => {
 
     const metrics = (await rawRequest(leader.url, '/metrics')).body.toString();
     expect(metrics).toMatch(/^impulse_replica_consistency_mismatches_total(\{[^}]*\})? 1$/m);
-    expect(metrics).toMatch(/^impulse_replica_consistency_checks_total\{outcome="inconsistent"[^}]*\} 1$/m);
+    expect(metrics).toMatch(
+      /^impulse_replica_consistency_checks_total\{[^}]*outcome="inconsistent"[^}]*\} 1$/m,
+    );
     const log = await readFile(leader.logFile, 'utf8');
     const line = log.split('\n').find((text) => text.includes('consistency: replica diverges'));
     expect(line, 'the divergence log line').toBeDefined();

@@ -10,11 +10,36 @@ import { temporaryDirectory } from '../support/temporary-directory.js';
 
 const startMain = join(repositoryRoot, 'deploy/local/dist/start.js');
 
+/** Runs `npm start` on `root` with free ports until it says it is ready; answers its output so far. */
+async function startLauncher(
+  root: string,
+  onChild: (child: ChildProcess) => void,
+): Promise<{ child: ChildProcess; stdout: () => string; stderr: () => string }> {
+  const started = spawn(
+    process.execPath,
+    [startMain, `--data-dir=${root}`, '--gateway-port=0', '--node-base-port=0', '--log-level=warn'],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  onChild(started);
+  let stdout = '';
+  let stderr = '';
+  started.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  started.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const deadline = Date.now() + 60_000;
+  while (!stdout.includes('impulse: ready') && started.exitCode === null && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return { child: started, stdout: () => stdout, stderr: () => stderr };
+}
+
 /**
- * `npm start` when some replicas cannot start: the launcher keeps every healthy process running,
- * says which replica failed and why, and which groups still have a majority.
+ * `npm start` (3 nodes, each hosting a replica of g1, g2 and g3) when a node, or one replica on a
+ * node, cannot start: the launcher keeps every healthy process running, says which node or replica
+ * failed and why, and which groups still have a majority. Replica r of group g lives on node
+ * (g + r - 2) mod 3 + 1: g1-r1 n1, g1-r2 n2, g1-r3 n3; g2-r1 n2, g2-r2 n3, g2-r3 n1; g3-r1 n3,
+ * g3-r2 n1, g3-r3 n2.
  */
-describe('npm start with replicas that cannot start', () => {
+describe('npm start with nodes or replicas that cannot start', () => {
   let child: ChildProcess | undefined;
   let directory: Awaited<ReturnType<typeof temporaryDirectory>> | undefined;
 
@@ -26,56 +51,36 @@ describe('npm start with replicas that cannot start', () => {
     await directory?.remove();
   });
 
-  it('keeps the healthy processes serving and names each failed replica with its cause', async () => {
+  it('keeps the healthy processes serving and names each failed node and replica with its cause', async () => {
     directory = await temporaryDirectory('launcher');
-    // A file where a replica's data directory belongs: that replica refuses to start. g2 loses one
-    // of its three replicas (it keeps a majority), g3 two (it does not).
-    for (const [group, replica] of [
-      ['g2', 'g2-r1'],
-      ['g3', 'g3-r1'],
-      ['g3', 'g3-r2'],
-    ] as const) {
-      mkdirSync(join(directory.path, group), { recursive: true });
-      writeFileSync(join(directory.path, group, replica), 'not a directory');
-    }
-    const started = spawn(
-      process.execPath,
-      [
-        startMain,
-        `--data-dir=${directory.path}`,
-        '--gateway-port=0',
-        '--replica-base-port=0',
-        '--log-level=warn',
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
+    // A file where n3's data directory belongs: the node refuses to start. A file where n2 keeps
+    // g3's replica: that replica fails, and n2 serves its others. g1 and g2 lose one replica of
+    // three (they keep a majority), g3 two (it does not).
+    writeFileSync(join(directory.path, 'n3'), 'not a directory');
+    mkdirSync(join(directory.path, 'n2', 'groups'), { recursive: true });
+    writeFileSync(join(directory.path, 'n2', 'groups', 'g3'), 'not a directory');
+    const {
+      child: started,
+      stdout,
+      stderr,
+    } = await startLauncher(directory.path, (spawned) => {
+      child = spawned;
+    });
+    expect(stdout(), stderr()).toContain('impulse: ready');
+    expect(stderr()).toMatch(
+      /^impulse: node n3 did not start: n3 exited during start-up \(code [12]\): impulse-shard-node: .*data/m,
     );
-    child = started;
-    let stdout = '';
-    let stderr = '';
-    started.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    started.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const deadline = Date.now() + 60_000;
-    while (!stdout.includes('impulse: ready') && started.exitCode === null && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-    expect(stdout, stderr).toContain('impulse: ready');
-    const stderrLines = stderr.split('\n');
-    for (const replica of ['g2-r1', 'g3-r1', 'g3-r2']) {
-      const line = stderrLines.find((candidate) =>
-        candidate.startsWith(`impulse: replica ${replica} did not start:`),
-      );
-      // The replica's own cause, not only "it exited".
-      expect(line, stderr).toMatch(/exited during start-up \(code [12]\): impulse-shard-node: .*data/);
-    }
-    expect(stderr).toContain('impulse: group g2 runs 2 of its 3 replicas, a majority: it serves');
-    expect(stderr).toContain('impulse: group g3 runs 1 of its 3 replicas, not a majority');
-    expect(stdout).not.toContain('replica g2-r1 ');
+    expect(stderr()).toMatch(/^impulse: node n2's replica of g3 did not start: .*groups\/g3/m);
+    expect(stderr()).toContain('impulse: group g1 runs 2 of its 3 replicas, a majority: it serves');
+    expect(stderr()).toContain('impulse: group g2 runs 2 of its 3 replicas, a majority: it serves');
+    expect(stderr()).toContain('impulse: group g3 runs 1 of its 3 replicas, not a majority');
+    expect(stdout()).not.toContain('node n3 ');
     // The replicas that started founded their groups, and are recorded as having done so.
-    const founders = ['g1-r1', 'g1-r2', 'g1-r3', 'g2-r2', 'g2-r3', 'g3-r3'];
-    expect(stdout).toContain(`impulse: first start of ${founders.join(', ')}: founded their groups`);
+    const founders = ['g1-r1', 'g1-r2', 'g2-r1', 'g2-r3', 'g3-r2'];
+    expect(stdout()).toContain(`impulse: first start of ${founders.join(', ')}: founded their groups`);
     expect(foundedIn(directory.path)).toEqual(founders);
-    const gateway = /gateway +(http:\/\/\S+)/.exec(stdout)?.[1] ?? '';
-    // Keys of g1 and g2 are served: g2 elects a leader from its two running replicas.
+    const gateway = /gateway +(http:\/\/\S+)/.exec(stdout())?.[1] ?? '';
+    // Keys of g1 and g2 are served, each group electing a leader from its two running replicas.
     const table = SlotTable.fromGroups(['g1', 'g2', 'g3'], 1);
     const keys = Array.from({ length: 60 }, (_, index) => `launcher-${index}`).filter(
       (key) => table.groupForKey(key) !== 'g3',
@@ -91,38 +96,31 @@ describe('npm start with replicas that cannot start', () => {
     expect(code).toBe(0);
   });
 
-  it('on the next start founds only the replicas that never started, and refuses a founded one that lost its data', async () => {
+  it('on the next start founds only the replicas that never started, and refuses founded ones that lost their data', async () => {
     const root = directory?.path ?? '';
-    // The three that could not start can now, for the first time; g1-r1, which founded g1, lost
-    // its whole data directory.
-    for (const [group, replica] of [
-      ['g2', 'g2-r1'],
-      ['g3', 'g3-r1'],
-      ['g3', 'g3-r2'],
-    ] as const) {
-      rmSync(join(root, group, replica));
+    // n3 and n2's g3 can start now, for the first time; n1, whose replicas founded their groups,
+    // lost its whole data directory.
+    rmSync(join(root, 'n3'));
+    rmSync(join(root, 'n2', 'groups', 'g3'));
+    rmSync(join(root, 'n1'), { recursive: true });
+    const {
+      child: started,
+      stdout,
+      stderr,
+    } = await startLauncher(root, (spawned) => {
+      child = spawned;
+    });
+    expect(stdout(), stderr()).toContain('impulse: ready');
+    expect(stdout()).toContain('impulse: first start of g1-r3, g2-r2, g3-r1, g3-r3: founded their groups');
+    for (const group of ['g1', 'g2', 'g3']) {
+      expect(stderr()).toMatch(
+        new RegExp(
+          `^impulse: node n1's replica of ${group} did not start: data directory .* holds no Raft state: starting would found group ${group} again, with no data\\.`,
+          'm',
+        ),
+      );
     }
-    rmSync(join(root, 'g1', 'g1-r1'), { recursive: true });
-    const started = spawn(
-      process.execPath,
-      [startMain, `--data-dir=${root}`, '--gateway-port=0', '--replica-base-port=0', '--log-level=warn'],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    child = started;
-    let stdout = '';
-    let stderr = '';
-    started.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    started.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const deadline = Date.now() + 60_000;
-    while (!stdout.includes('impulse: ready') && started.exitCode === null && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-    expect(stdout, stderr).toContain('impulse: ready');
-    expect(stdout).toContain('impulse: first start of g2-r1, g3-r1, g3-r2: founded their groups');
-    expect(stderr).toMatch(
-      /^impulse: replica g1-r1 did not start: g1-r1 exited during start-up \(code 2\): impulse-shard-node: data directory .* holds no Raft state: starting would found group g1 again, with no data\. .*\[DATA_DIRECTORY_EMPTY\]$/m,
-    );
-    // g1-r1 stays listed: it started here once, so it is never given --bootstrap again.
+    // n1's replicas stay listed: they started here once, so they are never founded again.
     expect(foundedIn(root)).toEqual([
       'g1-r1',
       'g1-r2',
@@ -134,9 +132,9 @@ describe('npm start with replicas that cannot start', () => {
       'g3-r2',
       'g3-r3',
     ]);
-    const gateway = /gateway +(http:\/\/\S+)/.exec(stdout)?.[1] ?? '';
-    // Every key written before is still there (g1 serves from its other two replicas, g2 with its
-    // newcomer), and g3, founded by one replica then two more, takes writes.
+    const gateway = /gateway +(http:\/\/\S+)/.exec(stdout())?.[1] ?? '';
+    // Every key written before is still there (g1 and g2 serve from n2 and n3), and g3, founded
+    // by n1's replica alone then by two more, takes writes.
     const table = SlotTable.fromGroups(['g1', 'g2', 'g3'], 1);
     const keys = Array.from({ length: 60 }, (_, index) => `launcher-${index}`);
     for (const key of keys) {

@@ -313,7 +313,7 @@ const cases: readonly FailureCase[] = [
         argumentsList: ['--port=0', '--engine=memory', `--data-dir=${dataDirectory}`],
         untouched: [dataDirectory],
         stderrFirstLine: new RegExp(
-          `^impulse-shard-node: data directory ${escapeRegExp(dataDirectory)} is in use by another process \\(pid ${String(holder.pid)}\\): one data directory serves one replica at a time \\[DATA_DIRECTORY_LOCKED\\]$`,
+          `^impulse-shard-node: data directory ${escapeRegExp(dataDirectory)} is in use by another process \\(pid ${String(holder.pid)}\\): one data directory serves one replica or node at a time \\[DATA_DIRECTORY_LOCKED\\]$`,
         ),
       };
     },

@@ -3,3 +3,4 @@ export { freePort } from './ports.js';
 export { startOptions, startProgram } from './start-options.js';
 export * from './power-fs.js';
 export { mountpointsUnder } from './mounts.js';
+export * from './local-node-cluster.js';

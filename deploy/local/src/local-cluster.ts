@@ -1,24 +1,26 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { once } from 'node:events';
-import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  StartupError,
   ensureDataDirectory,
   keyBytesMaxDefault,
-  startupErrorCodes,
   valueBytesMaxDefault,
   type ClusterConfig,
-  type StartupErrorCode,
-  replaceFileDurably,
 } from '@impulse/common';
+import { ensureClusterSecret, readFounded, writeFounded } from './founding.js';
 import { freePort } from './ports.js';
 import { PowerFs, type PowerCut } from './power-fs.js';
+import {
+  ProcessSupervisor,
+  isRunning,
+  stopProcess,
+  type ManagedProcess,
+  type ProcessExit,
+} from './supervisor.js';
 
 /** The repository root, from `deploy/local/src` (tests) or `deploy/local/dist` (built). */
+export { ProcessStartError, waitForReady, type ManagedProcess, type ProcessExit } from './supervisor.js';
+
 export const repositoryRoot = fileURLToPath(new URL('../../../', import.meta.url));
 export const shardNodeMain = join(repositoryRoot, 'shard-node/dist/main.js');
 export const gatewayMain = join(repositoryRoot, 'gateway/dist/main.js');
@@ -93,30 +95,10 @@ export interface ReplicaStartFailure {
   readonly error: Error;
 }
 
-/** A process that exited without the cluster having asked it to. */
-export interface ProcessExit {
-  readonly name: string;
-  readonly pid: number | undefined;
-  /** Its exit status (null when a signal ended it). */
-  readonly exitCode: number | null;
-  readonly signal: string | null;
-  /** Its last lines on stdout and stderr (its JSON log), oldest first. */
-  readonly lastLogLines: readonly string[];
-  readonly logFile: string;
-}
-
 export interface PeerIdentity {
   readonly groupId: string;
   readonly replicaId: string;
   readonly raftId: number;
-}
-
-export interface ManagedProcess {
-  readonly name: string;
-  readonly port: number;
-  readonly url: string;
-  readonly logFile: string;
-  child: ChildProcess | undefined;
 }
 
 export interface ReplicaProcess extends ManagedProcess {
@@ -144,52 +126,6 @@ export interface ReplicaProcess extends ManagedProcess {
 export const foundedFileName = 'FOUNDED';
 /** The folder, under the data root, of the replicas' data with `powerLoss` (their mounts' backing). */
 export const powerBackingFolderName = 'power-backing';
-/** The version of the record's format. */
-const foundedFormat = 1;
-
-const readyTimeoutMsDefault = 20_000;
-const stopTimeoutMs = 15_000;
-/** The head of a child's stderr kept to explain its failure to start. */
-const stderrHeadBytesMax = 4000;
-/** The last lines of a child's output kept to explain an exit nobody asked for. */
-const lastLogLinesMax = 20;
-/**
- * The children this module stopped or killed on purpose: any other exit of a ready child is
- * unexpected.
- */
-const expectedExits = new WeakSet<ChildProcess>();
-
-/**
- * A process of the cluster exited before it was ready. Its message starts with the child's own
- * first line on stderr (its cause, e.g. `impulse-gateway: cannot listen on 127.0.0.1:8080:
- * EADDRINUSE [ADDRESS_IN_USE]`), so that whoever shows one line shows the cause.
- */
-export class ProcessStartError extends Error {
-  constructor(
-    readonly processName: string,
-    /** The child's exit status (null when a signal ended it). */
-    readonly exitCode: number | null,
-    readonly signal: string | null,
-    /** What the child wrote on stderr (its tail). */
-    readonly stderr: string,
-    readonly logFile: string,
-  ) {
-    const [cause = '', ...more] = stderr.trim().split('\n');
-    const status = signal === null ? `code ${String(exitCode)}` : `signal ${signal}`;
-    const details = [...more.map((line) => `  ${line}`), `  see ${logFile}`];
-    super(
-      `${processName} exited during start-up (${status}): ${cause === '' ? 'nothing on stderr' : cause}\n${details.join('\n')}`,
-    );
-    this.name = 'ProcessStartError';
-  }
-
-  /** The start-up code the child gave at the end of its first stderr line (`[CODE]`), if any. */
-  get startupCode(): StartupErrorCode | undefined {
-    const match = /\[([A-Z_]+)\]\s*$/m.exec(this.stderr.trim().split('\n')[0] ?? '');
-    const code = match?.[1];
-    return startupErrorCodes.find((candidate) => candidate === code);
-  }
-}
 
 /**
  * A cluster of real processes on loopback: shard-node replicas and a gateway, each with its own
@@ -208,8 +144,8 @@ export class LocalCluster {
   /** The replicas this start gave `--bootstrap` (the first start of their group on this data root). */
   readonly bootstrappedReplicas: string[] = [];
   /** Every exit of a ready process that this cluster did not cause, in order. */
-  readonly unexpectedExits: ProcessExit[] = [];
-  private readonly logStreams = new Map<string, WriteStream>();
+  readonly unexpectedExits: ProcessExit[];
+  private readonly supervisor: ProcessSupervisor;
   /** Replicas whose process is being started (until ready, or until the start failed). */
   private readonly starting = new Set<string>();
   /** The highest Raft id each group has had, retired replicas included. */
@@ -217,7 +153,10 @@ export class LocalCluster {
   /** Each replica's power-loss file system, by replica id (with `powerLoss` only). */
   private readonly powerFileSystems = new Map<string, PowerFs>();
 
-  private constructor(private readonly options: LocalClusterOptions) {}
+  private constructor(private readonly options: LocalClusterOptions) {
+    this.supervisor = new ProcessSupervisor(options);
+    this.unexpectedExits = this.supervisor.unexpectedExits;
+  }
 
   static async start(options: LocalClusterOptions): Promise<LocalCluster> {
     const cluster = new LocalCluster(options);
@@ -250,12 +189,14 @@ export class LocalCluster {
       virtualNodesPerGroup: 160,
       valueBytesMax: valueBytesMaxDefault,
       keyBytesMax: keyBytesMaxDefault,
+      nodes: [],
       groups: groupIds.map((id) => ({
         id,
         replicas: this.replicas
           .filter((replica) => replica.groupId === id)
           .map((replica) => ({
             id: replica.replicaId,
+            node: null,
             url: replica.url,
             raftId: replica.raftId,
             peerAddress: `${this.host}:${replica.peerPort}`,
@@ -409,7 +350,7 @@ export class LocalCluster {
   private async mountPowerFs(replica: ReplicaProcess): Promise<void> {
     if (this.powerFileSystems.has(replica.replicaId)) return;
     const name = `${replica.replicaId}-powerfs`;
-    const log = this.logStream(name, join(this.logDirectory, `${name}.log`));
+    const log = this.supervisor.logStream(name, join(this.logDirectory, `${name}.log`));
     try {
       const mounted = await PowerFs.mount({
         backingDirectory: this.powerBackingDirectory(replica),
@@ -511,7 +452,7 @@ export class LocalCluster {
       ...(bootstrap ? ['--bootstrap'] : []),
       ...extraArguments,
     ];
-    await this.spawnAndWait(replica, argumentsList);
+    await this.supervisor.spawnAndWait(replica, argumentsList);
   }
 
   private async startGateway(): Promise<void> {
@@ -525,68 +466,7 @@ export class LocalCluster {
       `--log-level=${this.options.logLevel ?? 'info'}`,
       ...(this.options.gatewayArguments ?? []),
     ];
-    await this.spawnAndWait(gateway, argumentsList);
-  }
-
-  private logStream(name: string, logFile: string): WriteStream {
-    let stream = this.logStreams.get(name);
-    if (stream === undefined) {
-      stream = createWriteStream(logFile, { flags: 'a' });
-      this.logStreams.set(name, stream);
-    }
-    return stream;
-  }
-
-  private async spawnAndWait(managed: ManagedProcess, argumentsList: readonly string[]): Promise<void> {
-    const child = spawn(process.execPath, argumentsList, { stdio: ['ignore', 'pipe', 'pipe'] });
-    managed.child = child;
-    const log = this.logStream(managed.name, managed.logFile);
-    let stderrHead = '';
-    let partial = '';
-    const lastLines = new LastLines(lastLogLinesMax);
-    child.stdout.on('data', (chunk: Buffer) => {
-      log.write(chunk);
-      lastLines.add('stdout', chunk);
-      if (this.options.onLogLine === undefined) return;
-      const lines = (partial + chunk.toString('utf8')).split('\n');
-      partial = lines.pop() ?? '';
-      for (const line of lines) this.options.onLogLine(managed.name, line);
-    });
-    child.stderr.on('data', (chunk: Buffer) => {
-      log.write(chunk);
-      lastLines.add('stderr', chunk);
-      // The head, not the tail: a process prints the cause of a failed start first.
-      if (stderrHead.length < stderrHeadBytesMax) {
-        stderrHead = (stderrHead + chunk.toString('utf8')).slice(0, stderrHeadBytesMax);
-      }
-    });
-    const exited = once(child, 'exit').then(([code, signal]) => {
-      throw new ProcessStartError(
-        managed.name,
-        code as number | null,
-        signal as string | null,
-        stderrHead,
-        managed.logFile,
-      );
-    });
-    const ready = waitForReady(managed.url, this.options.readyTimeoutMs ?? readyTimeoutMsDefault);
-    await Promise.race([ready, exited]);
-    exited.catch(() => undefined);
-    // Ready: from here on, an exit this cluster did not cause is a finding. 'close' comes after the
-    // child's output is read to its end, so its last lines are there.
-    child.once('close', (code: number | null, signal: NodeJS.Signals | null) => {
-      if (expectedExits.has(child)) return;
-      const exit: ProcessExit = {
-        name: managed.name,
-        pid: child.pid,
-        exitCode: code,
-        signal,
-        lastLogLines: lastLines.lines(),
-        logFile: managed.logFile,
-      };
-      this.unexpectedExits.push(exit);
-      this.options.onUnexpectedExit?.(exit);
-    });
+    await this.supervisor.spawnAndWait(gateway, argumentsList);
   }
 
   /**
@@ -660,16 +540,7 @@ export class LocalCluster {
    * restarts what it killed must never bring back a process that died on its own.
    */
   async kill(replicaId: string): Promise<void> {
-    const replica = this.replica(replicaId);
-    const child = replica.child;
-    if (child === undefined || child.exitCode !== null || child.signalCode !== null) {
-      throw new Error(`${replicaId} is not running`);
-    }
-    expectedExits.add(child);
-    const exited = once(child, 'exit');
-    child.kill('SIGKILL');
-    await exited;
-    replica.child = undefined;
+    await this.supervisor.kill(this.replica(replicaId));
   }
 
   /**
@@ -695,124 +566,9 @@ export class LocalCluster {
     ];
     await Promise.all(processes.map((managed) => stopProcess(managed)));
     await Promise.all([...this.powerFileSystems.keys()].map((replicaId) => this.unmountPowerFs(replicaId)));
-    for (const stream of this.logStreams.values()) stream.end();
-    this.logStreams.clear();
+    this.supervisor.closeLogs();
   }
 }
 
 /** The file, under the data root, of the cluster secret the launcher made. */
 export const clusterSecretFileName = 'cluster-secret';
-
-/** Makes a random cluster secret at `path` (mode 0600, durably) unless one is there. */
-async function ensureClusterSecret(path: string): Promise<void> {
-  try {
-    await readFile(path);
-    return;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-  }
-  await replaceFileDurably(path, `${randomBytes(32).toString('hex')}\n`, 0o600);
-}
-
-/** The replica ids of a data root's `FOUNDED` record; none when it has none (its first start). */
-async function readFounded(path: string): Promise<string[]> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw error;
-  }
-  let record: unknown;
-  try {
-    record = JSON.parse(text);
-  } catch {
-    record = undefined;
-  }
-  const replicas = (record as { format?: unknown; replicas?: unknown } | undefined)?.replicas;
-  if (
-    (record as { format?: unknown } | undefined)?.format !== foundedFormat ||
-    !Array.isArray(replicas) ||
-    !replicas.every((replicaId) => typeof replicaId === 'string')
-  ) {
-    throw new StartupError(
-      'DATA_DIRECTORY_DAMAGED',
-      `${path} is not the launcher's record of founded replicas (expected {"format": ${foundedFormat}, "replicas": [...]}): restore it, or remove it only if no replica under it ever started`,
-    );
-  }
-  return replicas as string[];
-}
-
-/**
- * Writes the record atomically and durably: a temporary file, fsynced, renamed, then the data
- * root fsynced, so that after a crash the record is either the old one or the new one, and a
- * replica recorded here is never given --bootstrap again.
- */
-async function writeFounded(path: string, replicas: readonly string[]): Promise<void> {
-  const record = {
-    format: foundedFormat,
-    replicas: [...replicas].sort(),
-    updatedAt: new Date().toISOString(),
-  };
-  await replaceFileDurably(path, `${JSON.stringify(record, null, 2)}\n`);
-}
-
-function isRunning(managed: ManagedProcess): boolean {
-  const child = managed.child;
-  return child !== undefined && child.exitCode === null && child.signalCode === null;
-}
-
-async function stopProcess(managed: ManagedProcess): Promise<void> {
-  const child = managed.child;
-  if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
-  expectedExits.add(child);
-  const exited = once(child, 'exit');
-  child.kill('SIGCONT');
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), stopTimeoutMs);
-  await exited;
-  clearTimeout(timer);
-  managed.child = undefined;
-}
-
-/** Polls `GET /readyz` until it answers 200. */
-export async function waitForReady(baseUrl: string, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError = 'no answer';
-  while (Date.now() < deadline) {
-    try {
-      const response = await fetch(`${baseUrl}/readyz`, { signal: AbortSignal.timeout(1000) });
-      await response.arrayBuffer();
-      if (response.status === 200) return;
-      lastError = `status ${response.status}`;
-    } catch (error) {
-      lastError = (error as Error).message;
-    }
-    await new Promise((resolveDelay) => setTimeout(resolveDelay, 50));
-  }
-  throw new Error(`${baseUrl} was not ready within ${timeoutMs} ms (${lastError})`);
-}
-
-/** The last lines a child wrote, stdout and stderr interleaved as they arrived. */
-class LastLines {
-  private readonly kept: string[] = [];
-  private readonly partial = { stdout: '', stderr: '' };
-
-  constructor(private readonly linesMax: number) {}
-
-  add(stream: 'stdout' | 'stderr', chunk: Buffer): void {
-    const lines = (this.partial[stream] + chunk.toString('utf8')).split('\n');
-    this.partial[stream] = lines.pop() ?? '';
-    for (const line of lines) this.keep(line);
-  }
-
-  lines(): string[] {
-    return [...this.kept, ...[this.partial.stdout, this.partial.stderr].filter((line) => line !== '')];
-  }
-
-  private keep(line: string): void {
-    if (line === '') return;
-    this.kept.push(line);
-    if (this.kept.length > this.linesMax) this.kept.shift();
-  }
-}

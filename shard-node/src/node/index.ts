@@ -6,3 +6,4 @@ export {
   type ReplicaFailure,
   type ReplicaSettings,
 } from './node.js';
+export { NodeProcess, nodeHostingOf, nodeDataDirectoryOf, type NodeHosting } from './node-process.js';

@@ -9,7 +9,9 @@ import {
   routeNotFoundHandler,
   createHttpMetrics,
   ServerErrorLog,
+  groupHeader,
   observeRequests,
+  parseGroupHeader,
   parsePeerAddress,
   readBody,
   refuseBody,
@@ -97,6 +99,18 @@ export function createShardApp(context: ShardAppContext): RequestListener {
   const observeScan = observeRequests(httpMetrics, () => '/kv');
   const handleScan = createScanRoute({ config, replica, logger, storageMetrics, registry, serverErrors });
   function handle(request: IncomingMessage, response: ServerResponse): void {
+    const named = groupNamedBy(request, response);
+    if (named === null) return;
+    if (named !== undefined && named !== config.groupId) {
+      refuseBody(
+        request,
+        response,
+        new ImpulseError('GROUP_NOT_HOSTED', `this replica is of group ${config.groupId}, not ${named}`, {
+          details: { hostedGroups: [config.groupId] },
+        }),
+      );
+      return;
+    }
     const url = request.url ?? '';
     // Only a URL that starts with '/kv/' exactly is a key route, as when express routed it: express
     // matched '/KV/...' too, and passed it on to its 404.
@@ -243,6 +257,19 @@ export function createShardApp(context: ShardAppContext): RequestListener {
 
   app.use(routeNotFoundHandler(routes));
   return handle;
+}
+
+/**
+ * The group a request names in `x-impulse-group`: undefined when it names none, null when the
+ * header is malformed (the request was refused here).
+ */
+export function groupNamedBy(request: IncomingMessage, response: ServerResponse): string | undefined | null {
+  try {
+    return parseGroupHeader(request.headers[groupHeader]);
+  } catch (error) {
+    refuseBody(request, response, toImpulseError(error));
+    return null;
+  }
 }
 
 const adminBodyBytesMax = 64 * 1024;

@@ -1,4 +1,11 @@
-import { Counter, ImpulseError, metricPrefix, type Logger, type Registry } from '@impulse/common';
+import {
+  Counter,
+  ImpulseError,
+  groupHeader,
+  metricPrefix,
+  type Logger,
+  type Registry,
+} from '@impulse/common';
 import type { Replica } from '../replica/index.js';
 
 /** How long the leader waits for every member's hash at the check's index. */
@@ -62,8 +69,8 @@ export function consistencyHashAnswer(replica: Replica): ConsistencyHashAnswer {
  * and the operator decides.
  */
 export class ConsistencyChecker {
-  readonly #checks: Counter<'outcome'>;
-  readonly #mismatches: Counter;
+  readonly #metrics: ConsistencyMetrics;
+  readonly #groupId: string;
   #running = false;
 
   constructor(
@@ -71,18 +78,12 @@ export class ConsistencyChecker {
     private readonly logger: Logger,
     registry: Registry,
   ) {
-    this.#checks = new Counter({
-      name: `${metricPrefix}replica_consistency_checks_total`,
-      help: 'Consistency checks this replica ran as leader, by outcome: consistent, inconsistent (a member hashed differently), incomplete (a member did not report in time).',
-      labelNames: ['outcome'] as const,
-      registers: [registry],
-    });
-    this.#mismatches = new Counter({
-      name: `${metricPrefix}replica_consistency_mismatches_total`,
-      help: 'Members found by a consistency check (run by this replica as leader) whose state differs from the majority: a divergent replica, to be rebuilt.',
-      registers: [registry],
-    });
-    for (const outcome of ['consistent', 'inconsistent', 'incomplete']) this.#checks.labels({ outcome });
+    this.#groupId = replica.status().groupId;
+    this.#metrics = consistencyMetricsOf(registry);
+    // Every series from the start, at 0, so that an alert on an increase sees the first one.
+    for (const outcome of ['consistent', 'inconsistent', 'incomplete'])
+      this.#metrics.checks.inc({ group: this.#groupId, outcome }, 0);
+    this.#metrics.mismatches.inc({ group: this.#groupId }, 0);
   }
 
   /**
@@ -145,7 +146,7 @@ export class ConsistencyChecker {
     const divergent = replicas.filter((replica) => replica.hash !== null && !replica.matches);
     const missing = replicas.filter((replica) => replica.hash === null);
     for (const replica of divergent) {
-      this.#mismatches.inc();
+      this.#metrics.mismatches.inc({ group: this.#groupId });
       this.logger.error(
         { index, divergentReplicaId: replica.replicaId, hash: replica.hash, keys: replica.keys, reference },
         'consistency: replica diverges from its group; rebuild it (docs/replication.md)',
@@ -158,7 +159,7 @@ export class ConsistencyChecker {
       );
     }
     const outcome = divergent.length > 0 ? 'inconsistent' : missing.length > 0 ? 'incomplete' : 'consistent';
-    this.#checks.inc({ outcome });
+    this.#metrics.checks.inc({ group: this.#groupId, outcome });
     let verdictCommitted = false;
     if (divergent.length > 0 && reference !== undefined) {
       const voterIds = new Set(
@@ -201,6 +202,8 @@ export class ConsistencyChecker {
     for (;;) {
       try {
         const response = await fetch(`${url}/admin/consistency`, {
+          // The member may be a node hosting many groups: it answers for its replica of this one.
+          headers: { [groupHeader]: this.#groupId },
           signal: AbortSignal.timeout(consistencyPollTimeoutMs),
         });
         if (response.ok) {
@@ -217,6 +220,36 @@ export class ConsistencyChecker {
       await sleep(consistencyPollIntervalMs);
     }
   }
+}
+
+interface ConsistencyMetrics {
+  readonly checks: Counter<'group' | 'outcome'>;
+  readonly mismatches: Counter<'group'>;
+}
+
+const consistencyMetricsByRegistry = new WeakMap<Registry, ConsistencyMetrics>();
+
+/** The consistency checks' metrics, one set per registry, a series per group. */
+function consistencyMetricsOf(registry: Registry): ConsistencyMetrics {
+  let metrics = consistencyMetricsByRegistry.get(registry);
+  if (metrics === undefined) {
+    metrics = {
+      checks: new Counter({
+        name: `${metricPrefix}replica_consistency_checks_total`,
+        help: 'Consistency checks this replica ran as leader of its group, by group and outcome: consistent, inconsistent (a member hashed differently), incomplete (a member did not report in time).',
+        labelNames: ['group', 'outcome'] as const,
+        registers: [registry],
+      }),
+      mismatches: new Counter({
+        name: `${metricPrefix}replica_consistency_mismatches_total`,
+        help: 'Members found by a consistency check (run by this replica as leader), by group, whose state differs from the majority: a divergent replica, to be rebuilt.',
+        labelNames: ['group'] as const,
+        registers: [registry],
+      }),
+    };
+    consistencyMetricsByRegistry.set(registry, metrics);
+  }
+  return metrics;
 }
 
 type Answer =

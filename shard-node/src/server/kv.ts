@@ -51,11 +51,18 @@ const emptyRequestId = Buffer.alloc(0);
  */
 export function createKvRoute(context: KvRouteContext): RequestListener {
   const { config, replica, logger, storageMetrics, serverErrors } = context;
-  const slotMismatches = new Counter({
-    name: `${metricPrefix}kv_slot_mismatches_total`,
-    help: 'Key requests refused (SLOT_MISMATCH) because the key does not hash to the slot the gateway routed it by: the key changed on its way.',
-    registers: [context.registry],
-  });
+  const slotMismatchFamily =
+    (context.registry.getSingleMetric(`${metricPrefix}kv_slot_mismatches_total`) as
+      Counter<'group'> | undefined) ??
+    new Counter({
+      name: `${metricPrefix}kv_slot_mismatches_total`,
+      help: 'Key requests refused (SLOT_MISMATCH), by group, because the key does not hash to the slot the gateway routed it by: the key changed on its way.',
+      labelNames: ['group'] as const,
+      registers: [context.registry],
+    });
+  // One series per group, created at once so that it reads 0 before the first mismatch.
+  slotMismatchFamily.inc({ group: config.groupId }, 0);
+  const slotMismatches = slotMismatchFamily.labels({ group: config.groupId });
 
   async function serve(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const method = request.method ?? '';

@@ -1,0 +1,365 @@
+import { mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import {
+  ensureDataDirectory,
+  groupHeader,
+  keyBytesMaxDefault,
+  valueBytesMaxDefault,
+  type ClusterConfig,
+} from '@impulse/common';
+import { ensureClusterSecret, readFounded, writeFounded } from './founding.js';
+import { clusterSecretFileName, foundedFileName, gatewayMain, shardNodeMain } from './local-cluster.js';
+import { freePort } from './ports.js';
+import {
+  ProcessSupervisor,
+  isRunning,
+  stopProcess,
+  type ManagedProcess,
+  type ProcessExit,
+} from './supervisor.js';
+
+export interface LocalNodeClusterOptions {
+  /** Node processes (default 3). */
+  readonly nodes?: number;
+  /** Shard groups, each with a replica on `replicasPerGroup` of the nodes. */
+  readonly groups: number;
+  /** Replicas per group (default: 3, or the number of nodes when fewer); at most one per node. */
+  readonly replicasPerGroup?: number;
+  /** Root of every node's data directory and of the process logs. */
+  readonly dataDirectory: string;
+  readonly engine?: 'leveldb' | 'memory';
+  readonly host?: string;
+  /** 0 picks a free port. */
+  readonly gatewayPort?: number;
+  /** Client port of the first node; the others follow, and peer ports sit 100 above. 0: free ports. */
+  readonly nodeBasePort?: number;
+  /** Extra flags for every node and for the gateway. */
+  readonly shardNodeArguments?: readonly string[];
+  readonly gatewayArguments?: readonly string[];
+  readonly logLevel?: string;
+  readonly onLogLine?: (processName: string, line: string) => void;
+  readonly readyTimeoutMs?: number;
+  readonly onUnexpectedExit?: (exit: ProcessExit) => void;
+  /** As `LocalClusterOptions.replicaStartFailures`, for nodes: `tolerate` keeps the others running. */
+  readonly nodeStartFailures?: 'fail' | 'tolerate';
+}
+
+/** One node process and what it hosts. */
+export interface NodeProcessInfo extends ManagedProcess {
+  readonly nodeId: string;
+  /** The port peers dial (the node's advertised peer address). */
+  readonly peerPort: number;
+  readonly dataDirectory: string;
+  /** The replicas it hosts, by group. */
+  readonly replicas: readonly {
+    readonly groupId: string;
+    readonly replicaId: string;
+    readonly raftId: number;
+  }[];
+}
+
+/** A replica a running node reports as failed: it stopped; the node and its other replicas go on. */
+export interface FailedReplica {
+  readonly nodeId: string;
+  readonly groupId: string;
+  readonly replicaId: string;
+  readonly message: string;
+}
+
+export interface NodeStartFailure {
+  readonly node: NodeProcessInfo;
+  readonly error: Error;
+}
+
+/**
+ * A cluster of real node processes on loopback, the production shape: `nodes` processes, each
+ * hosting a replica of many groups (one client port, one peer port, one data directory), and a
+ * gateway. Replica `r` of group `g` lives on node `((g - 1) + (r - 1)) mod nodes`, so that with
+ * three nodes and three replicas every node hosts every group, and with more nodes the groups
+ * spread. Used by `npm start`, the node tests and the node benchmarks.
+ *
+ * Founding is recorded as for `LocalCluster` (`FOUNDED`, by replica id): a node is given
+ * `--bootstrap-groups` naming only the groups whose replica on it never started on this data root.
+ */
+export class LocalNodeCluster {
+  readonly nodes: NodeProcessInfo[] = [];
+  gateway: ManagedProcess | undefined;
+  readonly startFailures: NodeStartFailure[] = [];
+  /** Replicas that did not start on a node that did (from the nodes' `/admin/status` after the start). */
+  readonly failedReplicas: FailedReplica[] = [];
+  /** Replicas that have started on this data root before, and those this start founded. */
+  readonly foundedReplicas = new Set<string>();
+  /** The replicas this start founded (their group's first start on this data root). */
+  readonly bootstrappedReplicas: string[] = [];
+  readonly unexpectedExits: ProcessExit[];
+  private readonly supervisor: ProcessSupervisor;
+
+  private constructor(private readonly options: LocalNodeClusterOptions) {
+    this.supervisor = new ProcessSupervisor(options);
+    this.unexpectedExits = this.supervisor.unexpectedExits;
+  }
+
+  static async start(options: LocalNodeClusterOptions): Promise<LocalNodeCluster> {
+    const cluster = new LocalNodeCluster(options);
+    try {
+      await cluster.startAll();
+    } catch (error) {
+      await cluster.stop();
+      throw error;
+    }
+    return cluster;
+  }
+
+  get host(): string {
+    return this.options.host ?? '127.0.0.1';
+  }
+
+  get gatewayUrl(): string {
+    if (this.gateway === undefined) throw new Error('the gateway is not started');
+    return this.gateway.url;
+  }
+
+  get logDirectory(): string {
+    return join(resolve(this.options.dataDirectory), 'logs');
+  }
+
+  get clusterSecretPath(): string {
+    return join(resolve(this.options.dataDirectory), clusterSecretFileName);
+  }
+
+  private get foundedPath(): string {
+    return join(resolve(this.options.dataDirectory), foundedFileName);
+  }
+
+  /** The group ids, g1 to gN. */
+  get groupIds(): string[] {
+    return Array.from({ length: this.options.groups }, (_, index) => `g${index + 1}`);
+  }
+
+  clusterConfig(): ClusterConfig {
+    return {
+      epoch: 1,
+      virtualNodesPerGroup: 160,
+      valueBytesMax: valueBytesMaxDefault,
+      keyBytesMax: keyBytesMaxDefault,
+      nodes: this.nodes.map((node) => ({
+        id: node.nodeId,
+        url: node.url,
+        peerAddress: `${this.host}:${node.peerPort}`,
+      })),
+      groups: this.groupIds.map((groupId) => ({
+        id: groupId,
+        replicas: this.nodes
+          .flatMap((node) =>
+            node.replicas
+              .filter((replica) => replica.groupId === groupId)
+              .map((replica) => ({
+                id: replica.replicaId,
+                node: node.nodeId,
+                url: node.url,
+                raftId: replica.raftId,
+                peerAddress: `${this.host}:${node.peerPort}`,
+              })),
+          )
+          .sort((left, right) => left.raftId - right.raftId),
+      })),
+    };
+  }
+
+  node(nodeId: string): NodeProcessInfo {
+    const node = this.nodes.find((candidate) => candidate.nodeId === nodeId);
+    if (node === undefined) throw new Error(`no node ${nodeId}`);
+    return node;
+  }
+
+  private async startAll(): Promise<void> {
+    await ensureDataDirectory(this.options.dataDirectory);
+    mkdirSync(this.logDirectory, { recursive: true });
+    for (const replicaId of await readFounded(this.foundedPath)) this.foundedReplicas.add(replicaId);
+    await ensureClusterSecret(this.clusterSecretPath);
+    const nodeCount = this.options.nodes ?? 3;
+    const replicasPerGroup = this.options.replicasPerGroup ?? Math.min(3, nodeCount);
+    if (replicasPerGroup > nodeCount)
+      throw new Error(`${replicasPerGroup} replicas per group need as many nodes; there are ${nodeCount}`);
+    const placements = new Map<number, { groupId: string; replicaId: string; raftId: number }[]>();
+    for (let group = 1; group <= this.options.groups; group++) {
+      for (let replica = 1; replica <= replicasPerGroup; replica++) {
+        const index = (group - 1 + (replica - 1)) % nodeCount;
+        const list = placements.get(index) ?? [];
+        list.push({ groupId: `g${group}`, replicaId: `g${group}-r${replica}`, raftId: replica });
+        placements.set(index, list);
+      }
+    }
+    let nextPort = this.options.nodeBasePort ?? 0;
+    for (let index = 0; index < nodeCount; index++) {
+      const nodeId = `n${index + 1}`;
+      const port = nextPort === 0 ? await freePort(this.host) : nextPort++;
+      const peerPort = nextPort === 0 ? await freePort(this.host) : port + 100;
+      this.nodes.push({
+        name: nodeId,
+        nodeId,
+        port,
+        peerPort,
+        url: `http://${this.host}:${port}`,
+        dataDirectory: join(resolve(this.options.dataDirectory), nodeId),
+        logFile: join(this.logDirectory, `${nodeId}.log`),
+        replicas: placements.get(index) ?? [],
+        child: undefined,
+      });
+    }
+    const started = await Promise.allSettled(this.nodes.map((node) => this.startNode(node)));
+    for (const [index, outcome] of started.entries()) {
+      if (outcome.status === 'fulfilled') continue;
+      const node = this.nodes[index] as NodeProcessInfo;
+      const error = outcome.reason instanceof Error ? outcome.reason : new Error(String(outcome.reason));
+      if ((this.options.nodeStartFailures ?? 'fail') === 'fail') throw error;
+      await stopProcess(node);
+      this.startFailures.push({ node, error });
+    }
+    const failed = new Set(this.startFailures.map((failure) => failure.node.nodeId));
+    const running = this.nodes.filter((node) => !failed.has(node.nodeId));
+    this.failedReplicas.push(...(await failedReplicasOf(running)));
+    // Recorded once every node started (or failed to): a replica that started is never given
+    // --bootstrap-groups again. One that failed has not served, and may found on a later start.
+    const notStarted = new Set(this.failedReplicas.map((replica) => replica.replicaId));
+    const newlyFounded = running
+      .flatMap((node) => node.replicas.map((replica) => replica.replicaId))
+      .filter((replicaId) => !this.foundedReplicas.has(replicaId) && !notStarted.has(replicaId));
+    if (newlyFounded.length > 0) {
+      for (const replicaId of newlyFounded) this.foundedReplicas.add(replicaId);
+      await writeFounded(this.foundedPath, [...this.foundedReplicas]);
+    }
+    if (running.length === 0) throw this.startFailures[0]?.error ?? new Error('no node started');
+    const gatewayPort = this.options.gatewayPort ?? 0;
+    const port = gatewayPort === 0 ? await freePort(this.host) : gatewayPort;
+    this.gateway = {
+      name: 'gateway',
+      port,
+      url: `http://${this.host}:${port}`,
+      logFile: join(this.logDirectory, 'gateway.log'),
+      child: undefined,
+    };
+    await this.supervisor.spawnAndWait(this.gateway, [
+      gatewayMain,
+      `--host=${this.host}`,
+      `--port=${port}`,
+      `--cluster=${JSON.stringify(this.clusterConfig())}`,
+      `--log-level=${this.options.logLevel ?? 'info'}`,
+      ...(this.options.gatewayArguments ?? []),
+    ]);
+  }
+
+  private async startNode(node: NodeProcessInfo, extraArguments: readonly string[] = []): Promise<void> {
+    // Only a replica never started on this data root founds its group; any other start must find
+    // its group's state in the node's data directory, or is refused (decision 0009).
+    const bootstrapGroups = node.replicas
+      .filter((replica) => !this.foundedReplicas.has(replica.replicaId))
+      .map((replica) => replica.groupId);
+    this.bootstrappedReplicas.push(
+      ...node.replicas
+        .filter((replica) => !this.foundedReplicas.has(replica.replicaId))
+        .map((replica) => replica.replicaId),
+    );
+    await this.supervisor.spawnAndWait(node, [
+      shardNodeMain,
+      `--node-id=${node.nodeId}`,
+      `--host=${this.host}`,
+      `--port=${node.port}`,
+      `--peer-port=${node.peerPort}`,
+      `--engine=${this.options.engine ?? 'leveldb'}`,
+      `--data-dir=${node.dataDirectory}`,
+      `--cluster=${JSON.stringify(this.clusterConfig())}`,
+      `--cluster-secret-file=${this.clusterSecretPath}`,
+      `--log-level=${this.options.logLevel ?? 'info'}`,
+      ...(bootstrapGroups.length > 0 ? [`--bootstrap-groups=${bootstrapGroups.join(',')}`] : []),
+      ...(this.options.shardNodeArguments ?? []),
+      ...extraArguments,
+    ]);
+  }
+
+  isRunning(name: string): boolean {
+    const managed = name === 'gateway' ? this.gateway : this.node(name);
+    return managed !== undefined && isRunning(managed);
+  }
+
+  /**
+   * The node whose replica of `groupId` says it leads, waiting up to `timeoutMs` for one; nodes
+   * that do not answer (killed, paused) or are in `excluding` are skipped.
+   */
+  async leaderOf(
+    groupId: string,
+    timeoutMs = 10_000,
+    excluding: readonly string[] = [],
+  ): Promise<NodeProcessInfo> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      for (const node of this.nodes) {
+        if (excluding.includes(node.nodeId) || !isRunning(node)) continue;
+        if (!node.replicas.some((replica) => replica.groupId === groupId)) continue;
+        try {
+          const response = await fetch(`${node.url}/admin/status`, {
+            headers: { [groupHeader]: groupId },
+            signal: AbortSignal.timeout(500),
+          });
+          const status = (await response.json()) as { role?: string };
+          if (status.role === 'leader') return node;
+        } catch {
+          // Not answering: not the leader we are looking for.
+        }
+      }
+      await new Promise((resolveDelay) => setTimeout(resolveDelay, 25));
+    }
+    throw new Error(`group ${groupId} has no leader after ${timeoutMs} ms`);
+  }
+
+  /** Sends `signal` to a process (SIGSTOP/SIGCONT for pauses). */
+  signal(name: string, signal: NodeJS.Signals): void {
+    const managed = name === 'gateway' ? this.gateway : this.node(name);
+    if (managed?.child?.pid === undefined) throw new Error(`${name} is not running`);
+    managed.child.kill(signal);
+  }
+
+  /** `kill -9` of a node, and with it every replica it hosts; resolves once it is gone. */
+  async kill(nodeId: string): Promise<void> {
+    await this.supervisor.kill(this.node(nodeId));
+  }
+
+  /** Starts a node again on the same ports and data directory. */
+  async restart(nodeId: string, extraArguments: readonly string[] = []): Promise<void> {
+    const node = this.node(nodeId);
+    if (isRunning(node)) throw new Error(`${nodeId} is still running`);
+    await this.startNode(node, extraArguments);
+  }
+
+  /** SIGTERM to every process (gateway first), SIGKILL to any left after a timeout. */
+  async stop(): Promise<void> {
+    const processes: ManagedProcess[] = [
+      ...(this.gateway === undefined ? [] : [this.gateway]),
+      ...this.nodes,
+    ];
+    await Promise.all(processes.map((managed) => stopProcess(managed)));
+    this.supervisor.closeLogs();
+  }
+}
+
+/** The failed replicas each running node reports in its `/admin/status`. */
+async function failedReplicasOf(nodes: readonly NodeProcessInfo[]): Promise<FailedReplica[]> {
+  const failed: FailedReplica[] = [];
+  for (const node of nodes) {
+    const response = await fetch(`${node.url}/admin/status`, { signal: AbortSignal.timeout(5_000) });
+    const status = (await response.json()) as {
+      replicas?: { groupId: string; health: string; message?: string }[];
+    };
+    for (const reported of status.replicas ?? []) {
+      if (reported.health !== 'failed') continue;
+      const replica = node.replicas.find((candidate) => candidate.groupId === reported.groupId);
+      failed.push({
+        nodeId: node.nodeId,
+        groupId: reported.groupId,
+        replicaId: replica?.replicaId ?? `${reported.groupId}-?`,
+        message: reported.message ?? '',
+      });
+    }
+  }
+  return failed;
+}

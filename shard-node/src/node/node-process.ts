@@ -1,0 +1,292 @@
+/**
+ * The node process: `shard-node --node-id n1` hosts a replica of every group whose cluster
+ * configuration places one on node n1, on one client port, one peer port and one data directory.
+ *
+ * - The replicas run in one `Node` (one Raft log for all of them, one fdatasync per round), share
+ *   one tick timer per interval (`sharedIntervals`) and one `NodeTransport` (one connection per
+ *   node pair, one frame per round, coalesced heartbeats).
+ * - The client port routes each request to the replica of the group its `x-impulse-group` header
+ *   names (`node-app.ts`); `/readyz`, `/admin/status` and `/metrics` without the header are the
+ *   node's.
+ * - A replica that fails is stopped and reported; the process and its other replicas go on.
+ */
+import { once } from 'node:events';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { resolve } from 'node:path';
+import {
+  ConfigError,
+  closeServerGracefully,
+  createHttpServer,
+  createMetricsRegistry,
+  loadClusterConfig,
+  parsePeerAddress,
+  type ClusterConfig,
+  type Logger,
+  type NodeSpec,
+} from '@impulse/common';
+import type { ShardNodeConfig } from '../config.js';
+import { DataDirectory } from '../data-directory.js';
+import { sharedIntervals, systemScheduler, type MemberSpec, type ReadMode } from '../replica/index.js';
+import { ConsistencyChecker } from '../server/consistency.js';
+import { createShardApp } from '../server/app.js';
+import type { RequestListener } from '../server/kv.js';
+import { NodeTransport } from '../transport/index.js';
+import { createNodeApp } from './node-app.js';
+import { Node, type HostedReplica, type ReplicaSettings } from './node.js';
+
+/** What the cluster configuration says this node is and hosts. */
+export interface NodeHosting {
+  readonly node: NodeSpec;
+  readonly hosted: readonly HostedReplica[];
+  /** The port the peer transport listens on: `--peer-port`, or the node's advertised one. */
+  readonly peerListenPort: number;
+}
+
+/** The member entries of a group of the cluster configuration. */
+function membersOfGroup(group: ClusterConfig['groups'][number], fallbackHost: string): MemberSpec[] {
+  return group.replicas.map((replica): MemberSpec => {
+    const address = replica.peerAddress === null ? undefined : parsePeerAddress(replica.peerAddress);
+    return {
+      raftId: replica.raftId,
+      replicaId: replica.id,
+      url: replica.url,
+      peerHost: address?.host ?? fallbackHost,
+      peerPort: address?.port ?? 0,
+    };
+  });
+}
+
+/**
+ * This node's entry of the cluster configuration and the replicas it hosts (every group with a
+ * replica placed on it). Throws `ConfigError` when the node is not in the configuration.
+ */
+export function nodeHostingOf(config: ShardNodeConfig): NodeHosting {
+  if (config.cluster === '' && config.clusterFile === '')
+    throw new ConfigError([
+      '--node-id needs a cluster configuration (--cluster-file or --cluster) that lists the node',
+    ]);
+  const cluster = loadClusterConfig({ json: config.cluster, file: config.clusterFile });
+  const node = cluster.nodes.find((candidate) => candidate.id === config.nodeId);
+  if (node === undefined) {
+    const known = cluster.nodes.map((candidate) => candidate.id);
+    throw new ConfigError([
+      `node ${config.nodeId} is not in the cluster configuration's nodes (${known.length === 0 ? 'it lists none' : known.join(', ')})`,
+    ]);
+  }
+  const bootstrapGroups = new Set(config.bootstrapGroups.split(',').filter((groupId) => groupId !== ''));
+  const hosted: HostedReplica[] = [];
+  for (const group of cluster.groups) {
+    const replica = group.replicas.find((candidate) => candidate.node === node.id);
+    if (replica === undefined) continue;
+    const members = membersOfGroup(group, config.host);
+    const self = members.find((member) => member.replicaId === replica.id) as MemberSpec;
+    hosted.push({
+      groupId: group.id,
+      self,
+      initialMembers: members,
+      join: false,
+      bootstrap: config.bootstrap || bootstrapGroups.delete(group.id),
+    });
+  }
+  if (bootstrapGroups.size > 0) {
+    throw new ConfigError([
+      `--bootstrap-groups names ${[...bootstrapGroups].join(', ')}, of which node ${node.id} hosts no replica in the cluster configuration`,
+    ]);
+  }
+  const advertised = parsePeerAddress(node.peerAddress) as { port: number };
+  return { node, hosted, peerListenPort: config.peerPort === 0 ? advertised.port : config.peerPort };
+}
+
+/** The settings every hosted replica shares, from the process's options. */
+function replicaSettingsOf(config: ShardNodeConfig): ReplicaSettings {
+  return {
+    clusterId: config.clusterId,
+    clusterSecret: config.clusterSecret,
+    engine: config.engine,
+    logSync: config.raftLogSync,
+    logSegmentBytesMax: config.raftLogSegmentBytesMax,
+    tickIntervalMs: config.tickInterval,
+    electionTimeoutTicks: config.electionTimeoutTicks,
+    heartbeatTicks: config.heartbeatTicks,
+    readMode: config.readMode as ReadMode,
+    snapshotEntries: config.snapshotEntries,
+    snapshotCatchUpEntries: config.snapshotCatchUpEntries,
+    proposalTimeoutMs: config.proposalTimeout,
+    proposalBatchMax: 1024,
+  };
+}
+
+export function nodeDataDirectoryOf(config: ShardNodeConfig): string {
+  return resolve(config.dataDir !== '' ? config.dataDir : `data/${config.nodeId}`);
+}
+
+/** A hosted replica's HTTP routes and consistency checks, kept while the same replica runs. */
+interface ReplicaRoutes {
+  readonly replica: object;
+  readonly listener: RequestListener;
+  readonly consistencyChecker: ConsistencyChecker;
+  readonly stopChecks: () => void;
+}
+
+export class NodeProcess {
+  private readonly routes = new Map<string, ReplicaRoutes>();
+  private ready = false;
+  private readonly server: Server;
+
+  private constructor(
+    readonly config: ShardNodeConfig,
+    private readonly logger: Logger,
+    readonly node: Node,
+    readonly transport: NodeTransport,
+    private readonly dataDirectory: DataDirectory,
+    private readonly registry: ReturnType<typeof createMetricsRegistry>,
+    private readonly startedAtMs: number,
+  ) {
+    const app = createNodeApp({
+      node,
+      logger,
+      registry,
+      startedAtMs,
+      isReady: () => this.ready,
+      replicaListener: (groupId) => this.routesOf(groupId)?.listener,
+    });
+    this.server = createHttpServer({ limits: config, listener: app, registry, logger });
+  }
+
+  static async start(config: ShardNodeConfig, logger: Logger): Promise<NodeProcess> {
+    const hosting = nodeHostingOf(config);
+    const directory = nodeDataDirectoryOf(config);
+    const dataDirectory = await DataDirectory.open({
+      directory,
+      identity: { clusterId: config.clusterId, nodeId: config.nodeId, engine: config.engine },
+      logger,
+    });
+    let transport: NodeTransport | undefined;
+    let node: Node | undefined;
+    try {
+      const registry = createMetricsRegistry({ service: 'shard-node', node: config.nodeId });
+      if (config.clusterSecret === undefined) {
+        logger.warn(
+          'shard-node: no cluster secret (--cluster-secret-file or IMPULSE_CLUSTER_SECRET): peer links are not authenticated, and anyone who reaches the peer port can speak for a node',
+        );
+      }
+      const advertised = parsePeerAddress(hosting.node.peerAddress) as { host: string; port: number };
+      transport = await NodeTransport.start({
+        // Listen where the client API listens (0.0.0.0 in a container); peers dial the advertised address.
+        listenHost: config.host,
+        listenPort: hosting.peerListenPort,
+        advertisedAddress: advertised,
+        clusterId: config.clusterId,
+        ...(config.clusterSecret === undefined ? {} : { secret: config.clusterSecret }),
+        logger,
+        registry,
+      });
+      const openedTransport = transport;
+      node = await Node.start(
+        {
+          nodeId: config.nodeId,
+          dataDirectory: directory,
+          settings: replicaSettingsOf(config),
+          openTransport: (groupId, raftId) => openedTransport.openReplica(groupId, raftId),
+          logger,
+          registry,
+          // One tick timer per interval for every hosted replica: their heartbeats leave in one round.
+          scheduler: sharedIntervals(systemScheduler),
+        },
+        hosting.hosted,
+      );
+      const started = new NodeProcess(config, logger, node, transport, dataDirectory, registry, Date.now());
+      await started.listen();
+      logger.info(
+        {
+          nodeId: config.nodeId,
+          host: config.host,
+          port: started.port,
+          peerPort: transport.port,
+          engine: config.engine,
+          dataDir: directory,
+          groups: hosting.hosted.map((replica) => replica.groupId),
+          failed: node.failedReplicas().map((failure) => failure.groupId),
+        },
+        'server: listening',
+      );
+      return started;
+    } catch (error) {
+      await node?.stop().catch(() => undefined);
+      await transport?.stop().catch(() => undefined);
+      dataDirectory.release();
+      throw error;
+    }
+  }
+
+  private async listen(): Promise<void> {
+    this.server.listen(this.config.port, this.config.host);
+    await once(this.server, 'listening');
+    this.startReplicaRoutes();
+    this.ready = true;
+  }
+
+  get port(): number {
+    return (this.server.address() as AddressInfo).port;
+  }
+
+  /**
+   * The HTTP routes of the running replica of `groupId`, built the first time they are asked for
+   * and again when the replica is another one (removed and added back).
+   */
+  private routesOf(groupId: string): ReplicaRoutes | undefined {
+    const replica = this.node.replicaOf(groupId);
+    const routes = this.routes.get(groupId);
+    if (replica === undefined) {
+      if (routes !== undefined) {
+        routes.stopChecks();
+        this.routes.delete(groupId);
+      }
+      return undefined;
+    }
+    if (routes?.replica === replica) return routes;
+    routes?.stopChecks();
+    const logger = this.logger.child({ groupId });
+    const consistencyChecker = new ConsistencyChecker(replica, logger, this.registry);
+    const config = { ...this.config, groupId, replicaId: replica.status().replicaId };
+    const listener = createShardApp({
+      config,
+      replica,
+      logger,
+      registry: this.registry,
+      startedAtMs: this.startedAtMs,
+      isReady: () => this.ready,
+      consistencyChecker,
+    });
+    const stopChecks =
+      this.config.consistencyCheckInterval > 0
+        ? consistencyChecker.startPeriodic(this.config.consistencyCheckInterval)
+        : () => {};
+    const built = { replica, listener, consistencyChecker, stopChecks };
+    this.routes.set(groupId, built);
+    return built;
+  }
+
+  /** Builds every hosted replica's routes now, so that their periodic checks run from the start. */
+  private startReplicaRoutes(): void {
+    for (const groupId of this.node.runningReplicas().keys()) this.routesOf(groupId);
+  }
+
+  /**
+   * Stops taking requests, lets those in flight finish (up to the shutdown timeout), stops every
+   * replica (flushing the node log and closing the engines), then the transport. Idempotent.
+   */
+  async stop(): Promise<void> {
+    if (!this.ready && !this.server.listening) return;
+    this.ready = false;
+    for (const routes of this.routes.values()) routes.stopChecks();
+    this.routes.clear();
+    this.logger.info('server: stopping');
+    await closeServerGracefully(this.server, this.config.shutdownTimeout);
+    await this.node.stop();
+    await this.transport.stop();
+    this.dataDirectory.release();
+    this.logger.info('server: stopped, log and engines closed');
+  }
+}
