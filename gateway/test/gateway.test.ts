@@ -246,3 +246,81 @@ describe('gateway key requests in flight', () => {
     expect((await later).status).toBe(200);
   });
 });
+
+/**
+ * Nodes that answer for a group elsewhere: the first replica's node no longer hosts the group
+ * (`GROUP_NOT_HOSTED`), the second's replica failed (`REPLICA_FAILED`); the third serves. Neither
+ * refusal proposed anything, so the gateway tries the next replica at once, for reads, writes and
+ * scans, and names the group on every request.
+ */
+describe('gateway with replicas that answer for their group elsewhere', () => {
+  const groupsSeen: (string | undefined)[] = [];
+  const refusing = (code: string, status: number): Server =>
+    createServer((request, response) => {
+      groupsSeen.push(request.headers['x-impulse-group'] as string | undefined);
+      request.resume();
+      request.once('end', () =>
+        answer(response, status, JSON.stringify({ error: { code, message: code } }), 'application/json'),
+      );
+    });
+  const notHosted = refusing('GROUP_NOT_HOSTED', 421);
+  const failed = refusing('REPLICA_FAILED', 503);
+  const serving = createServer((request, response) => {
+    groupsSeen.push(request.headers['x-impulse-group'] as string | undefined);
+    request.resume();
+    request.once('end', () => {
+      if (request.method === 'PUT') answer(response, 204, '');
+      else if ((request.url ?? '').startsWith('/kv?'))
+        answer(
+          response,
+          200,
+          JSON.stringify({ items: [{ key: 'k', value: 'v' }], next: null }),
+          'application/json',
+        );
+      else answer(response, 200, 'v');
+    });
+  });
+  let gateway: Gateway;
+  let base: string;
+
+  beforeAll(async () => {
+    const urls = [await listen(notHosted), await listen(failed), await listen(serving)];
+    const cluster = loadClusterConfig({
+      json: JSON.stringify({
+        groups: [
+          {
+            id: 'g1',
+            replicas: urls.map((url, index) => ({
+              id: `g1-r${index + 1}`,
+              url,
+              peerAddress: `127.0.0.1:${index + 1}`,
+            })),
+          },
+        ],
+      }),
+    });
+    const config = parseGatewayConfig({ argv: ['--port=0', '--log-level=silent'], env: {} });
+    gateway = await Gateway.start(config, cluster, createLogger({ service: 'gateway', level: 'silent' }));
+    base = `http://127.0.0.1:${gateway.port}`;
+  });
+
+  afterAll(async () => {
+    await gateway.stop();
+    for (const server of [notHosted, failed, serving]) server.close();
+  });
+
+  it('tries the next replica at once and names the group on every attempt', async () => {
+    const put = await fetch(`${base}/kv/k`, { method: 'PUT', body: 'v' });
+    expect(put.status).toBe(204);
+    // The leader guess moved to the serving replica: the read goes there first.
+    const get = await fetch(`${base}/kv/k`);
+    expect([get.status, await get.text()]).toEqual([200, 'v']);
+    const scan = await fetch(`${base}/kv?limit=10`);
+    expect(scan.status).toBe(200);
+    expect(groupsSeen.length).toBeGreaterThanOrEqual(4);
+    expect(new Set(groupsSeen)).toEqual(new Set(['g1']));
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    expect(metrics).toMatch(/impulse_gateway_retries_total\{[^}]*reason="group_not_hosted"[^}]*\} 1/);
+    expect(metrics).toMatch(/impulse_gateway_retries_total\{[^}]*reason="replica_failed"[^}]*\} 1/);
+  });
+});

@@ -407,9 +407,10 @@ const cases: readonly FailureCase[] = [
       writeFileSync(join(root, 'FOUNDED'), JSON.stringify({ format: 1, replicas: ['g1-r1'] }));
       return {
         argumentsList: [
+          '--nodes=1',
           '--groups=1',
           '--replicas-per-group=1',
-          '--replica-base-port=0',
+          '--node-base-port=0',
           '--gateway-port=0',
           `--data-dir=${root}`,
         ],
@@ -417,7 +418,7 @@ const cases: readonly FailureCase[] = [
     },
     exitCode: 2,
     stderrFirstLine:
-      /^impulse: g1-r1 exited during start-up \(code 2\): impulse-shard-node: data directory .*g1-r1 holds no Raft state: starting would found group g1 again, with no data\. .*\[DATA_DIRECTORY_EMPTY\]$/,
+      /^impulse: node n1's replica of g1 did not start: data directory .*n1\/groups\/g1 holds no Raft state: starting would found group g1 again, with no data\. .*\[DATA_DIRECTORY_EMPTY\]$/,
   },
   // 4. Every duration option has a maximum.
   {
@@ -872,10 +873,11 @@ const cases: readonly FailureCase[] = [
       const port = await context.occupiedPort();
       return {
         argumentsList: [
+          '--nodes=1',
           '--groups=1',
           '--replicas-per-group=1',
           '--engine=memory',
-          '--replica-base-port=0',
+          '--node-base-port=0',
           `--gateway-port=${port}`,
           `--data-dir=${context.path('data')}`,
         ],
@@ -887,19 +889,20 @@ const cases: readonly FailureCase[] = [
     exitCode: 1,
   },
   {
-    name: "extra. npm start on a data directory whose replica folder is another replica's",
+    name: "extra. npm start on a data directory whose node folder is a replica's",
     entry: 'launcher',
     setup: async (context) => {
       const root = context.path('data');
-      const replicaDirectory = await context.replicaDataDirectory('data/g1/g1-r1', [
+      const replicaDirectory = await context.replicaDataDirectory('data/n1', [
         '--group-id=g2',
         '--replica-id=g2-r1',
       ]);
       return {
         argumentsList: [
+          '--nodes=1',
           '--groups=1',
           '--replicas-per-group=1',
-          '--replica-base-port=0',
+          '--node-base-port=0',
           '--gateway-port=0',
           `--data-dir=${root}`,
         ],
@@ -908,7 +911,7 @@ const cases: readonly FailureCase[] = [
     },
     exitCode: 2,
     stderrFirstLine:
-      /^impulse: g1-r1 exited during start-up \(code 2\): impulse-shard-node: data directory .*g1-r1 belongs to replica g2-r1 .*\[DATA_DIRECTORY_IDENTITY_MISMATCH\]$/,
+      /^impulse: n1 exited during start-up \(code 2\): impulse-shard-node: data directory .*n1 belongs to replica g2-r1 .*, not to node n1 in cluster .*\[DATA_DIRECTORY_IDENTITY_MISMATCH\]$/,
   },
   // 10. A data directory that cannot hold data is refused at once.
   {
@@ -1053,7 +1056,7 @@ describe('start-up refuses what it used to accept and then misbehave on (issue 1
           '--engine=memory',
           '--groups=2',
           '--replicas-per-group=3',
-          '--replica-base-port=0',
+          '--node-base-port=0',
           '--gateway-port=0',
           `--data-dir=${dataDirectory}`,
         ],

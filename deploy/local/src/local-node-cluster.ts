@@ -1,7 +1,9 @@
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import {
+  StartupError,
   ensureDataDirectory,
+  startupErrorCodes,
   groupHeader,
   keyBytesMaxDefault,
   valueBytesMaxDefault,
@@ -64,6 +66,8 @@ export interface FailedReplica {
   readonly groupId: string;
   readonly replicaId: string;
   readonly message: string;
+  /** The stable code of the failure (`DATA_DIRECTORY_EMPTY`, ...), when it had one. */
+  readonly code: string | null;
 }
 
 export interface NodeStartFailure {
@@ -230,6 +234,16 @@ export class LocalNodeCluster {
       await writeFounded(this.foundedPath, [...this.foundedReplicas]);
     }
     if (running.length === 0) throw this.startFailures[0]?.error ?? new Error('no node started');
+    const replicaCount = running.reduce((sum, node) => sum + node.replicas.length, 0);
+    const firstFailed = this.failedReplicas[0];
+    if (firstFailed !== undefined && this.failedReplicas.length === replicaCount) {
+      // Nodes run, but no replica: nothing would serve. Reported as its cause, with its code.
+      const code = startupErrorCodes.find((candidate) => candidate === firstFailed.code) ?? 'START_FAILED';
+      throw new StartupError(
+        code,
+        `node ${firstFailed.nodeId}'s replica of ${firstFailed.groupId} did not start: ${firstFailed.message}`,
+      );
+    }
     const gatewayPort = this.options.gatewayPort ?? 0;
     const port = gatewayPort === 0 ? await freePort(this.host) : gatewayPort;
     this.gateway = {
@@ -348,7 +362,7 @@ async function failedReplicasOf(nodes: readonly NodeProcessInfo[]): Promise<Fail
   for (const node of nodes) {
     const response = await fetch(`${node.url}/admin/status`, { signal: AbortSignal.timeout(5_000) });
     const status = (await response.json()) as {
-      replicas?: { groupId: string; health: string; message?: string }[];
+      replicas?: { groupId: string; health: string; message?: string; code?: string | null }[];
     };
     for (const reported of status.replicas ?? []) {
       if (reported.health !== 'failed') continue;
@@ -358,6 +372,7 @@ async function failedReplicasOf(nodes: readonly NodeProcessInfo[]): Promise<Fail
         groupId: reported.groupId,
         replicaId: replica?.replicaId ?? `${reported.groupId}-?`,
         message: reported.message ?? '',
+        code: reported.code ?? null,
       });
     }
   }

@@ -1,0 +1,147 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SlotTable, groupHeader, pathForKey } from '@impulse/common';
+import { LocalNodeCluster, type NodeProcessInfo } from '@impulse/local-cluster';
+import { errorCodeOf, rawRequest } from '../support/http.js';
+import { temporaryDirectory } from '../support/temporary-directory.js';
+import { waitFor } from '../support/wait-for.js';
+
+interface NodeStatus {
+  readonly nodeId: string;
+  readonly replicas: readonly {
+    readonly groupId: string;
+    readonly health: string;
+    readonly role?: string;
+    readonly appliedIndex?: number;
+  }[];
+}
+
+/**
+ * The production shape on loopback: 3 node processes, each hosting a replica of every one of 4
+ * groups (LevelDB, fsync on), and a gateway. Node faults hit every replica on the node.
+ */
+describe('a cluster of 3 nodes hosting 4 groups', () => {
+  let cluster: LocalNodeCluster;
+  let directory: Awaited<ReturnType<typeof temporaryDirectory>>;
+  const groups = ['g1', 'g2', 'g3', 'g4'];
+  const table = SlotTable.fromGroups(groups, 1);
+  /** Keys written and acknowledged, with their values. */
+  const written = new Map<string, string>();
+
+  beforeAll(async () => {
+    directory = await temporaryDirectory('node-cluster');
+    cluster = await LocalNodeCluster.start({
+      nodes: 3,
+      groups: 4,
+      dataDirectory: directory.path,
+      logLevel: 'warn',
+    });
+  });
+
+  afterAll(async () => {
+    await cluster?.stop();
+    await directory?.remove();
+  });
+
+  const statusOf = async (node: NodeProcessInfo): Promise<NodeStatus> =>
+    (await rawRequest(node.url, '/admin/status')).json() as NodeStatus;
+
+  async function putAll(prefix: string, count: number): Promise<void> {
+    for (let index = 0; index < count; index++) {
+      const key = `${prefix}-${index}`;
+      const answer = await rawRequest(cluster.gatewayUrl, pathForKey(key), {
+        method: 'PUT',
+        body: `${key}=v`,
+        timeoutMs: 20_000,
+      });
+      expect(answer.status, key).toBe(204);
+      written.set(key, `${key}=v`);
+    }
+  }
+
+  async function expectEveryWrite(): Promise<void> {
+    for (const [key, value] of written) {
+      const answer = await rawRequest(cluster.gatewayUrl, pathForKey(key), { timeoutMs: 20_000 });
+      expect(answer.status, key).toBe(200);
+      expect(answer.body.toString(), key).toBe(value);
+    }
+  }
+
+  it('serves every group through the gateway, each node hosting a replica of each', async () => {
+    await putAll('a', 80);
+    expect(new Set([...written.keys()].map((key) => table.groupForKey(key)))).toEqual(new Set(groups));
+    await expectEveryWrite();
+    for (const node of cluster.nodes) {
+      const status = await statusOf(node);
+      expect(status.nodeId).toBe(node.nodeId);
+      expect(status.replicas.map((replica) => [replica.groupId, replica.health])).toEqual(
+        groups.map((group) => [group, 'running']),
+      );
+    }
+    // A scan gathers every group's keys in byte order.
+    const scan = (await rawRequest(cluster.gatewayUrl, '/kv?prefix=a-&limit=1000')).json() as {
+      items: { key: string }[];
+    };
+    expect(scan.items.map((item) => item.key)).toEqual([...written.keys()].sort());
+  });
+
+  it('answers for the group a request names, and refuses one it does not host', async () => {
+    const [node] = cluster.nodes as [NodeProcessInfo];
+    const key = 'a-0';
+    const group = table.groupForKey(key);
+    const stale = await rawRequest(node.url, `${pathForKey(key)}?consistency=stale`, {
+      headers: { [groupHeader]: group },
+    });
+    // A stale read of the node's own replica: it may be behind, but never holds another group's key.
+    expect([200, 404]).toContain(stale.status);
+    const other = groups.find((candidate) => candidate !== group) as string;
+    const elsewhere = await rawRequest(node.url, `${pathForKey(key)}?consistency=stale`, {
+      headers: { [groupHeader]: other },
+    });
+    expect(elsewhere.status).toBe(404);
+    const missing = await rawRequest(node.url, pathForKey(key));
+    expect([missing.status, errorCodeOf(missing)]).toEqual([421, 'GROUP_NOT_HOSTED']);
+    const unknown = await rawRequest(node.url, pathForKey(key), { headers: { [groupHeader]: 'g9' } });
+    expect([unknown.status, errorCodeOf(unknown)]).toEqual([421, 'GROUP_NOT_HOSTED']);
+    // One registry for every hosted group, each series labelled with its group.
+    const metrics = (await rawRequest(node.url, '/metrics')).body.toString();
+    for (const group of groups) expect(metrics).toContain(`impulse_raft_term{group="${group}"`);
+    expect(metrics).toMatch(/impulse_node_replicas\{state="running",[^}]*\} 4/);
+  });
+
+  it('after kill -9 of the node leading the most groups, every group it led elects another leader and loses nothing', async () => {
+    const leaders = await Promise.all(groups.map((group) => cluster.leaderOf(group, 15_000)));
+    const counts = new Map<string, number>();
+    for (const leader of leaders) counts.set(leader.nodeId, (counts.get(leader.nodeId) ?? 0) + 1);
+    const victim = [...counts].sort((left, right) => right[1] - left[1])[0]?.[0] as string;
+    const led = groups.filter((_, index) => leaders[index]?.nodeId === victim);
+    await cluster.kill(victim);
+    for (const group of led) {
+      const leader = await cluster.leaderOf(group, 15_000, [victim]);
+      expect(leader.nodeId).not.toBe(victim);
+    }
+    // Writes to every group go on with two of three nodes.
+    await putAll('b', 40);
+    await cluster.restart(victim);
+    // The restarted node's replicas catch up, and nothing acknowledged is lost.
+    await putAll('c', 20);
+    const restarted = cluster.node(victim);
+    await waitFor(
+      `node ${victim} catches up in every group`,
+      async () => {
+        const status = await statusOf(restarted);
+        const others = await Promise.all(
+          cluster.nodes.filter((node) => node.nodeId !== victim).map((node) => statusOf(node)),
+        );
+        return status.replicas.every((replica) =>
+          others.every((other) => {
+            const peer = other.replicas.find((candidate) => candidate.groupId === replica.groupId);
+            return replica.health === 'running' && replica.appliedIndex === peer?.appliedIndex;
+          }),
+        );
+      },
+      20_000,
+    );
+    await expectEveryWrite();
+    expect(cluster.unexpectedExits).toEqual([]);
+  });
+});
