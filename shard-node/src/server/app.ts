@@ -274,7 +274,7 @@ export function groupNamedBy(request: IncomingMessage, response: ServerResponse)
 
 const adminBodyBytesMax = 64 * 1024;
 
-async function readJson(request: Request): Promise<unknown> {
+export async function readJson(request: Request | IncomingMessage): Promise<unknown> {
   const body = await readBody(request, adminBodyBytesMax);
   try {
     return JSON.parse(body.toString('utf8')) as unknown;
@@ -284,7 +284,7 @@ async function readJson(request: Request): Promise<unknown> {
 }
 
 /** A new member from an admin request: `{replicaId, raftId, url, peerAddress}`. */
-function memberOf(body: unknown): MemberSpec {
+export function memberOf(body: unknown): MemberSpec {
   const record = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
   const { replicaId, raftId, url, peerAddress } = record;
   const address = typeof peerAddress === 'string' ? parsePeerAddress(peerAddress) : undefined;
