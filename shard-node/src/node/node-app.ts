@@ -12,13 +12,12 @@ import {
   refuseBody,
   routeNotFoundHandler,
   sendError,
-  toImpulseError,
   sendJson,
   type Logger,
   type Registry,
 } from '@impulse/common';
 import type { MemberSpec } from '../replica/index.js';
-import { groupNamedBy, memberOf, readJson } from '../server/app.js';
+import { adminRoute, groupNamedBy, memberOf, readJson } from '../server/app.js';
 import type { RequestListener } from '../server/kv.js';
 import type { Node } from './node.js';
 
@@ -137,15 +136,7 @@ export function createNodeApp(context: NodeAppContext): RequestListener {
   );
 
   const serverErrors = new ServerErrorLog(context.logger);
-  const admin =
-    (handler: (request: express.Request, response: express.Response) => Promise<void>) =>
-    (request: express.Request, response: express.Response) => {
-      handler(request, response).catch((error: unknown) => {
-        const failure = toImpulseError(error);
-        serverErrors.report(failure, { method: request.method, url: request.originalUrl });
-        refuseBody(request, response, failure);
-      });
-    };
+  const admin = adminRoute(serverErrors);
   app.all(
     '/admin/replicas',
     allowMethods(

@@ -28,7 +28,8 @@ import {
 } from '@impulse/common';
 import type { ShardNodeConfig } from '../config.js';
 import { DataDirectory } from '../data-directory.js';
-import { sharedIntervals, systemScheduler, type MemberSpec, type ReadMode } from '../replica/index.js';
+import { replicaSettingsOf } from '../replica-settings.js';
+import { sharedIntervals, systemScheduler, type MemberSpec } from '../replica/index.js';
 import { ConsistencyChecker } from '../server/consistency.js';
 import { createShardApp } from '../server/app.js';
 import type { RequestListener } from '../server/kv.js';
@@ -40,7 +41,7 @@ import {
   type HostedRecord,
 } from './hosted-record.js';
 import { createNodeApp, type ReplicaToAdd } from './node-app.js';
-import { Node, type HostedReplica, type ReplicaSettings } from './node.js';
+import { Node, type HostedReplica } from './node.js';
 
 /** What the cluster configuration says this node is and hosts. */
 export interface NodeHosting {
@@ -103,25 +104,6 @@ export function nodeHostingOf(config: ShardNodeConfig): NodeHosting {
   }
   const advertised = parsePeerAddress(node.peerAddress) as { port: number };
   return { node, hosted, peerListenPort: config.peerPort === 0 ? advertised.port : config.peerPort };
-}
-
-/** The settings every hosted replica shares, from the process's options. */
-function replicaSettingsOf(config: ShardNodeConfig): ReplicaSettings {
-  return {
-    clusterId: config.clusterId,
-    clusterSecret: config.clusterSecret,
-    engine: config.engine,
-    logSync: config.raftLogSync,
-    logSegmentBytesMax: config.raftLogSegmentBytesMax,
-    tickIntervalMs: config.tickInterval,
-    electionTimeoutTicks: config.electionTimeoutTicks,
-    heartbeatTicks: config.heartbeatTicks,
-    readMode: config.readMode as ReadMode,
-    snapshotEntries: config.snapshotEntries,
-    snapshotCatchUpEntries: config.snapshotCatchUpEntries,
-    proposalTimeoutMs: config.proposalTimeout,
-    proposalBatchMax: 1024,
-  };
 }
 
 /**

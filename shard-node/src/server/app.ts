@@ -175,15 +175,7 @@ export function createShardApp(context: ShardAppContext): RequestListener {
     }),
   );
 
-  const admin =
-    (handler: (request: Request, response: Response) => Promise<void>) =>
-    (request: Request, response: Response) => {
-      handler(request, response).catch((error: unknown) => {
-        const failure = toImpulseError(error);
-        serverErrors.report(failure, { method: request.method, url: request.originalUrl });
-        refuseBody(request, response, failure);
-      });
-    };
+  const admin = adminRoute(serverErrors);
   app.all(
     '/admin/members',
     allowMethods(
@@ -257,6 +249,24 @@ export function createShardApp(context: ShardAppContext): RequestListener {
 
   app.use(routeNotFoundHandler(routes));
   return handle;
+}
+
+/**
+ * An express handler from an async admin handler: a failure is answered with its code (the body
+ * left unread is drained) and reported to the server error log.
+ */
+export function adminRoute(
+  serverErrors: ServerErrorLog,
+): (
+  handler: (request: Request, response: Response) => Promise<void>,
+) => (request: Request, response: Response) => void {
+  return (handler) => (request, response) => {
+    handler(request, response).catch((error: unknown) => {
+      const failure = toImpulseError(error);
+      serverErrors.report(failure, { method: request.method, url: request.originalUrl });
+      refuseBody(request, response, failure);
+    });
+  };
 }
 
 /**
