@@ -33,6 +33,7 @@ import { sharedIntervals, systemScheduler, type MemberSpec } from '../replica/in
 import { ConsistencyChecker } from '../server/consistency.js';
 import { createShardApp } from '../server/app.js';
 import type { RequestListener } from '../server/kv.js';
+import { isGroupId } from '../raft-log/index.js';
 import { NodeTransport } from '../transport/index.js';
 import {
   readHostedRecord,
@@ -304,6 +305,8 @@ export class NodeProcess {
    * Recorded in `HOSTED` first, so that a restart hosts it again, as a joiner.
    */
   private async addReplica(wanted: ReplicaToAdd): Promise<unknown> {
+    if (!isGroupId(wanted.groupId))
+      throw new ImpulseError('INVALID_REQUEST', `${JSON.stringify(wanted.groupId)} is not a group id`);
     if (this.node.replicaOf(wanted.groupId) !== undefined)
       throw new ImpulseError(
         'MEMBERSHIP_CHANGE_REFUSED',
