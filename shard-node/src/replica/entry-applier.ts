@@ -85,10 +85,10 @@ export class EntryApplier {
       membersChanged ||= change.membersChanged;
       if (change.token !== undefined) memberships.push(change.token);
     }
-    const membersRecord = membersChanged ? this.options.directory.encode() : undefined;
+    const memberRecords = membersChanged ? this.options.directory.records() : undefined;
     let results: AppliedEntry[];
     try {
-      results = await stateMachine.apply(entries, confStates, membersRecord);
+      results = await stateMachine.apply(entries, confStates, memberRecords);
     } catch (error) {
       if (!(error instanceof StorageFault)) throw error;
       this.options.onStorageFault(error);
@@ -133,7 +133,8 @@ export class EntryApplier {
     let membersChanged = false;
     for (const single of singles) {
       if (single.type === 'removeNode') {
-        membersChanged = directory.has(single.nodeId) || membersChanged;
+        // Remembered as removed even when the directory never named it (its messages are refused).
+        membersChanged = true;
         directory.forget(single.nodeId);
       } else if (context?.member !== undefined && context.member.raftId === single.nodeId) {
         directory.reach(context.member);

@@ -10,6 +10,7 @@ export {
 export { systemScheduler, sleep, type Scheduler, type Timer } from './scheduler.js';
 export { sharedIntervals } from './shared-intervals.js';
 export type {
+  InboundSender,
   OpenReplicaTransport,
   ReplicaTransport,
   ReplicaTransportHandlers,

@@ -47,6 +47,12 @@ export function membershipProposal(
           `raft id ${change.member.raftId} or replica ${change.member.replicaId} is already a member`,
         );
       }
+      // Its messages are refused as a removed member's (decision 0014), and a Raft id reused after
+      // its removal could vote again in a term it voted in: a replica comes back under a new id.
+      if (directory.isRemoved(change.member.raftId))
+        throw membershipRefused(
+          `raft id ${change.member.raftId} was removed from this group; add the replica under a new raft id`,
+        );
       return {
         type: 'addLearnerNode',
         nodeId: change.member.raftId,

@@ -176,7 +176,7 @@ class ReplicaMetricsFamily {
     });
     this.peerMessagesRefused = new Counter({
       name: `${metricPrefix}replica_peer_messages_refused_total`,
-      help: 'Raft messages from authenticated peers dropped before the core saw them, by reason: unknownSender, localOnly (a proposal, read or transfer this host only makes locally), zeroTerm, inconsistentEntries, beyondLog (a commit or index past this log), badSnapshot.',
+      help: 'Raft messages from authenticated peers dropped before the core saw them, by reason: unknownSender (not a member, and not a leader message from a node whose address the transport proved), removedSender (a removed member still running), localOnly (a proposal, read or transfer this host only makes locally), zeroTerm, inconsistentEntries, beyondLog (a commit or index past this log), badSnapshot.',
       labelNames: ['group', 'reason'] as const,
       registers,
     });

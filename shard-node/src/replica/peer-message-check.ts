@@ -7,13 +7,26 @@
  * requests are local here), entries that contradict their own message, or an index or commit past
  * anything this replica's log holds. The core keeps its assertions for its own invariants; these
  * would fire them (a commit past the log ends the process), so they are dropped here, counted.
+ *
+ * The sender must be a member, with one exception: a leader's messages to a follower (append,
+ * heartbeat, snapshot) from a sender this replica does not know, when the transport proved the
+ * sending node's address. A replica cut off while its group replaced members does not know the new
+ * leader until that leader's entries reach it; Raft validates these messages by their term, as it
+ * would a member's. A removed sender stays refused, and so do an unknown sender's votes and other
+ * messages (docs/decisions/0014-answer-unknown-leaders.md).
  */
-import { decodeConfChange, type Entry, type Message, type NodeId } from '../raft/index.js';
+import { decodeConfChange, type Entry, type Message, type MessageType, type NodeId } from '../raft/index.js';
+import type { InboundSender } from './replica-transport.js';
 
 /** Why a peer's message was dropped. Kept small: it labels a metric. */
 export type PeerMessageRefusal =
-  /** The sender is not in this replica's member directory. */
+  /**
+   * The sender is not in this replica's member directory (or is this replica), and the message is
+   * not a leader's to a follower from a node whose address the transport proved.
+   */
   | 'unknownSender'
+  /** The sender was removed from the group (a removed replica still running). */
+  | 'removedSender'
   /** A type this host only ever makes locally (MsgProp, MsgReadIndex, MsgTransferLeader). */
   | 'localOnly'
   /** Term 0, which the core takes for a local message. */
@@ -32,6 +45,7 @@ export type PeerMessageRefusal =
 
 export const peerMessageRefusals: readonly PeerMessageRefusal[] = [
   'unknownSender',
+  'removedSender',
   'localOnly',
   'zeroTerm',
   'inconsistentEntries',
@@ -45,16 +59,35 @@ export const termMax = 2 ** 48;
 /** No log holds more entries than this (a million a second for 142 years). */
 export const indexMax = 2 ** 52;
 
+/**
+ * What a leader sends a follower, and Raft validates by term whoever sends it: the only messages
+ * taken from a sender the directory does not know.
+ */
+export const leaderToFollowerTypes: ReadonlySet<MessageType> = new Set(['MsgApp', 'MsgHeartbeat', 'MsgSnap']);
+
 export interface PeerMessageContext {
   readonly selfId: NodeId;
   isMember(id: NodeId): boolean;
+  /** Whether `id` was removed from the group (`MemberDirectory.isRemoved`). */
+  isRemoved(id: NodeId): boolean;
   /** The core's last log index (unstable entries included). */
   lastIndex(): number;
 }
 
-/** Why `message` must be dropped, or undefined when the core may take it. */
-export function refusalOf(message: Message, context: PeerMessageContext): PeerMessageRefusal | undefined {
-  if (message.from === context.selfId || !context.isMember(message.from)) return 'unknownSender';
+/**
+ * Why `message` must be dropped, or undefined when the core may take it. `sender` is what the
+ * transport proved of the sending node, if it proves anything (`InboundSender`).
+ */
+export function refusalOf(
+  message: Message,
+  context: PeerMessageContext,
+  sender?: InboundSender,
+): PeerMessageRefusal | undefined {
+  if (message.from === context.selfId) return 'unknownSender';
+  if (!context.isMember(message.from)) {
+    if (context.isRemoved(message.from)) return 'removedSender';
+    if (sender === undefined || !leaderToFollowerTypes.has(message.type)) return 'unknownSender';
+  }
   switch (message.type) {
     case 'MsgProp':
     case 'MsgReadIndex':

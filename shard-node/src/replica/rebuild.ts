@@ -1,7 +1,7 @@
 import type { Logger } from '@impulse/common';
 import type { ConfState, Entry, Message, NodeId, SnapshotMetadata } from '../raft/index.js';
 import type { ReplicaLog } from '../raft-log/index.js';
-import { StorageFault, type ReplicaStateMachine } from '../state-machine/index.js';
+import { StorageFault, type MemberRecords, type ReplicaStateMachine } from '../state-machine/index.js';
 import type { Scheduler } from './scheduler.js';
 import type { IncomingSnapshot } from './snapshot-receiver.js';
 
@@ -108,7 +108,7 @@ export class Rebuild {
   async complete(
     faulted: boolean,
     handedOutIndex: number,
-    current: () => { confState: ConfState; membersRecord: Buffer },
+    current: () => { confState: ConfState; memberRecords: MemberRecords },
   ): Promise<SnapshotMetadata | undefined> {
     const incoming = this.toInstall;
     if (incoming === undefined) return undefined;
@@ -152,7 +152,7 @@ export class Rebuild {
         await this.options.stateMachine.apply(
           replay,
           confStates,
-          lastChange === undefined ? undefined : now.membersRecord,
+          lastChange === undefined ? undefined : now.memberRecords,
         );
       }
     } catch (error) {

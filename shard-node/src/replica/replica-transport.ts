@@ -16,9 +16,23 @@ export interface ReplicaTransport extends PeerLinks {
   stop(): Promise<void>;
 }
 
+/** Who sent a run of inbound messages, as the transport's handshake proved it. */
+export interface InboundSender {
+  /**
+   * The sending node's advertised peer address, which its hello named and its proof of the
+   * cluster secret covered (`node-hello.ts`): where a sender this replica does not know yet can be
+   * answered (`MemberDirectory.reachProvisionally`).
+   */
+  readonly address: PeerAddress;
+}
+
 /** What the transport hands the host. */
 export interface ReplicaTransportHandlers {
-  readonly onMessages: (messages: Message[]) => void;
+  /**
+   * Messages for this replica, in order. `from` is given by a transport whose handshake proves the
+   * sending node's address (a node transport's); without it, only members' messages are taken.
+   */
+  readonly onMessages: (messages: Message[], from?: InboundSender) => void;
   /** Chunks of one inbound stream, in order; a rejection aborts the stream. */
   readonly onSnapshotChunk: (chunk: SnapshotChunk) => Promise<void>;
   readonly onSnapshotAborted: (abort: SnapshotAbort) => void;

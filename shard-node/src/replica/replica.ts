@@ -24,7 +24,12 @@ import type { Engine, EngineName, Entry as EngineEntry } from '../storage/index.
 import { PeerTransport, WarningLimiter, type SnapshotChunk } from '../transport/index.js';
 import { CompactionPolicy } from './compaction-policy.js';
 import { EntryApplier } from './entry-applier.js';
-import { MemberDirectory, decodeMembersRecord, type MemberSpec } from './member-directory.js';
+import {
+  MemberDirectory,
+  decodeMembersRecord,
+  decodeRemovedRecord,
+  type MemberSpec,
+} from './member-directory.js';
 import {
   membershipProposal,
   membershipRefused,
@@ -38,7 +43,7 @@ import { ProposalTracker } from './proposal-tracker.js';
 import { ReadIndexBatcher } from './read-index-batcher.js';
 import { ReadyLoop } from './ready-loop.js';
 import { Rebuild } from './rebuild.js';
-import type { OpenReplicaTransport, ReplicaTransport } from './replica-transport.js';
+import type { InboundSender, OpenReplicaTransport, ReplicaTransport } from './replica-transport.js';
 import { openReplicaState, type OpenReplicaLog } from './replica-state.js';
 import { sleep, systemScheduler, type Scheduler, type Timer } from './scheduler.js';
 import { SnapshotReceiver } from './snapshot-receiver.js';
@@ -199,10 +204,15 @@ export class Replica {
     const scheduler = options.scheduler ?? systemScheduler;
     this.scheduler = scheduler;
     this.peerRefusalWarnings = new WarningLimiter(logger, 10_000, () => scheduler.nowMs());
-    this.directory = new MemberDirectory(selfId, initialDirectory(options, stateMachine, rawNode));
+    this.directory = new MemberDirectory(
+      selfId,
+      initialDirectory(options, stateMachine, rawNode),
+      decodeRemovedRecord(stateMachine.removedMembersRecord),
+    );
     this.peerMessageContext = {
       selfId,
       isMember: (id) => this.directory.has(id),
+      isRemoved: (id) => this.directory.isRemoved(id),
       lastIndex: () => this.rawNode.lastIndex(),
     };
     this.metrics = createReplicaMetrics(options.registry, options.groupId, () => this.status());
@@ -365,7 +375,7 @@ export class Replica {
       replica.metrics.setLogBytes(logStore.logBytes());
       const openTransport = options.openTransport ?? openPeerTransport(options);
       replica.transport = await openTransport(replica.directory.peerAddresses(), {
-        onMessages: (messages) => replica.handleMessages(messages),
+        onMessages: (messages, from) => replica.handleMessages(messages, from),
         onSnapshotChunk: (chunk) => replica.handleSnapshotChunk(chunk),
         onSnapshotAborted: (abort) => replica.snapshotReceiver.abort(abort.snapshotId),
         onUnreachable: (peerId) => {
@@ -644,13 +654,14 @@ export class Replica {
     this.monotonicTicks?.catchUp();
   }
 
-  private handleMessages(messages: Message[]): void {
+  private handleMessages(messages: Message[], from?: InboundSender): void {
     if (this.stopped) return;
     // Before stepping anything: a heartbeat that waited out a pause in the socket must restart the
     // election timer after the pause is counted, not before (see MonotonicTicks).
     this.clockBeforeInput();
     for (const message of messages) {
-      const refusal = refusalOf(message, this.peerMessageContext);
+      const refusal =
+        refusalOf(message, this.peerMessageContext, from) ?? this.answerableSender(message, from);
       if (refusal !== undefined) {
         this.refusePeerMessage(message, refusal);
         continue;
@@ -679,6 +690,21 @@ export class Replica {
       }
     }
     this.readyLoop.schedule();
+  }
+
+  /**
+   * A leader this replica's directory does not know yet (the check let its message through) is
+   * answered at the address its connection proved, until the directory learns it
+   * (`MemberDirectory.reachProvisionally`). `unknownSender` when it cannot be answered.
+   */
+  private answerableSender(
+    message: Message,
+    from: InboundSender | undefined,
+  ): PeerMessageRefusal | undefined {
+    if (this.directory.has(message.from)) return undefined;
+    if (from === undefined || !this.directory.reachProvisionally(message.from, from.address))
+      return 'unknownSender';
+    return undefined;
   }
 
   /** Drops a peer's message the core must not see: counted, and logged once per kind per 10 s. */
@@ -770,7 +796,11 @@ export class Replica {
     this.compaction.noteSnapshot(index);
     this.applier.handedOutIndex = Math.max(this.applier.handedOutIndex, index);
     const stored = this.stateMachine.membersRecord;
-    if (stored !== undefined) this.directory.adopt(decodeMembersRecord(stored));
+    if (stored !== undefined)
+      this.directory.adopt(
+        decodeMembersRecord(stored),
+        decodeRemovedRecord(this.stateMachine.removedMembersRecord),
+      );
     this.metrics.snapshotsInstalled.inc();
     // The whole state was replaced: a faulted replica is rebuilt by it, as by a rebuild stream.
     if (this.storageFault !== undefined) this.leaveStorageFault(index);
@@ -784,7 +814,7 @@ export class Replica {
     const metadata = await this.rebuild.complete(
       this.storageFault !== undefined,
       this.applier.handedOutIndex,
-      () => ({ confState: this.rawNode.status().config, membersRecord: this.directory.encode() }),
+      () => ({ confState: this.rawNode.status().config, memberRecords: this.directory.records() }),
     );
     if (metadata === undefined) return;
     this.compaction.noteSnapshot(metadata.index);
@@ -953,7 +983,8 @@ function openPeerTransport(options: ReplicaOptions): OpenReplicaTransport {
       ...(options.clusterSecret === undefined ? {} : { secret: options.clusterSecret }),
       groupId: options.groupId,
       peers,
-      onMessages: handlers.onMessages,
+      // Its hello names the sender's Raft id, not an address to answer at: only members are taken.
+      onMessages: (messages) => handlers.onMessages(messages),
       onSnapshotChunk: handlers.onSnapshotChunk,
       onSnapshotAborted: handlers.onSnapshotAborted,
       onUnreachable: handlers.onUnreachable,

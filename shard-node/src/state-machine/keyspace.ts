@@ -9,7 +9,7 @@ import { assertSlot, slotForKey } from '@impulse/common';
  * | `b`    | nothing: the chain base                      | the index up to which batches are flushed to tables (u64)   |
  * | `b`    | first index of an applied batch (u64)        | the batch's last index (u64)                                |
  * | `d`    | user key (UTF-8)                             | the value                                                   |
- * | `m`    | `applied`, `confstate`, `members`, `format`  | applied index and term; the ConfState; the member directory; the format version (u32) |
+ * | `m`    | `applied`, `confstate`, `members`, `removed`, `format` | applied index and term; the ConfState; the member directory; the removed Raft ids; the format version (u32) |
  * | `q`    | request id                                   | the index that applied it (u64)                             |
  * | `i`    | index (u64, big-endian) + request id         | empty: the request ids in index order                       |
  * | `s`    | slot (u16, big-endian) + user key (UTF-8)    | empty: the slot index, one record per `d` record            |
@@ -106,6 +106,12 @@ export const appliedKey = Buffer.from([metaPrefix, ...Buffer.from('applied')]);
 export const confStateKey = Buffer.from([metaPrefix, ...Buffer.from('confstate')]);
 /** The group's member directory (ids and addresses), written with each membership change. */
 export const membersKey = Buffer.from([metaPrefix, ...Buffer.from('members')]);
+/**
+ * The Raft ids removed from the group, written with the member directory (decision 0014). A record
+ * of its own rather than a field of `members`, so that a replica of the version before it, which
+ * reads `members` as a plain list, takes a snapshot that carries it (and ignores it).
+ */
+export const removedMembersKey = Buffer.from([metaPrefix, ...Buffer.from('removed')]);
 
 /**
  * The version of this layout, stored under `formatKey`: 1 was the layout without checksums, 2 the

@@ -38,6 +38,7 @@ import {
   formatVersionWithoutSlotIndex,
   keyAfter,
   membersKey,
+  removedMembersKey,
   requestIdOfOrderKey,
   requestOrderKey,
   requestOrderRange,
@@ -105,6 +106,15 @@ export interface StateMachineOptions {
 }
 
 /** What happened to one applied entry. */
+/**
+ * The member directory as the replica stores it with a membership change (opaque here): the
+ * members and their addresses, and the Raft ids removed from the group, in two records.
+ */
+export interface MemberRecords {
+  readonly members: Buffer;
+  readonly removed: Buffer;
+}
+
 export interface AppliedEntry {
   readonly index: number;
   /** The request id the entry carried, if any. */
@@ -173,6 +183,7 @@ export class ReplicaStateMachine {
   #appliedTerm: number;
   #confState: ConfState;
   #membersRecord: Buffer | undefined;
+  #removedMembersRecord: Buffer | undefined;
   /** Request id (latin1 string) → index that applied it; insertion order is index order. */
   #requests = new Map<string, number>();
   /** Memory engine: the image writes, one after the other (see `writeImage`). */
@@ -208,6 +219,7 @@ export class ReplicaStateMachine {
     this.#appliedTerm = 0;
     this.#confState = emptyConfState;
     this.#membersRecord = undefined;
+    this.#removedMembersRecord = undefined;
   }
 
   /**
@@ -294,6 +306,11 @@ export class ReplicaStateMachine {
   /** The member directory as last written by a membership change (opaque here), if any. */
   get membersRecord(): Buffer | undefined {
     return this.#membersRecord;
+  }
+
+  /** The removed Raft ids as last written by a membership change (opaque here), if any. */
+  get removedMembersRecord(): Buffer | undefined {
+    return this.#removedMembersRecord;
   }
 
   /** The storage fault that stopped this state machine, if one did. */
@@ -727,6 +744,7 @@ export class ReplicaStateMachine {
     const confState = await this.readRecord(engine, confStateKey);
     this.#confState = confState === undefined ? emptyConfState : decodeStoredConfState(confState, folder);
     this.#membersRecord = await this.readRecord(engine, membersKey);
+    this.#removedMembersRecord = await this.readRecord(engine, removedMembersKey);
     this.#requests = new Map();
     for await (const { key } of this.verifiedEntries(engine, requestOrderRange)) {
       this.#requests.set(requestIdOfOrderKey(key).toString('latin1'), decodeUint64(key, 1));
@@ -748,7 +766,7 @@ export class ReplicaStateMachine {
   async apply(
     entries: readonly LogEntry[],
     confStates: ReadonlyMap<number, ConfState>,
-    membersRecord?: Buffer,
+    memberRecords?: MemberRecords,
   ): Promise<AppliedEntry[]> {
     const results: AppliedEntry[] = [];
     const lastChange = entries.findLastIndex((entry) => entry.type !== 'normal');
@@ -756,14 +774,14 @@ export class ReplicaStateMachine {
     for (let position = 0; position < entries.length; position++) {
       const entry = entries[position] as LogEntry;
       if (entry.type !== 'normal' || !isConsistencyCheckCommand(entry.data)) continue;
-      const members = lastChange >= start && lastChange <= position ? membersRecord : undefined;
-      results.push(...(await this.applyBatch(entries.slice(start, position + 1), confStates, members)));
+      const records = lastChange >= start && lastChange <= position ? memberRecords : undefined;
+      results.push(...(await this.applyBatch(entries.slice(start, position + 1), confStates, records)));
       start = position + 1;
       await this.startConsistencyHash(entry.index);
     }
     if (start < entries.length) {
-      const members = lastChange >= start ? membersRecord : undefined;
-      results.push(...(await this.applyBatch(entries.slice(start), confStates, members)));
+      const records = lastChange >= start ? memberRecords : undefined;
+      results.push(...(await this.applyBatch(entries.slice(start), confStates, records)));
     }
     return results;
   }
@@ -820,7 +838,7 @@ export class ReplicaStateMachine {
   private async applyBatch(
     entries: readonly LogEntry[],
     confStates: ReadonlyMap<number, ConfState>,
-    membersRecord: Buffer | undefined,
+    memberRecords: MemberRecords | undefined,
   ): Promise<AppliedEntry[]> {
     this.throwIfFaulted();
     const results: AppliedEntry[] = [];
@@ -905,7 +923,10 @@ export class ReplicaStateMachine {
     );
     if (this.keepsBatchChain) operations.push(sealedPut(batchKey(first.index), encodeUint64(last.index)));
     if (confState !== undefined) operations.push(sealedPut(confStateKey, encodeConfState(confState)));
-    if (membersRecord !== undefined) operations.push(sealedPut(membersKey, membersRecord));
+    if (memberRecords !== undefined) {
+      operations.push(sealedPut(membersKey, memberRecords.members));
+      operations.push(sealedPut(removedMembersKey, memberRecords.removed));
+    }
     let userKeysChange: number;
     assert.ok(!this.#deletingSlot, 'state machine: entries applied while deleteSlot runs');
     this.#applyingBatch = true;
@@ -928,7 +949,10 @@ export class ReplicaStateMachine {
     this.#appliedIndex = last.index;
     this.#appliedTerm = last.term;
     if (confState !== undefined) this.#confState = confState;
-    if (membersRecord !== undefined) this.#membersRecord = membersRecord;
+    if (memberRecords !== undefined) {
+      this.#membersRecord = memberRecords.members;
+      this.#removedMembersRecord = memberRecords.removed;
+    }
     return results;
   }
 

@@ -12,6 +12,7 @@
  */
 import { BufferReader, malformed } from './buffer-reader.js';
 import type { BufferWriter } from './buffer-writer.js';
+import type { PeerAddress } from './context.js';
 import { beginFrame, finishFrame } from './frame.js';
 import { helloIdBytesMax, type ConnectionPurpose } from './hello.js';
 import { nonceBytes, proofBytes } from './peer-auth.js';
@@ -30,6 +31,20 @@ const nodeAddressPattern = /^(?:[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\]):[0-9]{1,5}$/
 
 export function isNodeAddress(text: string): boolean {
   return text.length <= nodeAddressBytesMax && nodeAddressPattern.test(text);
+}
+
+/**
+ * The peer address a node address names (the inverse of `addressKey`: an IPv6 host loses its
+ * brackets), or undefined when `text` is not one or its port is not a TCP port a node can listen
+ * on (1 to 65535): such an address is never dialled.
+ */
+export function peerAddressOf(text: string): PeerAddress | undefined {
+  if (!isNodeAddress(text)) return undefined;
+  const colon = text.lastIndexOf(':');
+  const host = text.slice(0, colon);
+  const port = Number(text.slice(colon + 1));
+  if (port < 1 || port > 65_535) return undefined;
+  return { host: host.startsWith('[') ? host.slice(1, -1) : host, port };
 }
 
 const purposeTags = { messages: 1, snapshot: 2 } as const satisfies Record<ConnectionPurpose, number>;

@@ -20,7 +20,7 @@ import { performance } from 'node:perf_hooks';
 import type { Logger, Registry } from '@impulse/common';
 
 import type { NodeId } from '../raft/index.js';
-import type { OpenReplicaTransport } from '../replica/index.js';
+import type { InboundSender, OpenReplicaTransport } from '../replica/index.js';
 import { BufferReader } from './buffer-reader.js';
 import { addressKey, type PeerAddress, type TransportContext } from './context.js';
 import { assert, PeerFrameMalformedError, TransportError } from './errors.js';
@@ -33,7 +33,7 @@ import { resolveTransportLimits, type TransportLimits } from './limits.js';
 import { listenForPeers } from './peer-server.js';
 import { countByType, createTransportMetrics, type TransportMetrics } from './metrics.js';
 import { nodeAcceptorHandshake, nodeDiallerHandshake, type NodeIdentity } from './node-handshake.js';
-import { isNodeAddress } from './node-hello.js';
+import { isNodeAddress, peerAddressOf } from './node-hello.js';
 import { OutboundConnection, type FrameFiller, type PeerStatus } from './outbound-connection.js';
 import { ReplicaEndpoint, type EndpointHost, type NodeQueuedMessage } from './replica-endpoint.js';
 import { decodeSnapshotHeader, encodeSnapshotHeaderFrame } from './snapshot-chunk.js';
@@ -386,10 +386,14 @@ export class NodeTransport {
     }
     // The whole frame decodes before anything is dispatched: a malformed frame delivers nothing.
     const runs = decodeGroupMessages(new BufferReader(frame.payload));
-    for (const run of runs) this.dispatch(run, connection.peerLabel);
+    // The connection's peer label is the sender's advertised address from its hello, which its
+    // proof of the cluster secret covered: where a replica may answer a sender it does not know yet.
+    const address = peerAddressOf(connection.peerLabel);
+    const from = address === undefined ? undefined : { address };
+    for (const run of runs) this.dispatch(run, connection.peerLabel, from);
   }
 
-  private dispatch(run: GroupRun, peer: string): void {
+  private dispatch(run: GroupRun, peer: string, from: InboundSender | undefined): void {
     const endpoint = this.endpoints.get(run.groupId);
     if (endpoint === undefined) {
       this.refuseInbound(peer, 'unknownGroup', run.messages.length, run.groupId);
@@ -403,7 +407,7 @@ export class NodeTransport {
     countByType(accepted, (type, received) =>
       this.metrics.messagesReceived.inc({ peer, group: run.groupId, type }, received),
     );
-    endpoint.handlers.onMessages(accepted);
+    endpoint.handlers.onMessages(accepted, from);
   }
 
   private refuseInbound(

@@ -1,13 +1,18 @@
 import { describe, expect, it } from 'vitest';
 import type { Entry, Message } from '../../src/raft/index.js';
 import { refusalOf, type PeerMessageContext } from '../../src/replica/peer-message-check.js';
+import type { InboundSender } from '../../src/replica/replica-transport.js';
 import { makeMessage } from '../transport/arbitraries.js';
 
 const context: PeerMessageContext = {
   selfId: 1,
   isMember: (id) => id === 1 || id === 2 || id === 3,
+  // 4 was removed; 7 was added while this replica was cut off (it has not heard of it).
+  isRemoved: (id) => id === 4,
   lastIndex: () => 100,
 };
+/** A sender whose node address the transport proved (a node transport's hello). */
+const proven: InboundSender = { address: { host: '10.0.0.7', port: 7100 } };
 
 const entry = (index: number, term: number): Entry => ({
   index,
@@ -55,6 +60,51 @@ describe('the check of peer messages before the core', () => {
       'beyondLog',
     );
     expect(refusalOf(message({ type: 'MsgPreVote', logTerm: 6 }), context)).toBe('inconsistentEntries');
+  });
+
+  it("takes a leader's messages from an unknown sender whose address the transport proved", () => {
+    const confState = {
+      voters: [2, 7],
+      learners: [],
+      votersOutgoing: [],
+      learnersNext: [],
+      autoLeave: false,
+    };
+    for (const accepted of [
+      message({ type: 'MsgApp', from: 7, index: 10, logTerm: 4, entries: [entry(11, 5)], commit: 11 }),
+      message({ type: 'MsgHeartbeat', from: 7, commit: 100 }),
+      message({
+        type: 'MsgSnap',
+        from: 7,
+        snapshot: { metadata: { index: 500, term: 5, confState }, data: new Uint8Array(0) },
+      }),
+    ]) {
+      expect(refusalOf(accepted, context, proven), accepted.type).toBeUndefined();
+      // Without a proven address (the per-replica transport) it cannot be answered: refused.
+      expect(refusalOf(accepted, context), accepted.type).toBe('unknownSender');
+    }
+    // The rest of the check still applies to it.
+    expect(refusalOf(message({ type: 'MsgHeartbeat', from: 7, commit: 101 }), context, proven)).toBe(
+      'beyondLog',
+    );
+  });
+
+  it("refuses an unknown sender's votes and answers, and a removed sender's every message", () => {
+    for (const type of [
+      'MsgVote',
+      'MsgPreVote',
+      'MsgAppResp',
+      'MsgHeartbeatResp',
+      'MsgTimeoutNow',
+      'MsgRebuildRequest',
+    ] as const)
+      expect(refusalOf(message({ type, from: 7 }), context, proven), type).toBe('unknownSender');
+    for (const type of ['MsgApp', 'MsgHeartbeat', 'MsgVote', 'MsgPreVote', 'MsgAppResp'] as const) {
+      expect(refusalOf(message({ type, from: 4 }), context, proven), type).toBe('removedSender');
+      expect(refusalOf(message({ type, from: 4 }), context), type).toBe('removedSender');
+    }
+    // This replica's own id, whatever the transport says.
+    expect(refusalOf(message({ type: 'MsgApp', from: 1 }), context, proven)).toBe('unknownSender');
   });
 
   it('drops terms and indexes that no real group reaches', () => {

@@ -213,6 +213,25 @@ describe.each(['memory', 'leveldb'] as const)('the replica state machine on %s',
     expect(results[1]?.outcome).toBe('noop');
     expect(stateMachine.confState).toEqual(next);
   });
+
+  it('stores the member records of a membership change, both, and reads them at start', async () => {
+    const stateMachine = await open();
+    expect(stateMachine.membersRecord).toBeUndefined();
+    expect(stateMachine.removedMembersRecord).toBeUndefined();
+    const records = { members: Buffer.from('[{"raftId":2}]'), removed: Buffer.from('[1,3]') };
+    await stateMachine.apply(
+      [{ index: 1, term: 1, type: 'confChange', data: Buffer.from('cc') }],
+      noConfStates,
+      records,
+    );
+    await stateMachine.apply([put(2, 'a', '1')], noConfStates);
+    expect(stateMachine.removedMembersRecord?.toString()).toBe('[1,3]');
+    if (engine === 'memory') return; // Nothing survives a restart of the memory engine.
+    await stateMachine.close();
+    const reopened = await open();
+    expect(reopened.membersRecord?.toString()).toBe('[{"raftId":2}]');
+    expect(reopened.removedMembersRecord?.toString()).toBe('[1,3]');
+  });
 });
 
 describe('state machine snapshots (leveldb generations)', () => {
@@ -276,6 +295,20 @@ describe('state machine snapshots (leveldb generations)', () => {
     const reopened = await open('follower');
     expect(reopened.appliedIndex).toBe(3002);
     expect((await reopened.get('late'))?.toString()).toBe('late');
+  });
+
+  it("carries the member directory's records, the removed ids too", async () => {
+    const leader = await open('leader');
+    const records = { members: Buffer.from('[{"raftId":4}]'), removed: Buffer.from('[1,3]') };
+    await leader.apply(
+      [{ index: 1, term: 2, type: 'confChange', data: Buffer.from('cc') }],
+      noConfStates,
+      records,
+    );
+    const follower = await open('follower');
+    await transfer(leader, follower);
+    expect(follower.membersRecord?.toString()).toBe('[{"raftId":4}]');
+    expect(follower.removedMembersRecord?.toString()).toBe('[1,3]');
   });
 
   it('keeps two installs apart when a newer snapshot arrives before the older one is installed', async () => {

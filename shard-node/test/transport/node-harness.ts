@@ -8,7 +8,7 @@ import { Registry } from '@impulse/common';
 import { pino } from 'pino';
 
 import type { Message, NodeId } from '../../src/raft/index.js';
-import type { ReplicaTransport } from '../../src/replica/index.js';
+import type { InboundSender, ReplicaTransport } from '../../src/replica/index.js';
 import {
   NodeTransport,
   type NodeTransportOptions,
@@ -26,6 +26,8 @@ export interface TestEndpoint {
   readonly raftId: NodeId;
   readonly transport: ReplicaTransport;
   readonly received: Message[];
+  /** The sender the transport named with each message of `received` (same positions). */
+  readonly senders: (InboundSender | undefined)[];
   readonly unreachable: NodeId[];
   readonly snapshotMessagesDropped: NodeId[];
   readonly chunks: SnapshotChunk[];
@@ -76,6 +78,7 @@ export async function startNode(
     logLines,
     async open(groupId, raftId, peers) {
       const received: Message[] = [];
+      const senders: (InboundSender | undefined)[] = [];
       const unreachable: NodeId[] = [];
       const snapshotMessagesDropped: NodeId[] = [];
       const chunks: SnapshotChunk[] = [];
@@ -85,13 +88,17 @@ export async function startNode(
         raftId,
         transport: undefined as unknown as ReplicaTransport,
         received,
+        senders,
         unreachable,
         snapshotMessagesDropped,
         chunks,
         aborts,
       };
       const opened = await transport.openReplica(groupId, raftId)(peers, {
-        onMessages: (messages) => received.push(...messages),
+        onMessages: (messages, from) => {
+          received.push(...messages);
+          senders.push(...messages.map(() => from));
+        },
         onSnapshotChunk: async (chunk) => {
           chunks.push(chunk);
           await endpoint.onSnapshotChunk?.(chunk);

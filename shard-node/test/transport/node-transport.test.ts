@@ -91,6 +91,15 @@ describe('node transport on loopback', () => {
         const received = endpoint(node, groupId).received;
         expect(received.every((message) => groupOf(message) === groupId)).toBe(true);
         expect(received.every((message) => message.to === ids[position])).toBe(true);
+        // Each with the address of the node that sent it, as its hello proved it.
+        const senderNodes = endpoint(node, groupId).senders.map((sender) =>
+          nodes.find(
+            (other) => sender !== undefined && addressKey(other.address) === addressKey(sender.address),
+          ),
+        );
+        expect(senderNodes.map((sender) => sender?.endpoints.get(groupId)?.raftId)).toEqual(
+          received.map((message) => message.from),
+        );
         for (const from of ids.filter((id) => id !== ids[position])) {
           const sequences = received
             .filter((message) => message.from === from)

@@ -5,7 +5,10 @@
  * Exits 1 when any seed fails, after printing each failing seed with the command that replays it.
  *
  *   npm run sim -- --seeds 100 [--seed 1] [--nodes 3|5] [--groups 3] [--duration-ms 5000]
- *                        [--lease-reads] [--logs node|replica] [--moves] [--coalesce-heartbeats] [--verbose]
+ *                        [--lease-reads] [--logs node|replica] [--no-moves] [--coalesce-heartbeats] [--verbose]
+ *
+ * Replicas move between nodes unless `--no-moves` is given (`--moves`, their switch before they
+ * were on by default, is still taken, so that older replay commands still replay).
  */
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
@@ -26,7 +29,7 @@ interface CliOptions {
 }
 
 const usage =
-  'usage: npm run sim -- [--seeds N] [--seed S] [--nodes 3|5] [--groups G] [--duration-ms MS] [--lease-reads] [--logs node|replica] [--moves] [--coalesce-heartbeats] [--verbose]';
+  'usage: npm run sim -- [--seeds N] [--seed S] [--nodes 3|5] [--groups G] [--duration-ms MS] [--lease-reads] [--logs node|replica] [--no-moves] [--coalesce-heartbeats] [--verbose]';
 
 function parseOptions(argv: readonly string[]): CliOptions {
   const { values } = parseArgs({
@@ -40,6 +43,7 @@ function parseOptions(argv: readonly string[]): CliOptions {
       'lease-reads': { type: 'boolean', default: false },
       logs: { type: 'string', default: 'node' },
       moves: { type: 'boolean', default: false },
+      'no-moves': { type: 'boolean', default: false },
       'coalesce-heartbeats': { type: 'boolean', default: false },
       verbose: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
@@ -59,6 +63,7 @@ function parseOptions(argv: readonly string[]): CliOptions {
   const nodes = integer('nodes', values.nodes, 3, 5);
   if (values.logs !== 'node' && values.logs !== 'replica') throw new Error('--logs must be node or replica');
   if (nodes !== 3 && nodes !== 5) throw new Error('--nodes must be 3 or 5');
+  if (values.moves && values['no-moves']) throw new Error('--moves and --no-moves contradict each other');
   return {
     seeds: integer('seeds', values.seeds, 1, 1_000_000),
     firstSeed: integer('seed', values.seed, 0, 2 ** 31),
@@ -67,7 +72,7 @@ function parseOptions(argv: readonly string[]): CliOptions {
     durationMs: integer('duration-ms', values['duration-ms'], 0, 3_600_000),
     leaseReads: values['lease-reads'],
     logs: values.logs,
-    moves: values.moves,
+    moves: !values['no-moves'],
     coalesceHeartbeats: values['coalesce-heartbeats'],
     verbose: values.verbose,
   };
@@ -93,7 +98,7 @@ async function main(): Promise<void> {
       durationMs: options.durationMs,
       readMode: options.leaseReads ? 'lease' : 'readindex',
       logs: options.logs,
-      ...(options.moves ? { faults: { moves: true } } : {}),
+      faults: { moves: options.moves },
       coalesceHeartbeats: options.coalesceHeartbeats,
       ...(options.verbose ? { trace: (line: string) => console.log(`  ${line}`) } : {}),
     });

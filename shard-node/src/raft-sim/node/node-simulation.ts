@@ -14,7 +14,7 @@ import type { MemberSpec, MembershipChange, ReadMode, Replica } from '../../repl
 import { Prng } from '../prng.js';
 import { NodeClock, SimTime } from './sim-clock.js';
 import { SimClients } from './sim-clients.js';
-import { SimNetwork, calmLinks } from './sim-network.js';
+import { SimNetwork, calmLinks, simPeerPort } from './sim-network.js';
 import { SimNode, type SimPlant, type SimTiming } from './sim-node.js';
 
 export interface NodeSimulationOptions {
@@ -62,9 +62,7 @@ const allFaults: FaultKinds = {
   pauses: true,
   crashes: true,
   powerCuts: true,
-  // Off until the bug its first runs found is fixed: a replica cut off while both its peers are
-  // replaced refuses the new members' messages and never catches up (FINDINGS.md, "Node simulator").
-  moves: false,
+  moves: true,
 };
 
 export interface NodeSimulationResult {
@@ -112,7 +110,7 @@ export async function runNodeSimulation(options: NodeSimulationOptions): Promise
     replicaId: `${group}@${node}#${raftId}`,
     url: `http://${node}`,
     peerHost: node,
-    peerPort: 1,
+    peerPort: simPeerPort,
   });
   const founders = (group: string): MemberSpec[] =>
     nodeNames.slice(0, options.nodes).map((name, index) => memberSpec(group, name, index + 1));
@@ -236,8 +234,8 @@ export async function runNodeSimulation(options: NodeSimulationOptions): Promise
      * Moves a replica of `group` from `source` to `target`: adds a learner on the target, promotes
      * it once it caught up, then removes the source's replica, whose node deletes its data. A
      * step that cannot be done in time leaves the group as it is (a learner that never caught up
-     * is removed again). Membership changes may apply even when their caller timed out; the
-     * directory's view is re-read from the group's configuration at the end.
+     * is removed again). Membership changes may apply even when their caller timed out; after
+     * the heal, `reconcile` removes the replicas their groups no longer list.
      */
     const move = async (group: string, source: SimNode, target: SimNode): Promise<void> => {
       const raftId = nextRaftId.get(group) as number;
@@ -265,6 +263,41 @@ export async function runNodeSimulation(options: NodeSimulationOptions): Promise
       await source.removeReplica(group);
       count('move-completed');
       trace(`${time.nowMs} move ${group}: ${source.name} -> ${target.name} completed`);
+    };
+    /**
+     * What placement does after moves it lost track of: a change may apply although its caller
+     * timed out (its leader crashed or paused before answering), and then a node still hosts a
+     * replica its group removed, which rightly never catches up. Each group's configuration is read
+     * from its leader once that leader has applied everything committed before its term (a read
+     * barrier: no older change can apply after it), and the replicas it does not list are removed.
+     */
+    const reconcile = async (): Promise<void> => {
+      for (const group of groups) {
+        const deadlineMs = time.nowMs + 10_000;
+        while (time.nowMs < deadlineMs) {
+          const leader = await leaderOf(group, deadlineMs - time.nowMs);
+          if (leader === undefined) break;
+          const barrier = await Promise.race([
+            leader.readBarrier().then(
+              () => true,
+              () => false,
+            ),
+            sleep(timing.proposalTimeoutMs).then(() => false),
+          ]);
+          if (!barrier) continue;
+          const { voters, learners } = leader.status();
+          const members = new Set([...voters, ...learners]);
+          for (const node of nodes) {
+            const self = node.memberOf(group);
+            if (self === undefined || members.has(self.raftId)) continue;
+            trace(
+              `${time.nowMs} reconcile ${group}: ${node.name} hosts raft id ${self.raftId}, removed; removing it`,
+            );
+            await node.removeReplica(group);
+          }
+          break;
+        }
+      }
     };
     const down = new Set<SimNode>();
     const endMs = warmUpMs + options.durationMs;
@@ -377,6 +410,10 @@ export async function runNodeSimulation(options: NodeSimulationOptions): Promise
       problems.push(
         `liveness: ${stopped.done ? 'a replica move' : 'a client'} did not end within 60 s after the heal`,
       );
+    const reconciled = settled(reconcile());
+    const reconcileDeadlineMs = time.nowMs + 60_000;
+    while (!reconciled.done && time.nowMs < reconcileDeadlineMs) await time.runUntil(time.nowMs + 100);
+    if (!reconciled.done) problems.push('liveness: reconciling the moves did not end within 60 s');
     const finalReads = settled(clients.readAll());
     const readsDeadlineMs = time.nowMs + 60_000;
     while (!finalReads.done && time.nowMs < readsDeadlineMs) await time.runUntil(time.nowMs + 100);

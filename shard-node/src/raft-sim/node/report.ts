@@ -10,6 +10,7 @@ export interface ReplayShape {
   readonly durationMs: number;
   readonly leaseReads: boolean;
   readonly logs?: 'node' | 'replica';
+  /** Whether replicas move (the default); false replays with `--no-moves`. */
   readonly moves?: boolean;
   readonly coalesceHeartbeats?: boolean;
 }
@@ -18,7 +19,7 @@ export function replayCommand(options: ReplayShape, seed: number): string {
   const flags = [
     options.leaseReads ? ' --lease-reads' : '',
     options.logs === 'replica' ? ' --logs replica' : '',
-    options.moves === true ? ' --moves' : '',
+    options.moves === false ? ' --no-moves' : '',
     options.coalesceHeartbeats === true ? ' --coalesce-heartbeats' : '',
   ].join('');
   return `npm run sim -- --seeds 1 --seed ${seed} --nodes ${options.nodes} --groups ${options.groups} --duration-ms ${options.durationMs}${flags} --verbose`;

@@ -9,9 +9,19 @@
  * heartbeats: those a node sends to one node in one round (one settle of its clock's immediates)
  * travel as one coalesced heartbeat, through the transport's own encoder and decoder, with one
  * fate: one delay, lost or duplicated whole. The receiver expands it into the per-group messages.
+ *
+ * Delivery does what the node transport's dispatch does: a message goes to the replica of its group
+ * on the receiving node only if it is addressed to that replica's Raft id (one for a replica that
+ * moved away is dropped, as `wrongReceiver`), and it comes with the sending node's address, which
+ * the real transport's handshake proves (`InboundSender`): a node's address is its name, port 1.
  */
 import type { Message, NodeId } from '../../raft/index.js';
-import type { PeerAddress, ReplicaTransport, ReplicaTransportHandlers } from '../../replica/index.js';
+import type {
+  InboundSender,
+  PeerAddress,
+  ReplicaTransport,
+  ReplicaTransportHandlers,
+} from '../../replica/index.js';
 import {
   BufferReader,
   BufferWriter,
@@ -39,6 +49,14 @@ export const calmLinks: LinkFaults = {
   delayMsMin: 1,
   delayMsMax: 3,
 };
+
+/** The peer port of every simulated node (member directories list `peerHost: <node>, peerPort: 1`). */
+export const simPeerPort = 1;
+
+/** What the node transport hands a replica along with messages from `node`. */
+function senderOf(node: string): InboundSender {
+  return { address: { host: node, port: simPeerPort } };
+}
 
 /** Bytes of one snapshot chunk in flight (the real transport's frames are larger; small ones interleave more). */
 const snapshotChunkBytesMax = 64 * 1024;
@@ -204,14 +222,20 @@ export class SimNetwork {
 
   private deliver(fromNode: string, toNode: string, group: string, message: Message): void {
     const endpoint = this.endpoints.get(`${toNode}/${group}`);
-    if (endpoint === undefined || endpoint.closed || !this.isLinkUp(fromNode, toNode)) {
+    if (
+      endpoint === undefined ||
+      endpoint.closed ||
+      endpoint.raftId !== message.to ||
+      !this.isLinkUp(fromNode, toNode)
+    ) {
       this.counters.dropped += 1;
       return;
     }
     this.counters.delivered += 1;
+    const from = senderOf(fromNode);
     // Taken in the receiver's time: a paused receiver takes it when it resumes (the socket buffer).
     endpoint.clock.setImmediate(() => {
-      if (!endpoint.closed) endpoint.handlers.onMessages([message]);
+      if (!endpoint.closed) endpoint.handlers.onMessages([message], from);
     });
   }
 
@@ -260,9 +284,13 @@ export class SimNetwork {
         this.counters.dropped += run.messages.length;
         continue;
       }
-      this.counters.delivered += run.messages.length;
+      const accepted = run.messages.filter((message) => message.to === endpoint.raftId);
+      this.counters.dropped += run.messages.length - accepted.length;
+      if (accepted.length === 0) continue;
+      this.counters.delivered += accepted.length;
+      const from = senderOf(fromNode);
       endpoint.clock.setImmediate(() => {
-        if (!endpoint.closed) endpoint.handlers.onMessages(run.messages);
+        if (!endpoint.closed) endpoint.handlers.onMessages(accepted, from);
       });
     }
   }
@@ -297,6 +325,9 @@ export class SimNetwork {
       const target = this.endpoints.get(`${address.host}/${from.group}`);
       if (from.closed || target === undefined || target.closed || !this.isLinkUp(from.node, address.host))
         throw new Error('sim: snapshot stream broken');
+      // The node transport refuses a stream whose header names another replica (`wrongReceiver`).
+      if (target.raftId !== to)
+        throw new Error(`sim: ${address.host} hosts no replica ${to} of ${from.group}`);
       if (receiver !== undefined && target !== receiver) throw new Error('sim: the receiver restarted');
       receiver = target;
       await target.handlers.onSnapshotChunk({

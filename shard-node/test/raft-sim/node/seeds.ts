@@ -21,6 +21,7 @@ export function sweepSeeds(
           durationMs: shape.durationMs,
           leaseReads: shape.readMode === 'lease',
           ...(shape.logs === undefined ? {} : { logs: shape.logs }),
+          ...(shape.faults?.moves === undefined ? {} : { moves: shape.faults.moves }),
           coalesceHeartbeats: shape.coalesceHeartbeats === true,
         },
         seed,
