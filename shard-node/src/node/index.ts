@@ -6,3 +6,9 @@ export {
   type ReplicaFailure,
   type ReplicaSettings,
 } from './node.js';
+export {
+  LogPurge,
+  logPurgeDefaults,
+  type ForcedCompactionOutcome,
+  type LogPurgeSettings,
+} from './log-purge.js';
