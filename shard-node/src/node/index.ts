@@ -7,3 +7,9 @@ export {
   type ReplicaSettings,
 } from './node.js';
 export { NodeProcess, nodeHostingOf, nodeDataDirectoryOf, type NodeHosting } from './node-process.js';
+export {
+  LogPurge,
+  logPurgeDefaults,
+  type ForcedCompactionOutcome,
+  type LogPurgeSettings,
+} from './log-purge.js';

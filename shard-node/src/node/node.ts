@@ -6,8 +6,10 @@
  * replicas go on: one group's failure never exits the process or touches another group.
  *
  * Layout of the data directory: `raft/` is the node log; `groups/<group>/state/` is each replica's
- * state machine. Time, file system and transport are injected, so that the node simulator runs
- * this same class (`raft-sim/node/sim-node.ts`).
+ * state machine. The node log deletes a segment only once no group needs it; `LogPurge`
+ * (`log-purge.ts`) asks the groups that keep its oldest segments to compact once it grows. Time,
+ * file system and transport are injected, so that the node simulator runs this same class
+ * (`raft-sim/node/sim-node.ts`).
  */
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
@@ -31,6 +33,7 @@ import {
   type ReplicaOptions,
   type Scheduler,
 } from '../replica/index.js';
+import { LogPurge, type ForcedCompactionOutcome, type LogPurgeSettings } from './log-purge.js';
 
 /** Everything a replica takes that is the same for every replica of the node. */
 export type ReplicaSettings = Omit<
@@ -79,6 +82,14 @@ export interface NodeOptions {
   readonly fileSystem?: FileSystem;
   /** Default: `node`, the shared log. `replica`: a log of its own per replica (`RaftLogStore`). */
   readonly logs?: 'node' | 'replica';
+  /**
+   * When the node asks the groups that keep its log's oldest segments to compact (see
+   * `log-purge.ts`). Default `logPurgeDefaults`; `off` never asks. Ignored with `logs: 'replica'`
+   * (each replica's own log deletes its own segments).
+   */
+  readonly logPurge?: Partial<LogPurgeSettings> | 'off';
+  /** Told of every compaction the node asked for, with its outcome (the simulator counts them). */
+  readonly onForcedCompaction?: (groupId: string, outcome: ForcedCompactionOutcome) => void;
   /** Told of every replica failure, after it is recorded (the simulator counts each as a bug). */
   readonly onReplicaFailure?: (failure: ReplicaFailure, error: unknown) => void;
   /** Test-only hooks for the replica of a group (the simulator and tests plant bugs through them). */
@@ -105,6 +116,7 @@ export class Node {
   private readonly scheduler: Scheduler;
   private readonly fs: FileSystem;
   private readonly metrics: NodeMetrics;
+  private readonly logPurge: LogPurge | undefined;
 
   private constructor(
     private readonly options: NodeOptions,
@@ -113,6 +125,18 @@ export class Node {
     this.scheduler = options.scheduler ?? systemScheduler;
     this.fs = options.fileSystem ?? nodeFileSystem;
     this.metrics = nodeMetricsOf(options.registry, this);
+    this.logPurge =
+      nodeLog === undefined
+        ? undefined
+        : new LogPurge({
+            log: nodeLog,
+            replicaOf: (groupId) => (this.changing.has(groupId) ? 'changing' : this.replicas.get(groupId)),
+            scheduler: this.scheduler,
+            logger: options.logger.child({ component: 'log-purge' }),
+            registry: options.registry,
+            settings: options.logPurge,
+            onOutcome: options.onForcedCompaction,
+          });
   }
 
   /**
@@ -128,6 +152,9 @@ export class Node {
         : await NodeLog.open({
             directory: join(options.dataDirectory, 'raft'),
             fileSystem: fs,
+            ...(options.settings.logSegmentBytesMax === undefined
+              ? {}
+              : { segmentBytesMax: options.settings.logSegmentBytesMax }),
             // The log's rounds are the node's: every group's writes of one round, one fdatasync.
             schedule: (run) => scheduler.setImmediate(run),
             clockSeconds: () => scheduler.nowMs() / 1000,
@@ -138,6 +165,8 @@ export class Node {
       // Recorded as failed by addReplica: the node starts with its other replicas.
       await node.addReplica(replica).catch(() => undefined);
     }
+    // Once the hosted replicas run: before, every group in the log would count as not running.
+    node.logPurge?.start();
     return node;
   }
 
@@ -251,6 +280,7 @@ export class Node {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    this.logPurge?.stop();
     const replicas = [...this.replicas.values()];
     this.replicas.clear();
     for (const replica of replicas) await replica.stop();

@@ -59,9 +59,18 @@ export class GroupFootprint {
     return this.pins[0]?.sequence;
   }
 
-  /** The index the group must compact through to release its oldest pinned segment, or undefined. */
-  oldestPinIndex(): number | undefined {
-    return this.pins[0]?.maxEntryIndex;
+  /**
+   * The index the group must compact through to release every segment before `sequence`, or
+   * undefined when it pins none of them. The highest of their entries, not the last one's: a
+   * later segment may hold a replacing suffix that ends lower.
+   */
+  pinIndexBefore(sequence: number): number | undefined {
+    let index: number | undefined;
+    for (const pin of this.pins) {
+      if (pin.sequence >= sequence) break;
+      index = Math.max(index ?? 0, pin.maxEntryIndex);
+    }
+    return index;
   }
 
   /** The group's first live index, as of its written records. */

@@ -66,12 +66,12 @@ interface NodeWrite {
   readonly mayUnpin: boolean;
 }
 
-/** A group that holds entries above its compacted index in the oldest segment, and so keeps it. */
+/** A group that holds entries above its compacted index in old segments, and so keeps them. */
 export interface PinningGroup {
   readonly groupId: string;
   /** The group's first live index, as written. */
   readonly firstIndex: number;
-  /** The index the group must compact through to release the oldest segment. */
+  /** The index the group must compact through to release the segments asked about. */
   readonly compactThroughIndex: number;
 }
 
@@ -240,22 +240,24 @@ export class NodeLog implements GroupLogHost {
   }
 
   /**
-   * The groups that keep the oldest segment (it holds entries of theirs above their compacted
-   * index), with how far each must compact to release it; empty when only the tail is left. This is the hook of the host's compaction policy: when the node log
-   * grows (`logBytes`, `segmentCount`), it asks these groups to snapshot and compact, rather than
-   * the node log rewriting their entries forward.
+   * The groups that keep any of the oldest `segmentCount` segments (default 1: the oldest alone):
+   * each holds entries above its compacted index in one of them. With each, the index it must
+   * compact through to release all of them. The tail is never counted (it is never released);
+   * empty when only the tail is left. This is the hook of the host's compaction policy
+   * (`node/log-purge.ts`): when the node log grows, it asks these groups to snapshot and compact,
+   * rather than the node log rewriting their entries forward.
    */
-  pinningGroups(): PinningGroup[] {
-    if (this.segments.length <= 1) return [];
-    const oldest = this.segments[0]!.sequence;
+  pinningGroups(segmentCount = 1): PinningGroup[] {
+    assert(Number.isSafeInteger(segmentCount) && segmentCount >= 1, `segmentCount ${segmentCount}`);
+    const released = Math.min(segmentCount, this.segments.length - 1);
+    if (released <= 0) return [];
+    // The first segment that would stay.
+    const kept = this.segments[released]!.sequence;
     const pinning: PinningGroup[] = [];
     for (const footprint of this.writtenGroups.values()) {
-      if (footprint.oldestSequence() === oldest) {
-        pinning.push({
-          groupId: footprint.groupId,
-          firstIndex: footprint.firstIndex(),
-          compactThroughIndex: footprint.oldestPinIndex()!,
-        });
+      const compactThroughIndex = footprint.pinIndexBefore(kept);
+      if (compactThroughIndex !== undefined) {
+        pinning.push({ groupId: footprint.groupId, firstIndex: footprint.firstIndex(), compactThroughIndex });
       }
     }
     return pinning;

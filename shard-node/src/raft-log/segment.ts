@@ -112,9 +112,21 @@ export class SegmentWriter<Info extends SegmentFile = SegmentInfo> {
     return new SegmentWriter(await fs.open(info.file, 'wx'), info);
   }
 
-  /** Opens an existing segment to append after its `info.sizeBytes` valid bytes. */
+  /**
+   * Opens an existing segment to append after its `info.sizeBytes` valid bytes, and fdatasyncs it
+   * first. What the process before wrote may be only in the page cache (a kill keeps it there
+   * unsynced), yet it was replayed as part of the log: this process may acknowledge its entries,
+   * and a later segment's checkpoint repeats its state, so a later power cut must not lose it.
+   */
   static async reopen<Info extends SegmentFile>(info: Info, fs: FileSystem): Promise<SegmentWriter<Info>> {
-    return new SegmentWriter(await fs.open(info.file, 'r+'), info);
+    const handle = await fs.open(info.file, 'r+');
+    try {
+      await handle.datasync();
+    } catch (error) {
+      await handle.close();
+      throw error;
+    }
+    return new SegmentWriter(handle, info);
   }
 
   /**

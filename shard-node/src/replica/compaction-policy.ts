@@ -16,6 +16,25 @@ export interface CompactionPolicyOptions {
   readonly onStorageFault: (fault: StorageFault) => void;
 }
 
+/**
+ * How a compaction asked for out of turn (`requestCompaction`) ended:
+ * - `compacted`: the log no longer holds any entry at or below the index asked;
+ * - `behind`: the state machine has not applied that index, so the log must keep it (a follower
+ *   that lags, a leader whose entries do not commit, or entries a new leader replaced that ran
+ *   past the log it has now);
+ * - `failed`: the state machine could not be made durable (a storage fault, a failed image
+ *   write), so the log keeps everything;
+ * - `stopped`: the replica stopped (or failed) first.
+ */
+export type RequestedCompactionOutcome = 'compacted' | 'behind' | 'failed' | 'stopped';
+
+/** A compaction asked for out of turn, waiting for the Ready loop. */
+interface RequestedCompaction {
+  /** The highest index asked for by any caller still waiting. */
+  throughIndex: number;
+  readonly waiters: ((outcome: RequestedCompactionOutcome) => void)[];
+}
+
 /** Memory engine: an image of the state machine written in the background. */
 interface PendingImage {
   readonly metadata: SnapshotMetadata;
@@ -28,11 +47,18 @@ interface PendingImage {
  * the applied index and drops the entries behind it, but for `snapshotCatchUpEntries`. The order is
  * what keeps an acknowledged write through a power cut: compacting before the engine is durable
  * would delete the only durable copy of its tail.
+ *
+ * A host may also ask for a compaction through a given index out of turn (`requestCompaction`):
+ * the node does, for a group that keeps the node log's oldest segments (`node/log-purge.ts`). It
+ * keeps the same order, never drops an entry the state machine has not applied, and runs in the
+ * Ready loop between two Readys (`maybeCompactRequested`), so that it never interleaves with a
+ * Ready's writes to the log.
  */
 export class CompactionPolicy {
   private lastSnapshotIndex: number;
   /** Memory engine: the image being written, or written and not yet compacted behind. */
   private memoryImage: PendingImage | undefined;
+  private requested: RequestedCompaction | undefined;
 
   constructor(private readonly options: CompactionPolicyOptions) {
     this.lastSnapshotIndex = options.stateMachine.appliedIndex;
@@ -65,6 +91,74 @@ export class CompactionPolicy {
   }
 
   /**
+   * Asks for the log to be compacted through at least `throughIndex`, early: the state machine is
+   * made durable and snapshotted at the applied index, and the log keeps `snapshotCatchUpEntries`
+   * behind it only where that keeps nothing at or below `throughIndex`. The Ready loop runs it
+   * (`maybeCompactRequested`); the promise says how it ended and never rejects. Requests that
+   * overlap are served together, through the highest index asked.
+   */
+  requestCompaction(throughIndex: number): Promise<RequestedCompactionOutcome> {
+    return new Promise((resolve) => {
+      const requested = this.requested;
+      if (requested === undefined) this.requested = { throughIndex, waiters: [resolve] };
+      else {
+        requested.throughIndex = Math.max(requested.throughIndex, throughIndex);
+        requested.waiters.push(resolve);
+      }
+    });
+  }
+
+  /** Answers the requested compaction, if any, without compacting (the replica stops, or is faulted). */
+  settleRequested(outcome: RequestedCompactionOutcome): void {
+    const requested = this.requested;
+    this.requested = undefined;
+    for (const resolve of requested?.waiters ?? []) resolve(outcome);
+  }
+
+  /**
+   * Between two Readys: runs the requested compaction, if any. On the memory engine it may have to
+   * wait for an image (written in the background, as for `maybeCompact`), and answers once the
+   * log is compacted behind it; the Ready loop looks again on every tick.
+   */
+  async maybeCompactRequested(): Promise<void> {
+    const requested = this.requested;
+    if (requested === undefined) return;
+    const { stateMachine, logStore } = this.options;
+    if (this.options.memoryEngine) return this.maybeCompactRequestedBehindImage(requested);
+    const applied = stateMachine.appliedIndex;
+    if (applied < requested.throughIndex) return this.settleRequested('behind');
+    const compactIndex = this.requestedCompactIndex(requested, applied);
+    if (compactIndex < logStore.firstIndex()) return this.settleRequested('compacted');
+    try {
+      await stateMachine.sync();
+    } catch (error) {
+      if (!(error instanceof StorageFault)) throw error;
+      this.options.onStorageFault(error);
+      return this.settleRequested('failed');
+    }
+    if (applied > logStore.snapshot().metadata.index)
+      await logStore.createSnapshot(applied, stateMachine.confState);
+    await logStore.compact(compactIndex);
+    this.lastSnapshotIndex = applied;
+    this.options.logger.debug(
+      { applied, compactIndex, requestedThroughIndex: requested.throughIndex },
+      'replica: log compacted on request',
+    );
+    this.settleRequested('compacted');
+  }
+
+  /**
+   * Where a requested compaction of a log snapshotted at `snapshotIndex` stops: through the index
+   * asked, or further to keep only `snapshotCatchUpEntries` behind the snapshot. Never past it.
+   */
+  private requestedCompactIndex(requested: RequestedCompaction, snapshotIndex: number): number {
+    return Math.min(
+      snapshotIndex,
+      Math.max(requested.throughIndex, snapshotIndex - this.options.snapshotCatchUpEntries),
+    );
+  }
+
+  /**
    * The memory engine's durable state is its image, a copy of the whole state: seconds at a million
    * keys, longer than an election timeout. So the image is written in the background from a
    * snapshot taken here (copy-on-write, at once), and a later Ready compacts the log behind it once
@@ -72,29 +166,81 @@ export class CompactionPolicy {
    */
   private async maybeCompactBehindImage(): Promise<void> {
     const { stateMachine, logStore } = this.options;
-    const image = this.memoryImage;
-    if (image !== undefined) {
-      if (image.state === 'writing') return;
-      this.memoryImage = undefined;
-      // A failed write was logged; the next one, snapshotEntries later, tries again.
-      if (image.state === 'failed') return;
-      const { index, confState } = image.metadata;
-      // A snapshot installed from the leader meanwhile may have moved the log past this image.
-      if (index <= logStore.snapshot().metadata.index) return;
-      await logStore.createSnapshot(index, confState);
-      const compactIndex = index - this.options.snapshotCatchUpEntries;
-      if (compactIndex > logStore.firstIndex()) await logStore.compact(compactIndex);
-      this.options.logger.debug(
-        { imageIndex: index, compactIndex },
-        'replica: log compacted behind the image',
-      );
-      return;
-    }
+    if (this.memoryImage !== undefined) return this.maybeFinishImage();
     const applied = stateMachine.appliedIndex;
     if (applied - this.lastSnapshotIndex < this.options.snapshotEntries) return;
     this.lastSnapshotIndex = applied;
     if (applied - this.options.snapshotCatchUpEntries <= logStore.firstIndex()) return;
-    const snapshot = await stateMachine.openSnapshot();
+    await this.startImage();
+  }
+
+  /**
+   * Memory engine, between two Readys: compacts behind an image that covers the request, the
+   * log's own snapshot (an image already durable) or one written now in the background.
+   */
+  private async maybeCompactRequestedBehindImage(requested: RequestedCompaction): Promise<void> {
+    const { stateMachine, logStore } = this.options;
+    if (this.memoryImage !== undefined) {
+      // An image in flight may cover the request; the next one is started once it is done.
+      if (this.memoryImage.state === 'writing') return;
+      await this.maybeFinishImage();
+      if (this.requested !== requested) return;
+    }
+    const applied = stateMachine.appliedIndex;
+    if (applied < requested.throughIndex) return this.settleRequested('behind');
+    // The log's snapshot is always one the state machine made durable (an image behind which it
+    // was compacted, or a snapshot installed after its image was written).
+    const snapshotIndex = logStore.snapshot().metadata.index;
+    if (snapshotIndex >= requested.throughIndex) {
+      const compactIndex = this.requestedCompactIndex(requested, snapshotIndex);
+      if (compactIndex >= logStore.firstIndex()) await logStore.compact(compactIndex);
+      return this.settleRequested('compacted');
+    }
+    this.lastSnapshotIndex = applied;
+    await this.startImage();
+  }
+
+  /**
+   * Memory engine: once the image in flight is durable, the log records it as its snapshot and is
+   * compacted behind it, through a requested index it covers too.
+   */
+  private async maybeFinishImage(): Promise<void> {
+    const { logStore } = this.options;
+    const image = this.memoryImage;
+    if (image === undefined || image.state === 'writing') return;
+    this.memoryImage = undefined;
+    // A failed write was logged; the next one, snapshotEntries later, tries again.
+    if (image.state === 'failed') return this.settleRequested('failed');
+    const { index, confState } = image.metadata;
+    // A snapshot installed from the leader meanwhile may have moved the log past this image.
+    if (index <= logStore.snapshot().metadata.index) return;
+    await logStore.createSnapshot(index, confState);
+    const requested = this.requested;
+    const covers = requested !== undefined && requested.throughIndex <= index;
+    if (covers) {
+      const compactIndex = this.requestedCompactIndex(requested, index);
+      if (compactIndex >= logStore.firstIndex()) await logStore.compact(compactIndex);
+    } else {
+      const compactIndex = index - this.options.snapshotCatchUpEntries;
+      if (compactIndex > logStore.firstIndex()) await logStore.compact(compactIndex);
+    }
+    this.options.logger.debug(
+      { imageIndex: index, firstIndex: logStore.firstIndex(), requested: covers },
+      'replica: log compacted behind the image',
+    );
+    if (covers) this.settleRequested('compacted');
+  }
+
+  /** Memory engine: starts writing an image of the state machine as it is now, in the background. */
+  private async startImage(): Promise<void> {
+    const { stateMachine } = this.options;
+    // A state that cannot be read cannot be made durable: a storage fault, not a failed loop.
+    const snapshot = await stateMachine.openSnapshot().catch((error: unknown) => {
+      if (!(error instanceof StorageFault)) throw error;
+      this.options.onStorageFault(error);
+      return undefined;
+    });
+    if (snapshot === undefined) return this.settleRequested('failed');
     const pending: PendingImage = { metadata: snapshot.metadata, state: 'writing' };
     this.memoryImage = pending;
     stateMachine

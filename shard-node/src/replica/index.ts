@@ -7,6 +7,7 @@ export {
   type ReplicaRole,
   type ReplicaStatus,
 } from './replica.js';
+export type { RequestedCompactionOutcome } from './compaction-policy.js';
 export { systemScheduler, sleep, type Scheduler, type Timer } from './scheduler.js';
 export { sharedIntervals } from './shared-intervals.js';
 export type {

@@ -17,7 +17,11 @@ export interface ReadySteps {
   readStates(readStates: readonly ReadState[]): void;
   /** After applying: reads whose index is applied are released; the log may be compacted. */
   afterApply(): Promise<void>;
-  /** Work the loop must do before the next Ready, with the core untouched meanwhile (a rebuild). */
+  /**
+   * Work the loop must do before the next Ready, with the core untouched meanwhile (a rebuild, a
+   * compaction the node asked for). It runs every time the loop is scheduled (every tick at least),
+   * whether or not the core has a Ready.
+   */
   beforeReadys(): Promise<void>;
   /** The loop failed: the replica must stop (a failed log write cannot be retried safely). */
   fail(error: unknown): void;

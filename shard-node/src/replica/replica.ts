@@ -22,7 +22,7 @@ import {
 } from '../state-machine/index.js';
 import type { Engine, EngineName, Entry as EngineEntry } from '../storage/index.js';
 import { PeerTransport, WarningLimiter, type SnapshotChunk } from '../transport/index.js';
-import { CompactionPolicy } from './compaction-policy.js';
+import { CompactionPolicy, type RequestedCompactionOutcome } from './compaction-policy.js';
 import { EntryApplier } from './entry-applier.js';
 import {
   MemberDirectory,
@@ -153,7 +153,8 @@ export type ReadMode = 'readindex' | 'lease';
  * | `SnapshotSender`      | stream the state machine to a follower, then its MsgSnap             |
  * | `SnapshotReceiver`    | take a stream into a new generation; install it with its Ready       |
  * | `Rebuild`             | a faulted replica's state machine rebuilt from its leader            |
- * | `CompactionPolicy`    | make the state machine durable, then drop the log behind it          |
+ * | `CompactionPolicy`    | make the state machine durable, then drop the log behind it (also on |
+ * |                       | the node's request: `compactNow`)                                    |
  *
  * Clock, timers and transport are injected (`scheduler`, `openTransport`); a failure that must
  * stop the replica goes to `onFailure`, never to `process.exit`.
@@ -334,7 +335,13 @@ export class Replica {
         // snapshot, which is what rebuilding the replica, or its peers, may need.
         if (this.storageFault === undefined) await this.compaction.maybeCompact();
       },
-      beforeReadys: () => this.completeRebuild(),
+      beforeReadys: async () => {
+        await this.completeRebuild();
+        // A compaction the node asked for runs between two Readys, never within one's writes. A
+        // damaged state machine cannot be made durable, so its log keeps everything (as above).
+        if (this.storageFault === undefined) await this.compaction.maybeCompactRequested();
+        else this.compaction.settleRequested('failed');
+      },
       fail: (error) => this.fail(error),
     });
   }
@@ -565,6 +572,23 @@ export class Replica {
     throw new ImpulseError('COMMIT_TIMEOUT', `leadership did not move to ${raftId} in time`);
   }
 
+  /**
+   * Compacts the log through at least `throughIndex` now, rather than once `snapshotEntries` more
+   * entries have applied: the node asks it of a group that keeps the node log's oldest segments
+   * (`node/log-purge.ts`). The state machine is made durable first, and nothing it has not applied
+   * is dropped (see `CompactionPolicy.requestCompaction`). Resolves with how it ended; never
+   * rejects (a failed log write fails the replica, which answers `stopped`).
+   */
+  compactNow(throughIndex: number): Promise<RequestedCompactionOutcome> {
+    if (this.stopped || this.failure !== undefined) return Promise.resolve('stopped');
+    if (this.storageFault !== undefined) return Promise.resolve('failed');
+    // Only applying more can help; the Ready loop need not run for it.
+    if (this.stateMachine.appliedIndex < throughIndex) return Promise.resolve('behind');
+    const outcome = this.compaction.requestCompaction(throughIndex);
+    this.readyLoop.schedule();
+    return outcome;
+  }
+
   /** The member with this replica id, if the replica knows it. */
   memberByReplicaId(replicaId: string): MemberSpec | undefined {
     return this.directory.byReplicaId(replicaId);
@@ -623,6 +647,7 @@ export class Replica {
     await this.transport?.stop();
     // Let a Ready being written finish, so that the log is not closed under it.
     while (this.readyLoop.busy) await sleep(this.scheduler, 5);
+    this.compaction.settleRequested('stopped');
     await this.snapshotReceiver.stop();
     await this.logStore.close();
     await this.stateMachine.close();
@@ -943,6 +968,7 @@ export class Replica {
     this.failEveryWaiter(new ImpulseError('NOT_READY', 'the replica failed'));
     this.tickTimer?.cancel();
     this.readyLoop.stop();
+    this.compaction.settleRequested('stopped');
     this.options.onFailure(error);
   }
 }

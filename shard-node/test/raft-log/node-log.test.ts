@@ -257,6 +257,62 @@ describe('node log', () => {
     await reopened.close();
   });
 
+  it('names the groups that keep any of the oldest segments, and how far each must compact to release them all', async () => {
+    const recorder = new NodeRecorder();
+    const segmentBytesMax = 8 * KIB;
+    const node = await openNodeLog(directory, recorder, { segmentBytesMax });
+    const busy = await node.group('busy');
+    const slow = await node.group('slow');
+    // The busy group writes into every segment; the slow one writes one entry now and then.
+    let slowIndex = 0;
+    for (let index = 1; index <= 300; index += 5) {
+      await busy.save(
+        { entries: entries(index, index + 4, 1, 400), hardState: { term: 1, vote: 1, commit: index + 4 } },
+        { sync: false },
+      );
+      if (index % 40 === 1) {
+        slowIndex++;
+        await slow.save(
+          {
+            entries: entries(slowIndex, slowIndex, 1, 100),
+            hardState: { term: 1, vote: 1, commit: slowIndex },
+          },
+          { sync: false },
+        );
+      }
+    }
+    const segments = node.segmentCount();
+    expect(segments).toBeGreaterThan(8);
+    // The tail is never released, so asking for more segments than there are names the same.
+    expect(node.pinningGroups(segments + 5)).toEqual(node.pinningGroups(segments - 1));
+    expect(
+      node
+        .pinningGroups()
+        .map((group) => group.groupId)
+        .sort(),
+    ).toEqual(['busy', 'slow']);
+    const compactAsNamed = async (count: number): Promise<void> => {
+      for (const { groupId, compactThroughIndex } of node.pinningGroups(count)) {
+        const group = groupId === 'busy' ? busy : slow;
+        await group.createSnapshot(compactThroughIndex);
+        await group.compact(compactThroughIndex);
+      }
+    };
+    // Compacting each group named for the 3 oldest segments through its index releases them, and
+    // only them (the busy group's later entries keep the next one).
+    await compactAsNamed(3);
+    expect(node.segmentCount()).toBe(segments - 3);
+    await compactAsNamed(node.segmentCount() - 1);
+    expect(node.segmentCount()).toBe(1);
+    expect(node.pinningGroups(10)).toEqual([]);
+    expect(recorder.totalBytes).toBe(node.logBytes());
+    const expected = { busy: stateOf(busy), slow: stateOf(slow) };
+    await node.close();
+    const reopened = await openNodeLog(directory, new Recorder(), { segmentBytesMax });
+    expect(await statesOf(reopened, ['busy', 'slow'])).toEqual(expected);
+    await reopened.close();
+  });
+
   it('deletes a segment once nothing pins it, keeps the directory bounded, and reopens from what is left', async () => {
     const recorder = new NodeRecorder();
     const segmentBytesMax = 64 * KIB;

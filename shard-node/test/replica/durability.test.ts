@@ -46,7 +46,8 @@ describe('durability before compaction', () => {
     await rm(directory, { recursive: true, force: true });
   });
 
-  it('loses no applied write in a power cut after the log was compacted (the engine synced first)', async () => {
+  /** A group of one on LevelDB whose engine knows what a power cut would leave of it. */
+  async function startWatched(): Promise<{ replica: Replica; engine: () => PowerLossEngine }> {
     const self = memberSpec(1);
     let engine: PowerLossEngine | undefined;
     const replica = await startReplica(self, [self], directory, {
@@ -54,8 +55,11 @@ describe('durability before compaction', () => {
     });
     running.push(replica);
     await untilLeading(replica);
-    const written = 100;
-    for (let index = 0; index < written; index++) {
+    return { replica, engine: () => engine as PowerLossEngine };
+  }
+
+  async function writeKeys(replica: Replica, count: number): Promise<void> {
+    for (let index = 0; index < count; index++) {
       await replica.write({
         operation: 'put',
         requestId: Buffer.from(`request-${index}`),
@@ -63,14 +67,16 @@ describe('durability before compaction', () => {
         value: Buffer.from(`value-${index}`),
       });
     }
-    // The premise: the log was compacted, so it cannot replay the early writes any more.
-    expect(replica.status().firstIndex).toBeGreaterThan(50);
+  }
+
+  /**
+   * Stops the replica, cuts the power (the engine keeps what it made durable, nothing else; the
+   * Raft log fsyncs every write before acknowledging it, so it keeps everything), restarts it and
+   * reads every key written.
+   */
+  async function expectEveryKeyAfterPowerCut(replica: Replica, survivor: PowerLossEngine, count: number) {
     await replica.stop();
     running.splice(0);
-
-    // The power cut: the engine keeps what it made durable, nothing else. (The Raft log fsyncs
-    // every write before acknowledging it: it keeps everything.)
-    const survivor = engine as PowerLossEngine;
     const generation = join(directory, 'state', 'sm-000001');
     await rm(generation, { recursive: true, force: true });
     const rebuilt = await LevelDbEngine.open({ directory: generation, sync: true });
@@ -79,14 +85,43 @@ describe('durability before compaction', () => {
     );
     await rebuilt.close();
 
+    const self = memberSpec(1);
     const restarted = await startReplica(self, [self], directory);
     running.push(restarted);
     expect(restarted.fault).toBeUndefined();
     await untilLeading(restarted);
-    for (let index = 0; index < written; index++) {
+    for (let index = 0; index < count; index++) {
       const value = await restarted.read(`key-${index}`, 'linearizable');
       expect(value?.toString(), `key-${index}`).toBe(`value-${index}`);
     }
+  }
+
+  it('loses no applied write in a power cut after the log was compacted (the engine synced first)', async () => {
+    const { replica, engine } = await startWatched();
+    const written = 100;
+    await writeKeys(replica, written);
+    // The premise: the log was compacted, so it cannot replay the early writes any more.
+    expect(replica.status().firstIndex).toBeGreaterThan(50);
+    await expectEveryKeyAfterPowerCut(replica, engine(), written);
+  });
+
+  it('syncs the engine before a compaction the node asks for too (compactNow), and never past the applied index', async () => {
+    const { replica, engine } = await startWatched();
+    // Fewer than snapshotEntries (20): the replica would not compact on its own.
+    const written = 10;
+    await writeKeys(replica, written);
+    const { appliedIndex, lastIndex, firstIndex } = replica.status();
+    expect(firstIndex).toBe(2);
+    expect(appliedIndex).toBe(lastIndex);
+    await expect(replica.compactNow(appliedIndex + 1)).resolves.toBe('behind');
+    expect(replica.status().firstIndex).toBe(2);
+    await expect(replica.compactNow(appliedIndex - 2)).resolves.toBe('compacted');
+    // Through the index asked, though the snapshotCatchUpEntries (5) would keep it; the snapshot
+    // is at the applied index.
+    expect(replica.status()).toMatchObject({ snapshotIndex: appliedIndex, firstIndex: appliedIndex - 1 });
+    await expect(replica.compactNow(appliedIndex)).resolves.toBe('compacted');
+    expect(replica.status().firstIndex).toBe(appliedIndex + 1);
+    await expectEveryKeyAfterPowerCut(replica, engine(), written);
   });
 
   it('fsyncs the folders that hold the state directory and each engine generation it creates', async () => {

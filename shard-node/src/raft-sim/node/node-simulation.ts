@@ -1,9 +1,10 @@
 /**
  * One run of the node simulator, deterministic from its seed: `nodes` simulated nodes, each
  * hosting one production replica of each of `groups` Raft groups (the memory engine over a
- * `MemoryFileSystem`), clients against every group, and a fault schedule of partitions, lossy
- * links, pauses, crashes and power cuts that hit whole nodes. Then the faults heal and the run
- * checks that:
+ * `MemoryFileSystem`), clients against every group (the last one falls idle after 500 ms, so that
+ * it keeps its nodes' oldest log segments until they ask it to compact), and a fault schedule of
+ * partitions, lossy links, pauses, crashes and power cuts that hit whole nodes. Then the faults
+ * heal and the run checks that:
  * - no group ever had two leaders in one term (election safety);
  * - no replica failed and no callback threw (a failure is a bug of the host or the simulator);
  * - every group serves again, and its replicas converge to the same applied index and state;
@@ -72,6 +73,8 @@ export interface NodeSimulationResult {
   readonly operations: { readonly ok: number; readonly unknown: number; readonly attempts: number };
   readonly faults: Readonly<Record<string, number>>;
   readonly network: SimNetwork['counters'];
+  /** Compactions the nodes asked of groups that kept their log's oldest segments, by outcome. */
+  readonly forcedCompactions: Readonly<Record<string, number>>;
   readonly simulatedMs: number;
 }
 
@@ -82,6 +85,12 @@ const timing: Omit<SimTiming, 'readMode'> = {
   snapshotEntries: 40,
   snapshotCatchUpEntries: 10,
   proposalTimeoutMs: 2_000,
+  // The smallest segment a log takes (4 KiB): a node's log rotates every few dozen entries, so
+  // that groups between two of their own compactions, idle groups and groups a fault left behind
+  // keep its oldest segments, and the node asks them to compact early in every run
+  // (`log-purge.ts`). Replica logs (`--logs replica`) rotate as often.
+  logSegmentBytesMax: 4096,
+  logPurge: { segmentsThreshold: 4, checkIntervalMs: 100 },
 };
 
 /** Simulated time given to the groups to elect leaders before the clients start. */
@@ -134,6 +143,10 @@ export async function runNodeSimulation(options: NodeSimulationOptions): Promise
         timing: { ...timing, readMode: options.readMode ?? 'readindex' },
         ...(options.plant === undefined ? {} : { plant: options.plant }),
         ...(options.logs === undefined ? {} : { logs: options.logs }),
+        onForcedCompaction: (node, group, outcome) => {
+          forcedCompactions[outcome] = (forcedCompactions[outcome] ?? 0) + 1;
+          trace(`${time.nowMs} ${node}: asked ${group} to compact early: ${outcome}`);
+        },
         onFailure: (node, group, error) =>
           problems.push(`replica ${group}@${node} failed: ${(error as Error).stack ?? String(error)}`),
       }),
@@ -142,6 +155,7 @@ export async function runNodeSimulation(options: NodeSimulationOptions): Promise
   const onRejection = (reason: unknown): void => void rejections.push(reason);
   process.on('unhandledRejection', onRejection);
   const faultCounts: Record<string, number> = {};
+  const forcedCompactions: Record<string, number> = {};
   const count = (kind: string): void => void (faultCounts[kind] = (faultCounts[kind] ?? 0) + 1);
   const clients = new SimClients(
     {
@@ -153,6 +167,9 @@ export async function runNodeSimulation(options: NodeSimulationOptions): Promise
       thinkMsMax: 20,
       readFraction: 0.4,
       deleteFraction: 0.1,
+      // The last group falls idle early: its replicas keep their nodes' oldest log segments while
+      // the other groups write, until the nodes ask them to compact.
+      ...(groups.length > 1 ? { quiet: { group: groups[groups.length - 1] as string, afterMs: 500 } } : {}),
     },
     time,
     clientPrng,
@@ -445,6 +462,7 @@ export async function runNodeSimulation(options: NodeSimulationOptions): Promise
       },
       faults: faultCounts,
       network: network.counters,
+      forcedCompactions,
       simulatedMs: time.nowMs,
     };
   } finally {

@@ -29,7 +29,10 @@ export function describeResult(result: NodeSimulationResult): string {
   const faults = Object.entries(result.faults)
     .map(([kind, count]) => `${kind} ${count}`)
     .join(', ');
-  return `seed ${result.seed}: ${result.operations.ok} ok, ${result.operations.unknown} unknown, faults: ${faults || 'none'}, linearizable: ${result.linearizable}, ${result.network.snapshotStreams} snapshot streams${
+  const forced = Object.entries(result.forcedCompactions)
+    .map(([outcome, count]) => `${outcome} ${count}`)
+    .join(', ');
+  return `seed ${result.seed}: ${result.operations.ok} ok, ${result.operations.unknown} unknown, faults: ${faults || 'none'}, linearizable: ${result.linearizable}, ${result.network.snapshotStreams} snapshot streams, forced compactions: ${forced || 'none'}${
     result.network.coalescedHeartbeats > 0
       ? `, ${result.network.coalescedHeartbeats} coalesced heartbeats of ${(result.network.coalescedHeartbeatEntries / result.network.coalescedHeartbeats).toFixed(1)} groups`
       : ''

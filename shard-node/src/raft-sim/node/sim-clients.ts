@@ -23,6 +23,12 @@ export interface SimClientsOptions {
   readonly thinkMsMax: number;
   readonly readFraction: number;
   readonly deleteFraction: number;
+  /**
+   * A group whose clients stop after `afterMs` of load: an idle group, whose entries stay in its
+   * nodes' logs until the node asks it to compact (`node/log-purge.ts`). The final reads check
+   * that what it took before survived.
+   */
+  readonly quiet?: { readonly group: string; readonly afterMs: number };
 }
 
 /** Where the clients find a group's replicas: the running ones, by node name. */
@@ -90,7 +96,9 @@ export class SimClients {
 
   private async loop(client: number, group: string): Promise<void> {
     const keys = this.keysOf(group);
-    while (this.running) {
+    const quiet = this.options.quiet;
+    const quietAtMs = quiet?.group === group ? this.clock.nowMs() + quiet.afterMs : Infinity;
+    while (this.running && this.clock.nowMs() < quietAtMs) {
       const key = keys[this.prng.int(keys.length)] as string;
       const draw = this.prng.next();
       if (draw < this.options.readFraction) await this.read(client, group, key);

@@ -14,7 +14,12 @@ import {
 } from '@impulse/common';
 import type { Config, RaftMutant } from '../../raft/index.js';
 import type { MemberSpec, ReadMode, Replica } from '../../replica/index.js';
-import { Node, type HostedReplica } from '../../node/index.js';
+import {
+  Node,
+  type ForcedCompactionOutcome,
+  type HostedReplica,
+  type LogPurgeSettings,
+} from '../../node/index.js';
 import type { Prng } from '../prng.js';
 import { NodeClock, type SimTime } from './sim-clock.js';
 import type { SimNetwork } from './sim-network.js';
@@ -28,6 +33,10 @@ export interface SimTiming {
   readonly snapshotCatchUpEntries: number;
   readonly proposalTimeoutMs: number;
   readonly readMode: ReadMode;
+  /** A new Raft log segment past this many bytes: small, so that segments come and go in a run. */
+  readonly logSegmentBytesMax: number;
+  /** When a node asks the groups that keep its log's oldest segments to compact. */
+  readonly logPurge: LogPurgeSettings;
 }
 
 export interface SimNodeOptions {
@@ -40,6 +49,8 @@ export interface SimNodeOptions {
   readonly timing: SimTiming;
   /** A replica failed (its Ready loop stopped): in the simulator, always a bug to report. */
   readonly onFailure: (node: string, group: string, error: unknown) => void;
+  /** The node asked a group to compact early (`log-purge.ts`), with this outcome. */
+  readonly onForcedCompaction?: (node: string, group: string, outcome: ForcedCompactionOutcome) => void;
   readonly logger?: Logger;
   /** Planted bugs, to show the checks catch them (never set in a normal run). */
   readonly plant?: SimPlant;
@@ -158,6 +169,7 @@ export class SimNode {
           readMode: timing.readMode,
           snapshotEntries: timing.snapshotEntries,
           snapshotCatchUpEntries: timing.snapshotCatchUpEntries,
+          logSegmentBytesMax: timing.logSegmentBytesMax,
           proposalTimeoutMs: timing.proposalTimeoutMs,
           proposalBatchMax: 64,
           randomSeed: this.options.prng.int(2 ** 31),
@@ -168,6 +180,10 @@ export class SimNode {
         scheduler: clock,
         fileSystem: this.fs,
         logs: this.options.logs ?? 'node',
+        logPurge: timing.logPurge,
+        onForcedCompaction: (group, outcome) => {
+          if (this.incarnation === incarnation) this.options.onForcedCompaction?.(this.name, group, outcome);
+        },
         onReplicaFailure: (failure) => {
           if (this.incarnation === incarnation)
             this.options.onFailure(this.name, failure.groupId, new Error(failure.message));
