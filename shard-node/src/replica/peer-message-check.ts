@@ -9,11 +9,12 @@
  * would fire them (a commit past the log ends the process), so they are dropped here, counted.
  *
  * The sender must be a member, with one exception: a leader's messages to a follower (append,
- * heartbeat, snapshot) from a sender this replica does not know, when the transport proved the
- * sending node's address. A replica cut off while its group replaced members does not know the new
- * leader until that leader's entries reach it; Raft validates these messages by their term, as it
- * would a member's. A removed sender stays refused, and so do an unknown sender's votes and other
- * messages (docs/decisions/0014-answer-unknown-leaders.md).
+ * heartbeat, snapshot) and a candidate's vote requests, from a sender this replica does not know,
+ * when the transport proved the sending node's address. A replica cut off while its group replaced
+ * members does not know the new leader until that leader's entries reach it, nor a new member that
+ * needs its vote to elect one; Raft validates these messages by their term and log, as it would a
+ * member's. A removed sender stays refused, and so do an unknown sender's other messages
+ * (docs/decisions/0014-answer-unknown-leaders.md).
  */
 import { decodeConfChange, type Entry, type Message, type MessageType, type NodeId } from '../raft/index.js';
 import type { InboundSender } from './replica-transport.js';
@@ -22,7 +23,8 @@ import type { InboundSender } from './replica-transport.js';
 export type PeerMessageRefusal =
   /**
    * The sender is not in this replica's member directory (or is this replica), and the message is
-   * not a leader's to a follower from a node whose address the transport proved.
+   * not a leader's to a follower or a candidate's vote request from a node whose address the
+   * transport proved.
    */
   | 'unknownSender'
   /** The sender was removed from the group (a removed replica still running). */
@@ -60,10 +62,20 @@ export const termMax = 2 ** 48;
 export const indexMax = 2 ** 52;
 
 /**
- * What a leader sends a follower, and Raft validates by term whoever sends it: the only messages
- * taken from a sender the directory does not know.
+ * What a leader sends a follower, and what a candidate asks of a voter: the messages Raft validates
+ * by term and log whoever sends them, and the only ones taken from a sender the directory does not
+ * know. A vote is counted by the candidate's own configuration, and granted by the usual rules
+ * (one per term, to a log at least as up to date), so answering an unknown candidate is what
+ * etcd's raft does for any sender; PreVote and CheckQuorum keep one that cannot win from raising
+ * terms.
  */
-export const leaderToFollowerTypes: ReadonlySet<MessageType> = new Set(['MsgApp', 'MsgHeartbeat', 'MsgSnap']);
+export const unknownSenderTypes: ReadonlySet<MessageType> = new Set([
+  'MsgApp',
+  'MsgHeartbeat',
+  'MsgSnap',
+  'MsgVote',
+  'MsgPreVote',
+]);
 
 export interface PeerMessageContext {
   readonly selfId: NodeId;
@@ -86,7 +98,7 @@ export function refusalOf(
   if (message.from === context.selfId) return 'unknownSender';
   if (!context.isMember(message.from)) {
     if (context.isRemoved(message.from)) return 'removedSender';
-    if (sender === undefined || !leaderToFollowerTypes.has(message.type)) return 'unknownSender';
+    if (sender === undefined || !unknownSenderTypes.has(message.type)) return 'unknownSender';
   }
   switch (message.type) {
     case 'MsgProp':

@@ -62,7 +62,7 @@ describe('the check of peer messages before the core', () => {
     expect(refusalOf(message({ type: 'MsgPreVote', logTerm: 6 }), context)).toBe('inconsistentEntries');
   });
 
-  it("takes a leader's messages from an unknown sender whose address the transport proved", () => {
+  it("takes a leader's messages and a candidate's vote requests from an unknown sender whose address the transport proved", () => {
     const confState = {
       voters: [2, 7],
       learners: [],
@@ -78,6 +78,8 @@ describe('the check of peer messages before the core', () => {
         from: 7,
         snapshot: { metadata: { index: 500, term: 5, confState }, data: new Uint8Array(0) },
       }),
+      message({ type: 'MsgVote', from: 7, index: 120, logTerm: 5 }),
+      message({ type: 'MsgPreVote', from: 7, index: 120, logTerm: 5 }),
     ]) {
       expect(refusalOf(accepted, context, proven), accepted.type).toBeUndefined();
       // Without a proven address (the per-replica transport) it cannot be answered: refused.
@@ -89,11 +91,11 @@ describe('the check of peer messages before the core', () => {
     );
   });
 
-  it("refuses an unknown sender's votes and answers, and a removed sender's every message", () => {
+  it("refuses an unknown sender's answers and other messages, and a removed sender's every message", () => {
     for (const type of [
-      'MsgVote',
-      'MsgPreVote',
       'MsgAppResp',
+      'MsgVoteResp',
+      'MsgPreVoteResp',
       'MsgHeartbeatResp',
       'MsgTimeoutNow',
       'MsgRebuildRequest',

@@ -488,12 +488,23 @@ async function convergenceProblems(nodes: readonly SimNode[], groups: readonly s
         pairs.push(`${Buffer.from(entry.key).toString()}=${Buffer.from(entry.value).toString()}`);
       states.push({ node: node.name, applied: replica.status().appliedIndex, content: pairs.join(';') });
     }
+    const describe = (): string =>
+      nodes
+        .flatMap((node) => {
+          const replica = node.replicas.get(group);
+          if (replica === undefined) return [];
+          const status = replica.status();
+          return [
+            `${node.name}: r${status.raftId} ${status.role} term ${status.term} leader ${status.leaderId} commit ${status.commitIndex} applied ${status.appliedIndex} log ${status.firstIndex}-${status.lastIndex} voters [${status.voters.join(',')}] learners [${status.learners.join(',')}] members [${status.members.map((member) => member.raftId).join(',')}]`,
+          ];
+        })
+        .join('; ');
     const [first, ...rest] = states;
     for (const other of rest) {
       if (first === undefined) break;
       if (other.applied !== first.applied)
         problems.push(
-          `convergence: ${group} applied ${first.applied} on ${first.node} but ${other.applied} on ${other.node}`,
+          `convergence: ${group} applied ${first.applied} on ${first.node} but ${other.applied} on ${other.node} (${describe()})`,
         );
       else if (other.content !== first.content)
         problems.push(
