@@ -322,19 +322,34 @@ export class NodeProcess {
     };
     const members = [...wanted.members.filter((member) => member.raftId !== self.raftId), self];
     const added: AddedReplica = { groupId: wanted.groupId, self, members };
+    // Whatever an earlier replica of the group left here goes first (a removal a crash or a power
+    // cut cut short): the new replica starts empty. Then the record, then the start: a crash
+    // between two steps leaves nothing hosted, or a joiner on an empty directory.
+    await this.node.clearLeftovers(wanted.groupId);
     await this.saveRecord({
       added: [...this.record.added.filter((replica) => replica.groupId !== wanted.groupId), added],
       removed: this.record.removed.filter((groupId) => groupId !== wanted.groupId),
     });
-    const replica = await this.node.addReplica({
-      groupId: wanted.groupId,
-      self,
-      initialMembers: members,
-      join: true,
-      bootstrap: false,
-    });
-    this.routesOf(wanted.groupId);
-    return replica.status();
+    try {
+      const replica = await this.node.addReplica({
+        groupId: wanted.groupId,
+        self,
+        initialMembers: members,
+        join: true,
+        bootstrap: false,
+      });
+      this.routesOf(wanted.groupId);
+      return replica.status();
+    } catch (error) {
+      if (error instanceof ImpulseError) throw error;
+      // Recorded as failed by the node (its /admin/status says why); answered with a code.
+      const code = (error as { code?: unknown }).code;
+      throw new ImpulseError(
+        'REPLICA_FAILED',
+        `the replica of ${wanted.groupId} did not start on node ${this.config.nodeId}: ${error instanceof Error ? error.message : String(error)}`,
+        { details: { group: wanted.groupId, failureCode: typeof code === 'string' ? code : null } },
+      );
+    }
   }
 
   /**

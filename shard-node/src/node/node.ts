@@ -19,6 +19,7 @@ import {
   ImpulseError,
   metricPrefix,
   nodeFileSystem,
+  syncDirectory,
   type FileSystem,
   type Logger,
   type Registry,
@@ -269,10 +270,49 @@ export class Node {
       this.replicas.delete(groupId);
       this.failures.delete(groupId);
       await replica?.stop();
-      await this.nodeLog?.removeGroup(groupId);
-      await this.fs.rm(join(this.options.dataDirectory, 'groups', groupId), { recursive: true, force: true });
+      await this.dropStored(groupId);
     } finally {
       this.changing.delete(groupId);
+    }
+  }
+
+  /**
+   * Deletes what an earlier replica of `groupId` left here, before a new replica of the group (a
+   * joiner under a new raft id) starts on this node: its share of the node log and its folder,
+   * which a crash between a removal's steps, or a power cut that undid a removal not yet durable,
+   * may have left. A new replica must never adopt another's vote, log or state. Refused while the
+   * node hosts a replica of the group.
+   */
+  async clearLeftovers(groupId: string): Promise<void> {
+    if (!isGroupId(groupId))
+      throw new ImpulseError('INVALID_REQUEST', `${JSON.stringify(groupId)} is not a group id`);
+    if (this.replicas.has(groupId) || this.changing.has(groupId))
+      throw new ImpulseError(
+        'MEMBERSHIP_CHANGE_REFUSED',
+        `node ${this.nodeId} hosts a replica of ${groupId}, or is starting or stopping one`,
+      );
+    this.changing.add(groupId);
+    try {
+      this.failures.delete(groupId);
+      await this.dropStored(groupId);
+    } finally {
+      this.changing.delete(groupId);
+    }
+  }
+
+  /**
+   * Removes the group from the node log (a durable record), then its folder, then makes the
+   * folder's removal durable: a power cut after this must not bring the old state back.
+   */
+  private async dropStored(groupId: string): Promise<void> {
+    await this.nodeLog?.removeGroup(groupId);
+    const groups = join(this.options.dataDirectory, 'groups');
+    await this.fs.rm(join(groups, groupId), { recursive: true, force: true });
+    try {
+      await syncDirectory(groups, this.fs);
+    } catch (error) {
+      // No groups folder: nothing was ever stored here, so nothing to make durable.
+      if ((error as { code?: unknown }).code !== 'ENOENT') throw error;
     }
   }
 

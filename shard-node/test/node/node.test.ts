@@ -57,8 +57,10 @@ describe('a node hosting replicas of many groups', () => {
     await first.stop();
     nodes.splice(0);
 
-    // Restarted (no bootstrap now: the groups are founded) on the same disk, after a power cut.
+    // Restarted (no bootstrap now: the groups are founded) on the same disk, after a power cut,
+    // which must not bring back the removed replica's folder (the chaos tool's moves found that).
     disk.powerCut();
+    expect(await disk.readdir('/data/n1/groups')).toEqual(['g1', 'g2']);
     const second = await Node.start(nodeOptions(disk, new Registry(), 'node'), [
       hosted('g1', false),
       hosted('g2', false),
@@ -73,5 +75,37 @@ describe('a node hosting replicas of many groups', () => {
       await untilLeading(replica);
       expect(await replica.read('k', 'linearizable')).toEqual(Buffer.from(value));
     }
+  });
+
+  it('clears what an earlier replica of a group left before a new one joins, and never adopts it', async () => {
+    const disk = new MemoryFileSystem();
+    const first = await Node.start(nodeOptions(disk, new Registry(), 'node'), [hosted('g1')]);
+    nodes.push(first);
+    await untilLeading(first.replicaOf('g1') as Replica);
+    await put(first.replicaOf('g1') as Replica, 'old', 'state');
+    await first.stop();
+    nodes.splice(0);
+
+    // The node restarts without g1 (as if a removal had been cut short): g1's log and folder are
+    // still there. A new replica of g1 must start from nothing.
+    const second = await Node.start(nodeOptions(disk, new Registry(), 'node'), []);
+    nodes.push(second);
+    expect(await disk.readdir('/data/n1/groups')).toEqual(['g1']);
+    await second.clearLeftovers('g1');
+    await second.stop();
+    nodes.splice(0);
+    // The clearing is durable: a power cut does not bring the old folder back.
+    disk.powerCut();
+    expect(await disk.readdir('/data/n1/groups')).toEqual([]);
+    const third = await Node.start(nodeOptions(disk, new Registry(), 'node'), []);
+    nodes.push(third);
+    const fresh = await third.addReplica({
+      ...hosted('g1'),
+      self: { ...hosted('g1').self, raftId: 4, replicaId: 'g1-r4' },
+      initialMembers: [{ ...hosted('g1').self, raftId: 4, replicaId: 'g1-r4' }],
+    });
+    await untilLeading(fresh);
+    expect(await fresh.read('old', 'linearizable')).toBeUndefined();
+    await expect(third.clearLeftovers('g1')).rejects.toMatchObject({ code: 'MEMBERSHIP_CHANGE_REFUSED' });
   });
 });
