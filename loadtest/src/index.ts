@@ -37,5 +37,6 @@ export * from './chaos/bypass-watch.js';
 export * from './chaos/fault-network.js';
 export * from './chaos/chaos-report.js';
 export * from './chaos/chaos-run.js';
-export { parseNemeses } from './chaos/chaos-command.js';
+export * from './chaos/chaos-cluster.js';
+export { nemesesOf, parseNemeses, type ChaosLayout } from './chaos/chaos-command.js';
 export { chaosOptions, chaosProgram } from './chaos/chaos-options.js';
