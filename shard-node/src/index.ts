@@ -1,5 +1,7 @@
 export { ShardNode, dataDirectoryOf } from './shard-node.js';
 export { parseShardNodeConfig, shardNodeOptions, shardNodeProgram, type ShardNodeConfig } from './config.js';
+export { checkShardNodeConfig } from './config-checks.js';
+export { NodeProcess, nodeHostingOf } from './node/index.js';
 export { createShardApp } from './server/app.js';
 export * from './storage/index.js';
 // The peer protocol's framing and handshake, for tools that speak it (the chaos tool's proxy reads

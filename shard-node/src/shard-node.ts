@@ -13,7 +13,8 @@ import {
 } from '@impulse/common';
 import type { ShardNodeConfig } from './config.js';
 import { DataDirectory } from './data-directory.js';
-import { Replica, type MemberSpec, type ReadMode } from './replica/index.js';
+import { replicaSettingsOf } from './replica-settings.js';
+import { Replica, type MemberSpec } from './replica/index.js';
 import { createShardApp } from './server/app.js';
 import { ConsistencyChecker } from './server/consistency.js';
 
@@ -141,8 +142,7 @@ export class ShardNode {
       );
     }
     const replica = await Replica.start({
-      clusterId: config.clusterId,
-      clusterSecret: config.clusterSecret,
+      ...replicaSettingsOf(config),
       groupId: config.groupId,
       self,
       // Listen where the client API listens (0.0.0.0 in a container); peers dial the advertised address.
@@ -152,17 +152,6 @@ export class ShardNode {
       join: config.join,
       bootstrap: config.bootstrap,
       dataDirectory: directory,
-      engine: config.engine,
-      logSync: config.raftLogSync,
-      logSegmentBytesMax: config.raftLogSegmentBytesMax,
-      tickIntervalMs: config.tickInterval,
-      electionTimeoutTicks: config.electionTimeoutTicks,
-      heartbeatTicks: config.heartbeatTicks,
-      readMode: config.readMode as ReadMode,
-      snapshotEntries: config.snapshotEntries,
-      snapshotCatchUpEntries: config.snapshotCatchUpEntries,
-      proposalTimeoutMs: config.proposalTimeout,
-      proposalBatchMax: 1024,
       logger,
       registry,
       // This process hosts one replica: one that failed leaves nothing to serve, so the process

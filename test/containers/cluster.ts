@@ -259,7 +259,7 @@ function urlOf(node: ClusterNode): string {
  * What one cluster created, found by its run label rather than remembered: a container whose start
  * failed half-way (created, never ready) is removed as surely as a healthy one.
  */
-class Resources {
+export class Resources {
   network: StartedNetwork | undefined;
 
   constructor(

@@ -145,3 +145,130 @@ describe('a cluster of 3 nodes hosting 4 groups', () => {
     expect(cluster.unexpectedExits).toEqual([]);
   });
 });
+
+/**
+ * Moving a group's replica from one node to another at run time, as an operator (or the meta
+ * group, next) does: the new node hosts a joiner, the leader adds it, promotes it, removes the old
+ * member, and the old node drops its replica. Both nodes keep what they were told across restarts.
+ */
+describe('moving a replica between nodes', () => {
+  let cluster: LocalNodeCluster;
+  let directory: Awaited<ReturnType<typeof temporaryDirectory>>;
+
+  beforeAll(async () => {
+    directory = await temporaryDirectory('node-move');
+    // 4 nodes, 1 group of 3: g1 on n1, n2 and n3; n4 hosts nothing yet.
+    cluster = await LocalNodeCluster.start({
+      nodes: 4,
+      groups: 1,
+      dataDirectory: directory.path,
+      logLevel: 'warn',
+    });
+  });
+
+  afterAll(async () => {
+    await cluster?.stop();
+    await directory?.remove();
+  });
+
+  const admin = async (
+    node: NodeProcessInfo,
+    method: string,
+    path: string,
+    body?: unknown,
+  ): Promise<{ status: number; code: string | undefined; json: () => unknown }> => {
+    const answer = await rawRequest(node.url, path, {
+      method,
+      headers: { [groupHeader]: 'g1', 'content-type': 'application/json' },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      timeoutMs: 20_000,
+    });
+    return { status: answer.status, code: errorCodeOf(answer), json: () => answer.json() };
+  };
+
+  it('moves g1 from n1 to n4, and each node hosts what it was told after a restart', async () => {
+    const gateway = cluster.gatewayUrl;
+    for (let index = 0; index < 30; index++) {
+      const put = await rawRequest(gateway, pathForKey(`m-${index}`), { method: 'PUT', body: `v${index}` });
+      expect(put.status).toBe(204);
+    }
+    const [n1, , , n4] = cluster.nodes as [
+      NodeProcessInfo,
+      NodeProcessInfo,
+      NodeProcessInfo,
+      NodeProcessInfo,
+    ];
+    const members = cluster.clusterConfig().groups[0]?.replicas.map((replica) => ({
+      replicaId: replica.id,
+      raftId: replica.raftId,
+      url: replica.url,
+      peerAddress: replica.peerAddress,
+    }));
+    const newcomer = { replicaId: 'g1-r4', raftId: 4, url: n4.url, peerAddress: `127.0.0.1:${n4.peerPort}` };
+    // Malformed and duplicate requests change nothing.
+    expect((await admin(n4, 'POST', '/admin/replicas', { groupId: 'g1' })).code).toBe('INVALID_REQUEST');
+    const added = await admin(n4, 'POST', '/admin/replicas', {
+      groupId: 'g1',
+      replicaId: 'g1-r4',
+      raftId: 4,
+      members,
+    });
+    expect(added.status).toBe(200);
+    expect(
+      (await admin(n4, 'POST', '/admin/replicas', { groupId: 'g1', replicaId: 'g1-r4', raftId: 4, members }))
+        .code,
+    ).toBe('MEMBERSHIP_CHANGE_REFUSED');
+    let leader = await cluster.leaderOf('g1');
+    expect((await admin(leader, 'POST', '/admin/members', newcomer)).status).toBe(200);
+    await waitFor(
+      'g1-r4 promoted',
+      async () => (await admin(leader, 'POST', '/admin/members/g1-r4/promote')).status === 200,
+      20_000,
+    );
+    // n1's replica is still a member: deleting its data is refused.
+    expect((await admin(n1, 'DELETE', '/admin/replicas/g1')).code).toBe('MEMBERSHIP_CHANGE_REFUSED');
+    // Removed through whichever node leads (a removed leader steps down).
+    leader = await cluster.leaderOf('g1');
+    expect((await admin(leader, 'DELETE', '/admin/members/g1-r1')).status).toBe(200);
+    // A removed replica need not ever learn it (the leader stops sending to it once the removal
+    // commits): the group's leader is the one to ask, and the node's removal is then forced.
+    await waitFor(
+      'the leader commits the removal',
+      async () => {
+        const status = (await admin(leader, 'GET', '/admin/status')).json() as { voters: number[] };
+        return !status.voters.includes(1);
+      },
+      20_000,
+    );
+    expect((await admin(n1, 'DELETE', '/admin/replicas/g1?force=true')).status).toBe(200);
+    expect((await admin(n1, 'GET', '/kv/m-0')).code).toBe('GROUP_NOT_HOSTED');
+    // Both nodes restart (kill -9): n4 hosts g1 again from its record, n1 does not, although the
+    // cluster configuration still places g1-r1 there.
+    for (const node of [n1, n4]) {
+      await cluster.kill(node.nodeId);
+      await cluster.restart(node.nodeId);
+    }
+    expect((await admin(n1, 'GET', '/kv/m-0')).code).toBe('GROUP_NOT_HOSTED');
+    await waitFor(
+      'n4 serves g1 after its restart',
+      async () => {
+        const status = (await admin(n4, 'GET', '/admin/status')).json() as {
+          voters: number[];
+          appliedIndex: number;
+        };
+        return status.voters.includes(4) && status.appliedIndex > 0;
+      },
+      20_000,
+    );
+    // Every write is there, served by n2, n3 and n4.
+    for (let index = 0; index < 30; index++) {
+      const get = await rawRequest(gateway, pathForKey(`m-${index}`), { timeoutMs: 20_000 });
+      expect(get.body.toString()).toBe(`v${index}`);
+    }
+    await cluster.kill('n2');
+    const get = await rawRequest(gateway, pathForKey('m-0'), { timeoutMs: 20_000 });
+    expect(get.body.toString()).toBe('v0');
+    await cluster.restart('n2');
+    expect(cluster.unexpectedExits).toEqual([]);
+  });
+});

@@ -453,7 +453,8 @@ export class LocalNodeCluster {
 
   /**
    * The node whose replica of `groupId` says it leads, waiting up to `timeoutMs` for one; nodes
-   * that do not answer (killed, paused) or are in `excluding` are skipped.
+   * that do not answer (killed, paused), do not host the group (a replica may have moved since the
+   * start) or are in `excluding` are skipped.
    */
   async leaderOf(
     groupId: string,
@@ -464,7 +465,6 @@ export class LocalNodeCluster {
     while (Date.now() < deadline) {
       for (const node of this.nodes) {
         if (excluding.includes(node.nodeId) || !isRunning(node)) continue;
-        if (!node.replicas.some((replica) => replica.groupId === groupId)) continue;
         try {
           const response = await fetch(`${node.url}/admin/status`, {
             headers: { [groupHeader]: groupId },

@@ -8,13 +8,16 @@ import {
   metricsHandler,
   observeRequests,
   readOnlyMethods,
+  ServerErrorLog,
   refuseBody,
+  routeNotFoundHandler,
   sendError,
   sendJson,
   type Logger,
   type Registry,
 } from '@impulse/common';
-import { groupNamedBy } from '../server/app.js';
+import type { MemberSpec } from '../replica/index.js';
+import { adminRoute, groupNamedBy, memberOf, readJson } from '../server/app.js';
 import type { RequestListener } from '../server/kv.js';
 import type { Node } from './node.js';
 
@@ -27,12 +30,52 @@ export interface NodeAppContext {
   readonly isReady: () => boolean;
   /** The routes of the running replica of a group (`createShardApp`), if the node runs one. */
   readonly replicaListener: (groupId: string) => RequestListener | undefined;
+  /** `POST /admin/replicas`: starts a replica here that joins its live group; answers its status. */
+  readonly addReplica: (replica: ReplicaToAdd) => Promise<unknown>;
+  /** `DELETE /admin/replicas/{group}`: stops the replica here and deletes its data. */
+  readonly removeReplica: (groupId: string, force: boolean) => Promise<void>;
+}
+
+/** A replica to host at run time: its group, its ids, and the group's members as they are now. */
+export interface ReplicaToAdd {
+  readonly groupId: string;
+  readonly replicaId: string;
+  readonly raftId: number;
+  readonly members: readonly MemberSpec[];
 }
 
 /** Routes the node answers itself: the same for every group it hosts. */
-const nodeOnlyPaths = new Set(['/metrics', '/healthz']);
+const nodeOnlyPaths = new Set(['/metrics', '/healthz', '/admin/replicas']);
 /** Routes the node answers itself when no group is named, and a replica answers when one is. */
 const nodeOrReplicaPaths = new Set(['/readyz', '/admin/status']);
+
+const idPattern = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/;
+/** At most this many members in a `POST /admin/replicas` body (a group has at most 7 voters). */
+const addedMembersMax = 16;
+
+/** The body of `POST /admin/replicas`, checked; throws `INVALID_REQUEST` naming the expected shape. */
+function replicaToAddOf(body: unknown): ReplicaToAdd {
+  const record = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
+  const { groupId, replicaId, raftId, members } = record;
+  const valid =
+    typeof groupId === 'string' &&
+    idPattern.test(groupId) &&
+    typeof replicaId === 'string' &&
+    idPattern.test(replicaId) &&
+    typeof raftId === 'number' &&
+    Number.isSafeInteger(raftId) &&
+    raftId >= 1 &&
+    raftId <= 0xffffffff &&
+    Array.isArray(members) &&
+    members.length >= 1 &&
+    members.length <= addedMembersMax;
+  if (!valid)
+    throw new ImpulseError(
+      'INVALID_REQUEST',
+      'the body must be {"groupId": "g1", "replicaId": "g1-r4", "raftId": 4, "members": [{"replicaId", "raftId", "url", "peerAddress"}, ...]} with the group\'s current members',
+    );
+  return { groupId, replicaId, raftId, members: members.map((member) => memberOf(member)) };
+}
 
 function pathOf(url: string): string {
   const query = url.indexOf('?');
@@ -54,6 +97,7 @@ export function createNodeApp(context: NodeAppContext): RequestListener {
   const app = express();
   app.disable('x-powered-by');
   app.disable('etag');
+  app.set('query parser', 'simple');
   app.use(observeRequests(createHttpMetrics(registry), (request) => (request as express.Request).path));
 
   app.all(
@@ -91,10 +135,36 @@ export function createNodeApp(context: NodeAppContext): RequestListener {
     }),
   );
 
+  const serverErrors = new ServerErrorLog(context.logger);
+  const admin = adminRoute(serverErrors);
+  app.all(
+    '/admin/replicas',
+    allowMethods(
+      ['POST'],
+      admin(async (request, response) => {
+        const replica = replicaToAddOf(await readJson(request));
+        sendJson(response, 200, await context.addReplica(replica));
+      }),
+    ),
+  );
+  app.all(
+    '/admin/replicas/:groupId',
+    allowMethods(
+      ['DELETE'],
+      admin(async (request, response) => {
+        const groupId = String(request.params['groupId']);
+        if (!idPattern.test(groupId)) throw new ImpulseError('INVALID_REQUEST', 'not a group id');
+        await context.removeReplica(groupId, request.query['force'] === 'true');
+        sendJson(response, 200, nodeStatus(context));
+      }),
+    ),
+  );
+  app.use(routeNotFoundHandler(['/metrics', '/healthz', '/readyz', '/admin/status', '/admin/replicas']));
+
   return function handle(request: IncomingMessage, response: ServerResponse): void {
     const url = request.url ?? '';
     const path = pathOf(url);
-    if (nodeOnlyPaths.has(path)) return void app(request, response);
+    if (nodeOnlyPaths.has(path) || path.startsWith('/admin/replicas/')) return void app(request, response);
     const named = groupNamedBy(request, response);
     if (named === null) return;
     if (named === undefined && nodeOrReplicaPaths.has(path)) return void app(request, response);

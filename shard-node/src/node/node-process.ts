@@ -16,6 +16,7 @@ import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import {
   ConfigError,
+  ImpulseError,
   closeServerGracefully,
   createHttpServer,
   createMetricsRegistry,
@@ -27,13 +28,21 @@ import {
 } from '@impulse/common';
 import type { ShardNodeConfig } from '../config.js';
 import { DataDirectory } from '../data-directory.js';
-import { sharedIntervals, systemScheduler, type MemberSpec, type ReadMode } from '../replica/index.js';
+import { replicaSettingsOf } from '../replica-settings.js';
+import { sharedIntervals, systemScheduler, type MemberSpec } from '../replica/index.js';
 import { ConsistencyChecker } from '../server/consistency.js';
 import { createShardApp } from '../server/app.js';
 import type { RequestListener } from '../server/kv.js';
+import { isGroupId } from '../raft-log/index.js';
 import { NodeTransport } from '../transport/index.js';
-import { createNodeApp } from './node-app.js';
-import { Node, type HostedReplica, type ReplicaSettings } from './node.js';
+import {
+  readHostedRecord,
+  writeHostedRecord,
+  type AddedReplica,
+  type HostedRecord,
+} from './hosted-record.js';
+import { createNodeApp, type ReplicaToAdd } from './node-app.js';
+import { Node, type HostedReplica } from './node.js';
 
 /** What the cluster configuration says this node is and hosts. */
 export interface NodeHosting {
@@ -98,23 +107,24 @@ export function nodeHostingOf(config: ShardNodeConfig): NodeHosting {
   return { node, hosted, peerListenPort: config.peerPort === 0 ? advertised.port : config.peerPort };
 }
 
-/** The settings every hosted replica shares, from the process's options. */
-function replicaSettingsOf(config: ShardNodeConfig): ReplicaSettings {
-  return {
-    clusterId: config.clusterId,
-    clusterSecret: config.clusterSecret,
-    engine: config.engine,
-    logSync: config.raftLogSync,
-    logSegmentBytesMax: config.raftLogSegmentBytesMax,
-    tickIntervalMs: config.tickInterval,
-    electionTimeoutTicks: config.electionTimeoutTicks,
-    heartbeatTicks: config.heartbeatTicks,
-    readMode: config.readMode as ReadMode,
-    snapshotEntries: config.snapshotEntries,
-    snapshotCatchUpEntries: config.snapshotCatchUpEntries,
-    proposalTimeoutMs: config.proposalTimeout,
-    proposalBatchMax: 1024,
-  };
+/**
+ * The replicas a node starts: those the cluster configuration places on it, but for the groups
+ * removed here at run time, and those added at run time (as joiners).
+ */
+function hostedOf(configured: readonly HostedReplica[], record: HostedRecord): HostedReplica[] {
+  const added = new Map(record.added.map((replica) => [replica.groupId, replica]));
+  const removed = new Set(record.removed);
+  const hosted = configured.filter((replica) => !removed.has(replica.groupId) && !added.has(replica.groupId));
+  for (const replica of added.values()) {
+    hosted.push({
+      groupId: replica.groupId,
+      self: replica.self,
+      initialMembers: replica.members,
+      join: true,
+      bootstrap: false,
+    });
+  }
+  return hosted;
 }
 
 export function nodeDataDirectoryOf(config: ShardNodeConfig): string {
@@ -142,6 +152,8 @@ export class NodeProcess {
     private readonly dataDirectory: DataDirectory,
     private readonly registry: ReturnType<typeof createMetricsRegistry>,
     private readonly startedAtMs: number,
+    private readonly spec: NodeSpec,
+    private record: HostedRecord,
   ) {
     const app = createNodeApp({
       node,
@@ -150,6 +162,8 @@ export class NodeProcess {
       startedAtMs,
       isReady: () => this.ready,
       replicaListener: (groupId) => this.routesOf(groupId)?.listener,
+      addReplica: (replica) => this.addReplica(replica),
+      removeReplica: (groupId, force) => this.removeReplica(groupId, force),
     });
     this.server = createHttpServer({ limits: config, listener: app, registry, logger });
   }
@@ -162,6 +176,13 @@ export class NodeProcess {
       identity: { clusterId: config.clusterId, nodeId: config.nodeId, engine: config.engine },
       logger,
     });
+    let record: HostedRecord;
+    try {
+      record = await readHostedRecord(directory);
+    } catch (error) {
+      dataDirectory.release();
+      throw error;
+    }
     let transport: NodeTransport | undefined;
     let node: Node | undefined;
     try {
@@ -194,9 +215,19 @@ export class NodeProcess {
           // One tick timer per interval for every hosted replica: their heartbeats leave in one round.
           scheduler: sharedIntervals(systemScheduler),
         },
-        hosting.hosted,
+        hostedOf(hosting.hosted, record),
       );
-      const started = new NodeProcess(config, logger, node, transport, dataDirectory, registry, Date.now());
+      const started = new NodeProcess(
+        config,
+        logger,
+        node,
+        transport,
+        dataDirectory,
+        registry,
+        Date.now(),
+        hosting.node,
+        record,
+      );
       await started.listen();
       logger.info(
         {
@@ -266,6 +297,76 @@ export class NodeProcess {
     const built = { replica, listener, consistencyChecker, stopChecks };
     this.routes.set(groupId, built);
     return built;
+  }
+
+  /**
+   * Starts a replica of `wanted.groupId` here that joins its live group (`POST /admin/replicas`):
+   * it waits for the leader's log or snapshot, once the leader adds it (`POST /admin/members`).
+   * Recorded in `HOSTED` first, so that a restart hosts it again, as a joiner.
+   */
+  private async addReplica(wanted: ReplicaToAdd): Promise<unknown> {
+    if (!isGroupId(wanted.groupId))
+      throw new ImpulseError('INVALID_REQUEST', `${JSON.stringify(wanted.groupId)} is not a group id`);
+    if (this.node.replicaOf(wanted.groupId) !== undefined)
+      throw new ImpulseError(
+        'MEMBERSHIP_CHANGE_REFUSED',
+        `node ${this.config.nodeId} already hosts a replica of ${wanted.groupId}`,
+      );
+    const address = parsePeerAddress(this.spec.peerAddress) as { host: string; port: number };
+    const self: MemberSpec = {
+      replicaId: wanted.replicaId,
+      raftId: wanted.raftId,
+      url: this.spec.url,
+      peerHost: address.host,
+      peerPort: address.port,
+    };
+    const members = [...wanted.members.filter((member) => member.raftId !== self.raftId), self];
+    const added: AddedReplica = { groupId: wanted.groupId, self, members };
+    await this.saveRecord({
+      added: [...this.record.added.filter((replica) => replica.groupId !== wanted.groupId), added],
+      removed: this.record.removed.filter((groupId) => groupId !== wanted.groupId),
+    });
+    const replica = await this.node.addReplica({
+      groupId: wanted.groupId,
+      self,
+      initialMembers: members,
+      join: true,
+      bootstrap: false,
+    });
+    this.routesOf(wanted.groupId);
+    return replica.status();
+  }
+
+  /**
+   * Stops the replica of `groupId` and deletes its data (`DELETE /admin/replicas/{group}`).
+   * Refused while the replica is still a voter or learner of its group, as it last knew it, unless
+   * forced: deleting a member's data takes a replica from its group as surely as a lost disk.
+   */
+  private async removeReplica(groupId: string, force: boolean): Promise<void> {
+    const replica = this.node.replicaOf(groupId);
+    const failed = this.node.failedReplicas().some((failure) => failure.groupId === groupId);
+    if (replica === undefined && !failed)
+      throw new ImpulseError('GROUP_NOT_HOSTED', `node ${this.config.nodeId} hosts no replica of ${groupId}`);
+    if (replica !== undefined && !force) {
+      const status = replica.status();
+      if (status.voters.includes(status.raftId) || status.learners.includes(status.raftId))
+        throw new ImpulseError(
+          'MEMBERSHIP_CHANGE_REFUSED',
+          `the replica ${status.replicaId} of ${groupId} is still a member of its group: remove it there first (DELETE /admin/members/${status.replicaId} on the leader), or force the removal (?force=true) to drop a replica whose group no longer needs it`,
+        );
+    }
+    await this.saveRecord({
+      added: this.record.added.filter((added) => added.groupId !== groupId),
+      removed: [...new Set([...this.record.removed, groupId])],
+    });
+    this.routes.get(groupId)?.stopChecks();
+    this.routes.delete(groupId);
+    await this.node.removeReplica(groupId);
+  }
+
+  private async saveRecord(record: HostedRecord): Promise<void> {
+    await writeHostedRecord(nodeDataDirectoryOf(this.config), record);
+    this.record = record;
   }
 
   /** Builds every hosted replica's routes now, so that their periodic checks run from the start. */

@@ -175,15 +175,7 @@ export function createShardApp(context: ShardAppContext): RequestListener {
     }),
   );
 
-  const admin =
-    (handler: (request: Request, response: Response) => Promise<void>) =>
-    (request: Request, response: Response) => {
-      handler(request, response).catch((error: unknown) => {
-        const failure = toImpulseError(error);
-        serverErrors.report(failure, { method: request.method, url: request.originalUrl });
-        refuseBody(request, response, failure);
-      });
-    };
+  const admin = adminRoute(serverErrors);
   app.all(
     '/admin/members',
     allowMethods(
@@ -260,6 +252,24 @@ export function createShardApp(context: ShardAppContext): RequestListener {
 }
 
 /**
+ * An express handler from an async admin handler: a failure is answered with its code (the body
+ * left unread is drained) and reported to the server error log.
+ */
+export function adminRoute(
+  serverErrors: ServerErrorLog,
+): (
+  handler: (request: Request, response: Response) => Promise<void>,
+) => (request: Request, response: Response) => void {
+  return (handler) => (request, response) => {
+    handler(request, response).catch((error: unknown) => {
+      const failure = toImpulseError(error);
+      serverErrors.report(failure, { method: request.method, url: request.originalUrl });
+      refuseBody(request, response, failure);
+    });
+  };
+}
+
+/**
  * The group a request names in `x-impulse-group`: undefined when it names none, null when the
  * header is malformed (the request was refused here).
  */
@@ -274,7 +284,7 @@ export function groupNamedBy(request: IncomingMessage, response: ServerResponse)
 
 const adminBodyBytesMax = 64 * 1024;
 
-async function readJson(request: Request): Promise<unknown> {
+export async function readJson(request: Request | IncomingMessage): Promise<unknown> {
   const body = await readBody(request, adminBodyBytesMax);
   try {
     return JSON.parse(body.toString('utf8')) as unknown;
@@ -284,7 +294,7 @@ async function readJson(request: Request): Promise<unknown> {
 }
 
 /** A new member from an admin request: `{replicaId, raftId, url, peerAddress}`. */
-function memberOf(body: unknown): MemberSpec {
+export function memberOf(body: unknown): MemberSpec {
   const record = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
   const { replicaId, raftId, url, peerAddress } = record;
   const address = typeof peerAddress === 'string' ? parsePeerAddress(peerAddress) : undefined;

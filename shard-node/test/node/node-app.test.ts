@@ -39,6 +39,18 @@ async function startNodeServer(groups: readonly string[]): Promise<{
     registry,
     startedAtMs: Date.now(),
     isReady: () => true,
+    addReplica: async (replica) => {
+      const self = replica.members.find((member) => member.raftId === replica.raftId) ?? replica.members[0];
+      const added = await node.addReplica({
+        groupId: replica.groupId,
+        self: self as NonNullable<typeof self>,
+        initialMembers: replica.members,
+        join: false,
+        bootstrap: true,
+      });
+      return added.status();
+    },
+    removeReplica: (groupId) => node.removeReplica(groupId),
     replicaListener: (groupId) => {
       const replica = node.replicaOf(groupId);
       if (replica === undefined) return undefined;

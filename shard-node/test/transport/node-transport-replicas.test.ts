@@ -231,12 +231,15 @@ describe('replicas of two groups on three node transports', () => {
     console.info(
       `coalesced heartbeats in 1 s (10 ms ticks): A->B ${sectionsAB} carrying ${entriesAB} heartbeats, B->A ${sectionsBA} carrying ${entriesBA} responses`,
     );
-    // About one coalesced heartbeat per tick (10 ms) each way, each carrying the 4 groups' (a
-    // round may split when a replica's Ready loop is busy, so at least 3 on average).
+    // About one coalesced heartbeat per tick (10 ms) each way, each carrying the 4 groups'. A round
+    // splits when a replica's Ready loop is still persisting (its heartbeats leave in the next
+    // round), which a loaded machine makes common: 2.3 per section was seen once with the 2 cores
+    // saturated (load 14), 5.4 in another loaded run (late timers put two ticks in one round).
+    // Uncoalesced, every heartbeat would be a message of its own (1 each).
     expect(sectionsAB).toBeGreaterThan(20);
-    expect(entriesAB / sectionsAB).toBeGreaterThanOrEqual(3);
+    expect(entriesAB / sectionsAB).toBeGreaterThanOrEqual(2);
     expect(sectionsBA).toBeGreaterThan(20);
-    expect(entriesBA / sectionsBA).toBeGreaterThanOrEqual(3);
+    expect(entriesBA / sectionsBA).toBeGreaterThanOrEqual(2);
     // Leases stand on the coalesced heartbeats: every group takes writes and serves linearizable
     // reads, on every replica's state after it applied.
     for (const groupId of groups) {

@@ -1,0 +1,187 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import {
+  GenericContainer,
+  Network,
+  Wait,
+  type StartedNetwork,
+  type StartedTestContainer,
+} from 'testcontainers';
+import { parseAllDocuments } from 'yaml';
+import { loadClusterConfig, type ClusterConfig } from '@impulse/common';
+import { Resources, type ClusterNode } from './cluster.js';
+import {
+  dockerClient,
+  imageUnderTest,
+  networkNamePrefix,
+  runLabel,
+  suiteLabel,
+  suiteLabelValue,
+} from './docker.js';
+
+/**
+ * The Kubernetes manifests' container specs, run under Docker: the node StatefulSet of
+ * deploy/k8s/base/nodes.yaml (one container per node of its cluster.json, named and reachable as
+ * the StatefulSet's pods are, `impulse-node-0.impulse-node`, with the environment the manifest
+ * gives, the cluster configuration and the secret mounted where the manifest mounts them, and
+ * IMPULSE_BOOTSTRAP=true as the bootstrap overlay adds it for the first start), and the gateway of
+ * deploy/k8s/base/gateway.yaml. What Kubernetes would do is not tested here; what the manifests
+ * tell the processes is.
+ */
+
+const repositoryRoot = new URL('../../', import.meta.url);
+const read = (path: string): string => readFileSync(new URL(path, repositoryRoot), 'utf8');
+
+interface EnvVar {
+  readonly name: string;
+  readonly value?: string;
+  readonly valueFrom?: { fieldRef?: { fieldPath: string } };
+}
+interface ContainerSpec {
+  readonly args: string[];
+  readonly env: EnvVar[];
+  readonly ports: { name: string; containerPort: number }[];
+}
+interface Manifest {
+  readonly kind: string;
+  readonly metadata: { name: string };
+  readonly spec: { serviceName?: string; template: { spec: { containers: ContainerSpec[] } } };
+}
+
+function workload(path: string, kind: string): Manifest {
+  const manifest = parseAllDocuments(read(path))
+    .map((document) => document.toJS() as Manifest)
+    .find((candidate) => candidate.kind === kind);
+  if (manifest === undefined) throw new Error(`${path} has no ${kind}`);
+  return manifest;
+}
+
+function environmentOf(spec: ContainerSpec, podName: string): Record<string, string> {
+  const environment: Record<string, string> = {};
+  for (const variable of spec.env) {
+    if (variable.valueFrom?.fieldRef?.fieldPath === 'metadata.name') environment[variable.name] = podName;
+    else if (variable.value !== undefined) environment[variable.name] = variable.value;
+    else throw new Error(`the manifest sets ${variable.name} in a way this test does not model`);
+  }
+  return environment;
+}
+
+function portOf(spec: ContainerSpec, name: string): number {
+  const port = spec.ports.find((candidate) => candidate.name === name)?.containerPort;
+  if (port === undefined) throw new Error(`no port ${name} in the manifest`);
+  return port;
+}
+
+const startupTimeoutMs = 60_000;
+
+export interface ManifestNode extends ClusterNode {
+  readonly nodeId: string;
+}
+
+export class ManifestCluster {
+  private stopped = false;
+
+  private constructor(
+    private readonly network: StartedNetwork,
+    readonly nodes: readonly ManifestNode[],
+    readonly gateway: ClusterNode,
+    readonly config: ClusterConfig,
+    private readonly runId: string,
+  ) {}
+
+  get networkHandle(): StartedNetwork {
+    return this.network;
+  }
+
+  static async start(): Promise<ManifestCluster> {
+    const client = await dockerClient();
+    const runId = randomUUID().slice(0, 8);
+    const labels = { [suiteLabel]: suiteLabelValue, [runLabel]: runId };
+    const clusterText = read('deploy/k8s/base/cluster.json');
+    const config = loadClusterConfig({ json: clusterText });
+    const statefulSet = workload('deploy/k8s/base/nodes.yaml', 'StatefulSet');
+    const gatewayManifest = workload('deploy/k8s/base/gateway.yaml', 'Deployment');
+    const nodeSpec = statefulSet.spec.template.spec.containers[0] as ContainerSpec;
+    const gatewaySpec = gatewayManifest.spec.template.spec.containers[0] as ContainerSpec;
+    const secret = randomBytes(32).toString('hex');
+    const network = await new Network({ nextUuid: () => `${networkNamePrefix}${runId}` }).start();
+    const mounts = [
+      { content: clusterText, target: '/etc/impulse/cluster.json' },
+      { content: `${secret}\n`, target: '/etc/impulse-secret/secret' },
+    ];
+    try {
+      const nodeStarts = config.nodes.map(async (node): Promise<ManifestNode> => {
+        const alias = `${node.id}.${statefulSet.spec.serviceName ?? ''}`;
+        const volume = `impulse-test-${runId}-${node.id}`;
+        await client.container.dockerode.createVolume({ Name: volume, Labels: labels });
+        const httpPort = portOf(nodeSpec, 'http');
+        const container = await new GenericContainer(imageUnderTest)
+          .withName(`impulse-test-${runId}-${node.id}`)
+          .withLabels(labels)
+          .withNetwork(network)
+          .withNetworkAliases(alias)
+          .withBindMounts([{ source: volume, target: '/data' }])
+          .withCopyContentToContainer(mounts)
+          // The bootstrap overlay's variable: these volumes are new, the cluster's first start.
+          .withEnvironment({ ...environmentOf(nodeSpec, node.id), IMPULSE_BOOTSTRAP: 'true' })
+          .withCommand(nodeSpec.args)
+          .withExposedPorts(httpPort)
+          .withWaitStrategy(
+            Wait.forHttp('/readyz', httpPort, { abortOnContainerExit: true })
+              .forStatusCode(200)
+              .withReadTimeout(500),
+          )
+          .withStartupTimeout(startupTimeoutMs)
+          .start();
+        return { name: node.id, nodeId: node.id, container, aliases: [alias], port: httpPort };
+      });
+      const gatewayPort = portOf(gatewaySpec, 'http');
+      const gatewayStart = new GenericContainer(imageUnderTest)
+        .withName(`impulse-test-${runId}-gateway`)
+        .withLabels(labels)
+        .withNetwork(network)
+        .withNetworkAliases('impulse-gateway')
+        .withCopyContentToContainer(mounts.slice(0, 1))
+        .withEnvironment(environmentOf(gatewaySpec, 'impulse-gateway-0'))
+        .withCommand(gatewaySpec.args)
+        .withExposedPorts(gatewayPort)
+        .withWaitStrategy(
+          Wait.forHttp('/readyz', gatewayPort, { abortOnContainerExit: true })
+            .forStatusCode(200)
+            .withReadTimeout(500),
+        )
+        .withStartupTimeout(startupTimeoutMs)
+        .start();
+      const [gatewayResult, ...nodeResults] = await Promise.allSettled([gatewayStart, ...nodeStarts]);
+      const failed = [gatewayResult, ...nodeResults].find((result) => result?.status === 'rejected');
+      if (failed !== undefined) throw failed.reason;
+      const nodes = nodeResults.map((result) => (result as PromiseFulfilledResult<ManifestNode>).value);
+      const gateway: ClusterNode = {
+        name: 'gateway',
+        container: (gatewayResult as PromiseFulfilledResult<StartedTestContainer>).value,
+        aliases: ['impulse-gateway'],
+        port: gatewayPort,
+      };
+      return new ManifestCluster(network, nodes, gateway, config, runId);
+    } catch (error) {
+      const resources = new Resources(client, runId);
+      resources.network = network;
+      await resources.remove().catch((cleanupError: unknown) => {
+        console.error('containers: cleanup after a failed start failed too', cleanupError);
+      });
+      throw error;
+    }
+  }
+
+  urlOf(node: ClusterNode): string {
+    return `http://${node.container.getHost()}:${node.container.getMappedPort(node.port)}`;
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    const resources = new Resources(await dockerClient(), this.runId);
+    resources.network = this.network;
+    await resources.remove();
+  }
+}

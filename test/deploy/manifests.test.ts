@@ -1,0 +1,146 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseAllDocuments } from 'yaml';
+import { loadClusterConfig } from '@impulse/common';
+import { parseGatewayConfig } from '@impulse/gateway';
+import { checkShardNodeConfig, nodeHostingOf, parseShardNodeConfig } from '@impulse/shard-node';
+
+/**
+ * deploy/k8s checked against the code, without a Kubernetes cluster: the StatefulSet's pods are
+ * exactly the nodes of cluster.json (names, DNS names, ports), each pod's environment is a
+ * configuration its shard-node accepts and under which it hosts a replica of every group, the
+ * gateway's environment is one the gateway accepts, and the bootstrap overlay patches the nodes.
+ */
+
+const repositoryRoot = new URL('../../', import.meta.url);
+const read = (path: string): string => readFileSync(new URL(path, repositoryRoot), 'utf8');
+
+interface EnvVar {
+  readonly name: string;
+  readonly value?: string;
+  readonly valueFrom?: { fieldRef?: { fieldPath: string } };
+}
+interface Container {
+  readonly name: string;
+  readonly args: string[];
+  readonly env: EnvVar[];
+  readonly ports: { name: string; containerPort: number }[];
+}
+interface Manifest {
+  readonly kind: string;
+  readonly metadata: { name: string; labels?: Record<string, string> };
+  readonly spec: Record<string, unknown>;
+}
+
+function documentsOf(path: string): Manifest[] {
+  return parseAllDocuments(read(path)).map((document) => document.toJS() as Manifest);
+}
+
+function containerOf(manifest: Manifest): Container {
+  const template = manifest.spec['template'] as { spec: { containers: Container[] } };
+  return template.spec.containers[0] as Container;
+}
+
+describe('the Kubernetes manifests', () => {
+  const nodes = documentsOf('deploy/k8s/base/nodes.yaml');
+  const gateway = documentsOf('deploy/k8s/base/gateway.yaml');
+  const statefulSet = nodes.find((manifest) => manifest.kind === 'StatefulSet') as Manifest;
+  const service = nodes.find((manifest) => manifest.kind === 'Service') as Manifest;
+  const clusterText = read('deploy/k8s/base/cluster.json');
+  const cluster = loadClusterConfig({ json: clusterText });
+  let directory: string;
+  let clusterFile: string;
+  let secretFile: string;
+
+  beforeAll(async () => {
+    directory = await mkdtemp(join(tmpdir(), 'impulse-manifests-'));
+    // Where the pods mount the ConfigMap and the Secret, here as files.
+    clusterFile = join(directory, 'cluster.json');
+    writeFileSync(clusterFile, clusterText);
+    secretFile = join(directory, 'secret');
+    writeFileSync(secretFile, 'a-secret-of-thirty-two-bytes-000\n');
+  });
+
+  afterAll(async () => {
+    await rm(directory, { recursive: true, force: true });
+  });
+
+  /** A pod's environment as its process sees it, the mounted files at their test paths. */
+  function environmentOf(container: Container, podName: string): Record<string, string> {
+    const environment: Record<string, string> = {};
+    for (const variable of container.env) {
+      if (variable.valueFrom?.fieldRef?.fieldPath === 'metadata.name') environment[variable.name] = podName;
+      else if (variable.value !== undefined) environment[variable.name] = variable.value;
+    }
+    if (environment['IMPULSE_CLUSTER_FILE'] === '/etc/impulse/cluster.json')
+      environment['IMPULSE_CLUSTER_FILE'] = clusterFile;
+    if (environment['IMPULSE_CLUSTER_SECRET_FILE'] === '/etc/impulse-secret/secret')
+      environment['IMPULSE_CLUSTER_SECRET_FILE'] = secretFile;
+    return environment;
+  }
+
+  it("runs one pod per node of cluster.json, reachable at the node's addresses", () => {
+    const replicas = statefulSet.spec['replicas'] as number;
+    const serviceName = statefulSet.spec['serviceName'] as string;
+    expect(serviceName).toBe(service.metadata.name);
+    expect(service.spec['clusterIP']).toBe('None');
+    const container = containerOf(statefulSet);
+    const port = (name: string): number =>
+      container.ports.find((candidate) => candidate.name === name)?.containerPort ?? 0;
+    expect(cluster.nodes.map((node) => [node.id, node.url, node.peerAddress])).toEqual(
+      Array.from({ length: replicas }, (_, index) => {
+        const pod = `${statefulSet.metadata.name}-${index}`;
+        return [pod, `http://${pod}.${serviceName}:${port('http')}`, `${pod}.${serviceName}:${port('peer')}`];
+      }),
+    );
+    // Every group has a majority of replicas on distinct nodes, each node hosting each group once.
+    for (const group of cluster.groups) {
+      expect(new Set(group.replicas.map((replica) => replica.node)).size).toBe(group.replicas.length);
+    }
+    const budget = nodes.find((manifest) => manifest.kind === 'PodDisruptionBudget') as Manifest;
+    expect(budget.spec['maxUnavailable']).toBe(1);
+  });
+
+  it('gives each pod a configuration its shard-node accepts, hosting the groups cluster.json places on it', () => {
+    const container = containerOf(statefulSet);
+    expect(container.args).toEqual(['shard-node/dist/main.js']);
+    for (const node of cluster.nodes) {
+      const env = environmentOf(container, node.id);
+      const config = checkShardNodeConfig(parseShardNodeConfig({ argv: [], env }), env);
+      expect(config.nodeId).toBe(node.id);
+      expect(config.clusterSecret).toBeDefined();
+      const hosting = nodeHostingOf(config);
+      expect(hosting.hosted.map((replica) => replica.groupId)).toEqual(
+        cluster.groups
+          .filter((group) => group.replicas.some((replica) => replica.node === node.id))
+          .map((group) => group.id),
+      );
+      expect(hosting.hosted.every((replica) => !replica.bootstrap)).toBe(true);
+    }
+  });
+
+  it('founds the groups only through the bootstrap overlay, which targets the nodes', () => {
+    const bootstrap = documentsOf('deploy/k8s-bootstrap/kustomization.yaml')[0] as unknown as {
+      patches: { target: { kind: string; labelSelector: string }; patch: string }[];
+    };
+    const [patch] = bootstrap.patches;
+    expect(patch?.target.kind).toBe('StatefulSet');
+    const [label, value] = (patch?.target.labelSelector ?? '').split('=');
+    expect(statefulSet.metadata.labels?.[label as string]).toBe(value);
+    expect(patch?.patch).toContain('IMPULSE_BOOTSTRAP');
+    const container = containerOf(statefulSet);
+    const env = { ...environmentOf(container, 'impulse-node-0'), IMPULSE_BOOTSTRAP: 'true' };
+    const hosting = nodeHostingOf(checkShardNodeConfig(parseShardNodeConfig({ argv: [], env }), env));
+    expect(hosting.hosted.every((replica) => replica.bootstrap)).toBe(true);
+  });
+
+  it('gives the gateway a configuration it accepts, over the same cluster.json', () => {
+    const deployment = gateway.find((manifest) => manifest.kind === 'Deployment') as Manifest;
+    const container = containerOf(deployment);
+    const config = parseGatewayConfig({ argv: [], env: environmentOf(container, 'impulse-gateway-x') });
+    expect(config.clusterFile).toBe(clusterFile);
+  });
+});
