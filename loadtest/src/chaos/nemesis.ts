@@ -351,7 +351,10 @@ export class Nemesis {
     }
     const { replica: newcomer, member } = added;
     this.busy.add(newcomer.host);
-    const fault = this.begin(planned, `replace ${leaving.replicaId} by ${newcomer.replicaId}`, {
+    // In the node shape a replacement moves the group's replica from one node to another.
+    const where = (replica: GroupReplica): string =>
+      this.cluster.shape === 'nodes' ? `${replica.replicaId} on ${replica.host}` : replica.replicaId;
+    const fault = this.begin(planned, `replace ${where(leaving)} by ${where(newcomer)}`, {
       nemesis: 'member',
     });
     try {
