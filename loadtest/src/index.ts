@@ -34,6 +34,7 @@ export * from './chaos/nemesis.js';
 export * from './chaos/fault-schedule.js';
 export * from './chaos/serving-check.js';
 export * from './chaos/bypass-watch.js';
+export * from './chaos/replica-health-watch.js';
 export * from './chaos/fault-network.js';
 export * from './chaos/chaos-report.js';
 export * from './chaos/chaos-run.js';

@@ -79,6 +79,12 @@ export interface ChaosCluster {
   restart(name: string): Promise<void>;
   signal(name: string, signal: NodeJS.Signals): void;
   powerCut(names: readonly string[]): Promise<PowerCut[]>;
+  /**
+   * The processes whose `/admin/status` lists replicas that may fail while the process runs on:
+   * the ready nodes (a node contains a replica's failure); none in the replica shape, where a
+   * replica that fails exits.
+   */
+  healthTargets(): { name: string; url: string }[];
   /** The ports the processes' peer transports really listen on (behind the proxy). */
   peerListenPorts(): number[];
   /** The folders under the data root that hold the processes' data (removed after a passed run). */
@@ -298,6 +304,10 @@ class ReplicaShape extends ProcessShape implements ChaosCluster {
     return this.cluster.replicas.map((replica) => replica.peerListenPort);
   }
 
+  healthTargets(): { name: string; url: string }[] {
+    return [];
+  }
+
   dataFolderNames(): string[] {
     return this.groupIds;
   }
@@ -371,6 +381,12 @@ class NodeShape extends ProcessShape implements ChaosCluster {
 
   peerListenPorts(): number[] {
     return this.cluster.nodes.map((node) => node.peerListenPort);
+  }
+
+  healthTargets(): { name: string; url: string }[] {
+    return this.cluster.nodes
+      .filter((node) => this.cluster.isReady(node.nodeId))
+      .map((node) => ({ name: node.nodeId, url: node.url }));
   }
 
   dataFolderNames(): string[] {

@@ -23,6 +23,7 @@ import {
 } from './fault-schedule.js';
 import { Nemesis, type FaultRecord } from './nemesis.js';
 import { checkServing, type ServingOptions } from './serving-check.js';
+import { ReplicaHealthWatch, describeReplicaFailure } from './replica-health-watch.js';
 import { RegisterWorkload, type WorkloadSecond } from './register-workload.js';
 
 export interface ChaosRunOptions {
@@ -198,6 +199,13 @@ export async function runChaos(options: ChaosRunOptions): Promise<ChaosRunResult
       nowSeconds: () => activeWorkload.nowMs() / 1000,
     });
     bypassWatch.start();
+    // A replica that fails inside a node that runs on is no exit: it is watched for here.
+    const healthWatch = new ReplicaHealthWatch({
+      nodes: () => startedCluster.healthTargets(),
+      nowSeconds: () => activeWorkload.nowMs() / 1000,
+      onFailure: (failure) => log(`chaos: REPLICA FAILED: ${describeReplicaFailure(failure)}`),
+    });
+    healthWatch.start();
     await options.onClusterStarted?.(cluster);
 
     activeWorkload.start();
@@ -257,6 +265,11 @@ export async function runChaos(options: ChaosRunOptions): Promise<ChaosRunResult
         options: options.serving,
       }),
     );
+    // After the final reads every node has been up for a while: the last reading sees them all.
+    await healthWatch.stop();
+    errors.push(
+      ...healthWatch.failures.map((failure) => `replica failed: ${describeReplicaFailure(failure)}`),
+    );
     const unexpectedExits = [...cluster.unexpectedExits];
     log(
       `chaos: healed at ${healedSeconds.toFixed(1)} s, workload stopped at ${workloadEndSeconds.toFixed(1)} s`,
@@ -279,6 +292,7 @@ export async function runChaos(options: ChaosRunOptions): Promise<ChaosRunResult
 
     const summaryLines = [
       `seed ${options.seed}; nemeses ${[...options.nemeses].join(',') || 'none'}; ${options.timeSeconds} s; ${options.clients} clients`,
+      `shape: ${options.shape === 'nodes' ? `${options.nodes} nodes hosting ` : 'a process per replica, '}${options.groups} groups × ${options.replicasPerGroup} replicas`,
       `operations: ${outcome.counts.ok} ok, ${outcome.counts.info} indeterminate, ${outcome.counts.fail} failed`,
       `faults: ${nemesis.faultCount}`,
       `linearizable: ${linearizable}`,
@@ -329,6 +343,7 @@ export async function runChaos(options: ChaosRunOptions): Promise<ChaosRunResult
             groups: options.groups,
             replicasPerGroup: options.replicasPerGroup,
             proxy: activeNetwork.stats(),
+            failedReplicas: healthWatch.failures,
             peerConnectionsBypassingProxy:
               bypassWatch.unavailable === undefined ? bypassWatch.bypasses : bypassWatch.unavailable,
           },
