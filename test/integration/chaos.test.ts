@@ -1,4 +1,4 @@
-import { readFile, stat } from 'node:fs/promises';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { chaosSchedule, nemesesOf, parseNemeses, runChaos, type ChaosRunOptions } from '@impulse/loadtest';
 import { describe, expect, it } from 'vitest';
@@ -6,6 +6,8 @@ import { describe, expect, it } from 'vitest';
 const chaosSeconds = 60;
 /** 4 nodes, so that the member nemesis has a node to move each group's replica to. */
 const layout = { shape: 'nodes', nodes: 4, replicasPerGroup: 3 } as const;
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 const finalLinePattern =
   /^chaos: (\d+) ops, (\d+) faults, linearizable: (true|false|unknown), lost acknowledged writes: (\d+), unexpected exits: (\d+)(; failed: .*)?$/;
@@ -123,6 +125,43 @@ describe('chaos', () => {
     ).toEqual([[victim?.name, victim?.pid, 'SIGKILL']]);
     // Its last log lines come with it (the node logs JSON lines from its start).
     expect(result.unexpectedExits[0]?.lastLogLines.length, context).toBeGreaterThan(0);
+  }, 120_000);
+
+  // A node contains a replica's failure: no process exits, and the group may serve on from its other
+  // replicas. The run must see it all the same. Here n2 is killed (through the cluster: an expected
+  // exit), its replica of g1's state machine is damaged, and n2 restarts degraded, serving g2 only.
+  it('fails a run in which a replica fails inside a node that runs on', async () => {
+    let sabotage: Promise<void> | undefined;
+    const result = await runChaos(
+      runOptions({
+        seed: 12,
+        timeSeconds: 10,
+        nemeses: parseNemeses('none', layout),
+        nodes: 3,
+        groups: 2,
+        clients: 4,
+        log: () => undefined,
+        commandLine: 'chaos.test.ts (a replica failed inside a node)',
+        onClusterStarted: (cluster) => {
+          sabotage = sleep(2_000).then(async () => {
+            await cluster.kill('n2');
+            // LevelDB's CURRENT names a manifest that is not there: the engine cannot open.
+            await writeFile(
+              join(cluster.dataDirectoryOf('n2'), 'groups', 'g1', 'state', 'CURRENT'),
+              'MANIFEST-999999\n',
+            );
+            await cluster.restart('n2');
+          });
+        },
+      }),
+    );
+    await sabotage;
+    const context = `${result.finalLine}\nresults in ${result.resultsDirectory}`;
+    expect(result.unexpectedExits, context).toEqual([]);
+    expect(result.passed, context).toBe(false);
+    expect(result.errors, context).toEqual([
+      expect.stringMatching(/^replica failed: the replica of g1 on n2: failed at [\d.]+ s/),
+    ]);
   }, 120_000);
 
   // A checker is trusted only once seen to fail. The bug planted here is a disk that lies: two

@@ -87,6 +87,8 @@ export interface ChaosCluster {
   healthTargets(): { name: string; url: string }[];
   /** The ports the processes' peer transports really listen on (behind the proxy). */
   peerListenPorts(): number[];
+  /** A process's data directory (tests that sabotage a run damage it). */
+  dataDirectoryOf(name: string): string;
   /** The folders under the data root that hold the processes' data (removed after a passed run). */
   dataFolderNames(): string[];
   readonly membership: Membership;
@@ -308,6 +310,10 @@ class ReplicaShape extends ProcessShape implements ChaosCluster {
     return [];
   }
 
+  dataDirectoryOf(name: string): string {
+    return this.cluster.replica(name).dataDirectory;
+  }
+
   dataFolderNames(): string[] {
     return this.groupIds;
   }
@@ -387,6 +393,10 @@ class NodeShape extends ProcessShape implements ChaosCluster {
     return this.cluster.nodes
       .filter((node) => this.cluster.isReady(node.nodeId))
       .map((node) => ({ name: node.nodeId, url: node.url }));
+  }
+
+  dataDirectoryOf(name: string): string {
+    return this.cluster.node(name).dataDirectory;
   }
 
   dataFolderNames(): string[] {
