@@ -24,6 +24,10 @@
  * Standard input takes one command per line, each answered by one line on standard output:
  *   cut    ->  cut files=<n> operations=<n> bytes=<n>
  *   stats  ->  stats dirty-files=<n> pending-operations=<n> unsynced-bytes=<n> cuts=<n>
+ *   lie    ->  lie
+ * `lie` plants a bug on purpose, for tests that must show they catch one: from then on every fsync
+ * and fsyncdir succeeds without making anything durable (a disk that lies), so that the next cut
+ * drops everything written since, acknowledged or not.
  * End of input unmounts the file system and exits, so a mount never outlives its owner.
  * Diagnostics go to standard error. The fsyncs themselves are not passed on: this file system
  * simulates power loss for tests, it does not protect the backing disk.
@@ -61,6 +65,8 @@ static struct fuse *fuse_instance;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static unsigned long generation = 1;
 static unsigned long cuts = 0;
+/* Whether fsyncs are acknowledged without making anything durable (the `lie` command). */
+static int lying = 0;
 static unsigned long trash_counter = 0;
 
 struct handle {
@@ -653,7 +659,7 @@ static int powerfs_fsyncdir(const char *path, int datasync, struct fuse_file_inf
 		result = -EIO;
 	else if (fstat(handle->fd, &st) != 0)
 		result = -errno;
-	else
+	else if (!lying)
 		sync_folder(st.st_ino);
 	pthread_mutex_unlock(&lock);
 	return result;
@@ -990,7 +996,7 @@ static int powerfs_fsync(const char *path, int datasync, struct fuse_file_info *
 		result = -EIO;
 	else if (fstat(handle->fd, &st) != 0)
 		result = -errno;
-	else {
+	else if (!lying) {
 		/* Contents and the file's own name are durable now. fdatasync is treated as fsync:
 		 * the size is the metadata that matters, and fdatasync makes a changed size durable. */
 		forget_dirty(st.st_ino);
@@ -1064,8 +1070,12 @@ static void *control(void *unused)
 			}
 			printf("stats dirty-files=%lu pending-operations=%lu unsynced-bytes=%llu cuts=%lu\n", files,
 			       operations_count, unsynced, cuts);
+		} else if (strcmp(line, "lie") == 0) {
+			lying = 1;
+			diagnose("lying from now on: fsyncs make nothing durable (a planted bug)");
+			printf("lie\n");
 		} else {
-			printf("error unknown command \"%s\" (cut, stats)\n", line);
+			printf("error unknown command \"%s\" (cut, stats, lie)\n", line);
 		}
 		fflush(stdout);
 		pthread_mutex_unlock(&lock);

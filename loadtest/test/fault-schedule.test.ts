@@ -5,7 +5,7 @@ import { clientStream, scheduleStream, streamSeed } from '../src/chaos/fault-sch
 import { checkServing } from '../src/chaos/serving-check.js';
 import { BypassWatch, establishedConnections } from '../src/chaos/bypass-watch.js';
 
-const all = parseNemeses('all');
+const all = parseNemeses('all', { shape: 'replicas', nodes: 0, replicasPerGroup: 3 });
 
 describe('the fault schedule', () => {
   it('is the same for the same seed: the same faults at the same offsets', () => {
@@ -38,7 +38,12 @@ describe('the fault schedule', () => {
 
   it('cuts the power of one replica, a minority, the leader or a whole group, held as long as a kill', () => {
     const plan = (seed: number, nemeses: string): ReturnType<typeof chaosSchedule> =>
-      chaosSchedule({ seed, timeSeconds: 3_000, nemeses: parseNemeses(nemeses), groups: 3 });
+      chaosSchedule({
+        seed,
+        timeSeconds: 3_000,
+        nemeses: parseNemeses(nemeses, { shape: 'replicas', nodes: 0, replicasPerGroup: 3 }),
+        groups: 3,
+      });
     const cuts = plan(5, 'power').faults;
     expect(cuts.length).toBeGreaterThan(100);
     expect(new Set(cuts.map((fault) => fault.nemesis))).toEqual(new Set(['power']));
@@ -64,7 +69,11 @@ describe('the fault schedule', () => {
     const schedule = chaosSchedule({
       seed: 7,
       timeSeconds: 60,
-      nemeses: parseNemeses('kill,pause,partition,member'),
+      nemeses: parseNemeses('kill,pause,partition,member', {
+        shape: 'replicas',
+        nodes: 0,
+        replicasPerGroup: 3,
+      }),
       groups: 3,
     });
     expect([
@@ -94,7 +103,7 @@ describe('the fault schedule', () => {
     const pauses = chaosSchedule({
       seed: 3,
       timeSeconds: 3_000,
-      nemeses: parseNemeses('pause'),
+      nemeses: parseNemeses('pause', { shape: 'replicas', nodes: 0, replicasPerGroup: 3 }),
       groups: 3,
     }).faults.map((fault) => fault.holdSeconds);
     expect(pauses.length).toBeGreaterThan(100);

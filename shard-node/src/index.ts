@@ -5,7 +5,8 @@ export { NodeProcess, nodeHostingOf } from './node/index.js';
 export { createShardApp } from './server/app.js';
 export * from './storage/index.js';
 // The peer protocol's framing and handshake, for tools that speak it (the chaos tool's proxy reads
-// hellos; the peer fuzz test speaks for a member, with and without the cluster secret).
+// replica and node hellos; the peer fuzz test speaks for a member, with and without the cluster
+// secret).
 export {
   BufferWriter,
   FrameDecoder,
@@ -14,12 +15,15 @@ export {
   encodeAuthFrame,
   encodeHelloFrame,
   encodeMessage,
+  encodeNodeHelloFrame,
   finishFrame,
   helloAtStreamStart,
   networkMessageTypes,
+  nodeHelloAtStreamStart,
   proofOf,
   protocolVersion,
   type Hello,
+  type NodeHello,
 } from './transport/index.js';
 export type { Message, Entry as RaftEntry } from './raft/index.js';
 // The state machine's own record encoding, for tests and tools that write a replica's state on

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LocalCluster, mountpointsUnder } from '@impulse/local-cluster';
+import { LocalCluster, LocalNodeCluster, mountpointsUnder } from '@impulse/local-cluster';
 import { temporaryDirectory } from '../support/temporary-directory.js';
 import { findLostWrites, startWriteLoad } from '../support/write-load.js';
 
@@ -62,6 +62,69 @@ describe('LocalCluster power cuts', () => {
   });
 
   it('unmounts every replica file system when it stops', async () => {
+    await cluster?.stop();
+    cluster = undefined;
+    expect(await mountpointsUnder(directory.path)).toEqual([]);
+  });
+});
+
+/**
+ * `LocalNodeCluster` with `powerLoss` (the chaos tool's power nemesis in the node shape): each
+ * node's data directory (its node log and every replica's state) is one power-cut mount, and a cut
+ * of a node takes down every replica it hosts with their unsynced data.
+ */
+describe('LocalNodeCluster power cuts', () => {
+  let cluster: LocalNodeCluster | undefined;
+  let directory: Awaited<ReturnType<typeof temporaryDirectory>>;
+
+  beforeAll(async () => {
+    directory = await temporaryDirectory('node-power-cut');
+    cluster = await LocalNodeCluster.start({
+      nodes: 3,
+      groups: 2,
+      dataDirectory: directory.path,
+      powerLoss: true,
+    });
+    await Promise.all(['g1', 'g2'].map((groupId) => cluster?.leaderOf(groupId)));
+  });
+
+  afterAll(async () => {
+    await cluster?.stop();
+    await directory?.remove();
+  });
+
+  it('keeps every acknowledged write of every group when every node loses power during writes', async () => {
+    const started = cluster as LocalNodeCluster;
+    const nodeIds = started.nodes.map((node) => node.nodeId);
+    expect(started.nodesOf('g1').map((node) => node.nodeId)).toEqual(nodeIds);
+    const load = startWriteLoad(started.gatewayUrl, { concurrency: 8, prefix: 'cut', timeoutMs: 20_000 });
+    await sleep(3_000);
+    const cuts = await started.powerCut(nodeIds);
+    expect(cuts).toHaveLength(3);
+    for (const nodeId of nodeIds) {
+      expect(started.isRunning(nodeId)).toBe(false);
+      expect(started.isReady(nodeId)).toBe(false);
+    }
+    await sleep(500);
+    await Promise.all(nodeIds.map((nodeId) => started.restart(nodeId)));
+    for (const nodeId of nodeIds) expect(started.isReady(nodeId)).toBe(true);
+    await Promise.all(['g1', 'g2'].map((groupId) => started.leaderOf(groupId, 30_000)));
+    await sleep(1_000);
+    const { acknowledged } = await load.stop();
+    expect(acknowledged.size).toBeGreaterThan(100);
+    expect(await findLostWrites(started.gatewayUrl, acknowledged), JSON.stringify(cuts)).toEqual([]);
+    expect(cuts.reduce((sum, cut) => sum + cut.bytesDropped + cut.operationsUndone, 0)).toBeGreaterThan(0);
+  });
+
+  it('refuses to cut the power of a node that is not running, before killing any', async () => {
+    const started = cluster as LocalNodeCluster;
+    await started.kill('n1');
+    await expect(started.powerCut(['n1', 'n2'])).rejects.toThrow(/n1 is not running/);
+    expect(started.isRunning('n2')).toBe(true);
+    await started.restart('n1');
+  });
+
+  it('unmounts every node file system when it stops', async () => {
     await cluster?.stop();
     cluster = undefined;
     expect(await mountpointsUnder(directory.path)).toEqual([]);

@@ -9,7 +9,8 @@ import {
 } from '@impulse/common';
 import { ensureClusterSecret, readFounded, writeFounded } from './founding.js';
 import { freePort } from './ports.js';
-import { PowerFs, type PowerCut } from './power-fs.js';
+import type { PowerCut } from './power-fs.js';
+import { PowerLossDisks } from './power-loss.js';
 import {
   ProcessSupervisor,
   isRunning,
@@ -73,22 +74,6 @@ export interface LocalClusterOptions {
   readonly powerLoss?: boolean;
 }
 
-/**
- * A power cut that failed after it had killed its replicas (a cut the file system did not make):
- * the replicas are down all the same, and whoever asked for the cut must bring them back.
- */
-export class PowerCutError extends Error {
-  constructor(
-    message: string,
-    /** Every replica the cut killed: all of those it was asked to cut. */
-    readonly killedReplicaIds: readonly string[],
-    options: { cause: unknown },
-  ) {
-    super(message, options);
-    this.name = 'PowerCutError';
-  }
-}
-
 /** A replica that did not start, and why (its own first line on stderr when it said one). */
 export interface ReplicaStartFailure {
   readonly replica: ReplicaProcess;
@@ -124,8 +109,6 @@ export interface ReplicaProcess extends ManagedProcess {
  * a second time, empty (docs/decisions/0009-found-a-group-once.md).
  */
 export const foundedFileName = 'FOUNDED';
-/** The folder, under the data root, of the replicas' data with `powerLoss` (their mounts' backing). */
-export const powerBackingFolderName = 'power-backing';
 
 /**
  * A cluster of real processes on loopback: shard-node replicas and a gateway, each with its own
@@ -146,16 +129,20 @@ export class LocalCluster {
   /** Every exit of a ready process that this cluster did not cause, in order. */
   readonly unexpectedExits: ProcessExit[];
   private readonly supervisor: ProcessSupervisor;
-  /** Replicas whose process is being started (until ready, or until the start failed). */
-  private readonly starting = new Set<string>();
   /** The highest Raft id each group has had, retired replicas included. */
   private readonly highestRaftIds = new Map<string, number>();
-  /** Each replica's power-loss file system, by replica id (with `powerLoss` only). */
-  private readonly powerFileSystems = new Map<string, PowerFs>();
+  /** The replicas' power-loss file systems (mounted with `powerLoss` only). */
+  private readonly disks: PowerLossDisks;
 
   private constructor(private readonly options: LocalClusterOptions) {
     this.supervisor = new ProcessSupervisor(options);
     this.unexpectedExits = this.supervisor.unexpectedExits;
+    this.disks = new PowerLossDisks({
+      dataRoot: resolve(options.dataDirectory),
+      logDirectory: this.logDirectory,
+      supervisor: this.supervisor,
+      ...(options.onLogLine === undefined ? {} : { onLogLine: options.onLogLine }),
+    });
   }
 
   static async start(options: LocalClusterOptions): Promise<LocalCluster> {
@@ -329,52 +316,13 @@ export class LocalCluster {
   async retire(replicaId: string): Promise<void> {
     const replica = this.replica(replicaId);
     await stopProcess(replica);
-    await this.unmountPowerFs(replicaId);
+    await this.disks.unmount(replicaId);
     this.replicas.splice(this.replicas.indexOf(replica), 1);
   }
 
   /** Where a replica's power-loss file system keeps its data: `<data root>/power-backing/<group>/<replica>`. */
   powerBackingDirectory(replica: PeerIdentity): string {
-    return join(
-      resolve(this.options.dataDirectory),
-      powerBackingFolderName,
-      replica.groupId,
-      replica.replicaId,
-    );
-  }
-
-  /**
-   * Mounts the replica's power-loss file system at its data directory, unless it is mounted
-   * already (it stays mounted across kills, power cuts and restarts).
-   */
-  private async mountPowerFs(replica: ReplicaProcess): Promise<void> {
-    if (this.powerFileSystems.has(replica.replicaId)) return;
-    const name = `${replica.replicaId}-powerfs`;
-    const log = this.supervisor.logStream(name, join(this.logDirectory, `${name}.log`));
-    try {
-      const mounted = await PowerFs.mount({
-        backingDirectory: this.powerBackingDirectory(replica),
-        mountpoint: replica.dataDirectory,
-        onLogLine: (line) => {
-          // The daemon's last lines can come after stop() closed the logs.
-          if (!log.writableEnded) log.write(`${line}\n`);
-          this.options.onLogLine?.(name, line);
-        },
-      });
-      this.powerFileSystems.set(replica.replicaId, mounted);
-    } catch (error) {
-      throw new Error(
-        `${replica.replicaId}: cannot mount its power-loss file system (impulse-powerfs, which needs /dev/fuse and fuse3) at ${replica.dataDirectory}: ${(error as Error).message}`,
-        { cause: error },
-      );
-    }
-  }
-
-  private async unmountPowerFs(replicaId: string): Promise<void> {
-    const mounted = this.powerFileSystems.get(replicaId);
-    if (mounted === undefined) return;
-    this.powerFileSystems.delete(replicaId);
-    await mounted.unmount();
+    return this.disks.backingDirectory(join(replica.groupId, replica.replicaId));
   }
 
   /**
@@ -389,48 +337,16 @@ export class LocalCluster {
     if (this.options.powerLoss !== true) {
       throw new Error('a power cut needs a cluster started with powerLoss');
     }
-    if (new Set(replicaIds).size !== replicaIds.length) {
-      throw new Error(`power cut of ${replicaIds.join(', ')}: a replica is named twice`);
-    }
-    const replicas = replicaIds.map((replicaId) => this.replica(replicaId));
-    for (const replica of replicas) {
-      if (!isRunning(replica)) throw new Error(`${replica.replicaId} is not running`);
-      if (!this.powerFileSystems.has(replica.replicaId)) {
-        throw new Error(`${replica.replicaId} has no power-loss file system mounted`);
-      }
-    }
-    // Every one was running a moment ago and nothing awaited since: each kill below succeeds.
-    await Promise.all(replicaIds.map((replicaId) => this.kill(replicaId)));
-    const cuts = await Promise.allSettled(
-      replicaIds.map((replicaId) => (this.powerFileSystems.get(replicaId) as PowerFs).cut()),
+    return await this.disks.cut(
+      replicaIds.map((replicaId) => this.replica(replicaId)),
+      (managed) => this.supervisor.kill(managed),
     );
-    const failed = cuts.flatMap((outcome, index) =>
-      outcome.status === 'rejected'
-        ? [`${replicaIds[index] ?? '?'}: ${(outcome.reason as Error).message}`]
-        : [],
-    );
-    if (failed.length > 0) {
-      throw new PowerCutError(`power cut failed after the kill: ${failed.join('; ')}`, [...replicaIds], {
-        cause: cuts.find((outcome) => outcome.status === 'rejected')?.reason,
-      });
-    }
-    return cuts.map((outcome) => (outcome as PromiseFulfilledResult<PowerCut>).value);
   }
 
   private async startReplica(replica: ReplicaProcess, extraArguments: readonly string[] = []): Promise<void> {
-    this.starting.add(replica.replicaId);
-    try {
-      await this.startReplicaProcess(replica, extraArguments);
-    } finally {
-      this.starting.delete(replica.replicaId);
+    if (this.options.powerLoss === true) {
+      await this.disks.mount(replica.replicaId, this.powerBackingDirectory(replica), replica.dataDirectory);
     }
-  }
-
-  private async startReplicaProcess(
-    replica: ReplicaProcess,
-    extraArguments: readonly string[],
-  ): Promise<void> {
-    if (this.options.powerLoss === true) await this.mountPowerFs(replica);
     // A founding replica that never started on this data root founds its group; any other start
     // must find the group's Raft state in its data directory (or join), or is refused.
     const bootstrap = !replica.joined && !this.foundedReplicas.has(replica.replicaId);
@@ -474,7 +390,7 @@ export class LocalCluster {
    * injector must leave a replica alone while it starts, or it fails the start it interrupts.
    */
   isReady(replicaId: string): boolean {
-    return this.isRunning(replicaId) && !this.starting.has(replicaId);
+    return this.supervisor.isReady(this.replica(replicaId));
   }
 
   /** Whether the named process (a replica, or `gateway`) is running. */
@@ -565,7 +481,7 @@ export class LocalCluster {
       ...this.replicas,
     ];
     await Promise.all(processes.map((managed) => stopProcess(managed)));
-    await Promise.all([...this.powerFileSystems.keys()].map((replicaId) => this.unmountPowerFs(replicaId)));
+    await this.disks.unmountAll();
     this.supervisor.closeLogs();
   }
 }

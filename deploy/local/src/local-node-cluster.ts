@@ -12,6 +12,8 @@ import {
 import { ensureClusterSecret, readFounded, writeFounded } from './founding.js';
 import { clusterSecretFileName, foundedFileName, gatewayMain, shardNodeMain } from './local-cluster.js';
 import { freePort } from './ports.js';
+import type { PowerCut } from './power-fs.js';
+import { PowerLossDisks } from './power-loss.js';
 import {
   ProcessSupervisor,
   isRunning,
@@ -44,6 +46,19 @@ export interface LocalNodeClusterOptions {
   readonly onUnexpectedExit?: (exit: ProcessExit) => void;
   /** As `LocalClusterOptions.replicaStartFailures`, for nodes: `tolerate` keeps the others running. */
   readonly nodeStartFailures?: 'fail' | 'tolerate';
+  /**
+   * Puts something between the nodes (the chaos tool's fault-injecting proxy): called once per
+   * node with the port its peer transport listens on, it answers the port the other nodes must
+   * dial, which becomes the node's advertised peer address in the cluster configuration.
+   */
+  readonly advertisePeerPort?: (nodeId: string, listenPort: number) => Promise<number>;
+  /**
+   * Puts every node's data directory on a file system that can lose power (as
+   * `LocalClusterOptions.powerLoss`), so that `powerCut` takes a node down with the unsynced data
+   * of every replica it hosts. The data lives in `<dataDirectory>/power-backing/<node>/root`.
+   * Default false.
+   */
+  readonly powerLoss?: boolean;
 }
 
 /** One node process and what it hosts. */
@@ -51,13 +66,31 @@ export interface NodeProcessInfo extends ManagedProcess {
   readonly nodeId: string;
   /** The port peers dial (the node's advertised peer address). */
   readonly peerPort: number;
+  /** The port the node's peer transport listens on (`peerPort` unless something sits between). */
+  readonly peerListenPort: number;
   readonly dataDirectory: string;
-  /** The replicas it hosts, by group. */
-  readonly replicas: readonly {
-    readonly groupId: string;
-    readonly replicaId: string;
-    readonly raftId: number;
-  }[];
+  /**
+   * The replicas the cluster configuration places on it, by group: those it hosts from its first
+   * start. Replicas added and removed at run time (`addReplica`, `removeReplica`) are in
+   * `LocalNodeCluster.replicasOn`; the configuration, like the gateway's, stays as it was.
+   */
+  readonly replicas: readonly NodeReplica[];
+}
+
+/** A replica of a group on a node. */
+export interface NodeReplica {
+  readonly groupId: string;
+  readonly replicaId: string;
+  readonly raftId: number;
+}
+
+/** A replica started at run time (`addReplica`): what the group's leader is given to add it. */
+export interface AddedReplica extends NodeReplica {
+  readonly nodeId: string;
+  /** Its node's client URL. */
+  readonly url: string;
+  /** Its node's advertised peer address. */
+  readonly peerAddress: string;
 }
 
 /** A replica a running node reports as failed: it stopped; the node and its other replicas go on. */
@@ -97,10 +130,22 @@ export class LocalNodeCluster {
   readonly bootstrappedReplicas: string[] = [];
   readonly unexpectedExits: ProcessExit[];
   private readonly supervisor: ProcessSupervisor;
+  /** The nodes' power-loss file systems (mounted with `powerLoss` only). */
+  private readonly disks: PowerLossDisks;
+  /** The replicas each node hosts now, by node id (the configuration's, as changed at run time). */
+  private readonly hosting = new Map<string, NodeReplica[]>();
+  /** The highest Raft id each group has had, removed replicas included: ids are never reused. */
+  private readonly highestRaftIds = new Map<string, number>();
 
   private constructor(private readonly options: LocalNodeClusterOptions) {
     this.supervisor = new ProcessSupervisor(options);
     this.unexpectedExits = this.supervisor.unexpectedExits;
+    this.disks = new PowerLossDisks({
+      dataRoot: resolve(options.dataDirectory),
+      logDirectory: this.logDirectory,
+      supervisor: this.supervisor,
+      ...(options.onLogLine === undefined ? {} : { onLogLine: options.onLogLine }),
+    });
   }
 
   static async start(options: LocalNodeClusterOptions): Promise<LocalNodeCluster> {
@@ -198,12 +243,16 @@ export class LocalNodeCluster {
     for (let index = 0; index < nodeCount; index++) {
       const nodeId = `n${index + 1}`;
       const port = nextPort === 0 ? await freePort(this.host) : nextPort++;
-      const peerPort = nextPort === 0 ? await freePort(this.host) : port + 100;
+      const peerListenPort = nextPort === 0 ? await freePort(this.host) : port + 100;
       this.nodes.push({
         name: nodeId,
         nodeId,
         port,
-        peerPort,
+        peerPort:
+          this.options.advertisePeerPort === undefined
+            ? peerListenPort
+            : await this.options.advertisePeerPort(nodeId, peerListenPort),
+        peerListenPort,
         url: `http://${this.host}:${port}`,
         dataDirectory: join(resolve(this.options.dataDirectory), nodeId),
         logFile: join(this.logDirectory, `${nodeId}.log`),
@@ -264,6 +313,9 @@ export class LocalNodeCluster {
   }
 
   private async startNode(node: NodeProcessInfo, extraArguments: readonly string[] = []): Promise<void> {
+    if (this.options.powerLoss === true) {
+      await this.disks.mount(node.nodeId, this.powerBackingDirectory(node.nodeId), node.dataDirectory);
+    }
     // Only a replica never started on this data root founds its group; any other start must find
     // its group's state in the node's data directory, or is refused (decision 0009).
     const bootstrapGroups = node.replicas
@@ -279,7 +331,7 @@ export class LocalNodeCluster {
       `--node-id=${node.nodeId}`,
       `--host=${this.host}`,
       `--port=${node.port}`,
-      `--peer-port=${node.peerPort}`,
+      `--peer-port=${node.peerListenPort}`,
       `--engine=${this.options.engine ?? 'leveldb'}`,
       `--data-dir=${node.dataDirectory}`,
       `--cluster=${JSON.stringify(this.clusterConfig())}`,
@@ -294,6 +346,109 @@ export class LocalNodeCluster {
   isRunning(name: string): boolean {
     const managed = name === 'gateway' ? this.gateway : this.node(name);
     return managed !== undefined && isRunning(managed);
+  }
+
+  /**
+   * Whether the named node runs and has finished starting (it answered `/readyz`): a fault
+   * injector must leave a node alone while it starts, or it fails the start it interrupts.
+   */
+  isReady(nodeId: string): boolean {
+    return this.supervisor.isReady(this.node(nodeId));
+  }
+
+  /** The nodes that host a replica of `groupId` now. */
+  nodesOf(groupId: string): NodeProcessInfo[] {
+    return this.nodes.filter((node) =>
+      this.replicasOn(node.nodeId).some((replica) => replica.groupId === groupId),
+    );
+  }
+
+  /** The replicas a node hosts now: the configuration's, as `addReplica` and `removeReplica` changed them. */
+  replicasOn(nodeId: string): readonly NodeReplica[] {
+    return this.hosting.get(nodeId) ?? this.node(nodeId).replicas;
+  }
+
+  /** The replicas of a group now, each with its node's client URL and advertised peer address. */
+  groupMembers(groupId: string): AddedReplica[] {
+    return this.nodes.flatMap((node) =>
+      this.replicasOn(node.nodeId)
+        .filter((replica) => replica.groupId === groupId)
+        .map((replica) => ({
+          ...replica,
+          nodeId: node.nodeId,
+          url: node.url,
+          peerAddress: `${this.host}:${node.peerPort}`,
+        })),
+    );
+  }
+
+  /**
+   * Starts a replica of `groupId` on `nodeId` (which must not host one) that joins the live group
+   * (`POST /admin/replicas` on the node, given the group's members of the moment): it serves once
+   * the group's leader adds it (`POST /admin/members` with what this answers), which this method
+   * does not do. Its Raft id is one no replica of the group ever had (Raft ids are not reused).
+   */
+  async addReplica(groupId: string, nodeId: string): Promise<AddedReplica> {
+    const node = this.node(nodeId);
+    if (this.replicasOn(nodeId).some((replica) => replica.groupId === groupId)) {
+      throw new Error(`${nodeId} hosts a replica of ${groupId} already`);
+    }
+    const members = this.groupMembers(groupId);
+    const raftId =
+      Math.max(this.highestRaftIds.get(groupId) ?? 0, ...members.map((member) => member.raftId)) + 1;
+    this.highestRaftIds.set(groupId, raftId);
+    const replica: NodeReplica = { groupId, replicaId: `${groupId}-r${raftId}`, raftId };
+    await adminRequest(node, 'POST', '/admin/replicas', {
+      ...replica,
+      members: members.map((member) => ({
+        replicaId: member.replicaId,
+        raftId: member.raftId,
+        url: member.url,
+        peerAddress: member.peerAddress,
+      })),
+    });
+    this.hosting.set(nodeId, [...this.replicasOn(nodeId), replica]);
+    return { ...replica, nodeId, url: node.url, peerAddress: `${this.host}:${node.peerPort}` };
+  }
+
+  /**
+   * Stops a node's replica for good and deletes its data (`DELETE /admin/replicas/{group}` on the
+   * node, forced: call it once the group's leader shows the replica removed, since a removed
+   * replica need not ever learn of its removal).
+   */
+  async removeReplica(replicaId: string): Promise<void> {
+    const node = this.nodes.find((candidate) =>
+      this.replicasOn(candidate.nodeId).some((replica) => replica.replicaId === replicaId),
+    );
+    const replica = node && this.replicasOn(node.nodeId).find((hosted) => hosted.replicaId === replicaId);
+    if (node === undefined || replica === undefined) throw new Error(`no node hosts ${replicaId}`);
+    await adminRequest(node, 'DELETE', `/admin/replicas/${replica.groupId}?force=true`);
+    this.hosting.set(
+      node.nodeId,
+      this.replicasOn(node.nodeId).filter((hosted) => hosted.replicaId !== replicaId),
+    );
+  }
+
+  /** Where a node's power-loss file system keeps its data: `<data root>/power-backing/<node>`. */
+  powerBackingDirectory(nodeId: string): string {
+    return this.disks.backingDirectory(nodeId);
+  }
+
+  /**
+   * A power cut of the named nodes (with `powerLoss`), and so of every replica they host: each is
+   * killed (`kill -9`), and once all are gone their file systems drop every write not yet made
+   * durable. Resolves with what each cut dropped, in the order given; the caller brings them back
+   * with `restart`. Refuses, before killing any, a node that is not running. Once they are killed,
+   * a cut that fails rejects with a `PowerCutError`: the nodes are down all the same.
+   */
+  async powerCut(nodeIds: readonly string[]): Promise<PowerCut[]> {
+    if (this.options.powerLoss !== true) {
+      throw new Error('a power cut needs a cluster started with powerLoss');
+    }
+    return await this.disks.cut(
+      nodeIds.map((nodeId) => this.node(nodeId)),
+      (managed) => this.supervisor.kill(managed),
+    );
   }
 
   /**
@@ -345,14 +500,50 @@ export class LocalNodeCluster {
     await this.startNode(node, extraArguments);
   }
 
-  /** SIGTERM to every process (gateway first), SIGKILL to any left after a timeout. */
+  /**
+   * Test-only, a bug planted on purpose (with `powerLoss`): from now on the named nodes' file
+   * systems acknowledge fsyncs without making anything durable, so that a power cut of a node
+   * loses writes its replicas acknowledged. The chaos tool's planted-bug test uses it to show that
+   * its checks fail when the store loses acknowledged writes.
+   */
+  async plantLyingDisks(nodeIds: readonly string[]): Promise<void> {
+    await Promise.all(nodeIds.map((nodeId) => this.disks.lie(this.node(nodeId).nodeId)));
+  }
+
+  /**
+   * SIGTERM to every process (gateway first), SIGKILL to any left after a timeout; then, with
+   * `powerLoss`, unmounts the nodes' file systems (their data stays in the backing folders).
+   */
   async stop(): Promise<void> {
     const processes: ManagedProcess[] = [
       ...(this.gateway === undefined ? [] : [this.gateway]),
       ...this.nodes,
     ];
     await Promise.all(processes.map((managed) => stopProcess(managed)));
+    await this.disks.unmountAll();
     this.supervisor.closeLogs();
+  }
+}
+
+/** Time allowed to a node's `/admin/replicas` routes, which persist a record and start or stop a replica. */
+const adminRequestTimeoutMs = 20_000;
+
+/** A node admin request that must answer 200; throws with the status and the answer otherwise. */
+async function adminRequest(
+  node: NodeProcessInfo,
+  method: 'POST' | 'DELETE',
+  path: string,
+  body?: unknown,
+): Promise<void> {
+  const response = await fetch(`${node.url}${path}`, {
+    method,
+    headers: { 'content-type': 'application/json' },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    signal: AbortSignal.timeout(adminRequestTimeoutMs),
+  });
+  const text = await response.text();
+  if (response.status !== 200) {
+    throw new Error(`${method} ${path} on ${node.nodeId}: ${response.status} ${text.slice(0, 300)}`);
   }
 }
 

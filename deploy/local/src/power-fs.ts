@@ -135,6 +135,16 @@ export class PowerFs {
     };
   }
 
+  /**
+   * Plants a bug on purpose, for tests that must show they catch one: from now on every fsync
+   * succeeds without making anything durable (a disk that lies), so that the next `cut()` drops
+   * everything written since, acknowledged or not. There is no way back but a new mount.
+   */
+  async lie(): Promise<void> {
+    const answer = await this.command('lie');
+    if (answer.trim() !== 'lie') throw new Error(`impulse-powerfs answered "${answer}" to lie`);
+  }
+
   async stats(): Promise<PowerFsStats> {
     const fields = parseFields(await this.command('stats'), 'stats');
     return {

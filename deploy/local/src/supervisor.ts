@@ -85,6 +85,8 @@ export class ProcessSupervisor {
   /** Every exit of a ready process that the supervisor did not cause, in order. */
   readonly unexpectedExits: ProcessExit[] = [];
   private readonly logStreams = new Map<string, WriteStream>();
+  /** Processes being started: spawned, not yet ready (or their start failed). */
+  private readonly starting = new Set<ManagedProcess>();
 
   constructor(private readonly options: ProcessSupervisorOptions) {}
 
@@ -97,7 +99,27 @@ export class ProcessSupervisor {
     return stream;
   }
 
+  /**
+   * Whether the process runs and has finished starting (it answered `/readyz`): a fault injector
+   * must leave a process alone while it starts, or it fails the start it interrupts.
+   */
+  isReady(managed: ManagedProcess): boolean {
+    return isRunning(managed) && !this.starting.has(managed);
+  }
+
   async spawnAndWait(managed: ManagedProcess, argumentsList: readonly string[]): Promise<void> {
+    this.starting.add(managed);
+    try {
+      await this.spawnAndWaitForReady(managed, argumentsList);
+    } finally {
+      this.starting.delete(managed);
+    }
+  }
+
+  private async spawnAndWaitForReady(
+    managed: ManagedProcess,
+    argumentsList: readonly string[],
+  ): Promise<void> {
     const child = spawn(process.execPath, argumentsList, { stdio: ['ignore', 'pipe', 'pipe'] });
     managed.child = child;
     const log = this.logStream(managed.name, managed.logFile);

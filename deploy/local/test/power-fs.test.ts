@@ -162,6 +162,21 @@ describe('PowerFs', () => {
     expect(diagnostics).toEqual([]);
   });
 
+  // The planted bug of the chaos tool's planted-bug test (a disk that lies about fsync).
+  it('once told to lie, acknowledges fsyncs and loses what they were for at the next cut', async () => {
+    writeSynced(join(mnt, 'before'), 'durable');
+    syncFolder(mnt);
+    await fs.lie();
+    writeSynced(join(mnt, 'before'), 'acknowledged, lost');
+    writeSynced(join(mnt, 'after'), 'acknowledged, lost');
+    syncFolder(mnt);
+    const cut = await fs.cut();
+    expect(cut.operationsUndone).toBe(1);
+    expect(readdirSync(mnt)).toEqual(['before']);
+    expect(readFileSync(join(mnt, 'before'), 'utf8')).toBe('durable');
+    expect(diagnostics.join('\n')).toMatch(/lying from now on/);
+  });
+
   it('refuses every handle opened before the cut', async () => {
     writeSynced(join(mnt, 'f'), 'x');
     syncFolder(mnt);

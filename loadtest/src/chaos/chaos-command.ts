@@ -1,21 +1,51 @@
 import { randomInt } from 'node:crypto';
 import { ConfigError, parseConfig } from '@impulse/common';
 import { chaosOptions, chaosProgram } from './chaos-options.js';
+import type { ChaosShape } from './chaos-cluster.js';
 import { chaosSchedule, runChaos } from './chaos-run.js';
 import { nemesisNames, type NemesisName } from './nemesis.js';
 
-/** Parses `--nemesis kill,pause,...` (or `all`, or `none`). */
-export function parseNemeses(text: string): Set<NemesisName> {
+/** What decides which nemeses a run can have. */
+export interface ChaosLayout {
+  readonly shape: ChaosShape;
+  /** Nodes (`nodes` shape). */
+  readonly nodes: number;
+  readonly replicasPerGroup: number;
+}
+
+/**
+ * The nemeses a layout has. In the node shape `member` moves a group's replica to a node that does
+ * not host the group, so it needs more nodes than replicas per group.
+ */
+export function nemesesOf(layout: ChaosLayout): readonly NemesisName[] {
+  const spareNode = layout.nodes > layout.replicasPerGroup;
+  return layout.shape === 'nodes' && !spareNode
+    ? nemesisNames.filter((name) => name !== 'member')
+    : nemesisNames;
+}
+
+/**
+ * Parses `--nemesis kill,pause,...` (or `all`: every nemesis the layout has, or `none`). A nemesis
+ * the layout does not have is refused, with why.
+ */
+export function parseNemeses(text: string, layout: ChaosLayout): Set<NemesisName> {
   const names = text
     .split(',')
     .map((name) => name.trim())
     .filter((name) => name !== '');
-  if (names.length === 1 && names[0] === 'all') return new Set(nemesisNames);
+  if (names.length === 1 && names[0] === 'all') return new Set(nemesesOf(layout));
   if (names.length === 1 && names[0] === 'none') return new Set();
   const unknown = names.filter((name) => !(nemesisNames as readonly string[]).includes(name));
   if (unknown.length > 0 || names.length === 0) {
     throw new ConfigError([
       `--nemesis: unknown nemesis ${unknown.join(', ') || '(empty)'}; choose from ${nemesisNames.join(', ')}, all or none`,
+    ]);
+  }
+  const available = nemesesOf(layout);
+  const missing = names.filter((name) => !(available as readonly string[]).includes(name));
+  if (missing.length > 0) {
+    throw new ConfigError([
+      `--nemesis: member moves a replica to a node that does not host its group, and with --nodes ${layout.nodes} and --replicas-per-group ${layout.replicasPerGroup} every node hosts every group: use --nodes ${layout.replicasPerGroup + 1} or more, or leave member out`,
     ]);
   }
   return new Set(names as NemesisName[]);
@@ -32,7 +62,17 @@ export async function runChaosCommand(
   env: Readonly<Record<string, string | undefined>>,
 ): Promise<number> {
   const config = parseConfig(chaosProgram, chaosOptions, { argv, env });
-  const nemeses = parseNemeses(config.nemesis);
+  const shape = config.shape as ChaosShape;
+  if (shape === 'nodes' && config.replicasPerGroup > config.nodes) {
+    throw new ConfigError([
+      `--replicas-per-group ${config.replicasPerGroup} needs as many nodes (a node hosts at most one replica of a group); --nodes is ${config.nodes}`,
+    ]);
+  }
+  const nemeses = parseNemeses(config.nemesis, {
+    shape,
+    nodes: config.nodes,
+    replicasPerGroup: config.replicasPerGroup,
+  });
   const seed = config.seed === 0 ? randomInt(1, 2 ** 31) : config.seed;
   if (config.dryRun) {
     const schedule = chaosSchedule({ seed, timeSeconds: config.time, nemeses, groups: config.groups });
@@ -54,6 +94,8 @@ export async function runChaosCommand(
     keysActive: config.keys,
     operationsPerKeyMax: config.operationsPerKey,
     requestTimeoutMs: config.requestTimeout,
+    shape,
+    nodes: config.nodes,
     groups: config.groups,
     replicasPerGroup: config.replicasPerGroup,
     readMode: config.readMode as 'readindex' | 'lease',

@@ -3,7 +3,7 @@ import { option } from '@impulse/common';
 export const chaosProgram = {
   name: 'npm run chaos --',
   summary:
-    'starts a local cluster whose peer links go through a fault-injecting proxy, runs a register workload through the gateway while nemeses kill, pause, partition, cut the power of and replace replicas, then checks the history for linearizability and lost writes and writes a report',
+    'starts a local cluster (nodes hosting many groups, or one process per replica) whose peer links go through a fault-injecting proxy, runs a register workload through the gateway while nemeses kill, pause, partition, cut the power of nodes (every replica on them) and replace replicas, then checks the history for linearizability and lost writes and writes a report',
 };
 
 /** The options of `npm run chaos`; environment variables are IMPULSE_CHAOS_*. */
@@ -17,7 +17,7 @@ export const chaosOptions = {
   }),
   nemesis: option.string({
     description:
-      "Comma-separated nemeses: kill, pause, partition, power, member (or all, or none). power cuts replicas' power (kill -9 and the loss of every write not fsynced) and needs /dev/fuse and fuse3.",
+      'Comma-separated nemeses: kill, pause, partition, power, member (or all, or none). kill, pause, partition and power act on processes (nodes, with every replica on them, or replicas); power cuts their power (kill -9 and the loss of every write not fsynced) and needs /dev/fuse and fuse3. member replaces a replica, moving it to a node that does not host its group in the node shape (so it needs more --nodes than --replicas-per-group; all leaves it out otherwise).',
     default: 'all',
     env: 'IMPULSE_CHAOS_NEMESIS',
   }),
@@ -56,6 +56,21 @@ export const chaosOptions = {
     min: 100,
     max: 600_000,
     env: 'IMPULSE_CHAOS_REQUEST_TIMEOUT',
+  }),
+  shape: option.enum({
+    description:
+      'What the processes are: nodes (the production shape: --nodes processes, each hosting a replica of many groups) or replicas (one process per replica, the shape before nodes).',
+    default: 'nodes',
+    choices: ['nodes', 'replicas'],
+    env: 'IMPULSE_CHAOS_SHAPE',
+  }),
+  nodes: option.integer({
+    description:
+      'Node processes (--shape nodes); each group has a replica on --replicas-per-group of them. 4 by default, so that the member nemesis has a node to move a replica to.',
+    default: 4,
+    min: 1,
+    max: 16,
+    env: 'IMPULSE_CHAOS_NODES',
   }),
   groups: option.integer({
     description: 'Shard groups.',

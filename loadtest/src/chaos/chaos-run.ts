@@ -1,24 +1,19 @@
 /**
- * One chaos run: a local cluster whose peer links pass through a fault-injecting proxy, the
- * register workload through the gateway, the nemeses, then heal, final reads, the
- * linearizability check and the report.
+ * One chaos run: a local cluster (nodes hosting many groups, or one process per replica) whose
+ * peer links pass through a fault-injecting proxy, the register workload through the gateway, the
+ * nemeses, then heal, final reads, the linearizability check and the report.
  */
 import { createWriteStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { checkHistory, formatHistoryCheck, type HistoryCheck } from '@impulse/common';
-import {
-  LocalCluster,
-  mountpointsUnder,
-  powerBackingFolderName,
-  type ProcessExit,
-} from '@impulse/local-cluster';
-import { helloAtStreamStart } from '@impulse/shard-node';
+import { mountpointsUnder, powerBackingFolderName, type ProcessExit } from '@impulse/local-cluster';
 import { SeededRandom } from '../random.js';
 import { createResultsDirectory, writeResultFiles } from '../results-directory.js';
 import { renderChaosHtml, renderChaosPng, type ChaosSecond } from './chaos-report.js';
 import { BypassWatch } from './bypass-watch.js';
-import { FaultNetwork } from './fault-network.js';
+import { startChaosCluster, type ChaosCluster, type ChaosShape } from './chaos-cluster.js';
+import type { FaultNetwork } from './fault-network.js';
 import {
   clientStream,
   planFaultSchedule,
@@ -28,6 +23,7 @@ import {
 } from './fault-schedule.js';
 import { Nemesis, type FaultRecord } from './nemesis.js';
 import { checkServing, type ServingOptions } from './serving-check.js';
+import { ReplicaHealthWatch, describeReplicaFailure } from './replica-health-watch.js';
 import { RegisterWorkload, type WorkloadSecond } from './register-workload.js';
 
 export interface ChaosRunOptions {
@@ -38,6 +34,10 @@ export interface ChaosRunOptions {
   readonly keysActive: number;
   readonly operationsPerKeyMax: number;
   readonly requestTimeoutMs: number;
+  /** Nodes hosting many groups (the production shape), or one process per replica. */
+  readonly shape: ChaosShape;
+  /** Node processes (`nodes` shape only). */
+  readonly nodes: number;
   readonly groups: number;
   readonly replicasPerGroup: number;
   /** The replicas' --read-mode. */
@@ -51,8 +51,11 @@ export interface ChaosRunOptions {
    * `servingWindowSeconds`. The run ends with such a stretch (the workload goes on after the heal).
    */
   readonly serving: ServingOptions;
-  /** Called once the cluster is up, before the workload starts (tests use it to sabotage a run). */
-  readonly onClusterStarted?: (cluster: LocalCluster) => void;
+  /**
+   * Called once the cluster is up, and awaited before the workload starts (tests use it to
+   * sabotage a run: a process killed behind the tool's back, a planted bug).
+   */
+  readonly onClusterStarted?: (cluster: ChaosCluster) => void | Promise<void>;
   /** Progress and nemesis lines (stderr for the command). */
   readonly log: (line: string) => void;
   /** The command line, for the report. */
@@ -66,7 +69,7 @@ export interface ChaosRunResult {
   readonly faults: number;
   readonly linearizable: Verdict;
   readonly lostWrites: readonly string[];
-  /** Exits of a replica or of the gateway that no nemesis caused. */
+  /** Exits of a replica's or node's process, or of the gateway, that no nemesis caused. */
   readonly unexpectedExits: readonly ProcessExit[];
   /**
    * Why the run failed besides the counts of the final line: a nemesis action that failed, a
@@ -134,32 +137,24 @@ export async function runChaos(options: ChaosRunOptions): Promise<ChaosRunResult
   const log = (line: string): void => options.log(line);
   log(`chaos: seed ${options.seed}, results in ${directory}`);
 
-  const network = FaultNetwork.create({
-    host,
-    // A peer connection opens with the dialler's hello; LocalCluster names replicas <group>-r<raft id>.
-    identifyDialler: (firstBytes) => {
-      const hello = helloAtStreamStart(firstBytes);
-      if (hello === undefined || hello === null) return hello;
-      return `${hello.groupId}-r${hello.senderId}`;
-    },
-  });
-  let cluster: LocalCluster | undefined;
+  let network: FaultNetwork | undefined;
+  let cluster: ChaosCluster | undefined;
   let workload: RegisterWorkload | undefined;
   const historyStream = createWriteStream(join(directory, 'history.jsonl'));
   try {
-    cluster = await LocalCluster.start({
+    ({ cluster, network } = await startChaosCluster({
+      shape: options.shape,
+      nodes: options.nodes,
       groups: options.groups,
       replicasPerGroup: options.replicasPerGroup,
       dataDirectory,
       host,
-      // A power cut needs every replica's data directory on a file system that can lose power.
+      // A power cut needs every process's data directory on a file system that can lose power.
       powerLoss: options.nemeses.has('power'),
       onUnexpectedExit: (exit) =>
         log(
           `chaos: UNEXPECTED EXIT of ${exit.name} (pid ${String(exit.pid)}, ${exit.signal === null ? `code ${String(exit.exitCode)}` : `signal ${exit.signal}`}); its last log lines:\n${exit.lastLogLines.map((line) => `  ${line}`).join('\n')}`,
         ),
-      advertisePeerPort: (replica, listenPort) =>
-        network.addNode(replica.replicaId, { host, port: listenPort }),
       // Small snapshots, so that restarted and new replicas catch up by snapshot under faults too.
       shardNodeArguments: [
         '--snapshot-entries=1000',
@@ -171,9 +166,10 @@ export async function runChaos(options: ChaosRunOptions): Promise<ChaosRunResult
         `--request-deadline=${Math.max(100, options.requestTimeoutMs - 1_000)}`,
         `--upstream-timeout=${gatewayUpstreamTimeoutMs}`,
       ],
-    });
+    }));
+    const activeNetwork = network;
     log(
-      `chaos: ${options.groups} groups × ${options.replicasPerGroup} replicas (${options.readMode} reads), gateway ${cluster.gatewayUrl}, ` +
+      `chaos: ${options.shape === 'nodes' ? `${options.nodes} nodes hosting ` : ''}${options.groups} groups × ${options.replicasPerGroup} replicas (${options.readMode} reads), gateway ${cluster.gatewayUrl}, ` +
         `${options.clients} clients, nemeses ${[...options.nemeses].join(',') || 'none'}, ${options.timeSeconds} s`,
     );
 
@@ -198,12 +194,19 @@ export async function runChaos(options: ChaosRunOptions): Promise<ChaosRunResult
     const startedCluster = cluster;
     // Every peer link must pass through the proxy for the whole run, or a partition is not one.
     const bypassWatch = new BypassWatch({
-      listenPorts: () => startedCluster.replicas.map((replica) => replica.peerListenPort),
-      proxyConnections: () => network.upstreamConnections(),
+      listenPorts: () => startedCluster.peerListenPorts(),
+      proxyConnections: () => activeNetwork.upstreamConnections(),
       nowSeconds: () => activeWorkload.nowMs() / 1000,
     });
     bypassWatch.start();
-    options.onClusterStarted?.(cluster);
+    // A replica that fails inside a node that runs on is no exit: it is watched for here.
+    const healthWatch = new ReplicaHealthWatch({
+      nodes: () => startedCluster.healthTargets(),
+      nowSeconds: () => activeWorkload.nowMs() / 1000,
+      onFailure: (failure) => log(`chaos: REPLICA FAILED: ${describeReplicaFailure(failure)}`),
+    });
+    healthWatch.start();
+    await options.onClusterStarted?.(cluster);
 
     activeWorkload.start();
     nemesis.start();
@@ -262,6 +265,11 @@ export async function runChaos(options: ChaosRunOptions): Promise<ChaosRunResult
         options: options.serving,
       }),
     );
+    // After the final reads every node has been up for a while: the last reading sees them all.
+    await healthWatch.stop();
+    errors.push(
+      ...healthWatch.failures.map((failure) => `replica failed: ${describeReplicaFailure(failure)}`),
+    );
     const unexpectedExits = [...cluster.unexpectedExits];
     log(
       `chaos: healed at ${healedSeconds.toFixed(1)} s, workload stopped at ${workloadEndSeconds.toFixed(1)} s`,
@@ -284,6 +292,7 @@ export async function runChaos(options: ChaosRunOptions): Promise<ChaosRunResult
 
     const summaryLines = [
       `seed ${options.seed}; nemeses ${[...options.nemeses].join(',') || 'none'}; ${options.timeSeconds} s; ${options.clients} clients`,
+      `shape: ${options.shape === 'nodes' ? `${options.nodes} nodes hosting ` : 'a process per replica, '}${options.groups} groups × ${options.replicasPerGroup} replicas`,
       `operations: ${outcome.counts.ok} ok, ${outcome.counts.info} indeterminate, ${outcome.counts.fail} failed`,
       `faults: ${nemesis.faultCount}`,
       `linearizable: ${linearizable}`,
@@ -329,7 +338,12 @@ export async function runChaos(options: ChaosRunOptions): Promise<ChaosRunResult
             errors,
             passed,
             serving: options.serving,
-            proxy: network.stats(),
+            shape: options.shape,
+            ...(options.shape === 'nodes' ? { nodes: options.nodes } : {}),
+            groups: options.groups,
+            replicasPerGroup: options.replicasPerGroup,
+            proxy: activeNetwork.stats(),
+            failedReplicas: healthWatch.failures,
             peerConnectionsBypassingProxy:
               bypassWatch.unavailable === undefined ? bypassWatch.bypasses : bypassWatch.unavailable,
           },
@@ -341,11 +355,12 @@ export async function runChaos(options: ChaosRunOptions): Promise<ChaosRunResult
     log(`chaos: ${checkText.split('\n').join('\nchaos: ')}`);
     for (const error of errors) log(`chaos: error: ${error}`);
     log(`chaos: report ${join(directory, 'report.html')}`);
-    // Stopping the cluster also unmounts the replicas' power-loss file systems, which must be gone
+    // Stopping the cluster also unmounts the processes' power-loss file systems, which must be gone
     // before their folders are removed.
+    const dataFolderNames = cluster.dataFolderNames();
     await cluster.stop();
     cluster = undefined;
-    if (passed && !options.keepData) await removeReplicaData(dataDirectory, options.groups, log);
+    if (passed && !options.keepData) await removeReplicaData(dataDirectory, dataFolderNames, log);
     return {
       operations,
       faults: nemesis.faultCount,
@@ -360,7 +375,7 @@ export async function runChaos(options: ChaosRunOptions): Promise<ChaosRunResult
   } finally {
     workload?.close();
     await cluster?.stop();
-    await network.close();
+    await network?.close();
     await new Promise((resolve) => historyStream.end(resolve));
   }
 }
@@ -372,7 +387,7 @@ export async function runChaos(options: ChaosRunOptions): Promise<ChaosRunResult
  */
 async function removeReplicaData(
   dataDirectory: string,
-  groups: number,
+  folderNames: readonly string[],
   log: (line: string) => void,
 ): Promise<void> {
   const mounted = await mountpointsUnder(dataDirectory);
@@ -380,8 +395,8 @@ async function removeReplicaData(
     log(`chaos: replica data kept, since a file system is still mounted at ${mounted.join(', ')}`);
     return;
   }
-  for (let group = 1; group <= groups; group++) {
-    await rm(join(dataDirectory, `g${group}`), { recursive: true, force: true });
+  for (const folderName of folderNames) {
+    await rm(join(dataDirectory, folderName), { recursive: true, force: true });
   }
   await rm(join(dataDirectory, powerBackingFolderName), { recursive: true, force: true });
 }
@@ -422,7 +437,6 @@ function toInterval(fault: FaultRecord): {
 }
 
 /** After the heal, every group must elect a leader again before the final reads. */
-async function waitForLeaders(cluster: LocalCluster): Promise<void> {
-  const groups = [...new Set(cluster.replicas.map((replica) => replica.groupId))];
-  await Promise.all(groups.map((group) => cluster.leaderOf(group, recoveryTimeoutMs)));
+async function waitForLeaders(cluster: ChaosCluster): Promise<void> {
+  await Promise.all(cluster.groupIds.map((group) => cluster.leaderOf(group, recoveryTimeoutMs)));
 }

@@ -1,9 +1,13 @@
 /**
  * The nemeses of a chaos run on the local process cluster: kill -9 and restart, SIGSTOP and
- * SIGCONT, network partitions on the peer links (through the fault-injecting proxy every replica's
+ * SIGCONT, network partitions on the peer links (through the fault-injecting proxy every process's
  * advertised peer address points at), power cuts (kill -9 and the loss of every write not yet
- * fsynced, through the replicas' power-loss file systems), and replacing a replica by a
+ * fsynced, through the processes' power-loss file systems), and replacing a replica by a
  * membership change while the other faults go on.
+ *
+ * Faults act on processes (`chaos-cluster.ts`): in the node shape a process is a node, and a fault
+ * aimed at a group's leader or members takes down, stops, cuts off or powers off the nodes that
+ * host them, with every replica of every other group on them.
  *
  * The nemesis plays a schedule drawn from the seed beforehand (fault-schedule.ts) on the
  * workload's clock. A fault is recorded when it took effect (the processes killed, the process
@@ -11,8 +15,9 @@
  * processes restarted and ready, the process continued, the links cleared). A nemesis action that fails is an error of the run
  * (`errors`), never only a log line: a run whose faults did not happen as planned proves nothing.
  */
-import { PowerCutError, type LocalCluster, type PowerCut, type ReplicaProcess } from '@impulse/local-cluster';
+import { PowerCutError, type PowerCut } from '@impulse/local-cluster';
 import { SeededRandom } from '../random.js';
+import type { ChaosCluster, GroupReplica, Membership } from './chaos-cluster.js';
 import type { FaultNetwork, LinkFault } from './fault-network.js';
 import {
   describeLinkFault,
@@ -34,7 +39,7 @@ export interface FaultRecord {
   readonly startSeconds: number;
   /** When it was healed; undefined while it lasts. */
   endSeconds: number | undefined;
-  /** A power cut's losses, by replica: what each replica's file system dropped. */
+  /** A power cut's losses, by process (replica or node): what each one's file system dropped. */
   readonly powerCuts?: Readonly<Record<string, PowerCut>>;
 }
 
@@ -63,7 +68,7 @@ export class Nemesis {
   readonly errors: string[] = [];
   private running = true;
   private readonly tracks: Array<Promise<void>> = [];
-  /** Replicas a membership change is working with: the other track leaves them alone. */
+  /** Processes a membership change is working with: the other track leaves them alone. */
   private readonly busy = new Set<string>();
   private readonly killed = new Set<string>();
   private readonly paused = new Set<string>();
@@ -79,16 +84,22 @@ export class Nemesis {
   private memberRandom: () => number = () => 0;
 
   constructor(
-    private readonly cluster: LocalCluster,
+    private readonly cluster: ChaosCluster,
     private readonly network: FaultNetwork,
     private readonly options: NemesisOptions,
   ) {
-    this.founders = new Set(cluster.replicas.map((replica) => replica.replicaId));
+    this.founders = new Set(
+      cluster.groupIds.flatMap((groupId) =>
+        cluster.membership.replicasOf(groupId).map((replica) => replica.replicaId),
+      ),
+    );
   }
 
   start(): void {
     if (this.options.schedule.faults.length > 0) this.tracks.push(this.faultTrack());
-    if (this.options.schedule.replacements.length > 0) this.tracks.push(this.memberTrack());
+    if (this.options.schedule.replacements.length > 0) {
+      this.tracks.push(this.memberTrack(this.cluster.membership));
+    }
   }
 
   /** Ends both tracks (a fault in progress is healed at once) and heals the cluster. */
@@ -121,14 +132,14 @@ export class Nemesis {
     }
   }
 
-  private async memberTrack(): Promise<void> {
+  private async memberTrack(membership: Membership): Promise<void> {
     for (const planned of this.options.schedule.replacements) {
       await this.idleUntil(planned.atSeconds);
       if (!this.running) return;
       const selection = new SeededRandom(planned.selectionSeed);
       this.memberRandom = () => selection.nextDouble();
       try {
-        await this.replaceReplica(planned);
+        await this.replaceReplica(membership, planned);
       } catch (error) {
         this.fail(`member replacement in ${planned.group}`, error);
       }
@@ -144,20 +155,20 @@ export class Nemesis {
   private async killFault(planned: PlannedFault & { nemesis: 'kill' }): Promise<void> {
     const { group, mode } = planned;
     const candidates = this.available(group);
-    if (candidates.length === 0) return this.skip(planned, 'no replica available');
-    let victims: ReplicaProcess[];
+    if (candidates.length === 0) return this.skip(planned, 'no process available');
+    let victims: string[];
     if (mode === 'majority') {
-      const size = Math.floor(this.cluster.group(group).length / 2) + 1;
+      const size = Math.floor(this.cluster.hostsOf(group).length / 2) + 1;
       victims = shuffle(candidates, this.random).slice(0, size);
     } else if (mode === 'leader') {
       victims = [await this.leaderOr(group, candidates)];
     } else {
       victims = [this.pick(candidates)];
     }
-    // A replacement may have started while the leader was looked up: leave its replicas alone.
-    const names = victims.map((victim) => victim.replicaId).filter((name) => !this.busy.has(name));
-    if (names.length === 0) return this.skip(planned, 'its replicas are being replaced');
-    // `kill` refuses a replica that is not running, and only a replica this fault killed is
+    // A replacement may have started while the leader was looked up: leave its processes alone.
+    const names = victims.filter((name) => !this.busy.has(name));
+    if (names.length === 0) return this.skip(planned, 'its processes are being replaced');
+    // `kill` refuses a process that is not running, and only a process this fault killed is
     // restarted: one that died on its own stays down (and fails the run as an unexpected exit).
     await Promise.all(
       names.map(async (name) => {
@@ -165,16 +176,16 @@ export class Nemesis {
         this.killed.add(name);
       }),
     );
-    const fault = this.begin(planned, `kill -9 ${names.join(', ')} (${mode} of ${group})`);
+    const fault = this.begin(planned, `kill -9 ${this.describeProcesses(names)} (${mode} of ${group})`);
     await this.idle(planned.holdSeconds);
     await this.restartKilled();
     this.end(fault);
   }
 
   /**
-   * Cuts the power of replicas of a group: they are killed and lose whatever they had not made
-   * durable, then held down and restarted on what their disks kept. The victims stay in `killed`
-   * until restarted, so that `stop()` brings them back whatever happens.
+   * Cuts the power of processes hosting a group: they are killed and lose whatever they had not
+   * made durable, then held down and restarted on what their disks kept. The victims stay in
+   * `killed` until restarted, so that `stop()` brings them back whatever happens.
    */
   private async powerFault(planned: PlannedFault & { nemesis: 'power' }): Promise<void> {
     const { group, mode } = planned;
@@ -184,11 +195,11 @@ export class Nemesis {
       if (!this.running) return;
     }
     const candidates = this.available(group);
-    if (candidates.length === 0) return this.skip(planned, 'no replica available');
-    const members = this.cluster.group(group);
-    let victims: ReplicaProcess[];
+    if (candidates.length === 0) return this.skip(planned, 'no process available');
+    const members = this.cluster.hostsOf(group);
+    let victims: string[];
     if (mode === 'whole group') {
-      // Every member, unless a replacement outlasted the wait: its replicas are spared, and named.
+      // Every member, unless a replacement outlasted the wait: its processes are spared, and named.
       victims = candidates;
     } else if (mode === 'minority') {
       const size = Math.max(1, Math.floor((members.length - 1) / 2));
@@ -198,20 +209,20 @@ export class Nemesis {
     } else {
       victims = [this.pick(candidates)];
     }
-    // A replacement may have started while the leader was looked up: leave its replicas alone.
-    const names = victims.map((victim) => victim.replicaId).filter((name) => !this.busy.has(name));
-    if (names.length === 0) return this.skip(planned, 'its replicas are being replaced');
+    // A replacement may have started while the leader was looked up: leave its processes alone.
+    const names = victims.filter((name) => !this.busy.has(name));
+    if (names.length === 0) return this.skip(planned, 'its processes are being replaced');
     const startSeconds = this.options.nowSeconds();
     let cuts: PowerCut[];
     try {
       cuts = await this.cluster.powerCut(names);
     } catch (error) {
-      // Refused before any kill (a replica not running), nothing is down; after the kill, all are.
+      // Refused before any kill (a process not running), nothing is down; after the kill, all are.
       if (error instanceof PowerCutError) for (const name of error.killedReplicaIds) this.killed.add(name);
       throw error;
     }
     for (const name of names) this.killed.add(name);
-    const spared = members.map((member) => member.replicaId).filter((name) => !names.includes(name));
+    const spared = members.filter((name) => !names.includes(name));
     const total = cuts.reduce(
       (sum, cut) => ({
         filesReverted: sum.filesReverted + cut.filesReverted,
@@ -222,7 +233,7 @@ export class Nemesis {
     );
     const fault = this.begin(
       planned,
-      `power cut ${names.join(', ')} (${mode} of ${group}${mode === 'whole group' && spared.length > 0 ? `, ${spared.join(', ')} spared` : ''}): ` +
+      `power cut ${this.describeProcesses(names)} (${mode} of ${group}${mode === 'whole group' && spared.length > 0 ? `, ${spared.join(', ')} spared` : ''}): ` +
         `${count(total.filesReverted, 'file')} reverted, ${count(total.operationsUndone, 'operation')} undone, ` +
         `${count(total.bytesDropped, 'byte')} dropped`,
       {
@@ -238,29 +249,33 @@ export class Nemesis {
   private async pauseFault(planned: PlannedFault & { nemesis: 'pause' }): Promise<void> {
     const { group, mode } = planned;
     const candidates = this.available(group);
-    if (candidates.length === 0) return this.skip(planned, 'no replica available');
+    if (candidates.length === 0) return this.skip(planned, 'no process available');
     const victim = mode === 'leader' ? await this.leaderOr(group, candidates) : this.pick(candidates);
-    if (this.busy.has(victim.replicaId)) return this.skip(planned, `${victim.replicaId} is being replaced`);
-    this.cluster.signal(victim.replicaId, 'SIGSTOP');
-    this.paused.add(victim.replicaId);
+    if (this.busy.has(victim)) return this.skip(planned, `${victim} is being replaced`);
+    this.cluster.signal(victim, 'SIGSTOP');
+    this.paused.add(victim);
     const fault = this.begin(
       planned,
-      `SIGSTOP ${victim.replicaId} for ${planned.holdSeconds.toFixed(1)} s (${mode} of ${group})`,
+      `SIGSTOP ${this.describeProcesses([victim])} for ${planned.holdSeconds.toFixed(1)} s (${mode} of ${group})`,
     );
     await this.idle(planned.holdSeconds);
     this.continuePaused();
     this.end(fault);
   }
 
+  /**
+   * Link faults between the processes hosting a group. In the node shape the links are between
+   * nodes, so every group whose replicas those nodes host is cut the same way.
+   */
   private async partitionFault(planned: PlannedFault & { nemesis: 'partition' }): Promise<void> {
     const { group, mode, linkFault } = planned;
-    const members = this.cluster.group(group).map((replica) => replica.replicaId);
-    if (members.length < 2) return this.skip(planned, 'fewer than two replicas');
+    const members = this.cluster.hostsOf(group);
+    if (members.length < 2) return this.skip(planned, 'fewer than two processes');
     let description: string;
     if (mode === 'isolated leader') {
-      const leader = await this.leaderOr(group, this.cluster.group(group));
-      this.network.isolate(leader.replicaId, linkFault);
-      description = `isolate leader ${leader.replicaId} (${describeLinkFault(linkFault)})`;
+      const leader = await this.leaderOr(group, members);
+      this.network.isolate(leader, linkFault);
+      description = `isolate leader ${this.describeProcesses([leader])} (${describeLinkFault(linkFault)})`;
     } else if (mode === 'halves') {
       const shuffled = shuffle(members, this.random);
       const minority = shuffled.slice(0, Math.floor(members.length / 2));
@@ -293,31 +308,56 @@ export class Nemesis {
 
   /**
    * Adds a new replica as a learner, promotes it once it caught up, removes an old voter and stops
-   * its process: the operator's way of replacing a machine, done while the other track's faults go
-   * on. Each step goes to the group's current leader and is retried until it succeeds.
+   * it: the operator's way of replacing a machine, done while the other track's faults go on. Each
+   * step goes to the group's current leader and is retried until it succeeds.
    */
-  private async replaceReplica(planned: PlannedReplacement): Promise<void> {
+  private async replaceReplica(membership: Membership, planned: PlannedReplacement): Promise<void> {
     const group = planned.group;
-    const leaving = this.pickLeaving(group);
+    const leaving = this.pickLeaving(membership, group);
     if (leaving === undefined) {
       this.options.log(
         `nemesis: ${this.options.nowSeconds().toFixed(1)} s: skipped a replacement in ${group}: no replica may leave`,
       );
       return;
     }
-    this.busy.add(leaving.replicaId);
-    const newcomer = await this.cluster.addReplica(group);
-    this.busy.add(newcomer.replicaId);
-    const fault = this.begin(planned, `replace ${leaving.replicaId} by ${newcomer.replicaId}`, {
+    this.busy.add(leaving.host);
+    let added: Awaited<ReturnType<Membership['addReplica']>>;
+    let chosen: string | undefined;
+    try {
+      added = await membership.addReplica(group, (candidates) => {
+        // A node the other track holds down cannot start a replica; the one chosen is busy at once.
+        const hosts = candidates.filter(
+          (name) =>
+            !this.busy.has(name) &&
+            !this.killed.has(name) &&
+            !this.paused.has(name) &&
+            this.cluster.isReady(name),
+        );
+        chosen = hosts.length === 0 ? undefined : pick(hosts, this.memberRandom);
+        if (chosen !== undefined) this.busy.add(chosen);
+        return chosen;
+      });
+    } catch (error) {
+      this.busy.delete(leaving.host);
+      if (chosen !== undefined) this.busy.delete(chosen);
+      throw error;
+    }
+    if (added === undefined) {
+      this.busy.delete(leaving.host);
+      this.options.log(
+        `nemesis: ${this.options.nowSeconds().toFixed(1)} s: skipped a replacement in ${group}: no node free to host ${group}`,
+      );
+      return;
+    }
+    const { replica: newcomer, member } = added;
+    this.busy.add(newcomer.host);
+    // In the node shape a replacement moves the group's replica from one node to another.
+    const where = (replica: GroupReplica): string =>
+      this.cluster.shape === 'nodes' ? `${replica.replicaId} on ${replica.host}` : replica.replicaId;
+    const fault = this.begin(planned, `replace ${where(leaving)} by ${where(newcomer)}`, {
       nemesis: 'member',
     });
     try {
-      const member = {
-        replicaId: newcomer.replicaId,
-        raftId: newcomer.raftId,
-        url: newcomer.url,
-        peerAddress: `${this.cluster.host}:${newcomer.peerPort}`,
-      };
       const added = await this.membershipStep(
         group,
         'add learner',
@@ -327,7 +367,7 @@ export class Nemesis {
         (status) => [...status.learners, ...status.voters].includes(newcomer.raftId),
       );
       if (!added) {
-        await this.abandonNewcomer(group, newcomer);
+        await this.abandonNewcomer(membership, group, newcomer);
         return;
       }
       const promoted = await this.membershipStep(
@@ -339,7 +379,7 @@ export class Nemesis {
         (status) => status.voters.includes(newcomer.raftId),
       );
       if (!promoted) {
-        await this.abandonNewcomer(group, newcomer);
+        await this.abandonNewcomer(membership, group, newcomer);
         return;
       }
       const removed = await this.membershipStep(
@@ -351,19 +391,22 @@ export class Nemesis {
         (status) => !status.voters.includes(leaving.raftId) && !status.learners.includes(leaving.raftId),
       );
       if (removed) {
-        await this.cluster.retire(leaving.replicaId);
-        await this.network.removeNode(leaving.replicaId);
+        await membership.retire(leaving);
         this.options.log(`nemesis: ${newcomer.replicaId} replaced ${leaving.replicaId}`);
       }
     } finally {
-      this.busy.delete(leaving.replicaId);
-      this.busy.delete(newcomer.replicaId);
+      this.busy.delete(leaving.host);
+      this.busy.delete(newcomer.host);
       this.end(fault);
     }
   }
 
   /** Takes a newcomer that never became a voter out of the group again and stops it. */
-  private async abandonNewcomer(group: string, newcomer: ReplicaProcess): Promise<void> {
+  private async abandonNewcomer(
+    membership: Membership,
+    group: string,
+    newcomer: GroupReplica,
+  ): Promise<void> {
     const removed = await this.membershipStep(
       group,
       `remove ${newcomer.replicaId}`,
@@ -372,10 +415,7 @@ export class Nemesis {
       undefined,
       (status) => !status.voters.includes(newcomer.raftId) && !status.learners.includes(newcomer.raftId),
     );
-    if (removed) {
-      await this.cluster.retire(newcomer.replicaId);
-      await this.network.removeNode(newcomer.replicaId);
-    }
+    if (removed) await membership.retire(newcomer);
   }
 
   /**
@@ -396,12 +436,13 @@ export class Nemesis {
       const leader = await this.cluster.leaderOf(group, 2_000).catch(() => undefined);
       if (leader !== undefined) {
         try {
-          const status = await fetchStatus(leader.url);
+          const target = this.cluster.requestTarget(leader, group);
+          const status = await fetchStatus(target);
           if (isDone(status)) return true;
-          const response = await fetch(`${leader.url}${path}`, {
+          const response = await fetch(`${target.url}${path}`, {
             method,
             ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-            headers: { 'content-type': 'application/json' },
+            headers: { 'content-type': 'application/json', ...target.headers },
             signal: AbortSignal.timeout(5_000),
           });
           const text = await response.text();
@@ -421,46 +462,53 @@ export class Nemesis {
   }
 
   /**
-   * A voter to replace: never a newcomer being added, never one the other track holds down, and
-   * never one of the last two replicas the gateway was started with (its cluster map is static, so
-   * it must always know some live member of each group).
+   * A voter to replace: never a newcomer being added, never one on a process the other track holds
+   * down, and never one of the last two replicas the gateway was started with (its cluster map is
+   * static, so it must always know some live member of each group).
    */
-  private pickLeaving(group: string): ReplicaProcess | undefined {
-    const members = this.cluster.group(group).filter((replica) => !this.busy.has(replica.replicaId));
-    const foundersLeft = this.cluster.group(group).filter((replica) => this.founders.has(replica.replicaId));
-    const candidates = members.filter(
+  private pickLeaving(membership: Membership, group: string): GroupReplica | undefined {
+    const replicas = membership.replicasOf(group);
+    const foundersLeft = replicas.filter((replica) => this.founders.has(replica.replicaId));
+    const candidates = replicas.filter(
       (replica) =>
-        !this.killed.has(replica.replicaId) &&
-        !this.paused.has(replica.replicaId) &&
+        !this.busy.has(replica.host) &&
+        !this.killed.has(replica.host) &&
+        !this.paused.has(replica.host) &&
         (!this.founders.has(replica.replicaId) || foundersLeft.length > 2),
     );
     return candidates.length === 0 ? undefined : pick(candidates, this.memberRandom);
   }
 
-  private async leaderOr(group: string, fallback: readonly ReplicaProcess[]): Promise<ReplicaProcess> {
+  private async leaderOr(group: string, fallback: readonly string[]): Promise<string> {
     const leader = await this.cluster.leaderOf(group, 2_000).catch(() => undefined);
-    if (leader !== undefined && !this.busy.has(leader.replicaId)) return leader;
+    if (leader !== undefined && !this.busy.has(leader)) return leader;
     return this.pick(fallback);
   }
 
-  /** Running replicas of a group that no membership change is using. */
-  private available(group: string): ReplicaProcess[] {
-    return this.cluster.group(group).filter(
-      (replica) =>
-        !this.busy.has(replica.replicaId) &&
-        !this.killed.has(replica.replicaId) &&
-        !this.paused.has(replica.replicaId) &&
+  /** Running processes hosting a group that no membership change is using. */
+  private available(group: string): string[] {
+    return this.cluster.hostsOf(group).filter(
+      (name) =>
+        !this.busy.has(name) &&
+        !this.killed.has(name) &&
+        !this.paused.has(name) &&
         // Not one still starting: a newcomer the member track is starting is in the group
         // before the track can mark it busy (chaos seed 11006 killed one mid-start).
-        this.cluster.isReady(replica.replicaId),
+        this.cluster.isReady(name),
     );
+  }
+
+  /** `n2 (g1-r2, g2-r1, g3-r3)` for nodes, so that a fault's line names every replica it hit. */
+  private describeProcesses(names: readonly string[]): string {
+    if (this.cluster.shape !== 'nodes') return names.join(', ');
+    return names.map((name) => `${name} (${this.cluster.replicasOn(name).join(', ')})`).join(', ');
   }
 
   private async restartKilled(): Promise<void> {
     const names = [...this.killed];
     await Promise.all(
       names.map(async (name) => {
-        if (!this.cluster.replicas.some((replica) => replica.replicaId === name)) {
+        if (!this.cluster.has(name)) {
           // Retired by a membership change while it was down: there is nothing to restart.
           this.killed.delete(name);
           return;
@@ -481,11 +529,10 @@ export class Nemesis {
     );
   }
 
-  /** Waits, up to `replacementWaitSecondsMax`, until no replica of the group is in a replacement. */
+  /** Waits, up to `replacementWaitSecondsMax`, until no process of the group is in a replacement. */
   private async waitForReplacementIn(group: string): Promise<void> {
     const deadlineSeconds = this.options.nowSeconds() + replacementWaitSecondsMax;
-    const inReplacement = (): boolean =>
-      this.cluster.group(group).some((replica) => this.busy.has(replica.replicaId));
+    const inReplacement = (): boolean => this.cluster.hostsOf(group).some((name) => this.busy.has(name));
     while (this.running && inReplacement() && this.options.nowSeconds() < deadlineSeconds) {
       await this.idle(0.1);
     }
@@ -580,8 +627,14 @@ interface MembershipStatus {
   readonly learners: readonly number[];
 }
 
-async function fetchStatus(url: string): Promise<MembershipStatus> {
-  const response = await fetch(`${url}/admin/status`, { signal: AbortSignal.timeout(2_000) });
+async function fetchStatus(target: {
+  readonly url: string;
+  readonly headers: Record<string, string>;
+}): Promise<MembershipStatus> {
+  const response = await fetch(`${target.url}/admin/status`, {
+    headers: target.headers,
+    signal: AbortSignal.timeout(2_000),
+  });
   const status = (await response.json()) as Partial<MembershipStatus>;
   return { voters: status.voters ?? [], learners: status.learners ?? [] };
 }

@@ -15,7 +15,7 @@
 import type { NodeId } from '../raft/index.js';
 import { BufferReader, malformed } from './buffer-reader.js';
 import type { BufferWriter } from './buffer-writer.js';
-import { beginFrame, finishFrame } from './frame.js';
+import { beginFrame, finishFrame, type FrameKind } from './frame.js';
 import { FrameDecoder } from './frame-decoder.js';
 import { nonceBytes, proofBytes } from './peer-auth.js';
 
@@ -171,12 +171,25 @@ export type HelloRefusal =
  * `undefined` while its frame is incomplete, or `null` when the bytes are not a valid hello frame.
  */
 export function helloAtStreamStart(bytes: Buffer, frameBytesMax = 4096): Hello | null | undefined {
+  return frameAtStreamStart(bytes, 'hello', decodeHello, frameBytesMax);
+}
+
+/**
+ * The first frame of a byte stream decoded by `decode` when it is of `kind`: `undefined` while the
+ * frame is incomplete, `null` when the bytes are not a valid frame of that kind.
+ */
+export function frameAtStreamStart<T>(
+  bytes: Buffer,
+  kind: FrameKind,
+  decode: (payload: Uint8Array) => T,
+  frameBytesMax: number,
+): T | null | undefined {
   const decoder = new FrameDecoder(frameBytesMax);
   decoder.push(bytes);
   try {
     const frame = decoder.next();
     if (frame === undefined) return undefined;
-    return frame.kind === 'hello' ? decodeHello(frame.payload) : null;
+    return frame.kind === kind ? decode(frame.payload) : null;
   } catch {
     return null;
   }

@@ -71,6 +71,7 @@ export {
   encodeNodeHelloFrame,
   isNodeAddress,
   nodeAddressBytesMax,
+  nodeHelloAtStreamStart,
   nodeProtocolVersion,
   type NodeHello,
 } from './node-hello.js';

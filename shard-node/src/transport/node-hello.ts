@@ -14,7 +14,7 @@ import { BufferReader, malformed } from './buffer-reader.js';
 import type { BufferWriter } from './buffer-writer.js';
 import type { PeerAddress } from './context.js';
 import { beginFrame, finishFrame } from './frame.js';
-import { helloIdBytesMax, type ConnectionPurpose } from './hello.js';
+import { frameAtStreamStart, helloIdBytesMax, type ConnectionPurpose } from './hello.js';
 import { nonceBytes, proofBytes } from './peer-auth.js';
 
 /** The node protocol this transport speaks; a peer with another version is refused. */
@@ -113,6 +113,16 @@ export function decodeNodeHello(payload: Uint8Array): NodeHello {
   if (proof.byteLength !== 0 && proof.byteLength !== proofBytes)
     throw malformed(`a proof of ${proof.byteLength} bytes`);
   return { protocolVersion: version, purpose, clusterId, senderAddress, receiverAddress, nonce, proof };
+}
+
+/**
+ * The node hello at the start of a node transport connection's byte stream, for tools that sit on
+ * peer links (the chaos tool's fault-injecting proxy names the dialling node from its sender
+ * address): the hello, or `undefined` while its frame is incomplete, or `null` when the bytes are
+ * not a valid node hello frame.
+ */
+export function nodeHelloAtStreamStart(bytes: Buffer, frameBytesMax = 4096): NodeHello | null | undefined {
+  return frameAtStreamStart(bytes, 'nodeHello', decodeNodeHello, frameBytesMax);
 }
 
 /** Why a node hello is refused. Kept small because it labels a metric. */
