@@ -1,5 +1,4 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import {
   GenericContainer,
   Network,
@@ -7,8 +6,14 @@ import {
   type StartedNetwork,
   type StartedTestContainer,
 } from 'testcontainers';
-import { parseAllDocuments } from 'yaml';
 import { loadClusterConfig, type ClusterConfig } from '@impulse/common';
+import {
+  containerOf,
+  environmentOf,
+  portOf,
+  readRepositoryFile,
+  workloadOf,
+} from '../support/k8s-manifests.js';
 import { Resources, type ClusterNode } from './cluster.js';
 import {
   dockerClient,
@@ -28,49 +33,6 @@ import {
  * deploy/k8s/base/gateway.yaml. What Kubernetes would do is not tested here; what the manifests
  * tell the processes is.
  */
-
-const repositoryRoot = new URL('../../', import.meta.url);
-const read = (path: string): string => readFileSync(new URL(path, repositoryRoot), 'utf8');
-
-interface EnvVar {
-  readonly name: string;
-  readonly value?: string;
-  readonly valueFrom?: { fieldRef?: { fieldPath: string } };
-}
-interface ContainerSpec {
-  readonly args: string[];
-  readonly env: EnvVar[];
-  readonly ports: { name: string; containerPort: number }[];
-}
-interface Manifest {
-  readonly kind: string;
-  readonly metadata: { name: string };
-  readonly spec: { serviceName?: string; template: { spec: { containers: ContainerSpec[] } } };
-}
-
-function workload(path: string, kind: string): Manifest {
-  const manifest = parseAllDocuments(read(path))
-    .map((document) => document.toJS() as Manifest)
-    .find((candidate) => candidate.kind === kind);
-  if (manifest === undefined) throw new Error(`${path} has no ${kind}`);
-  return manifest;
-}
-
-function environmentOf(spec: ContainerSpec, podName: string): Record<string, string> {
-  const environment: Record<string, string> = {};
-  for (const variable of spec.env) {
-    if (variable.valueFrom?.fieldRef?.fieldPath === 'metadata.name') environment[variable.name] = podName;
-    else if (variable.value !== undefined) environment[variable.name] = variable.value;
-    else throw new Error(`the manifest sets ${variable.name} in a way this test does not model`);
-  }
-  return environment;
-}
-
-function portOf(spec: ContainerSpec, name: string): number {
-  const port = spec.ports.find((candidate) => candidate.name === name)?.containerPort;
-  if (port === undefined) throw new Error(`no port ${name} in the manifest`);
-  return port;
-}
 
 const startupTimeoutMs = 60_000;
 
@@ -97,12 +59,12 @@ export class ManifestCluster {
     const client = await dockerClient();
     const runId = randomUUID().slice(0, 8);
     const labels = { [suiteLabel]: suiteLabelValue, [runLabel]: runId };
-    const clusterText = read('deploy/k8s/base/cluster.json');
+    const clusterText = readRepositoryFile('deploy/k8s/base/cluster.json');
     const config = loadClusterConfig({ json: clusterText });
-    const statefulSet = workload('deploy/k8s/base/nodes.yaml', 'StatefulSet');
-    const gatewayManifest = workload('deploy/k8s/base/gateway.yaml', 'Deployment');
-    const nodeSpec = statefulSet.spec.template.spec.containers[0] as ContainerSpec;
-    const gatewaySpec = gatewayManifest.spec.template.spec.containers[0] as ContainerSpec;
+    const statefulSet = workloadOf('deploy/k8s/base/nodes.yaml', 'StatefulSet');
+    const gatewayManifest = workloadOf('deploy/k8s/base/gateway.yaml', 'Deployment');
+    const nodeSpec = containerOf(statefulSet);
+    const gatewaySpec = containerOf(gatewayManifest);
     const secret = randomBytes(32).toString('hex');
     const network = await new Network({ nextUuid: () => `${networkNamePrefix}${runId}` }).start();
     const mounts = [
@@ -111,7 +73,7 @@ export class ManifestCluster {
     ];
     try {
       const nodeStarts = config.nodes.map(async (node): Promise<ManifestNode> => {
-        const alias = `${node.id}.${statefulSet.spec.serviceName ?? ''}`;
+        const alias = `${node.id}.${String(statefulSet.spec['serviceName'])}`;
         const volume = `impulse-test-${runId}-${node.id}`;
         await client.container.dockerode.createVolume({ Name: volume, Labels: labels });
         const httpPort = portOf(nodeSpec, 'http');

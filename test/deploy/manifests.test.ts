@@ -1,12 +1,20 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseAllDocuments } from 'yaml';
 import { loadClusterConfig } from '@impulse/common';
 import { parseGatewayConfig } from '@impulse/gateway';
 import { checkShardNodeConfig, nodeHostingOf, parseShardNodeConfig } from '@impulse/shard-node';
+import {
+  containerOf,
+  documentsOf,
+  environmentOf,
+  portOf,
+  readRepositoryFile,
+  type ContainerSpec,
+  type Manifest,
+} from '../support/k8s-manifests.js';
 
 /**
  * deploy/k8s checked against the code, without a Kubernetes cluster: the StatefulSet's pods are
@@ -15,41 +23,12 @@ import { checkShardNodeConfig, nodeHostingOf, parseShardNodeConfig } from '@impu
  * gateway's environment is one the gateway accepts, and the bootstrap overlay patches the nodes.
  */
 
-const repositoryRoot = new URL('../../', import.meta.url);
-const read = (path: string): string => readFileSync(new URL(path, repositoryRoot), 'utf8');
-
-interface EnvVar {
-  readonly name: string;
-  readonly value?: string;
-  readonly valueFrom?: { fieldRef?: { fieldPath: string } };
-}
-interface Container {
-  readonly name: string;
-  readonly args: string[];
-  readonly env: EnvVar[];
-  readonly ports: { name: string; containerPort: number }[];
-}
-interface Manifest {
-  readonly kind: string;
-  readonly metadata: { name: string; labels?: Record<string, string> };
-  readonly spec: Record<string, unknown>;
-}
-
-function documentsOf(path: string): Manifest[] {
-  return parseAllDocuments(read(path)).map((document) => document.toJS() as Manifest);
-}
-
-function containerOf(manifest: Manifest): Container {
-  const template = manifest.spec['template'] as { spec: { containers: Container[] } };
-  return template.spec.containers[0] as Container;
-}
-
 describe('the Kubernetes manifests', () => {
   const nodes = documentsOf('deploy/k8s/base/nodes.yaml');
   const gateway = documentsOf('deploy/k8s/base/gateway.yaml');
   const statefulSet = nodes.find((manifest) => manifest.kind === 'StatefulSet') as Manifest;
   const service = nodes.find((manifest) => manifest.kind === 'Service') as Manifest;
-  const clusterText = read('deploy/k8s/base/cluster.json');
+  const clusterText = readRepositoryFile('deploy/k8s/base/cluster.json');
   const cluster = loadClusterConfig({ json: clusterText });
   let directory: string;
   let clusterFile: string;
@@ -69,12 +48,8 @@ describe('the Kubernetes manifests', () => {
   });
 
   /** A pod's environment as its process sees it, the mounted files at their test paths. */
-  function environmentOf(container: Container, podName: string): Record<string, string> {
-    const environment: Record<string, string> = {};
-    for (const variable of container.env) {
-      if (variable.valueFrom?.fieldRef?.fieldPath === 'metadata.name') environment[variable.name] = podName;
-      else if (variable.value !== undefined) environment[variable.name] = variable.value;
-    }
+  function environmentWithFiles(container: ContainerSpec, podName: string): Record<string, string> {
+    const environment = environmentOf(container, podName);
     if (environment['IMPULSE_CLUSTER_FILE'] === '/etc/impulse/cluster.json')
       environment['IMPULSE_CLUSTER_FILE'] = clusterFile;
     if (environment['IMPULSE_CLUSTER_SECRET_FILE'] === '/etc/impulse-secret/secret')
@@ -88,8 +63,7 @@ describe('the Kubernetes manifests', () => {
     expect(serviceName).toBe(service.metadata.name);
     expect(service.spec['clusterIP']).toBe('None');
     const container = containerOf(statefulSet);
-    const port = (name: string): number =>
-      container.ports.find((candidate) => candidate.name === name)?.containerPort ?? 0;
+    const port = (name: string): number => portOf(container, name);
     expect(cluster.nodes.map((node) => [node.id, node.url, node.peerAddress])).toEqual(
       Array.from({ length: replicas }, (_, index) => {
         const pod = `${statefulSet.metadata.name}-${index}`;
@@ -108,7 +82,7 @@ describe('the Kubernetes manifests', () => {
     const container = containerOf(statefulSet);
     expect(container.args).toEqual(['shard-node/dist/main.js']);
     for (const node of cluster.nodes) {
-      const env = environmentOf(container, node.id);
+      const env = environmentWithFiles(container, node.id);
       const config = checkShardNodeConfig(parseShardNodeConfig({ argv: [], env }), env);
       expect(config.nodeId).toBe(node.id);
       expect(config.clusterSecret).toBeDefined();
@@ -132,7 +106,7 @@ describe('the Kubernetes manifests', () => {
     expect(statefulSet.metadata.labels?.[label as string]).toBe(value);
     expect(patch?.patch).toContain('IMPULSE_BOOTSTRAP');
     const container = containerOf(statefulSet);
-    const env = { ...environmentOf(container, 'impulse-node-0'), IMPULSE_BOOTSTRAP: 'true' };
+    const env = { ...environmentWithFiles(container, 'impulse-node-0'), IMPULSE_BOOTSTRAP: 'true' };
     const hosting = nodeHostingOf(checkShardNodeConfig(parseShardNodeConfig({ argv: [], env }), env));
     expect(hosting.hosted.every((replica) => replica.bootstrap)).toBe(true);
   });
@@ -140,7 +114,10 @@ describe('the Kubernetes manifests', () => {
   it('gives the gateway a configuration it accepts, over the same cluster.json', () => {
     const deployment = gateway.find((manifest) => manifest.kind === 'Deployment') as Manifest;
     const container = containerOf(deployment);
-    const config = parseGatewayConfig({ argv: [], env: environmentOf(container, 'impulse-gateway-x') });
+    const config = parseGatewayConfig({
+      argv: [],
+      env: environmentWithFiles(container, 'impulse-gateway-x'),
+    });
     expect(config.clusterFile).toBe(clusterFile);
   });
 });
