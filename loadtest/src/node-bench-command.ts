@@ -182,7 +182,11 @@ export async function runNodeBenchCommand(
     ? shapes.map((shape) => summariseThroughput(shape, resultsByShape.get(shape.label) ?? []))
     : [];
   const base = throughput.find((summary) => summary.target === `nodes-${config.groups}`);
-  const spread = throughput.find((summary) => summary.target === `nodes-${config.spreadGroups}`);
+  // With --spread-groups equal to --groups there is one node cluster, and nothing to compare.
+  const spread =
+    config.spreadGroups === config.groups
+      ? undefined
+      : throughput.find((summary) => summary.target === `nodes-${config.spreadGroups}`);
   const spreadRatio =
     base !== undefined && spread !== undefined && base.operationsPerSecond > 0
       ? spread.operationsPerSecond / base.operationsPerSecond
