@@ -1,4 +1,4 @@
-import { parseConfig } from '@impulse/common';
+import { ConfigError, parseConfig } from '@impulse/common';
 import { runBenchmark, type TargetResult } from './benchmark.js';
 import { benchOptions, benchProgram } from './bench-options.js';
 import { comparisonLines, finalLine, summarizeRuns, type TargetSummary } from './comparison.js';
@@ -7,6 +7,7 @@ import { machineInfo } from './machine.js';
 import { renderHtmlReport } from './report/html-report.js';
 import { renderPngReport } from './report/png-report.js';
 import { createResultsDirectory, writeResultFiles } from './results-directory.js';
+import { medianWorkFigures, startWorkMeter, workLine } from './run-work.js';
 import { sourceVersion } from './source-version.js';
 import { startTarget } from './start-target.js';
 import type { RunningTarget, TargetName } from './targets/running-target.js';
@@ -15,10 +16,12 @@ import { workloads, type DistributionName } from './workload.js';
 
 const targetsOf: Record<string, TargetName[]> = {
   impulse: ['impulse'],
+  'impulse-replicas': ['impulse-replicas'],
   etcd: ['etcd'],
   map: ['map'],
   both: ['impulse', 'etcd'],
-  all: ['impulse', 'map', 'etcd'],
+  shapes: ['impulse-replicas', 'impulse', 'etcd'],
+  all: ['impulse-replicas', 'impulse', 'map', 'etcd'],
 };
 
 /** `npm run bench`: returns the exit status (0, or 1 when a target could not run the workload). */
@@ -34,6 +37,12 @@ export async function runBenchCommand(
     config.distribution === 'default' ? workload.requestDistribution : config.distribution;
   const machine = machineInfo();
   const requested = targetsOf[config.target] ?? [];
+  if (requested.includes('impulse') && config.replicasPerGroup > config.nodes) {
+    throw new ConfigError([
+      `--replicas-per-group ${config.replicasPerGroup} needs as many nodes, and --nodes is ${config.nodes}: a node hosts at most one replica of a group`,
+    ]);
+  }
+  const source = sourceVersion();
 
   const failures = new Map<TargetName, string>();
   let etcdBinary: string | undefined;
@@ -52,6 +61,9 @@ export async function runBenchCommand(
       `${warmupSeconds > 0 ? `${warmupSeconds} s of warm-up then ` : ''}${durationSeconds} s per run, ${config.runs} run(s) per target, ${config.recordCount} records of ${config.recordBytes} bytes; ` +
       `${machine.cpuCount} cores (${machine.cpuModel}) shared by the load generator and the servers, load average ${machine.loadAverage1m}\n`,
   );
+  process.stdout.write(
+    `bench: commit ${source.commit}${source.workTreeChanged ? ' (with uncommitted changes)' : ''}, workload ${workload.name}, targets ${requested.join(', ')}, ${config.runs} run(s) each, interleaved\n`,
+  );
 
   let current: RunningTarget | undefined;
   const onSignal = (): void => {
@@ -67,6 +79,7 @@ export async function runBenchCommand(
         if (failures.has(name)) continue;
         process.stderr.write(`bench: run ${run}/${config.runs}: starting ${name}\n`);
         current = await startTarget(name, {
+          nodes: config.nodes,
           groups: config.groups,
           replicasPerGroup: config.replicasPerGroup,
           engine: config.engine as 'leveldb' | 'memory',
@@ -77,7 +90,7 @@ export async function runBenchCommand(
           ...(etcdBinary === undefined ? {} : { etcdBinary }),
         });
         try {
-          const countersBefore = await current.raftCounters?.();
+          const running = current;
           const result = await runBenchmark(current, {
             workload,
             distribution,
@@ -89,15 +102,10 @@ export async function runBenchCommand(
             rateOperationsPerSecond: config.rate,
             inflightMax: config.inflightMax,
             seed: config.seed,
+            meterRunPhase: () => startWorkMeter(running, { countSyncs: config.countSyncs }),
           });
-          const countersAfter = await current.raftCounters?.();
-          if (countersBefore !== undefined && countersAfter !== undefined) {
-            const entries = countersAfter.committedEntries - countersBefore.committedEntries;
-            const fsyncs = countersAfter.fsyncs - countersBefore.fsyncs;
-            process.stderr.write(
-              `bench: ${name}: ${fsyncs} Raft log fsyncs for ${entries} committed entries (summed over replicas): ` +
-                `${entries > 0 ? ((fsyncs / entries) * 1000).toFixed(0) : 'n/a'} fsyncs per 1,000 writes\n`,
-            );
+          if (result.work !== undefined && result.workFigures !== undefined) {
+            process.stderr.write(`${workLine(name, result.work, result.workFigures)}\n`);
           }
           if (result.failure !== undefined) {
             process.stderr.write(`bench: ${result.failure}\n`);
@@ -121,6 +129,14 @@ export async function runBenchCommand(
     return failure === undefined ? summary : { ...summary, failure };
   });
   const comparisons = comparisonLines(summaries);
+  const work = requested.map((name) => ({
+    target: name,
+    ...medianWorkFigures(
+      (resultsByTarget.get(name) ?? []).flatMap((result) =>
+        result.workFigures === undefined ? [] : [result.workFigures],
+      ),
+    ),
+  }));
 
   // Charts show, for each target, its run with the median throughput.
   const representative: TargetResult[] = requested.flatMap((name) => {
@@ -151,7 +167,7 @@ export async function runBenchCommand(
     ['records', `${config.recordCount} x ${config.recordBytes} bytes`],
     [
       'impulse',
-      `${config.groups} group(s) x ${config.replicasPerGroup} replica(s), engine ${config.engine}, fsync on, ${config.readMode} reads, through the gateway`,
+      `${config.groups} group(s) x ${config.replicasPerGroup} replica(s) on ${config.nodes} node processes (impulse) or a process per replica (impulse-replicas), engine ${config.engine}, fsync on, ${config.readMode} reads, through the gateway`,
     ],
     ['HTTP client', config.client],
     ['seed', String(config.seed)],
@@ -167,9 +183,10 @@ export async function runBenchCommand(
     startedAt: new Date().toISOString(),
     config: { ...config, durationSeconds, distribution },
     machine,
-    source: sourceVersion(),
+    source,
     summaries,
     comparisons,
+    work,
     results: Object.fromEntries(resultsByTarget),
   };
   await writeResultFiles(directory, [
@@ -181,15 +198,20 @@ export async function runBenchCommand(
   const out = process.stdout;
   out.write(`\nworkload ${workload.name}, ${config.runs} run(s) per target (medians)\n`);
   out.write(
-    `${'target'.padEnd(10)}${'ops/s'.padStart(10)}${'p50 ms'.padStart(10)}${'p99 ms'.padStart(10)}${'errors'.padStart(8)}\n`,
+    `${'target'.padEnd(targetWidth)}${'ops/s'.padStart(10)}${'p50 ms'.padStart(10)}${'p99 ms'.padStart(10)}${'errors'.padStart(8)}` +
+      `${'fsyncs/1k writes/node'.padStart(23)}${'messages/frame'.padStart(16)}\n`,
   );
   for (const summary of summaries) {
     if (summary.runs === 0) {
-      out.write(`${summary.target.padEnd(10)}  not run: ${summary.failure ?? 'unknown reason'}\n`);
+      out.write(`${summary.target.padEnd(targetWidth)}  not run: ${summary.failure ?? 'unknown reason'}\n`);
       continue;
     }
+    const figures = work.find((entry) => entry.target === summary.target);
+    const figure = (value: number | undefined, digits: number): string =>
+      value === undefined ? 'n/a' : value.toFixed(digits);
     out.write(
-      `${summary.target.padEnd(10)}${String(summary.operationsPerSecond).padStart(10)}${summary.p50Ms.toFixed(2).padStart(10)}${summary.p99Ms.toFixed(2).padStart(10)}${String(summary.errors).padStart(8)}\n`,
+      `${summary.target.padEnd(targetWidth)}${String(summary.operationsPerSecond).padStart(10)}${summary.p50Ms.toFixed(2).padStart(10)}${summary.p99Ms.toFixed(2).padStart(10)}${String(summary.errors).padStart(8)}` +
+        `${figure(figures?.syncsPerThousandWritesPerNode, 0).padStart(23)}${figure(figures?.messagesPerFrame, 1).padStart(16)}\n`,
     );
   }
   for (const representativeResult of representative) {
@@ -215,6 +237,7 @@ export async function runBenchCommand(
       );
   }
   for (const line of comparisons) out.write(`${line}\n`);
+  out.write(`commit: ${source.commit}${source.workTreeChanged ? ' (with uncommitted changes)' : ''}\n`);
   out.write(`results: ${directory}\n`);
   out.write(`${finalLine(workload.name, summaries)}\n`);
   // etcd missing is reported and skipped; a target that could not run the workload, or whose
@@ -223,3 +246,5 @@ export async function runBenchCommand(
   const failedOperations = summaries.some((summary) => summary.errors > 0);
   return unrunnable || failedOperations ? 1 : 0;
 }
+
+const targetWidth = 18;

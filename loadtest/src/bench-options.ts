@@ -4,7 +4,7 @@ import { workloadNames, type WorkloadName } from './workload.js';
 export const benchProgram = {
   name: 'npm run bench --',
   summary:
-    'runs a YCSB workload (load phase, then run phase) against Impulse, a bare Node Map server and etcd, side by side, and writes JSON, HTML and PNG results',
+    'runs a YCSB workload (load phase, then run phase) against Impulse (as nodes, or a process per replica), a bare Node Map server and etcd, side by side, runs interleaved, and writes JSON, HTML and PNG results',
 };
 
 /**
@@ -20,9 +20,9 @@ export const benchOptions = {
   }),
   target: option.enum({
     description:
-      'What to measure: impulse, etcd, map (bare node:http + Map server), both (impulse and etcd) or all (the three).',
+      'What to measure: impulse (nodes, each hosting a replica of many groups: what npm start runs), impulse-replicas (a process per replica, the shape before nodes), etcd, map (bare node:http + Map server), both (impulse and etcd), shapes (impulse-replicas, impulse and etcd) or all (the four).',
     default: 'all',
-    choices: ['impulse', 'etcd', 'both', 'map', 'all'],
+    choices: ['impulse', 'impulse-replicas', 'etcd', 'both', 'shapes', 'map', 'all'],
     env: 'IMPULSE_BENCH_TARGET',
   }),
   duration: option.string({
@@ -74,6 +74,14 @@ export const benchOptions = {
     choices: ['default', 'zipfian', 'uniform', 'latest'],
     env: 'IMPULSE_BENCH_DISTRIBUTION',
   }),
+  nodes: option.integer({
+    description:
+      'Node processes of the impulse target (each hosts a replica of many groups; at least --replicas-per-group).',
+    default: 3,
+    min: 1,
+    max: 16,
+    env: 'IMPULSE_BENCH_NODES',
+  }),
   groups: option.integer({
     description: 'Impulse shard groups.',
     default: 3,
@@ -101,8 +109,15 @@ export const benchOptions = {
     choices: ['readindex', 'lease'],
     env: 'IMPULSE_BENCH_READ_MODE',
   }),
+  countSyncs: option.boolean({
+    description:
+      "Count the servers' fdatasync and fsync calls in the kernel during each run phase (perf record on the syscall tracepoints; needs perf and root), for fsyncs per 1,000 writes per node.",
+    default: true,
+    env: 'IMPULSE_BENCH_COUNT_SYNCS',
+  }),
   runs: option.integer({
-    description: 'Runs of each target (a fresh store each time); the summary gives the medians.',
+    description:
+      'Runs of each target (a fresh store each time), interleaved (every target once, then again); the summary gives the medians.',
     default: 1,
     min: 1,
     max: 20,

@@ -5,6 +5,14 @@ import type { DriverSummary } from './drivers/pending-operation.js';
 import { ownCpuSeconds, processCpuSeconds } from './process-cpu.js';
 import { ProgressLine } from './progress.js';
 import { RunRecorder, summarize, type IntervalSample, type LatencySummary } from './recorder.js';
+import {
+  nodesOf,
+  workFigures,
+  writeOperationsOf,
+  type RunWork,
+  type WorkFigures,
+  type WorkMeter,
+} from './run-work.js';
 import { scansUnsupportedMessage } from './targets/kv-target.js';
 import type { RunningTarget } from './targets/running-target.js';
 import { WorkloadOperations } from './workload-operations.js';
@@ -26,6 +34,11 @@ export interface BenchmarkOptions {
   readonly warmupMs?: number;
   /** Skip the load phase (the records are there already). */
   readonly skipLoad?: boolean;
+  /**
+   * Starts measuring the servers' work right before the run phase; it is stopped right after, and
+   * its answer is the result's `work` (fsyncs, peer messages: see `run-work.ts`).
+   */
+  readonly meterRunPhase?: () => Promise<WorkMeter>;
 }
 
 export interface PhaseResult {
@@ -54,6 +67,10 @@ export interface TargetResult {
   readonly run?: RunPhaseResult;
   /** CPU seconds each server process used during the run phase, and the load generator's own. */
   readonly cpuSeconds?: Record<string, number>;
+  /** What the servers did during the run phase, when `meterRunPhase` was given. */
+  readonly work?: RunWork;
+  /** The same per write, per node and per frame. */
+  readonly workFigures?: WorkFigures;
 }
 
 /** Runs the load phase, then the run phase, of one workload against one started target. */
@@ -126,9 +143,11 @@ export async function runBenchmark(
   if ((options.warmupMs ?? 0) > 0) await runPhase('warm', options.warmupMs ?? 0, new RunRecorder());
   const notFoundBefore = operations.notFound;
   const recorder = new RunRecorder();
+  const meter = await options.meterRunPhase?.();
   const cpuBefore = cpuSnapshot(running);
   const summary = await runPhase('run ', options.durationMs, recorder);
   const cpuAfter = cpuSnapshot(running);
+  const work = await meter?.stop();
   const cpuSeconds: Record<string, number> = {};
   for (const [name, after] of Object.entries(cpuAfter)) {
     const before = cpuBefore[name];
@@ -150,6 +169,9 @@ export async function runBenchmark(
       errorSamples: recorder.errorSamples,
     },
     cpuSeconds,
+    ...(work === undefined
+      ? {}
+      : { work, workFigures: workFigures(work, writeOperationsOf(latencyByKind), nodesOf(running)) }),
   };
 }
 

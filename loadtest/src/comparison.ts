@@ -31,39 +31,54 @@ const ratio = (numerator: number, denominator: number): string =>
     ? (numerator / denominator).toFixed(2)
     : 'n/a';
 
-/** "impulse / etcd: throughput 0.52x, p50 1.90x, p99 2.10x" for every target beside Impulse. */
+/** The Impulse targets: both shapes of the cluster. Every other target is compared with each. */
+const impulseTargets: readonly string[] = ['impulse', 'impulse-replicas'];
+
+/**
+ * "impulse / etcd: throughput 0.52x, p50 1.90x, p99 2.10x" for each Impulse target (both shapes)
+ * against every other target, then the node shape against the shape with a process per replica.
+ */
 export function comparisonLines(summaries: readonly TargetSummary[]): string[] {
-  const impulse = summaries.find((summary) => summary.target === 'impulse' && summary.runs > 0);
-  if (impulse === undefined) return [];
-  return summaries
-    .filter((summary) => summary.target !== 'impulse' && summary.runs > 0)
-    .map(
-      (other) =>
-        `impulse / ${other.target}: throughput ${ratio(impulse.operationsPerSecond, other.operationsPerSecond)}x, ` +
-        `p50 ${ratio(impulse.p50Ms, other.p50Ms)}x, p99 ${ratio(impulse.p99Ms, other.p99Ms)}x`,
-    );
+  const ran = summaries.filter((summary) => summary.runs > 0);
+  const line = (left: TargetSummary, right: TargetSummary): string =>
+    `${left.target} / ${right.target}: throughput ${ratio(left.operationsPerSecond, right.operationsPerSecond)}x, ` +
+    `p50 ${ratio(left.p50Ms, right.p50Ms)}x, p99 ${ratio(left.p99Ms, right.p99Ms)}x`;
+  const lines: string[] = [];
+  for (const name of impulseTargets) {
+    const impulse = ran.find((summary) => summary.target === name);
+    if (impulse === undefined) continue;
+    for (const other of ran) if (!impulseTargets.includes(other.target)) lines.push(line(impulse, other));
+  }
+  const nodes = ran.find((summary) => summary.target === 'impulse');
+  const replicas = ran.find((summary) => summary.target === 'impulse-replicas');
+  if (nodes !== undefined && replicas !== undefined) lines.push(line(nodes, replicas));
+  return lines;
 }
 
 /**
  * The last line of `npm run bench`, in a fixed shape for scripts:
- * `bench: workload=<w> impulse=<ops/s> etcd=<ops/s> ratio=<r> p99_impulse_ms=<x> p99_etcd_ms=<y>`,
- * with n/a for a target not run (or that could not run the workload).
+ * `bench: workload=<w> impulse=<ops/s> etcd=<ops/s> ratio=<r> p99_impulse_ms=<x> p99_etcd_ms=<y>
+ * impulse_replicas=<ops/s> ratio_replicas=<r>` (`impulse` is the node shape, `impulse_replicas` the
+ * shape with a process per replica, each ratio to etcd), with n/a for a target not run (or that
+ * could not run the workload).
  */
 export function finalLine(workload: string, summaries: readonly TargetSummary[]): string {
   const find = (name: string): TargetSummary | undefined =>
     summaries.find((summary) => summary.target === name && summary.runs > 0);
   const impulse = find('impulse');
+  const replicas = find('impulse-replicas');
   const etcd = find('etcd');
   const throughput = (summary: TargetSummary | undefined): string =>
     summary === undefined ? 'n/a' : String(summary.operationsPerSecond);
   const p99 = (summary: TargetSummary | undefined): string =>
     summary === undefined ? 'n/a' : summary.p99Ms.toFixed(2);
-  const throughputRatio =
-    impulse === undefined || etcd === undefined
+  const toEtcd = (summary: TargetSummary | undefined): string =>
+    summary === undefined || etcd === undefined
       ? 'n/a'
-      : ratio(impulse.operationsPerSecond, etcd.operationsPerSecond);
+      : ratio(summary.operationsPerSecond, etcd.operationsPerSecond);
   return (
-    `bench: workload=${workload} impulse=${throughput(impulse)} etcd=${throughput(etcd)} ratio=${throughputRatio} ` +
-    `p99_impulse_ms=${p99(impulse)} p99_etcd_ms=${p99(etcd)}`
+    `bench: workload=${workload} impulse=${throughput(impulse)} etcd=${throughput(etcd)} ratio=${toEtcd(impulse)} ` +
+    `p99_impulse_ms=${p99(impulse)} p99_etcd_ms=${p99(etcd)} ` +
+    `impulse_replicas=${throughput(replicas)} ratio_replicas=${toEtcd(replicas)}`
   );
 }

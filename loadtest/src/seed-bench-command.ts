@@ -9,7 +9,7 @@ import { createResultsDirectory, writeResultFiles } from './results-directory.js
 import { seedBenchOptions, seedBenchProgram } from './seed-bench-options.js';
 import { sourceVersion } from './source-version.js';
 import type { KvTarget } from './targets/kv-target.js';
-import { startImpulse } from './targets/start-impulse.js';
+import { startImpulseReplicas } from './targets/start-impulse.js';
 import type { OperationKind } from './workload.js';
 
 type Method = 'PUT' | 'GET' | 'DELETE';
@@ -95,7 +95,7 @@ export async function runSeedBenchCommand(
   );
   const lines: SeedBenchLine[] = [];
   for (const engine of engines) {
-    const running = await startImpulse({
+    const running = await startImpulseReplicas({
       groups: config.groups,
       // The seed measured a single node per shard: one replica per group keeps that comparison.
       replicasPerGroup: 1,

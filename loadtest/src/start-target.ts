@@ -1,10 +1,12 @@
 import type { HttpClientName } from './http-client.js';
 import type { RunningTarget, TargetName } from './targets/running-target.js';
 import { startEtcd } from './targets/start-etcd.js';
-import { startImpulse } from './targets/start-impulse.js';
+import { startImpulseNodes, startImpulseReplicas } from './targets/start-impulse.js';
 import { startMapServer } from './targets/start-map-server.js';
 
 export interface StartTargetOptions {
+  /** Impulse's node processes (the `impulse` target; `impulse-replicas` runs a process per replica). */
+  readonly nodes: number;
   readonly groups: number;
   readonly replicasPerGroup: number;
   readonly engine: 'leveldb' | 'memory';
@@ -12,6 +14,8 @@ export interface StartTargetOptions {
   readonly client: HttpClientName;
   readonly connectionsMax: number;
   readonly requestTimeoutMs: number;
+  /** How long Impulse's processes may take to become ready (default: the cluster's). */
+  readonly readyTimeoutMs?: number;
   /** The etcd binary (see findEtcd). */
   readonly etcdBinary?: string;
 }
@@ -23,15 +27,22 @@ export async function startTarget(name: TargetName, options: StartTargetOptions)
     connectionsMax: options.connectionsMax,
     requestTimeoutMs: options.requestTimeoutMs,
   };
+  const impulse = {
+    ...client,
+    groups: options.groups,
+    replicasPerGroup: options.replicasPerGroup,
+    engine: options.engine,
+    readMode: options.readMode,
+  };
   switch (name) {
     case 'impulse':
-      return startImpulse({
-        ...client,
-        groups: options.groups,
-        replicasPerGroup: options.replicasPerGroup,
-        engine: options.engine,
-        readMode: options.readMode,
+      return startImpulseNodes({
+        ...impulse,
+        nodes: options.nodes,
+        ...(options.readyTimeoutMs === undefined ? {} : { readyTimeoutMs: options.readyTimeoutMs }),
       });
+    case 'impulse-replicas':
+      return startImpulseReplicas(impulse);
     case 'map':
       return startMapServer(client);
     case 'etcd':

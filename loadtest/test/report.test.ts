@@ -1,7 +1,7 @@
 import { inflateSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import type { TargetResult } from '../src/benchmark.js';
-import { finalLine, summarizeRuns } from '../src/comparison.js';
+import { comparisonLines, finalLine, summarizeRuns } from '../src/comparison.js';
 import { renderHtmlReport } from '../src/report/html-report.js';
 import { pngSignature } from '../src/report/png-encoder.js';
 import { renderPngReport } from '../src/report/png-report.js';
@@ -97,10 +97,26 @@ describe('report', () => {
       summarizeRuns('etcd', [fakeResult('etcd', 2000, 4.5)]),
     ];
     expect(finalLine('a', summaries)).toBe(
-      'bench: workload=a impulse=1000 etcd=2000 ratio=0.50 p99_impulse_ms=10.00 p99_etcd_ms=4.50',
+      'bench: workload=a impulse=1000 etcd=2000 ratio=0.50 p99_impulse_ms=10.00 p99_etcd_ms=4.50 impulse_replicas=n/a ratio_replicas=n/a',
     );
     expect(finalLine('e', [summarizeRuns('impulse', [])])).toBe(
-      'bench: workload=e impulse=n/a etcd=n/a ratio=n/a p99_impulse_ms=n/a p99_etcd_ms=n/a',
+      'bench: workload=e impulse=n/a etcd=n/a ratio=n/a p99_impulse_ms=n/a p99_etcd_ms=n/a impulse_replicas=n/a ratio_replicas=n/a',
+    );
+  });
+
+  it('compares both Impulse shapes with etcd, and the node shape with the shape before it', () => {
+    const summaries = [
+      summarizeRuns('impulse-replicas', [fakeResult('impulse-replicas', 500, 20)]),
+      summarizeRuns('impulse', [fakeResult('impulse', 1000, 10)]),
+      summarizeRuns('etcd', [fakeResult('etcd', 2000, 5)]),
+    ];
+    expect(comparisonLines(summaries)).toEqual([
+      'impulse / etcd: throughput 0.50x, p50 1.00x, p99 2.00x',
+      'impulse-replicas / etcd: throughput 0.25x, p50 1.00x, p99 4.00x',
+      'impulse / impulse-replicas: throughput 2.00x, p50 1.00x, p99 0.50x',
+    ]);
+    expect(finalLine('put', summaries)).toBe(
+      'bench: workload=put impulse=1000 etcd=2000 ratio=0.50 p99_impulse_ms=10.00 p99_etcd_ms=5.00 impulse_replicas=500 ratio_replicas=0.25',
     );
   });
 });

@@ -130,3 +130,12 @@ export function bandLegend(bands: readonly ChartBand[]): Array<{ label: string; 
 export const bandOpacity = 0.18;
 
 export const seriesColors = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b'];
+
+/** The labels of a chart's legend column: its series, lanes and band kinds. */
+export function legendLabels(spec: ChartSpec): string[] {
+  return [
+    ...spec.series.map((series) => series.name),
+    ...(spec.lanes ?? []).map((lane) => lane.name),
+    ...bandLegend(spec.bands ?? []).map((entry) => entry.label),
+  ];
+}

@@ -3,6 +3,7 @@ import {
   bandOpacity,
   chartBounds,
   formatTick,
+  legendLabels,
   seriesSegments,
   type ChartSpec,
 } from './chart-spec.js';
@@ -17,7 +18,9 @@ export function drawRasterChart(
   widthPixels: number,
   heightPixels: number,
 ): void {
-  const margin = { left: 64, right: 170, top: 46, bottom: 40 };
+  // The legend column is as wide as its longest label (swatch, gap and label), at least 170 px.
+  const legendWidth = Math.max(0, ...legendLabels(spec).map((label) => Raster.textWidth(label)));
+  const margin = { left: 64, right: Math.max(170, 12 + 28 + legendWidth + 8), top: 46, bottom: 40 };
   const left = originX + margin.left;
   const top = originY + margin.top;
   const plotWidth = widthPixels - margin.left - margin.right;

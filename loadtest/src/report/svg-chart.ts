@@ -3,6 +3,7 @@ import {
   bandOpacity,
   chartBounds,
   formatTick,
+  legendLabels,
   seriesSegments,
   type ChartSpec,
 } from './chart-spec.js';
@@ -12,7 +13,10 @@ const escapeXml = (text: string): string =>
 
 /** A line chart as a self-contained SVG element (no scripts, no external resources). */
 export function renderSvgChart(spec: ChartSpec, widthPixels = 860, heightPixels = 320): string {
-  const margin = { left: 70, right: 160, top: 36, bottom: 46 };
+  // The legend column is as wide as its longest label at about 7 px a character of 12 px
+  // sans-serif, plus the swatch and gap; at least 160 px.
+  const legendCharacters = Math.max(0, ...legendLabels(spec).map((label) => label.length));
+  const margin = { left: 70, right: Math.max(160, 12 + 28 + legendCharacters * 7 + 8), top: 36, bottom: 46 };
   const plotWidth = widthPixels - margin.left - margin.right;
   const plotHeight = heightPixels - margin.top - margin.bottom;
   const { xScale, yScale } = chartBounds(spec);

@@ -1,4 +1,18 @@
+import type { RaftCounters } from '../raft-counters.js';
 import type { KvTarget } from './kv-target.js';
+
+/**
+ * How an Impulse cluster is laid out. `nodes`: node processes, each hosting a replica of many
+ * groups (`shard-node --node-id`, the production shape). `replicas`: one process per replica (the
+ * shape before nodes); its `nodes` is the number of machines its replicas would need, one replica of
+ * each group on each (the replicas per group), so that per-node figures compare.
+ */
+export interface ClusterShape {
+  readonly kind: 'nodes' | 'replicas';
+  readonly nodes: number;
+  readonly groups: number;
+  readonly replicasPerGroup: number;
+}
 
 /** A store started for a benchmark, with the processes that serve it (for CPU accounting). */
 export interface RunningTarget {
@@ -7,12 +21,15 @@ export interface RunningTarget {
   /** One line about what was started, for the report. */
   readonly description: string;
   processes(): ReadonlyArray<{ readonly name: string; readonly pid: number }>;
+  /** Impulse only: the cluster's shape. */
+  readonly shape?: ClusterShape;
   /**
-   * Impulse only: Raft log fsyncs and committed entries, summed over every replica, so that a run
-   * can report fsyncs per 1,000 writes (the effect of group commit).
+   * Impulse only: Raft counters (log fsyncs, committed entries, peer messages and frames) summed
+   * over every process, so that a run can report fsyncs per 1,000 writes and messages per frame.
    */
-  raftCounters?(): Promise<{ readonly fsyncs: number; readonly committedEntries: number }>;
+  raftCounters?(): Promise<RaftCounters>;
   stop(): Promise<void>;
 }
 
-export type TargetName = 'impulse' | 'map' | 'etcd';
+/** `impulse`: the node shape (what `npm start` runs); `impulse-replicas`: a process per replica. */
+export type TargetName = 'impulse' | 'impulse-replicas' | 'map' | 'etcd';

@@ -1,9 +1,10 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LocalCluster } from '@impulse/local-cluster';
+import { LocalCluster, LocalNodeCluster } from '@impulse/local-cluster';
 import { createHttpClient } from '../create-http-client.js';
 import type { HttpClientName } from '../http-client.js';
+import { readRaftCounters } from '../raft-counters.js';
 import { ImpulseTarget } from './impulse-target.js';
 import type { RunningTarget } from './running-target.js';
 
@@ -18,34 +19,36 @@ export interface StartImpulseOptions {
   readonly requestTimeoutMs: number;
 }
 
-/** The sum of every sample of `name` in a Prometheus text page. */
-function metricSum(text: string, name: string): number {
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
-    sum += Number(line.slice(line.lastIndexOf(' ') + 1)) || 0;
-  }
-  return sum;
+export interface StartImpulseNodesOptions extends StartImpulseOptions {
+  /** Node processes; each hosts one replica of many groups (at least `replicasPerGroup`). */
+  readonly nodes: number;
+  /** How long the cluster may take to start (many groups take a while). Default 20 s per node start. */
+  readonly readyTimeoutMs?: number;
 }
 
+// Warnings only: the processes log no line per request at info, but start-up chatter is noise.
+const logLevel = 'warn';
+
 /**
- * A local Impulse cluster of real processes (gateway and shard groups of `replicasPerGroup`
- * replicas, fsync on), in a fresh data directory that is removed afterwards. Requests go through the gateway.
+ * The node shape, as `npm start` runs it: `nodes` node processes, each hosting a replica of many
+ * of the `groups` groups (`LocalNodeCluster`), and a gateway; fsync on; in a fresh data directory
+ * that is removed afterwards. Requests go through the gateway.
  */
-export async function startImpulse(options: StartImpulseOptions): Promise<RunningTarget> {
+export async function startImpulseNodes(options: StartImpulseNodesOptions): Promise<RunningTarget> {
   const dataDirectory = await mkdtemp(join(tmpdir(), 'impulse-bench-'));
-  let cluster: LocalCluster;
+  let cluster: LocalNodeCluster;
   try {
-    cluster = await LocalCluster.start({
+    cluster = await LocalNodeCluster.start({
+      nodes: options.nodes,
       groups: options.groups,
       replicasPerGroup: options.replicasPerGroup,
       dataDirectory,
       engine: options.engine,
       shardNodeArguments: [`--read-mode=${options.readMode}`],
       gatewayPort: 0,
-      replicaBasePort: 0,
-      // Warnings only: the processes log no line per request at info, but start-up chatter is noise.
-      logLevel: 'warn',
+      nodeBasePort: 0,
+      logLevel,
+      ...(options.readyTimeoutMs === undefined ? {} : { readyTimeoutMs: options.readyTimeoutMs }),
     });
   } catch (error) {
     await rm(dataDirectory, { recursive: true, force: true });
@@ -59,17 +62,65 @@ export async function startImpulse(options: StartImpulseOptions): Promise<Runnin
   return {
     name: 'impulse',
     target: new ImpulseTarget('impulse', client),
-    description: `Impulse: gateway + ${options.groups} shard group(s) x ${options.replicasPerGroup} replica(s), engine ${options.engine}, fsync on, ${options.readMode} reads`,
-    raftCounters: async () => {
-      let fsyncs = 0;
-      let committedEntries = 0;
-      for (const replica of cluster.replicas) {
-        const text = await (await fetch(`${replica.url}/metrics`)).text();
-        fsyncs += metricSum(text, 'impulse_raft_log_fsync_duration_seconds_count');
-        committedEntries += metricSum(text, 'impulse_raft_proposals_committed_total');
-      }
-      return { fsyncs, committedEntries };
+    description: `Impulse: gateway + ${options.nodes} nodes hosting ${options.groups} shard group(s) x ${options.replicasPerGroup} replica(s), engine ${options.engine}, fsync on, ${options.readMode} reads`,
+    shape: {
+      kind: 'nodes',
+      nodes: options.nodes,
+      groups: options.groups,
+      replicasPerGroup: options.replicasPerGroup,
     },
+    raftCounters: () => readRaftCounters(cluster.nodes.map((node) => node.url)),
+    processes: () =>
+      [cluster.gateway, ...cluster.nodes].flatMap((managed) =>
+        managed?.child?.pid === undefined ? [] : [{ name: managed.name, pid: managed.child.pid }],
+      ),
+    stop: async () => {
+      await client.close();
+      await cluster.stop();
+      await rm(dataDirectory, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * The shape before nodes: a process per replica (gateway and shard groups of `replicasPerGroup`
+ * replicas, `LocalCluster`), fsync on, in a fresh data directory that is removed afterwards.
+ * Requests go through the gateway.
+ */
+export async function startImpulseReplicas(options: StartImpulseOptions): Promise<RunningTarget> {
+  const dataDirectory = await mkdtemp(join(tmpdir(), 'impulse-bench-'));
+  let cluster: LocalCluster;
+  try {
+    cluster = await LocalCluster.start({
+      groups: options.groups,
+      replicasPerGroup: options.replicasPerGroup,
+      dataDirectory,
+      engine: options.engine,
+      shardNodeArguments: [`--read-mode=${options.readMode}`],
+      gatewayPort: 0,
+      replicaBasePort: 0,
+      logLevel,
+    });
+  } catch (error) {
+    await rm(dataDirectory, { recursive: true, force: true });
+    throw error;
+  }
+  const client = createHttpClient(options.client, {
+    origin: cluster.gatewayUrl,
+    connectionsMax: options.connectionsMax,
+    requestTimeoutMs: options.requestTimeoutMs,
+  });
+  return {
+    name: 'impulse-replicas',
+    target: new ImpulseTarget('impulse-replicas', client),
+    description: `Impulse, a process per replica: gateway + ${options.groups} shard group(s) x ${options.replicasPerGroup} replica(s), engine ${options.engine}, fsync on, ${options.readMode} reads`,
+    shape: {
+      kind: 'replicas',
+      nodes: options.replicasPerGroup,
+      groups: options.groups,
+      replicasPerGroup: options.replicasPerGroup,
+    },
+    raftCounters: () => readRaftCounters(cluster.replicas.map((replica) => replica.url)),
     processes: () =>
       [cluster.gateway, ...cluster.replicas].flatMap((managed) =>
         managed?.child?.pid === undefined ? [] : [{ name: managed.name, pid: managed.child.pid }],
