@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LocalCluster, LocalNodeCluster } from '@impulse/local-cluster';
+import { LocalCluster, LocalNodeCluster, type ManagedProcess } from '@impulse/local-cluster';
 import { createHttpClient } from '../create-http-client.js';
 import type { HttpClientName } from '../http-client.js';
 import { readRaftCounters } from '../raft-counters.js';
@@ -35,33 +35,22 @@ const logLevel = 'warn';
  * that is removed afterwards. Requests go through the gateway.
  */
 export async function startImpulseNodes(options: StartImpulseNodesOptions): Promise<RunningTarget> {
-  const dataDirectory = await mkdtemp(join(tmpdir(), 'impulse-bench-'));
-  let cluster: LocalNodeCluster;
-  try {
-    cluster = await LocalNodeCluster.start({
+  const { cluster, dataDirectory } = await inFreshDirectory((directory) =>
+    LocalNodeCluster.start({
       nodes: options.nodes,
       groups: options.groups,
       replicasPerGroup: options.replicasPerGroup,
-      dataDirectory,
+      dataDirectory: directory,
       engine: options.engine,
       shardNodeArguments: [`--read-mode=${options.readMode}`],
       gatewayPort: 0,
       nodeBasePort: 0,
       logLevel,
       ...(options.readyTimeoutMs === undefined ? {} : { readyTimeoutMs: options.readyTimeoutMs }),
-    });
-  } catch (error) {
-    await rm(dataDirectory, { recursive: true, force: true });
-    throw error;
-  }
-  const client = createHttpClient(options.client, {
-    origin: cluster.gatewayUrl,
-    connectionsMax: options.connectionsMax,
-    requestTimeoutMs: options.requestTimeoutMs,
-  });
-  return {
+    }),
+  );
+  return runningImpulse(options, cluster, dataDirectory, cluster.nodes, {
     name: 'impulse',
-    target: new ImpulseTarget('impulse', client),
     description: `Impulse: gateway + ${options.nodes} nodes hosting ${options.groups} shard group(s) x ${options.replicasPerGroup} replica(s), engine ${options.engine}, fsync on, ${options.readMode} reads`,
     shape: {
       kind: 'nodes',
@@ -69,17 +58,7 @@ export async function startImpulseNodes(options: StartImpulseNodesOptions): Prom
       groups: options.groups,
       replicasPerGroup: options.replicasPerGroup,
     },
-    raftCounters: () => readRaftCounters(cluster.nodes.map((node) => node.url)),
-    processes: () =>
-      [cluster.gateway, ...cluster.nodes].flatMap((managed) =>
-        managed?.child?.pid === undefined ? [] : [{ name: managed.name, pid: managed.child.pid }],
-      ),
-    stop: async () => {
-      await client.close();
-      await cluster.stop();
-      await rm(dataDirectory, { recursive: true, force: true });
-    },
-  };
+  });
 }
 
 /**
@@ -88,31 +67,20 @@ export async function startImpulseNodes(options: StartImpulseNodesOptions): Prom
  * Requests go through the gateway.
  */
 export async function startImpulseReplicas(options: StartImpulseOptions): Promise<RunningTarget> {
-  const dataDirectory = await mkdtemp(join(tmpdir(), 'impulse-bench-'));
-  let cluster: LocalCluster;
-  try {
-    cluster = await LocalCluster.start({
+  const { cluster, dataDirectory } = await inFreshDirectory((directory) =>
+    LocalCluster.start({
       groups: options.groups,
       replicasPerGroup: options.replicasPerGroup,
-      dataDirectory,
+      dataDirectory: directory,
       engine: options.engine,
       shardNodeArguments: [`--read-mode=${options.readMode}`],
       gatewayPort: 0,
       replicaBasePort: 0,
       logLevel,
-    });
-  } catch (error) {
-    await rm(dataDirectory, { recursive: true, force: true });
-    throw error;
-  }
-  const client = createHttpClient(options.client, {
-    origin: cluster.gatewayUrl,
-    connectionsMax: options.connectionsMax,
-    requestTimeoutMs: options.requestTimeoutMs,
-  });
-  return {
+    }),
+  );
+  return runningImpulse(options, cluster, dataDirectory, cluster.replicas, {
     name: 'impulse-replicas',
-    target: new ImpulseTarget('impulse-replicas', client),
     description: `Impulse, a process per replica: gateway + ${options.groups} shard group(s) x ${options.replicasPerGroup} replica(s), engine ${options.engine}, fsync on, ${options.readMode} reads`,
     shape: {
       kind: 'replicas',
@@ -120,9 +88,48 @@ export async function startImpulseReplicas(options: StartImpulseOptions): Promis
       groups: options.groups,
       replicasPerGroup: options.replicasPerGroup,
     },
-    raftCounters: () => readRaftCounters(cluster.replicas.map((replica) => replica.url)),
+  });
+}
+
+/** A cluster started in a fresh temporary data directory, which is removed if the start fails. */
+async function inFreshDirectory<Cluster>(
+  start: (dataDirectory: string) => Promise<Cluster>,
+): Promise<{ cluster: Cluster; dataDirectory: string }> {
+  const dataDirectory = await mkdtemp(join(tmpdir(), 'impulse-bench-'));
+  try {
+    return { cluster: await start(dataDirectory), dataDirectory };
+  } catch (error) {
+    await rm(dataDirectory, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+/**
+ * Either shape as a running target: a client of its gateway, the Raft counters and the processes
+ * of `members` (the nodes, or the replica processes), and a stop that removes the data directory.
+ */
+function runningImpulse(
+  options: StartImpulseOptions,
+  cluster: {
+    readonly gatewayUrl: string;
+    readonly gateway: ManagedProcess | undefined;
+    stop(): Promise<void>;
+  },
+  dataDirectory: string,
+  members: readonly ManagedProcess[],
+  identity: Pick<RunningTarget, 'name' | 'description' | 'shape'>,
+): RunningTarget {
+  const client = createHttpClient(options.client, {
+    origin: cluster.gatewayUrl,
+    connectionsMax: options.connectionsMax,
+    requestTimeoutMs: options.requestTimeoutMs,
+  });
+  return {
+    ...identity,
+    target: new ImpulseTarget(identity.name, client),
+    raftCounters: () => readRaftCounters(members.map((member) => member.url)),
     processes: () =>
-      [cluster.gateway, ...cluster.replicas].flatMap((managed) =>
+      [cluster.gateway, ...members].flatMap((managed) =>
         managed?.child?.pid === undefined ? [] : [{ name: managed.name, pid: managed.child.pid }],
       ),
     stop: async () => {

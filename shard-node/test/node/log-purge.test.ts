@@ -4,14 +4,13 @@ import {
   LogPurge,
   Node,
   type ForcedCompactionOutcome,
-  type HostedReplica,
   type LogPurgeSettings,
   type NodeOptions,
 } from '../../src/node/index.js';
 import type { PinningGroup } from '../../src/raft-log/index.js';
 import type { Replica, RequestedCompactionOutcome } from '../../src/replica/index.js';
 import { NodeClock, SimTime } from '../../src/raft-sim/node/sim-clock.js';
-import { nullTransport } from '../replica/harness.js';
+import { hosted, nodeOptions } from './node-harness.js';
 
 /**
  * A node of two groups, one taking every write and one idle, on simulated time (the node's
@@ -22,11 +21,6 @@ import { nullTransport } from '../replica/harness.js';
 const segmentBytes = 4096;
 const purge: LogPurgeSettings = { segmentsThreshold: 4, checkIntervalMs: 50 };
 const dataDirectory = '/data/n1';
-
-function hosted(groupId: string, bootstrap: boolean): HostedReplica {
-  const self = { raftId: 1, replicaId: `${groupId}-r1`, url: 'http://n1', peerHost: 'n1', peerPort: 1 };
-  return { groupId, self, initialMembers: [self], join: false, bootstrap };
-}
 
 /** One incarnation of the node: its clock dies with it (a crash runs nothing of it again). */
 class TestNode {
@@ -44,28 +38,11 @@ class TestNode {
   }
 
   options(logPurge: LogPurgeSettings | 'off'): NodeOptions {
+    const base = nodeOptions(this.disk, this.registry, 'node');
     return {
-      nodeId: 'n1',
-      dataDirectory,
-      settings: {
-        clusterId: 'impulse',
-        engine: 'memory',
-        logSync: true,
-        logSegmentBytesMax: segmentBytes,
-        tickIntervalMs: 10,
-        electionTimeoutTicks: 10,
-        heartbeatTicks: 1,
-        snapshotEntries: 20,
-        snapshotCatchUpEntries: 5,
-        proposalTimeoutMs: 2_000,
-        proposalBatchMax: 64,
-      },
-      openTransport: () => () => Promise.resolve(nullTransport),
-      logger: createLogger({ service: 'shard-node', level: 'silent' }),
-      registry: this.registry,
+      ...base,
+      settings: { ...base.settings, logSegmentBytesMax: segmentBytes },
       scheduler: this.clock,
-      fileSystem: this.disk,
-      logs: 'node',
       logPurge,
       onForcedCompaction: (groupId, outcome) => this.outcomes.push({ groupId, outcome }),
     };
