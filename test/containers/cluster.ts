@@ -9,6 +9,14 @@ import {
   type StartedNetwork,
   type StartedTestContainer,
 } from 'testcontainers';
+import { loadClusterConfig, type ClusterConfig } from '@impulse/common';
+import {
+  containerOf,
+  environmentOf,
+  portOf,
+  readRepositoryFile,
+  workloadOf,
+} from '../support/k8s-manifests.js';
 import {
   dockerClient,
   imageUnderTest,
@@ -20,44 +28,15 @@ import {
 
 const execFileAsync = promisify(execFile);
 
-/** Ports inside the containers: the image's defaults (deploy/Dockerfile EXPOSE). */
-export const replicaPort = 7001;
-/** The Raft peer transport of a replica (100 above the client port, as `npm start` does). */
-export const peerPort = 7101;
-export const gatewayPort = 8080;
-
-/** How long a process gets to answer /readyz after its container starts. */
-const startupTimeoutMs = 30_000;
-
 /**
- * Readiness over HTTP from the host: the image has no shell to run a check inside. Polled every
- * 500 ms rather than testcontainers' 1 s (starts are on every test's path), and given up at once
- * if the process exits, e.g. on a bad flag, instead of after the whole startup timeout.
+ * How long a process gets to answer /readyz after its container starts: a node opens a replica of
+ * every group it hosts, and the suite runs on a busy machine.
  */
-function readyOverHttp(port: number) {
-  return Wait.forHttp('/readyz', port, { abortOnContainerExit: true })
-    .forStatusCode(200)
-    .withReadTimeout(500);
-}
-
-export interface ContainerClusterOptions {
-  /** Number of shard groups (g1, g2, ...). */
-  readonly groups: number;
-  /**
-   * Replicas per group (g1-r1, g1-r2, ...), each a member of its group's Raft group. Every process
-   * is given the same cluster configuration, peers included.
-   */
-  readonly replicasPerGroup?: number;
-  /** Extra flags for every shard-node. */
-  readonly replicaArguments?: readonly string[];
-  /** Extra flags for the gateway, e.g. a short --upstream-timeout for fault tests. */
-  readonly gatewayArguments?: readonly string[];
-  readonly image?: string;
-}
+const startupTimeoutMs = 60_000;
 
 /** A container of the cluster, as the fault helpers see it. */
-export interface ClusterNode {
-  /** Unique in the cluster: the replica id, or "gateway". */
+export interface ClusterContainer {
+  /** Unique in the cluster: the node id, or "gateway". */
   readonly name: string;
   readonly container: StartedTestContainer;
   /** Names other containers reach it by on the cluster network. */
@@ -66,141 +45,132 @@ export interface ClusterNode {
   readonly port: number;
 }
 
-export interface ReplicaNode extends ClusterNode {
-  readonly groupId: string;
-  readonly replicaId: string;
+/** A node container: one `shard-node` process hosting a replica of each group placed on it. */
+export interface NodeContainer extends ClusterContainer {
+  readonly nodeId: string;
   /** The named volume mounted at /data: it outlives the container's restarts. */
   readonly volume: string;
 }
 
+export interface ContainerClusterOptions {
+  /** Flags added to every node's command (the manifest's), e.g. smaller snapshots. */
+  readonly nodeArguments?: readonly string[];
+  /** Flags added to the gateway's command, e.g. a short --upstream-timeout for fault tests. */
+  readonly gatewayArguments?: readonly string[];
+  readonly image?: string;
+}
+
+/** What one container of the cluster runs, as its manifest gives it. */
+interface ContainerSpec {
+  readonly name: string;
+  readonly alias: string;
+  readonly environment: Record<string, string>;
+  readonly command: readonly string[];
+  readonly port: number;
+  /** Files copied where the manifest mounts them (the cluster configuration, the secret). */
+  readonly files: readonly { content: string; target: string }[];
+  /** A named volume for /data, created with the cluster's labels. */
+  readonly volume?: string;
+}
+
+/** What every container of one cluster shares. */
+interface Run {
+  readonly client: ContainerRuntimeClient;
+  readonly network: StartedNetwork;
+  readonly image: string;
+  readonly runId: string;
+  readonly labels: Record<string, string>;
+}
+
 /**
- * A cluster of containers on its own Docker network: shard-node replicas, each with a named
- * volume, and a gateway that reaches them by their network aliases. The host talks to the
- * processes through mapped ports. `stop()` removes every container, volume and the network, and
- * `start()` does the same itself when it fails half-way.
+ * The production shape under Docker, from the Kubernetes manifests' container specs (no
+ * Kubernetes can run here): one container per node of deploy/k8s/base/cluster.json (3 nodes, each
+ * hosting a replica of g1, g2 and g3), with the node StatefulSet's command and environment, named
+ * and reachable as its pods are (`impulse-node-0.impulse-node`), a named volume at /data, the
+ * cluster configuration and a cluster secret copied where the manifest mounts them, and
+ * IMPULSE_BOOTSTRAP=true as the bootstrap overlay adds it for the first start; and the gateway
+ * Deployment's container. What Kubernetes would do is not tested here; what the manifests tell
+ * the processes is. The host talks to the processes through mapped ports. `stop()` removes every
+ * container, volume and the network, and `start()` does the same itself when it fails half-way.
  */
 export class ContainerCluster {
-  readonly replicas: readonly ReplicaNode[];
   private stopped = false;
 
   private constructor(
     readonly client: ContainerRuntimeClient,
     readonly network: StartedNetwork,
-    replicas: readonly ReplicaNode[],
-    readonly gateway: ClusterNode,
+    readonly nodes: readonly NodeContainer[],
+    readonly gateway: ClusterContainer,
+    /** The manifests' cluster configuration, which every process of the cluster was given. */
+    readonly config: ClusterConfig,
     private readonly runId: string,
-  ) {
-    this.replicas = replicas;
-  }
+  ) {}
 
-  static async start(options: ContainerClusterOptions): Promise<ContainerCluster> {
+  static async start(options: ContainerClusterOptions = {}): Promise<ContainerCluster> {
     const client = await dockerClient();
-    const image = options.image ?? imageUnderTest;
-    const replicasPerGroup = options.replicasPerGroup ?? 1;
     const runId = randomUUID().slice(0, 8);
-    // The cluster secret the replicas prove to each other, as a Kubernetes Secret would give it.
-    const clusterSecret = randomBytes(32).toString('hex');
-    const labels = { [suiteLabel]: suiteLabelValue, [runLabel]: runId };
-    const resources = new Resources(client, runId);
+    const clusterText = readRepositoryFile('deploy/k8s/base/cluster.json');
+    const config = loadClusterConfig({ json: clusterText });
+    const statefulSet = workloadOf('deploy/k8s/base/nodes.yaml', 'StatefulSet');
+    const nodeSpec = containerOf(statefulSet);
+    const gatewaySpec = containerOf(workloadOf('deploy/k8s/base/gateway.yaml', 'Deployment'));
+    const clusterFile = { content: clusterText, target: '/etc/impulse/cluster.json' };
+    // The cluster secret the replicas prove to each other, as the Kubernetes Secret would give it.
+    const secretFile = {
+      content: `${randomBytes(32).toString('hex')}\n`,
+      target: '/etc/impulse-secret/secret',
+    };
+    const network = await new Network({ nextUuid: () => `${networkNamePrefix}${runId}` }).start();
+    const run: Run = {
+      client,
+      network,
+      image: options.image ?? imageUnderTest,
+      runId,
+      labels: { [suiteLabel]: suiteLabelValue, [runLabel]: runId },
+    };
     try {
-      const network = await new Network({ nextUuid: () => `${networkNamePrefix}${runId}` }).start();
-      resources.network = network;
-
-      const layout = Array.from({ length: options.groups }, (_, groupIndex) => {
-        const groupId = `g${groupIndex + 1}`;
-        return {
-          id: groupId,
-          replicaIds: Array.from({ length: replicasPerGroup }, (_, index) => `${groupId}-r${index + 1}`),
+      const nodeStarts = config.nodes.map(async (node): Promise<NodeContainer> => {
+        const volume = `impulse-test-${runId}-${node.id}`;
+        const spec: ContainerSpec = {
+          name: node.id,
+          alias: `${node.id}.${String(statefulSet.spec['serviceName'])}`,
+          // The bootstrap overlay's variable: these volumes are new, the cluster's first start. A
+          // restart of the container runs the same command on the same volume, where it founds
+          // nothing (every group's state is there); no test gives a node a lost volume, which it
+          // would found again, empty (docs/deploy.md, "Founding, once").
+          environment: { ...environmentOf(nodeSpec, node.id), IMPULSE_BOOTSTRAP: 'true' },
+          command: [...nodeSpec.args, ...(options.nodeArguments ?? [])],
+          port: portOf(nodeSpec, 'http'),
+          files: [clusterFile, secretFile],
+          volume,
         };
+        const container = await startContainer(run, spec);
+        return { ...identityOf(spec, container), nodeId: node.id, volume };
       });
-      // Replicas are found by their network aliases: for the gateway (url) and for their peers
-      // (peerAddress). The Raft id is the replica's position in its group.
-      const clusterConfig = JSON.stringify({
-        epoch: 1,
-        groups: layout.map((group) => ({
-          id: group.id,
-          replicas: group.replicaIds.map((id, index) => ({
-            id,
-            url: `http://${id}:${replicaPort}`,
-            raftId: index + 1,
-            peerAddress: `${id}:${peerPort}`,
-          })),
-        })),
-      });
-      const replicaStarts = layout.flatMap((group) =>
-        group.replicaIds.map(async (replicaId): Promise<ReplicaNode> => {
-          const volume = `impulse-test-${runId}-${replicaId}`;
-          await client.container.dockerode.createVolume({ Name: volume, Labels: labels });
-          const container = await new GenericContainer(image)
-            .withName(`impulse-test-${runId}-${replicaId}`)
-            .withLabels(labels)
-            .withNetwork(network)
-            .withNetworkAliases(replicaId)
-            .withBindMounts([{ source: volume, target: '/data' }])
-            .withEnvironment({ IMPULSE_CLUSTER: clusterConfig, IMPULSE_CLUSTER_SECRET: clusterSecret })
-            .withCommand([
-              'shard-node/dist/main.js',
-              `--group-id=${group.id}`,
-              `--replica-id=${replicaId}`,
-              `--port=${replicaPort}`,
-              `--peer-port=${peerPort}`,
-              '--log-level=warn',
-              // Each container is created with a fresh volume: the first start of its group, which
-              // it founds. A restart of the container runs the same command on the same volume,
-              // where --bootstrap is ignored (the group is founded); no test gives a container a
-              // lost volume, which --bootstrap would found again, empty (docs/deploy.md).
-              '--bootstrap',
-              ...(options.replicaArguments ?? []),
-            ])
-            .withExposedPorts(replicaPort)
-            .withWaitStrategy(readyOverHttp(replicaPort))
-            .withStartupTimeout(startupTimeoutMs)
-            .start();
-          return {
-            name: replicaId,
-            container,
-            aliases: [replicaId],
-            port: replicaPort,
-            groupId: group.id,
-            replicaId,
-            volume,
-          };
-        }),
-      );
-
-      // The gateway starts alongside the replicas: it is ready once it has read its cluster
-      // configuration, and reaches the replicas only when a request comes.
-      const gatewayStart = new GenericContainer(image)
-        .withName(`impulse-test-${runId}-gateway`)
-        .withLabels(labels)
-        .withNetwork(network)
-        .withNetworkAliases('gateway')
-        .withEnvironment({ IMPULSE_CLUSTER: clusterConfig })
-        .withCommand([
-          'gateway/dist/main.js',
-          `--port=${gatewayPort}`,
-          '--log-level=warn',
-          ...(options.gatewayArguments ?? []),
-        ])
-        .withExposedPorts(gatewayPort)
-        .withWaitStrategy(readyOverHttp(gatewayPort))
-        .withStartupTimeout(startupTimeoutMs)
-        .start();
+      // The gateway starts alongside the nodes: it is ready once it has read its cluster
+      // configuration, and reaches the nodes only when a request comes.
+      const gatewaySpecification: ContainerSpec = {
+        name: 'gateway',
+        alias: 'impulse-gateway',
+        environment: environmentOf(gatewaySpec, 'impulse-gateway-0'),
+        command: [...gatewaySpec.args, ...(options.gatewayArguments ?? [])],
+        port: portOf(gatewaySpec, 'http'),
+        files: [clusterFile],
+      };
+      const gatewayStart = startContainer(run, gatewaySpecification);
       // Wait for every start to settle before failing, so that cleanup never races a container
       // that is still being created.
-      const [gatewayResult, ...replicaResults] = await Promise.allSettled([gatewayStart, ...replicaStarts]);
-      const failed = [gatewayResult, ...replicaResults].find((result) => result?.status === 'rejected');
+      const [gatewayResult, ...nodeResults] = await Promise.allSettled([gatewayStart, ...nodeStarts]);
+      const failed = [gatewayResult, ...nodeResults].find((result) => result?.status === 'rejected');
       if (failed !== undefined) throw failed.reason;
-      const replicas = replicaResults.map((result) => (result as PromiseFulfilledResult<ReplicaNode>).value);
-      const gateway: ClusterNode = {
-        name: 'gateway',
-        container: (gatewayResult as PromiseFulfilledResult<StartedTestContainer>).value,
-        aliases: ['gateway'],
-        port: gatewayPort,
-      };
-      return new ContainerCluster(client, network, replicas, gateway, runId);
+      const nodes = nodeResults.map((result) => (result as PromiseFulfilledResult<NodeContainer>).value);
+      const gateway = identityOf(
+        gatewaySpecification,
+        (gatewayResult as PromiseFulfilledResult<StartedTestContainer>).value,
+      );
+      return new ContainerCluster(client, network, nodes, gateway, config, runId);
     } catch (error) {
-      await resources.remove().catch((cleanupError: unknown) => {
+      await new Resources(client, runId, network).remove().catch((cleanupError: unknown) => {
         console.error('containers: cleanup after a failed start failed too', cleanupError);
       });
       throw error;
@@ -209,29 +179,55 @@ export class ContainerCluster {
 
   /** The gateway's URL from the host. */
   get gatewayUrl(): string {
-    return urlOf(this.gateway);
+    return this.urlOf(this.gateway);
   }
 
-  replica(replicaId: string): ReplicaNode {
-    const replica = this.replicas.find((candidate) => candidate.replicaId === replicaId);
-    if (replica === undefined) throw new Error(`no replica ${replicaId} in this cluster`);
-    return replica;
+  /** The group ids of the cluster configuration, in its order. */
+  get groupIds(): string[] {
+    return this.config.groups.map((group) => group.id);
   }
 
-  /** A replica's URL from the host (straight to the shard-node, bypassing the gateway). */
-  replicaUrl(replicaId: string): string {
-    return urlOf(this.replica(replicaId));
+  /** A container's URL from the host (a node's goes straight to it, bypassing the gateway). */
+  urlOf(container: ClusterContainer): string {
+    // The mapped port is looked up each time: a restarted container may get a new one.
+    return `http://${container.container.getHost()}:${container.container.getMappedPort(container.port)}`;
+  }
+
+  node(nodeId: string): NodeContainer {
+    const node = this.nodes.find((candidate) => candidate.nodeId === nodeId);
+    if (node === undefined) throw new Error(`no node ${nodeId} in this cluster`);
+    return node;
+  }
+
+  /** The node hosting `replicaId` in the cluster configuration. */
+  nodeOfReplica(replicaId: string): NodeContainer {
+    const replica = this.config.groups
+      .flatMap((group) => group.replicas)
+      .find((candidate) => candidate.id === replicaId);
+    if (replica === undefined || replica.node === null) {
+      throw new Error(`no replica ${replicaId} on a node of this cluster`);
+    }
+    return this.node(replica.node);
+  }
+
+  /** The id of the replica of `groupId` that the cluster configuration places on `node`. */
+  replicaIdOn(node: NodeContainer, groupId: string): string {
+    const replica = this.config.groups
+      .find((group) => group.id === groupId)
+      ?.replicas.find((candidate) => candidate.node === node.nodeId);
+    if (replica === undefined) throw new Error(`${node.nodeId} hosts no replica of ${groupId}`);
+    return replica.id;
   }
 
   /**
-   * Up to `lines` of a node's output, for failure messages. Read with the docker CLI: testcontainers'
-   * `logs()` always follows the stream, which never ends while the container runs.
+   * Up to `lines` of a container's output, for failure messages. Read with the docker CLI:
+   * testcontainers' `logs()` always follows the stream, which never ends while the container runs.
    */
-  async logs(node: ClusterNode, lines = 50): Promise<string> {
+  async logs(container: ClusterContainer, lines = 50): Promise<string> {
     try {
       const { stdout, stderr } = await execFileAsync(
         'docker',
-        ['logs', '--tail', String(lines), node.container.getId()],
+        ['logs', '--tail', String(lines), container.container.getId()],
         { timeout: 10_000, maxBuffer: 16 * 1024 * 1024 },
       );
       return stdout + stderr;
@@ -244,27 +240,57 @@ export class ContainerCluster {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    const resources = new Resources(this.client, this.runId);
-    resources.network = this.network;
-    await resources.remove();
+    await new Resources(this.client, this.runId, this.network).remove();
   }
 }
 
-function urlOf(node: ClusterNode): string {
-  // The mapped port is looked up each time: a restarted container may get a new one.
-  return `http://${node.container.getHost()}:${node.container.getMappedPort(node.port)}`;
+/**
+ * Starts one container of a cluster and waits until its process answers /readyz: the one way the
+ * suite starts a container.
+ */
+async function startContainer(run: Run, spec: ContainerSpec): Promise<StartedTestContainer> {
+  let container = new GenericContainer(run.image)
+    .withName(`impulse-test-${run.runId}-${spec.name}`)
+    .withLabels(run.labels)
+    .withNetwork(run.network)
+    .withNetworkAliases(spec.alias)
+    .withCopyContentToContainer([...spec.files])
+    .withEnvironment(spec.environment)
+    .withCommand([...spec.command])
+    .withExposedPorts(spec.port)
+    .withWaitStrategy(readyOverHttp(spec.port))
+    .withStartupTimeout(startupTimeoutMs);
+  if (spec.volume !== undefined) {
+    await run.client.container.dockerode.createVolume({ Name: spec.volume, Labels: run.labels });
+    container = container.withBindMounts([{ source: spec.volume, target: '/data' }]);
+  }
+  return await container.start();
+}
+
+/**
+ * Readiness over HTTP from the host: the image has no shell to run a check inside. Polled every
+ * 500 ms rather than testcontainers' 1 s (starts are on every test's path), and given up at once
+ * if the process exits, e.g. on a bad flag, instead of after the whole startup timeout.
+ */
+function readyOverHttp(port: number) {
+  return Wait.forHttp('/readyz', port, { abortOnContainerExit: true })
+    .forStatusCode(200)
+    .withReadTimeout(500);
+}
+
+function identityOf(spec: ContainerSpec, container: StartedTestContainer): ClusterContainer {
+  return { name: spec.name, container, aliases: [spec.alias], port: spec.port };
 }
 
 /**
  * What one cluster created, found by its run label rather than remembered: a container whose start
  * failed half-way (created, never ready) is removed as surely as a healthy one.
  */
-export class Resources {
-  network: StartedNetwork | undefined;
-
+class Resources {
   constructor(
     private readonly client: ContainerRuntimeClient,
     private readonly runId: string,
+    private readonly network: StartedNetwork,
   ) {}
 
   async remove(): Promise<void> {
@@ -286,9 +312,7 @@ export class Resources {
     for (const volume of (await docker.listVolumes({ filters })).Volumes ?? []) {
       await docker.getVolume(volume.Name).remove().catch(ignoreNotFound);
     }
-    if (this.network !== undefined) {
-      await docker.getNetwork(this.network.getId()).remove().catch(ignoreNotFound);
-    }
+    await docker.getNetwork(this.network.getId()).remove().catch(ignoreNotFound);
     if (failures.length > 0) throw new AggregateError(failures, 'containers: cleanup failed');
   }
 }

@@ -1,14 +1,14 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import type { ContainerRuntimeClient, StartedNetwork } from 'testcontainers';
-import type { ClusterNode } from './cluster.js';
+import type { ClusterContainer } from './cluster.js';
 
 const execFileAsync = promisify(execFile);
 
 /** A one-way partition in force: packets from `from` are dropped when they reach `to`. */
 export interface Partition {
-  readonly from: ClusterNode;
-  readonly to: ClusterNode;
+  readonly from: ClusterContainer;
+  readonly to: ClusterContainer;
   /** The address dropped, as it was when the partition was made. */
   readonly fromAddress: string;
   /** The process whose network namespace holds the rule: a restart of `to` takes the rule away. */
@@ -16,8 +16,9 @@ export interface Partition {
 }
 
 /**
- * Faults injected into the containers of one cluster, for fault tests and, later, the nemesis of
- * the linearizability workload. Each fault has its undo (kill/restart, pause/unpause,
+ * Faults injected into the containers of one cluster, for the fault tests and the nemesis of the
+ * linearizability workload. A fault of a node container hits every replica the node hosts, as a
+ * machine's failure does in production. Each fault has its undo (kill/restart, pause/unpause,
  * disconnect/reconnect, partitionOneWay/heal), and `healAll()` undoes whatever is still in force,
  * so a workload can end every run on a whole cluster.
  *
@@ -27,9 +28,9 @@ export interface Partition {
  */
 export class Faults {
   private readonly partitions: Partition[] = [];
-  private readonly paused = new Set<ClusterNode>();
-  private readonly disconnected = new Set<ClusterNode>();
-  private readonly killed = new Set<ClusterNode>();
+  private readonly paused = new Set<ClusterContainer>();
+  private readonly disconnected = new Set<ClusterContainer>();
+  private readonly killed = new Set<ClusterContainer>();
 
   constructor(
     private readonly client: ContainerRuntimeClient,
@@ -37,46 +38,46 @@ export class Faults {
   ) {}
 
   /** SIGKILL: the process gets no chance to flush or close anything, like a power cut. */
-  async kill(node: ClusterNode): Promise<void> {
-    await this.dockerContainer(node).kill({ signal: 'SIGKILL' });
-    await this.waitUntil(node, (state) => !state.Running, 'to stop');
-    this.killed.add(node);
+  async kill(target: ClusterContainer): Promise<void> {
+    await this.dockerContainer(target).kill({ signal: 'SIGKILL' });
+    await this.waitUntil(target, (state) => !state.Running, 'to stop');
+    this.killed.add(target);
   }
 
   /**
-   * Starts a node again (after kill, or restarts a running one) and waits until it answers
+   * Starts a container again (after kill, or restarts a running one) and waits until it answers
    * /readyz. Its volume, name and network aliases are the same as before; its address and mapped
    * port may change.
    */
-  async restart(node: ClusterNode): Promise<void> {
-    await node.container.restart();
-    this.killed.delete(node);
+  async restart(target: ClusterContainer): Promise<void> {
+    await target.container.restart();
+    this.killed.delete(target);
   }
 
-  /** Freezes every process of the node (cgroup freezer): connections stay open, nothing answers. */
-  async pause(node: ClusterNode): Promise<void> {
-    await this.dockerContainer(node).pause();
-    this.paused.add(node);
+  /** Freezes every process of the container (cgroup freezer): connections stay open, nothing answers. */
+  async pause(target: ClusterContainer): Promise<void> {
+    await this.dockerContainer(target).pause();
+    this.paused.add(target);
   }
 
-  async unpause(node: ClusterNode): Promise<void> {
-    await this.dockerContainer(node).unpause();
-    this.paused.delete(node);
+  async unpause(target: ClusterContainer): Promise<void> {
+    await this.dockerContainer(target).unpause();
+    this.paused.delete(target);
   }
 
-  /** Takes the node off the cluster network: its aliases stop resolving, its address goes away. */
-  async disconnect(node: ClusterNode): Promise<void> {
-    await this.dockerNetwork().disconnect({ Container: node.container.getId(), Force: true });
-    this.disconnected.add(node);
+  /** Takes the container off the cluster network: its aliases stop resolving, its address goes away. */
+  async disconnect(target: ClusterContainer): Promise<void> {
+    await this.dockerNetwork().disconnect({ Container: target.container.getId(), Force: true });
+    this.disconnected.add(target);
   }
 
-  /** Puts the node back on the cluster network under the same aliases. */
-  async reconnect(node: ClusterNode): Promise<void> {
+  /** Puts the container back on the cluster network under the same aliases. */
+  async reconnect(target: ClusterContainer): Promise<void> {
     await this.dockerNetwork().connect({
-      Container: node.container.getId(),
-      EndpointConfig: { Aliases: [...node.aliases] },
+      Container: target.container.getId(),
+      EndpointConfig: { Aliases: [...target.aliases] },
     });
-    this.disconnected.delete(node);
+    this.disconnected.delete(target);
   }
 
   /**
@@ -84,7 +85,7 @@ export class Faults {
    * (Over TCP that still breaks connections both ways, since the answers are dropped: this is the
    * packet-level one-way partition Jepsen uses.) Call it twice, crossed, for a full partition.
    */
-  async partitionOneWay(from: ClusterNode, to: ClusterNode): Promise<Partition> {
+  async partitionOneWay(from: ClusterContainer, to: ClusterContainer): Promise<Partition> {
     const fromAddress = await this.addressOf(from);
     const toPid = await this.pidOf(to);
     await iptablesIn(toPid, ['-A', 'INPUT', '-s', fromAddress, '-j', 'DROP']);
@@ -118,45 +119,47 @@ export class Faults {
   /** Undoes every fault still in force: heals, unpauses, reconnects, restarts. */
   async healAll(): Promise<void> {
     await this.heal();
-    for (const node of [...this.paused]) await this.unpause(node);
-    for (const node of [...this.disconnected]) await this.reconnect(node);
-    for (const node of [...this.killed]) await this.restart(node);
+    for (const target of [...this.paused]) await this.unpause(target);
+    for (const target of [...this.disconnected]) await this.reconnect(target);
+    for (const target of [...this.killed]) await this.restart(target);
   }
 
-  /** The node's address on the cluster network, read now (it can change on restart or reconnect). */
-  async addressOf(node: ClusterNode): Promise<string> {
-    const info = await this.dockerContainer(node).inspect();
+  /** The container's address on the cluster network, read now (it can change on restart or reconnect). */
+  async addressOf(target: ClusterContainer): Promise<string> {
+    const info = await this.dockerContainer(target).inspect();
     const address = info.NetworkSettings.Networks[this.network.getName()]?.IPAddress;
     if (address === undefined || address === '') {
-      throw new Error(`${node.name} has no address on ${this.network.getName()} (disconnected or stopped?)`);
+      throw new Error(
+        `${target.name} has no address on ${this.network.getName()} (disconnected or stopped?)`,
+      );
     }
     return address;
   }
 
-  /** The host pid of the node's main process (its network namespace is the container's). */
-  async pidOf(node: ClusterNode): Promise<number> {
-    const state = (await this.dockerContainer(node).inspect()).State;
-    if (!state.Running || state.Pid <= 0) throw new Error(`${node.name} is not running`);
+  /** The host pid of the container's main process (its network namespace is the container's). */
+  async pidOf(target: ClusterContainer): Promise<number> {
+    const state = (await this.dockerContainer(target).inspect()).State;
+    if (!state.Running || state.Pid <= 0) throw new Error(`${target.name} is not running`);
     return state.Pid;
   }
 
   private async waitUntil(
-    node: ClusterNode,
+    target: ClusterContainer,
     predicate: (state: { Running: boolean; Paused: boolean }) => boolean,
     what: string,
     timeoutMs = 10_000,
   ): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const state = (await this.dockerContainer(node).inspect()).State;
+      const state = (await this.dockerContainer(target).inspect()).State;
       if (predicate(state)) return;
-      if (Date.now() > deadline) throw new Error(`${node.name} did not get ${what} within ${timeoutMs} ms`);
+      if (Date.now() > deadline) throw new Error(`${target.name} did not get ${what} within ${timeoutMs} ms`);
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
   }
 
-  private dockerContainer(node: ClusterNode) {
-    return this.client.container.getById(node.container.getId());
+  private dockerContainer(target: ClusterContainer) {
+    return this.client.container.getById(target.container.getId());
   }
 
   private dockerNetwork() {

@@ -8,13 +8,13 @@ import { checkHistory, formatHistoryCheck, type HistoryEvent } from '@impulse/co
 // two files import nothing else from the workspace.
 import { RegisterWorkload } from '../../loadtest/src/chaos/register-workload.js';
 import { SeededRandom } from '../../loadtest/src/random.js';
-import { rawRequest } from '../support/http.js';
-import type { ContainerCluster, ReplicaNode } from './cluster.js';
+import { describeLeaders, groupsLedBy, leadersOf, nodeLeadingMost, type Leaders } from './admin.js';
+import type { ContainerCluster, NodeContainer } from './cluster.js';
 import type { Faults, Partition } from './faults.js';
-import { eventually, startClusterForTest } from './support.js';
+import { startClusterForTest } from './support.js';
 
 /**
- * The seed of the workload's operations and of the nemesis' choices (hold times, which follower).
+ * The seed of the workload's operations and of the nemesis' choices (hold times, which node).
  * Set IMPULSE_LINEARIZABILITY_SEED to replay those choices; the interleaving of operations and
  * faults still depends on timing, which containers cannot make deterministic.
  */
@@ -27,8 +27,6 @@ const faultHoldMsMin = 3_000;
 const faultHoldMsMax = 5_000;
 /** Quiet time after a fault is undone, before the next one. */
 const quietMs = 2_000;
-/** How long a group may take to agree on a leader after a fault is undone. */
-const leaderTimeoutMs = 30_000;
 /** The checker gives up ('unknown') rather than outlast the test. */
 const checkTimeBudgetMs = 60_000;
 /**
@@ -43,38 +41,31 @@ interface FaultRecord {
   description: string;
   readonly startMs: number;
   endMs: number | undefined;
-  /** The leader once the group settled after the undo: shows whether the fault moved leadership. */
-  leaderAfter: string | undefined;
-}
-
-interface ReplicaStatus {
-  readonly replicaId: string;
-  readonly role: string;
-  readonly term: number;
-  readonly leaderReplicaId: string | null;
+  /** Each group's leader once the groups settled after the undo: shows what the fault moved. */
+  leadersAfter: string | undefined;
 }
 
 /**
  * The register workload and the linearizability checker of the chaos command, driven over the
- * project image in containers while real faults are injected: SIGKILL and restart, cgroup freeze,
- * removal from the Docker network, and iptables partitions inside the containers' namespaces.
+ * project image in node containers (3 nodes, each hosting a replica of g1, g2 and g3, as in
+ * production) while real faults are injected into nodes: SIGKILL and restart, cgroup freeze,
+ * removal from the Docker network, and iptables partitions inside the containers' namespaces. A
+ * fault of a node hits its replica of every group at once, leaders and followers alike.
  */
 describe('linearizability under container faults', () => {
   it(
-    'a replicated group stays linearizable and loses no acknowledged write through every fault',
+    'every group stays linearizable and loses no acknowledged write through every node fault',
     { timeout: 240_000 },
     async () => {
       console.log(`linearizability: seed ${seed} (IMPULSE_LINEARIZABILITY_SEED=${seed} replays it)`);
       const { cluster, faults } = await startClusterForTest({
-        groups: 1,
-        replicasPerGroup: 3,
         // Small snapshots, as the chaos command uses, so that a replica that was away catches up
         // by snapshot under faults too.
-        replicaArguments: ['--snapshot-entries=1000', '--snapshot-catch-up-entries=200'],
+        nodeArguments: ['--snapshot-entries=1000', '--snapshot-catch-up-entries=200'],
         // The gateway gives up before the clients do, so that most failures carry its error code.
         gatewayArguments: ['--upstream-timeout=2s', `--request-deadline=${gatewayRequestDeadlineMs}ms`],
       });
-      await leaderOf(cluster);
+      await leadersOf(cluster);
 
       const workloadRandom = new SeededRandom(seed);
       // A second generator for the nemesis, so that its choices do not shift the workload's.
@@ -90,18 +81,11 @@ describe('linearizability under container faults', () => {
         keyPrefix: `lin-${seed}`,
         randomOf: () => () => workloadRandom.nextDouble(),
       });
-      onTestFinished(async (context) => {
+      onTestFinished(async () => {
         // A run that stops half-way must not leave clients looping against removed containers.
+        // (startClusterForTest prints every container's last lines when the test failed.)
         await workload.stop();
         workload.close();
-        if (context.task.result?.state !== 'fail') return;
-        const logs = await Promise.all(
-          [...cluster.replicas, cluster.gateway].map(
-            async (node) => `${node.name} log:\n${await cluster.logs(node, 100)}`,
-          ),
-        );
-        console.error(logs.join('\n'));
-        await cluster.stop();
       });
 
       const timeline: FaultRecord[] = [];
@@ -122,7 +106,7 @@ describe('linearizability under container faults', () => {
       try {
         await runSchedule(cluster, faults, workload, timeline, () => nemesisRandom.nextDouble());
         await faults.healAll();
-        await leaderOf(cluster);
+        await leadersOf(cluster);
         // Some operations on the whole cluster again, so that the history ends in a quiet period.
         await sleep(quietMs);
         await workload.stop();
@@ -165,8 +149,9 @@ describe('linearizability under container faults', () => {
 });
 
 /**
- * The faults, one at a time, each held 3 to 5 s and followed by 2 s of quiet. Targets are chosen
- * when each fault starts, from the leader of that moment.
+ * The faults, one at a time, each held 3 to 5 s and followed by 2 s of quiet. Targets are nodes,
+ * chosen when each fault starts from the leaders of that moment: the node leading the most groups
+ * (a fault of it makes each of them elect a leader elsewhere), or one leading the fewest.
  */
 async function runSchedule(
   cluster: ContainerCluster,
@@ -184,20 +169,20 @@ async function runSchedule(
 
   /**
    * Injects a fault, holds it, undoes it, and records it from injection to the end of the undo.
-   * Answers the leader after the quiet time that follows, the one the next fault starts from.
+   * Answers the leaders after the quiet time that follows, the ones the next fault starts from.
    */
   const step = async (
     name: string,
     description: string,
     inject: () => Promise<void>,
     undo: (record: FaultRecord) => Promise<void>,
-  ): Promise<ReplicaNode> => {
+  ): Promise<Leaders> => {
     const record: FaultRecord = {
       name,
       description,
       startMs: workload.nowMs(),
       endMs: undefined,
-      leaderAfter: undefined,
+      leadersAfter: undefined,
     };
     timeline.push(record);
     await inject();
@@ -205,54 +190,57 @@ async function runSchedule(
     await undo(record);
     record.endMs = workload.nowMs();
     await sleep(quietMs);
-    const leader = await leaderOf(cluster);
-    record.leaderAfter = leader.name;
-    return leader;
+    const leaders = await leadersOf(cluster);
+    record.leadersAfter = describeLeaders(leaders);
+    return leaders;
+  };
+  /** "impulse-node-1 (leads g1, g3)". */
+  const describeNode = (node: NodeContainer, leaders: Leaders): string => {
+    const led = groupsLedBy(cluster, leaders).find((entry) => entry.node === node)?.groups ?? [];
+    return `${node.nodeId} (leads ${led.length === 0 ? 'no group' : led.join(', ')})`;
   };
 
   // A quiet start, so that the history holds operations on a whole cluster before the first fault.
   await sleep(quietMs);
 
-  let leader = await leaderOf(cluster);
-  leader = await step(
+  let leaders = await leadersOf(cluster);
+  const killed = nodeLeadingMost(cluster, leaders);
+  leaders = await step(
     'kill',
-    `kill -9 the leader ${leader.name}, then restart it`,
-    () => faults.kill(leader),
-    () => faults.restart(leader),
+    `kill -9 the node ${describeNode(killed, leaders)}, then restart it`,
+    () => faults.kill(killed),
+    () => faults.restart(killed),
   );
 
-  const pausedFollower = pick(followersOf(cluster, leader));
-  leader = await step(
-    'pause',
-    `pause the follower ${pausedFollower.name} (leader ${leader.name})`,
-    () => faults.pause(pausedFollower),
-    () => faults.unpause(pausedFollower),
-  );
+  const pause = (node: NodeContainer): Promise<Leaders> =>
+    step(
+      'pause',
+      `pause the node ${describeNode(node, leaders)}`,
+      () => faults.pause(node),
+      () => faults.unpause(node),
+    );
+  leaders = await pause(pick(nodesLeadingFewest(cluster, leaders)));
+  leaders = await pause(nodeLeadingMost(cluster, leaders));
 
-  leader = await step(
-    'pause',
-    `pause the leader ${leader.name}`,
-    () => faults.pause(leader),
-    () => faults.unpause(leader),
-  );
-
-  // The leader is the replica disconnected: it keeps running cut off from its peers and the
-  // gateway, and comes back (perhaps at a new address) with a stale term while a new leader serves.
-  leader = await step(
+  // The node is disconnected with its leaders: it keeps running cut off from its peers and the
+  // gateway, and comes back (perhaps at a new address) with stale terms while new leaders serve.
+  const disconnected = nodeLeadingMost(cluster, leaders);
+  leaders = await step(
     'disconnect',
-    `disconnect the leader ${leader.name} from the network`,
-    () => faults.disconnect(leader),
-    () => faults.reconnect(leader),
+    `disconnect the node ${describeNode(disconnected, leaders)} from the network`,
+    () => faults.disconnect(disconnected),
+    () => faults.reconnect(disconnected),
   );
 
   /** The partitions of the current fault, for their dropped-packet counts. */
   const partitions: Partition[] = [];
-  const deaf = pick(followersOf(cluster, leader));
-  leader = await step(
+  const sender = nodeLeadingMost(cluster, leaders);
+  const deaf = pick(cluster.nodes.filter((node) => node !== sender));
+  leaders = await step(
     'partition',
-    `one-way partition ${leader.name} (leader) -> ${deaf.name}: dropped at ${deaf.name}`,
+    `one-way partition ${describeNode(sender, leaders)} -> ${deaf.nodeId}: dropped at ${deaf.nodeId}`,
     async () => {
-      partitions.push(await faults.partitionOneWay(leader, deaf));
+      partitions.push(await faults.partitionOneWay(sender, deaf));
     },
     async (record) => {
       record.description += `; ${await droppedSummary(faults, partitions.splice(0))}`;
@@ -260,16 +248,17 @@ async function runSchedule(
     },
   );
 
-  // Crossed one-way partitions cut the leader off from both followers, but not from the gateway:
-  // it must not serve a read or acknowledge a write the majority on the other side may contradict.
-  const isolated = leader;
+  // Crossed one-way partitions cut the node off from both other nodes, but not from the gateway:
+  // none of its replicas may serve a read or acknowledge a write the majority on the other side
+  // may contradict.
+  const isolated = nodeLeadingMost(cluster, leaders);
   await step(
     'isolate',
-    `isolate the leader ${isolated.name} from both followers (the gateway still reaches it)`,
+    `isolate the node ${describeNode(isolated, leaders)} from both other nodes (the gateway still reaches it)`,
     async () => {
-      for (const follower of followersOf(cluster, isolated)) {
-        partitions.push(await faults.partitionOneWay(isolated, follower));
-        partitions.push(await faults.partitionOneWay(follower, isolated));
+      for (const other of cluster.nodes.filter((node) => node !== isolated)) {
+        partitions.push(await faults.partitionOneWay(isolated, other));
+        partitions.push(await faults.partitionOneWay(other, isolated));
       }
     },
     async (record) => {
@@ -279,11 +268,14 @@ async function runSchedule(
   );
 }
 
-function followersOf(cluster: ContainerCluster, leader: ReplicaNode): ReplicaNode[] {
-  return cluster.replicas.filter((replica) => replica !== leader);
+/** The nodes that lead the fewest groups (often none): a fault of one of them moves few leaders. */
+function nodesLeadingFewest(cluster: ContainerCluster, leaders: Leaders): NodeContainer[] {
+  const led = groupsLedBy(cluster, leaders);
+  const fewest = Math.min(...led.map((entry) => entry.groups.length));
+  return led.filter((entry) => entry.groups.length === fewest).map((entry) => entry.node);
 }
 
-/** Packets each partition in force has dropped so far, e.g. "dropped g1-r1->g1-r2: 42". */
+/** Packets each partition in force has dropped so far, e.g. "dropped impulse-node-0->impulse-node-1: 42". */
 async function droppedSummary(faults: Faults, partitions: readonly Partition[]): Promise<string> {
   const counts = await Promise.all(
     partitions.map(async (partition) => {
@@ -294,55 +286,10 @@ async function droppedSummary(faults: Faults, partitions: readonly Partition[]):
   return `dropped packets ${counts.join(', ')}`;
 }
 
-/**
- * The replica a majority of the group names as leader in the leader's own term. Replicas that do
- * not answer (killed, paused, disconnected) simply do not count.
- */
-async function leaderOf(cluster: ContainerCluster): Promise<ReplicaNode> {
-  let leader: ReplicaNode | undefined;
-  await eventually(
-    'a leader a majority of the group agrees on',
-    async () => {
-      const statuses = await Promise.all(
-        cluster.replicas.map((replica) => statusOf(cluster, replica).catch(() => undefined)),
-      );
-      const answered = statuses.filter((status) => status !== undefined);
-      const majority = Math.floor(cluster.replicas.length / 2) + 1;
-      for (const candidate of answered) {
-        if (candidate.role !== 'leader') continue;
-        const followers = answered.filter(
-          (status) => status.term === candidate.term && status.leaderReplicaId === candidate.replicaId,
-        );
-        if (followers.length >= majority) {
-          leader = cluster.replica(candidate.replicaId);
-          return true;
-        }
-      }
-      return answered
-        .map(
-          (status) =>
-            `${status.replicaId}: ${status.role} term ${status.term} leader ${status.leaderReplicaId}`,
-        )
-        .join('; ');
-    },
-    leaderTimeoutMs,
-  );
-  if (leader === undefined) throw new Error('eventually returned without a leader');
-  return leader;
-}
-
-async function statusOf(cluster: ContainerCluster, replica: ReplicaNode): Promise<ReplicaStatus> {
-  const response = await rawRequest(cluster.replicaUrl(replica.replicaId), '/admin/status', {
-    timeoutMs: 1_000,
-  });
-  if (response.status !== 200) throw new Error(`${replica.replicaId}: /admin/status ${response.status}`);
-  return response.json() as ReplicaStatus;
-}
-
 function describeFault(fault: FaultRecord): string {
   const seconds = (ms: number): string => (ms / 1000).toFixed(1);
   const end = fault.endMs === undefined ? 'not undone' : seconds(fault.endMs);
-  const after = fault.leaderAfter === undefined ? '' : `; leader after: ${fault.leaderAfter}`;
+  const after = fault.leadersAfter === undefined ? '' : `; leaders after: ${fault.leadersAfter}`;
   return `  ${seconds(fault.startMs)}–${end} s ${fault.name}: ${fault.description}${after}`;
 }
 

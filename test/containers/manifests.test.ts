@@ -1,14 +1,9 @@
-import { describe, expect, it, onTestFinished } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { groupHeader } from '@impulse/common';
 import { rawRequest } from '../support/http.js';
-import { dockerClient } from './docker.js';
-import { Faults } from './faults.js';
-import { ManifestCluster, type ManifestNode } from './manifest-cluster.js';
-import { Client, eventually, keysOnGroup } from './support.js';
-
-interface NodeStatus {
-  readonly replicas: readonly { groupId: string; health: string; role?: string; appliedIndex?: number }[];
-}
+import { everyNodeCaughtUp, leadersOf, nodeLeadingMost, nodeStatus } from './admin.js';
+import type { NodeContainer } from './cluster.js';
+import { Client, eventually, keysOnGroup, startClusterForTest } from './support.js';
 
 /**
  * The Kubernetes manifests, run under Docker (no cluster can run here): 3 node containers with the
@@ -17,11 +12,9 @@ interface NodeStatus {
  */
 describe('the Kubernetes manifests under Docker', () => {
   it('serve every group from 3 nodes, and survive kill -9 and a pause of a node', async () => {
-    const cluster = await ManifestCluster.start();
-    onTestFinished(() => cluster.stop());
-    const faults = new Faults(await dockerClient(), cluster.networkHandle);
-    const client = new Client(() => cluster.urlOf(cluster.gateway));
-    const groups = cluster.config.groups.map((group) => group.id);
+    const { cluster, faults } = await startClusterForTest();
+    const client = new Client(() => cluster.gatewayUrl);
+    const groups = cluster.groupIds;
     const written = new Map<string, string>();
     const writeAll = async (prefix: string): Promise<void> => {
       for (const group of groups) {
@@ -32,26 +25,16 @@ describe('the Kubernetes manifests under Docker', () => {
         }
       }
     };
-    const statusOf = async (node: ManifestNode): Promise<NodeStatus> =>
-      (await rawRequest(cluster.urlOf(node), '/admin/status')).json() as NodeStatus;
-
     await writeAll('a');
     for (const node of cluster.nodes) {
-      const status = await statusOf(node);
+      const status = await nodeStatus(cluster, node);
       expect(status.replicas.map((replica) => [replica.groupId, replica.health])).toEqual(
         groups.map((group) => [group, 'running']),
       );
     }
 
     // kill -9 of the node that leads the most groups: each group it led elects another leader.
-    const leaders = new Map<string, number>();
-    for (const node of cluster.nodes) {
-      const led = (await statusOf(node)).replicas.filter((replica) => replica.role === 'leader').length;
-      leaders.set(node.nodeId, led);
-    }
-    const victim = [...cluster.nodes].sort(
-      (left, right) => (leaders.get(right.nodeId) ?? 0) - (leaders.get(left.nodeId) ?? 0),
-    )[0] as ManifestNode;
+    const victim = nodeLeadingMost(cluster, await leadersOf(cluster));
     await faults.kill(victim);
     await eventually(
       'every group takes writes without the killed node',
@@ -69,7 +52,7 @@ describe('the Kubernetes manifests under Docker', () => {
     await faults.restart(victim);
 
     // A paused node (cgroup freezer) holds its connections open and answers nothing.
-    const paused = cluster.nodes.find((node) => node !== victim) as ManifestNode;
+    const paused = cluster.nodes.find((node) => node !== victim) as NodeContainer;
     await faults.pause(paused);
     await eventually(
       'every group takes writes while a node is paused',
@@ -82,21 +65,7 @@ describe('the Kubernetes manifests under Docker', () => {
     await faults.unpause(paused);
 
     // Every node catches up in every group, and nothing acknowledged is lost.
-    await eventually(
-      'every node caught up',
-      async () => {
-        const statuses = await Promise.all(cluster.nodes.map((node) => statusOf(node)));
-        return (
-          groups.every((group) => {
-            const applied = statuses.map(
-              (status) => status.replicas.find((replica) => replica.groupId === group)?.appliedIndex,
-            );
-            return applied.every((index) => index !== undefined && index === applied[0]);
-          }) || 'behind'
-        );
-      },
-      30_000,
-    );
+    await eventually('every node caught up', () => everyNodeCaughtUp(cluster), 30_000);
     for (const [key, value] of written) {
       const answer = await client.get(key);
       expect(answer.body.toString(), key).toBe(value);

@@ -6,16 +6,22 @@ import { Faults } from './faults.js';
 
 /**
  * Starts a cluster for the current test and removes it when the test ends, passed or failed. On
- * failure the gateway's last log lines are printed, since the containers are gone afterwards.
+ * failure the last log lines of the gateway and of every node are printed, since the containers
+ * are gone afterwards.
  */
 export async function startClusterForTest(
-  options: ContainerClusterOptions,
+  options: ContainerClusterOptions = {},
 ): Promise<{ cluster: ContainerCluster; faults: Faults }> {
   const cluster = await ContainerCluster.start(options);
   onTestFinished(async (context) => {
     try {
       if (context.task.result?.state === 'fail') {
-        console.error(`gateway log:\n${await cluster.logs(cluster.gateway).catch(String)}`);
+        const logs = await Promise.all(
+          [cluster.gateway, ...cluster.nodes].map(
+            async (container) => `${container.name} log:\n${await cluster.logs(container).catch(String)}`,
+          ),
+        );
+        console.error(logs.join('\n'));
       }
     } finally {
       await cluster.stop();
