@@ -46,4 +46,5 @@ export { benchOptions, benchProgram } from './bench-options.js';
 export { runNodeBenchCommand } from './node-bench-command.js';
 export { nodeBenchOptions, nodeBenchProgram } from './node-bench-options.js';
 export { runFailoverCommand } from './failover-command.js';
+export { runSeedBenchCommand } from './seed-bench-command.js';
 export { failoverOptions, failoverProgram } from './failover-options.js';

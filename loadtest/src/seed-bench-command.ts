@@ -9,7 +9,8 @@ import { createResultsDirectory, writeResultFiles } from './results-directory.js
 import { seedBenchOptions, seedBenchProgram } from './seed-bench-options.js';
 import { sourceVersion } from './source-version.js';
 import type { KvTarget } from './targets/kv-target.js';
-import { startImpulseReplicas } from './targets/start-impulse.js';
+import type { ClusterShape } from './targets/running-target.js';
+import { startImpulseNodes } from './targets/start-impulse.js';
 import type { OperationKind } from './workload.js';
 
 type Method = 'PUT' | 'GET' | 'DELETE';
@@ -94,10 +95,14 @@ export async function runSeedBenchCommand(
       `engines ${engines.join(', ')}; ${machine.cpuCount} cores (${machine.cpuModel}) shared by the load generator and the servers\n`,
   );
   const lines: SeedBenchLine[] = [];
+  /** What was measured, for result.json: the same shape for every engine. */
+  let shape: ClusterShape | undefined;
   for (const engine of engines) {
-    const running = await startImpulseReplicas({
+    const running = await startImpulseNodes({
+      nodes: config.nodes,
       groups: config.groups,
-      // The seed measured a single node per shard: one replica per group keeps that comparison.
+      // The seed measured a single server per shard: one replica per group keeps that comparison
+      // (with as many nodes as groups, each node hosts one group).
       replicasPerGroup: 1,
       engine,
       readMode: 'readindex',
@@ -105,6 +110,7 @@ export async function runSeedBenchCommand(
       connectionsMax: config.clients,
       requestTimeoutMs: 10_000,
     });
+    shape = running.shape;
     try {
       for (const benchmark of ['concurrent', 'sequential'] as const) {
         for (const method of methods) {
@@ -137,7 +143,10 @@ export async function runSeedBenchCommand(
   }
   const directory = await createResultsDirectory(config.results, 'seed');
   await writeResultFiles(directory, [
-    ['result.json', `${JSON.stringify({ config, machine, source: sourceVersion(), lines }, null, 2)}\n`],
+    [
+      'result.json',
+      `${JSON.stringify({ config, machine, source: sourceVersion(), shape, lines }, null, 2)}\n`,
+    ],
   ]);
   process.stdout.write(`results: ${directory}\n`);
   return lines.some((line) => line.errors > 0) ? 1 : 0;

@@ -41,6 +41,14 @@ export const seedBenchOptions = {
     max: 1024 * 1024,
     env: 'IMPULSE_SEED_BENCH_VALUE_BYTES',
   }),
+  nodes: option.integer({
+    description:
+      'Node processes of the cluster (as npm start runs them); the groups, of one replica each, are spread over them.',
+    default: 3,
+    min: 1,
+    max: 16,
+    env: 'IMPULSE_SEED_BENCH_NODES',
+  }),
   groups: option.integer({
     description: 'Shard groups of the cluster (the key lives in one of them).',
     default: 3,

@@ -1,6 +1,11 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { runBenchCommand, runFailoverCommand, runNodeBenchCommand } from '@impulse/loadtest';
+import {
+  runBenchCommand,
+  runFailoverCommand,
+  runNodeBenchCommand,
+  runSeedBenchCommand,
+} from '@impulse/loadtest';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { temporaryDirectory } from '../support/temporary-directory.js';
 
@@ -104,5 +109,33 @@ describe('benchmark commands, end to end at a tiny size', () => {
       /^bench:failover: commit=\S+ rounds=1 groups=2 failovers=[12] unfinished=0 write_max_s=[\d.]+ /,
     );
     expect(printed).toMatch(/restarted and caught up in [\d.]+ s/);
+  });
+
+  it("npm run bench:seed runs the seed project's benchmarks on node processes", async () => {
+    const status = await runSeedBenchCommand(
+      [
+        '--engines=memory',
+        '--duration=500ms',
+        '--requests=5',
+        '--clients=2',
+        '--nodes=2',
+        '--groups=2',
+        `--results=${results.path}`,
+      ],
+      {},
+    );
+    expect(status, printed).toBe(0);
+    const measured = printed.split('\n').filter((line) => line.startsWith('memory '));
+    expect(measured.map((line) => line.split(/ +/).slice(0, 3).join(' '))).toEqual([
+      'memory concurrent PUT',
+      'memory concurrent GET',
+      'memory concurrent DELETE',
+      'memory sequential PUT',
+      'memory sequential GET',
+      'memory sequential DELETE',
+    ]);
+    expect(measured[3]).toMatch(/ requests\/s {2}\(5 requests, 0 errors, 5 requests one after another; p50 /);
+    const result = await resultFile();
+    expect(result['shape']).toEqual({ kind: 'nodes', nodes: 2, groups: 2, replicasPerGroup: 1 });
   });
 });
