@@ -1,49 +1,22 @@
-import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { StartupError, startupErrorCodes, type ClusterConfig } from '@impulse/common';
+import { adminRequest, nodeStatus } from './admin.js';
 import {
-  StartupError,
-  ensureDataDirectory,
-  startupErrorCodes,
-  groupHeader,
-  keyBytesMaxDefault,
-  valueBytesMaxDefault,
-  type ClusterConfig,
-} from '@impulse/common';
-import { ensureClusterSecret, readFounded, writeFounded } from './founding.js';
-import { clusterSecretFileName, foundedFileName, gatewayMain, shardNodeMain } from './local-cluster.js';
-import { freePort } from './ports.js';
-import type { PowerCut } from './power-fs.js';
-import { PowerLossDisks } from './power-loss.js';
-import {
-  ProcessSupervisor,
-  isRunning,
-  stopProcess,
-  type ManagedProcess,
-  type ProcessExit,
-} from './supervisor.js';
+  ProcessCluster,
+  clusterConfigOf,
+  type ProcessClusterOptions,
+  type ShardNodeProcess,
+} from './process-cluster.js';
 
-export interface LocalNodeClusterOptions {
+export interface LocalNodeClusterOptions extends ProcessClusterOptions {
   /** Node processes (default 3). */
   readonly nodes?: number;
   /** Shard groups, each with a replica on `replicasPerGroup` of the nodes. */
   readonly groups: number;
   /** Replicas per group (default: 3, or the number of nodes when fewer); at most one per node. */
   readonly replicasPerGroup?: number;
-  /** Root of every node's data directory and of the process logs. */
-  readonly dataDirectory: string;
-  readonly engine?: 'leveldb' | 'memory';
-  readonly host?: string;
-  /** 0 picks a free port. */
-  readonly gatewayPort?: number;
   /** Client port of the first node; the others follow, and peer ports sit 100 above. 0: free ports. */
   readonly nodeBasePort?: number;
-  /** Extra flags for every node and for the gateway. */
-  readonly shardNodeArguments?: readonly string[];
-  readonly gatewayArguments?: readonly string[];
-  readonly logLevel?: string;
-  readonly onLogLine?: (processName: string, line: string) => void;
-  readonly readyTimeoutMs?: number;
-  readonly onUnexpectedExit?: (exit: ProcessExit) => void;
   /** As `LocalClusterOptions.replicaStartFailures`, for nodes: `tolerate` keeps the others running. */
   readonly nodeStartFailures?: 'fail' | 'tolerate';
   /**
@@ -53,22 +26,19 @@ export interface LocalNodeClusterOptions {
    */
   readonly advertisePeerPort?: (nodeId: string, listenPort: number) => Promise<number>;
   /**
-   * Puts every node's data directory on a file system that can lose power (as
-   * `LocalClusterOptions.powerLoss`), so that `powerCut` takes a node down with the unsynced data
-   * of every replica it hosts. The data lives in `<dataDirectory>/power-backing/<node>/root`.
-   * Default false.
+   * As `ProcessClusterOptions.powerLoss`, so that `powerCut` takes a node down with the unsynced
+   * data of every replica it hosts. The data lives in `<dataDirectory>/power-backing/<node>/root`.
    */
   readonly powerLoss?: boolean;
 }
 
 /** One node process and what it hosts. */
-export interface NodeProcessInfo extends ManagedProcess {
+export interface NodeProcessInfo extends ShardNodeProcess {
   readonly nodeId: string;
   /** The port peers dial (the node's advertised peer address). */
   readonly peerPort: number;
   /** The port the node's peer transport listens on (`peerPort` unless something sits between). */
   readonly peerListenPort: number;
-  readonly dataDirectory: string;
   /**
    * The replicas the cluster configuration places on it, by group: those it hosts from its first
    * start. Replicas added and removed at run time (`addReplica`, `removeReplica`) are in
@@ -118,66 +88,22 @@ export interface NodeStartFailure {
  * Founding is recorded as for `LocalCluster` (`FOUNDED`, by replica id): a node is given
  * `--bootstrap-groups` naming only the groups whose replica on it never started on this data root.
  */
-export class LocalNodeCluster {
+export class LocalNodeCluster extends ProcessCluster<NodeProcessInfo, LocalNodeClusterOptions> {
   readonly nodes: NodeProcessInfo[] = [];
-  gateway: ManagedProcess | undefined;
   readonly startFailures: NodeStartFailure[] = [];
   /** Replicas that did not start on a node that did (from the nodes' `/admin/status` after the start). */
   readonly failedReplicas: FailedReplica[] = [];
-  /** Replicas that have started on this data root before, and those this start founded. */
-  readonly foundedReplicas = new Set<string>();
-  /** The replicas this start founded (their group's first start on this data root). */
-  readonly bootstrappedReplicas: string[] = [];
-  readonly unexpectedExits: ProcessExit[];
-  private readonly supervisor: ProcessSupervisor;
-  /** The nodes' power-loss file systems (mounted with `powerLoss` only). */
-  private readonly disks: PowerLossDisks;
   /** The replicas each node hosts now, by node id (the configuration's, as changed at run time). */
   private readonly hosting = new Map<string, NodeReplica[]>();
   /** The highest Raft id each group has had, removed replicas included: ids are never reused. */
   private readonly highestRaftIds = new Map<string, number>();
 
-  private constructor(private readonly options: LocalNodeClusterOptions) {
-    this.supervisor = new ProcessSupervisor(options);
-    this.unexpectedExits = this.supervisor.unexpectedExits;
-    this.disks = new PowerLossDisks({
-      dataRoot: resolve(options.dataDirectory),
-      logDirectory: this.logDirectory,
-      supervisor: this.supervisor,
-      ...(options.onLogLine === undefined ? {} : { onLogLine: options.onLogLine }),
-    });
+  private constructor(options: LocalNodeClusterOptions) {
+    super(options, options.nodeBasePort ?? 0);
   }
 
   static async start(options: LocalNodeClusterOptions): Promise<LocalNodeCluster> {
-    const cluster = new LocalNodeCluster(options);
-    try {
-      await cluster.startAll();
-    } catch (error) {
-      await cluster.stop();
-      throw error;
-    }
-    return cluster;
-  }
-
-  get host(): string {
-    return this.options.host ?? '127.0.0.1';
-  }
-
-  get gatewayUrl(): string {
-    if (this.gateway === undefined) throw new Error('the gateway is not started');
-    return this.gateway.url;
-  }
-
-  get logDirectory(): string {
-    return join(resolve(this.options.dataDirectory), 'logs');
-  }
-
-  get clusterSecretPath(): string {
-    return join(resolve(this.options.dataDirectory), clusterSecretFileName);
-  }
-
-  private get foundedPath(): string {
-    return join(resolve(this.options.dataDirectory), foundedFileName);
+    return await ProcessCluster.launch(new LocalNodeCluster(options));
   }
 
   /** The group ids, g1 to gN. */
@@ -186,17 +112,13 @@ export class LocalNodeCluster {
   }
 
   clusterConfig(): ClusterConfig {
-    return {
-      epoch: 1,
-      virtualNodesPerGroup: 160,
-      valueBytesMax: valueBytesMaxDefault,
-      keyBytesMax: keyBytesMaxDefault,
-      nodes: this.nodes.map((node) => ({
+    return clusterConfigOf(
+      this.nodes.map((node) => ({
         id: node.nodeId,
         url: node.url,
         peerAddress: `${this.host}:${node.peerPort}`,
       })),
-      groups: this.groupIds.map((groupId) => ({
+      this.groupIds.map((groupId) => ({
         id: groupId,
         replicas: this.nodes
           .flatMap((node) =>
@@ -212,7 +134,7 @@ export class LocalNodeCluster {
           )
           .sort((left, right) => left.raftId - right.raftId),
       })),
-    };
+    );
   }
 
   node(nodeId: string): NodeProcessInfo {
@@ -221,11 +143,19 @@ export class LocalNodeCluster {
     return node;
   }
 
-  private async startAll(): Promise<void> {
-    await ensureDataDirectory(this.options.dataDirectory);
-    mkdirSync(this.logDirectory, { recursive: true });
-    for (const replicaId of await readFounded(this.foundedPath)) this.foundedReplicas.add(replicaId);
-    await ensureClusterSecret(this.clusterSecretPath);
+  protected override members(): readonly NodeProcessInfo[] {
+    return this.nodes;
+  }
+
+  protected override member(name: string): NodeProcessInfo {
+    return this.node(name);
+  }
+
+  protected override membersOf(groupId: string): readonly NodeProcessInfo[] {
+    return this.nodesOf(groupId);
+  }
+
+  protected override async startMembers(): Promise<void> {
     const nodeCount = this.options.nodes ?? 3;
     const replicasPerGroup = this.options.replicasPerGroup ?? Math.min(3, nodeCount);
     if (replicasPerGroup > nodeCount)
@@ -239,11 +169,9 @@ export class LocalNodeCluster {
         placements.set(index, list);
       }
     }
-    let nextPort = this.options.nodeBasePort ?? 0;
     for (let index = 0; index < nodeCount; index++) {
       const nodeId = `n${index + 1}`;
-      const port = nextPort === 0 ? await freePort(this.host) : nextPort++;
-      const peerListenPort = nextPort === 0 ? await freePort(this.host) : port + 100;
+      const { port, peerListenPort } = await this.nextPorts();
       this.nodes.push({
         name: nodeId,
         nodeId,
@@ -260,28 +188,17 @@ export class LocalNodeCluster {
         child: undefined,
       });
     }
-    const started = await Promise.allSettled(this.nodes.map((node) => this.startNode(node)));
-    for (const [index, outcome] of started.entries()) {
-      if (outcome.status === 'fulfilled') continue;
-      const node = this.nodes[index] as NodeProcessInfo;
-      const error = outcome.reason instanceof Error ? outcome.reason : new Error(String(outcome.reason));
-      if ((this.options.nodeStartFailures ?? 'fail') === 'fail') throw error;
-      await stopProcess(node);
-      this.startFailures.push({ node, error });
-    }
+    const failures = await this.startEvery(this.nodes, this.options.nodeStartFailures ?? 'fail');
+    for (const { member, error } of failures) this.startFailures.push({ node: member, error });
     const failed = new Set(this.startFailures.map((failure) => failure.node.nodeId));
     const running = this.nodes.filter((node) => !failed.has(node.nodeId));
     this.failedReplicas.push(...(await failedReplicasOf(running)));
-    // Recorded once every node started (or failed to): a replica that started is never given
-    // --bootstrap-groups again. One that failed has not served, and may found on a later start.
     const notStarted = new Set(this.failedReplicas.map((replica) => replica.replicaId));
-    const newlyFounded = running
-      .flatMap((node) => node.replicas.map((replica) => replica.replicaId))
-      .filter((replicaId) => !this.foundedReplicas.has(replicaId) && !notStarted.has(replicaId));
-    if (newlyFounded.length > 0) {
-      for (const replicaId of newlyFounded) this.foundedReplicas.add(replicaId);
-      await writeFounded(this.foundedPath, [...this.foundedReplicas]);
-    }
+    await this.recordFounded(
+      running
+        .flatMap((node) => node.replicas.map((replica) => replica.replicaId))
+        .filter((replicaId) => !notStarted.has(replicaId)),
+    );
     if (running.length === 0) throw this.startFailures[0]?.error ?? new Error('no node started');
     const replicaCount = running.reduce((sum, node) => sum + node.replicas.length, 0);
     const firstFailed = this.failedReplicas[0];
@@ -293,67 +210,24 @@ export class LocalNodeCluster {
         `node ${firstFailed.nodeId}'s replica of ${firstFailed.groupId} did not start: ${firstFailed.message}`,
       );
     }
-    const gatewayPort = this.options.gatewayPort ?? 0;
-    const port = gatewayPort === 0 ? await freePort(this.host) : gatewayPort;
-    this.gateway = {
-      name: 'gateway',
-      port,
-      url: `http://${this.host}:${port}`,
-      logFile: join(this.logDirectory, 'gateway.log'),
-      child: undefined,
-    };
-    await this.supervisor.spawnAndWait(this.gateway, [
-      gatewayMain,
-      `--host=${this.host}`,
-      `--port=${port}`,
-      `--cluster=${JSON.stringify(this.clusterConfig())}`,
-      `--log-level=${this.options.logLevel ?? 'info'}`,
-      ...(this.options.gatewayArguments ?? []),
-    ]);
   }
 
-  private async startNode(node: NodeProcessInfo, extraArguments: readonly string[] = []): Promise<void> {
-    if (this.options.powerLoss === true) {
-      await this.disks.mount(node.nodeId, this.powerBackingDirectory(node.nodeId), node.dataDirectory);
-    }
+  protected override async startMember(
+    node: NodeProcessInfo,
+    extraArguments: readonly string[] = [],
+  ): Promise<void> {
     // Only a replica never started on this data root founds its group; any other start must find
     // its group's state in the node's data directory, or is refused (decision 0009).
-    const bootstrapGroups = node.replicas
-      .filter((replica) => !this.foundedReplicas.has(replica.replicaId))
-      .map((replica) => replica.groupId);
-    this.bootstrappedReplicas.push(
-      ...node.replicas
-        .filter((replica) => !this.foundedReplicas.has(replica.replicaId))
-        .map((replica) => replica.replicaId),
+    const founders = node.replicas.filter((replica) => !this.foundedReplicas.has(replica.replicaId));
+    this.bootstrappedReplicas.push(...founders.map((replica) => replica.replicaId));
+    await this.spawnMember(
+      node,
+      [`--node-id=${node.nodeId}`],
+      founders.length > 0
+        ? [`--bootstrap-groups=${founders.map((replica) => replica.groupId).join(',')}`]
+        : [],
+      extraArguments,
     );
-    await this.supervisor.spawnAndWait(node, [
-      shardNodeMain,
-      `--node-id=${node.nodeId}`,
-      `--host=${this.host}`,
-      `--port=${node.port}`,
-      `--peer-port=${node.peerListenPort}`,
-      `--engine=${this.options.engine ?? 'leveldb'}`,
-      `--data-dir=${node.dataDirectory}`,
-      `--cluster=${JSON.stringify(this.clusterConfig())}`,
-      `--cluster-secret-file=${this.clusterSecretPath}`,
-      `--log-level=${this.options.logLevel ?? 'info'}`,
-      ...(bootstrapGroups.length > 0 ? [`--bootstrap-groups=${bootstrapGroups.join(',')}`] : []),
-      ...(this.options.shardNodeArguments ?? []),
-      ...extraArguments,
-    ]);
-  }
-
-  isRunning(name: string): boolean {
-    const managed = name === 'gateway' ? this.gateway : this.node(name);
-    return managed !== undefined && isRunning(managed);
-  }
-
-  /**
-   * Whether the named node runs and has finished starting (it answered `/readyz`): a fault
-   * injector must leave a node alone while it starts, or it fails the start it interrupts.
-   */
-  isReady(nodeId: string): boolean {
-    return this.supervisor.isReady(this.node(nodeId));
   }
 
   /** The nodes that host a replica of `groupId` now. */
@@ -398,14 +272,18 @@ export class LocalNodeCluster {
       Math.max(this.highestRaftIds.get(groupId) ?? 0, ...members.map((member) => member.raftId)) + 1;
     this.highestRaftIds.set(groupId, raftId);
     const replica: NodeReplica = { groupId, replicaId: `${groupId}-r${raftId}`, raftId };
-    await adminRequest(node, 'POST', '/admin/replicas', {
-      ...replica,
-      members: members.map((member) => ({
-        replicaId: member.replicaId,
-        raftId: member.raftId,
-        url: member.url,
-        peerAddress: member.peerAddress,
-      })),
+    await adminRequest(node, '/admin/replicas', {
+      method: 'POST',
+      body: {
+        ...replica,
+        members: members.map((member) => ({
+          replicaId: member.replicaId,
+          raftId: member.raftId,
+          url: member.url,
+          peerAddress: member.peerAddress,
+        })),
+      },
+      timeoutMs: hostingRequestTimeoutMs,
     });
     this.hosting.set(nodeId, [...this.replicasOn(nodeId), replica]);
     return { ...replica, nodeId, url: node.url, peerAddress: `${this.host}:${node.peerPort}` };
@@ -422,7 +300,10 @@ export class LocalNodeCluster {
     );
     const replica = node && this.replicasOn(node.nodeId).find((hosted) => hosted.replicaId === replicaId);
     if (node === undefined || replica === undefined) throw new Error(`no node hosts ${replicaId}`);
-    await adminRequest(node, 'DELETE', `/admin/replicas/${replica.groupId}?force=true`);
+    await adminRequest(node, `/admin/replicas/${replica.groupId}?force=true`, {
+      method: 'DELETE',
+      timeoutMs: hostingRequestTimeoutMs,
+    });
     this.hosting.set(
       node.nodeId,
       this.replicasOn(node.nodeId).filter((hosted) => hosted.replicaId !== replicaId),
@@ -434,70 +315,8 @@ export class LocalNodeCluster {
     return this.disks.backingDirectory(nodeId);
   }
 
-  /**
-   * A power cut of the named nodes (with `powerLoss`), and so of every replica they host: each is
-   * killed (`kill -9`), and once all are gone their file systems drop every write not yet made
-   * durable. Resolves with what each cut dropped, in the order given; the caller brings them back
-   * with `restart`. Refuses, before killing any, a node that is not running. Once they are killed,
-   * a cut that fails rejects with a `PowerCutError`: the nodes are down all the same.
-   */
-  async powerCut(nodeIds: readonly string[]): Promise<PowerCut[]> {
-    if (this.options.powerLoss !== true) {
-      throw new Error('a power cut needs a cluster started with powerLoss');
-    }
-    return await this.disks.cut(
-      nodeIds.map((nodeId) => this.node(nodeId)),
-      (managed) => this.supervisor.kill(managed),
-    );
-  }
-
-  /**
-   * The node whose replica of `groupId` says it leads, waiting up to `timeoutMs` for one; nodes
-   * that do not answer (killed, paused), do not host the group (a replica may have moved since the
-   * start) or are in `excluding` are skipped.
-   */
-  async leaderOf(
-    groupId: string,
-    timeoutMs = 10_000,
-    excluding: readonly string[] = [],
-  ): Promise<NodeProcessInfo> {
-    const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline) {
-      for (const node of this.nodes) {
-        if (excluding.includes(node.nodeId) || !isRunning(node)) continue;
-        try {
-          const response = await fetch(`${node.url}/admin/status`, {
-            headers: { [groupHeader]: groupId },
-            signal: AbortSignal.timeout(500),
-          });
-          const status = (await response.json()) as { role?: string };
-          if (status.role === 'leader') return node;
-        } catch {
-          // Not answering: not the leader we are looking for.
-        }
-      }
-      await new Promise((resolveDelay) => setTimeout(resolveDelay, 25));
-    }
-    throw new Error(`group ${groupId} has no leader after ${timeoutMs} ms`);
-  }
-
-  /** Sends `signal` to a process (SIGSTOP/SIGCONT for pauses). */
-  signal(name: string, signal: NodeJS.Signals): void {
-    const managed = name === 'gateway' ? this.gateway : this.node(name);
-    if (managed?.child?.pid === undefined) throw new Error(`${name} is not running`);
-    managed.child.kill(signal);
-  }
-
-  /** `kill -9` of a node, and with it every replica it hosts; resolves once it is gone. */
-  async kill(nodeId: string): Promise<void> {
-    await this.supervisor.kill(this.node(nodeId));
-  }
-
-  /** Starts a node again on the same ports and data directory. */
-  async restart(nodeId: string, extraArguments: readonly string[] = []): Promise<void> {
-    const node = this.node(nodeId);
-    if (isRunning(node)) throw new Error(`${nodeId} is still running`);
-    await this.startNode(node, extraArguments);
+  protected override backingDirectoryOf(node: NodeProcessInfo): string {
+    return this.powerBackingDirectory(node.nodeId);
   }
 
   /**
@@ -509,52 +328,18 @@ export class LocalNodeCluster {
   async plantLyingDisks(nodeIds: readonly string[]): Promise<void> {
     await Promise.all(nodeIds.map((nodeId) => this.disks.lie(this.node(nodeId).nodeId)));
   }
-
-  /**
-   * SIGTERM to every process (gateway first), SIGKILL to any left after a timeout; then, with
-   * `powerLoss`, unmounts the nodes' file systems (their data stays in the backing folders).
-   */
-  async stop(): Promise<void> {
-    const processes: ManagedProcess[] = [
-      ...(this.gateway === undefined ? [] : [this.gateway]),
-      ...this.nodes,
-    ];
-    await Promise.all(processes.map((managed) => stopProcess(managed)));
-    await this.disks.unmountAll();
-    this.supervisor.closeLogs();
-  }
 }
 
 /** Time allowed to a node's `/admin/replicas` routes, which persist a record and start or stop a replica. */
-const adminRequestTimeoutMs = 20_000;
-
-/** A node admin request that must answer 200; throws with the status and the answer otherwise. */
-async function adminRequest(
-  node: NodeProcessInfo,
-  method: 'POST' | 'DELETE',
-  path: string,
-  body?: unknown,
-): Promise<void> {
-  const response = await fetch(`${node.url}${path}`, {
-    method,
-    headers: { 'content-type': 'application/json' },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    signal: AbortSignal.timeout(adminRequestTimeoutMs),
-  });
-  const text = await response.text();
-  if (response.status !== 200) {
-    throw new Error(`${method} ${path} on ${node.nodeId}: ${response.status} ${text.slice(0, 300)}`);
-  }
-}
+const hostingRequestTimeoutMs = 20_000;
+/** Time allowed to a node's `/admin/status` after the start. */
+const statusTimeoutMs = 5_000;
 
 /** The failed replicas each running node reports in its `/admin/status`. */
 async function failedReplicasOf(nodes: readonly NodeProcessInfo[]): Promise<FailedReplica[]> {
   const failed: FailedReplica[] = [];
   for (const node of nodes) {
-    const response = await fetch(`${node.url}/admin/status`, { signal: AbortSignal.timeout(5_000) });
-    const status = (await response.json()) as {
-      replicas?: { groupId: string; health: string; message?: string; code?: string | null }[];
-    };
+    const status = await nodeStatus(node, statusTimeoutMs);
     for (const reported of status.replicas ?? []) {
       if (reported.health !== 'failed') continue;
       const replica = node.replicas.find((candidate) => candidate.groupId === reported.groupId);

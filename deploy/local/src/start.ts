@@ -8,7 +8,8 @@ import {
   startupErrorLines,
   startupErrorOf,
 } from '@impulse/common';
-import { ProcessStartError, foundedFileName } from './local-cluster.js';
+import { foundedFileName } from './process-cluster.js';
+import { ProcessStartError } from './supervisor.js';
 import { LocalNodeCluster } from './local-node-cluster.js';
 import { startOptions, startProgram } from './start-options.js';
 
