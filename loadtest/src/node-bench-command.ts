@@ -77,7 +77,7 @@ export async function runNodeBenchCommand(
 
   const idleSamples: IdleSample[] = [];
   const idleTraffic: IdleTraffic[] = [];
-  const startSeconds: Array<{ groups: number; round: number; seconds: number }> = [];
+  const startSeconds: StartTime[] = [];
   if (measureIdleCost) {
     for (let round = 1; round <= config.rounds; round++) {
       for (const groups of roundOrder(idleGroups, round)) {
@@ -100,7 +100,7 @@ export async function runNodeBenchCommand(
           messagesSent: run.raft.messagesSent,
           framesSent: run.raft.messageFramesSent,
         });
-        startSeconds.push({ groups, round, seconds: run.startSeconds });
+        startSeconds.push({ groups, round, seconds: run.startSeconds, restartSeconds: run.restartSeconds });
       }
     }
   }
@@ -194,6 +194,13 @@ export async function runNodeBenchCommand(
 
   if (measureIdleCost) {
     out.write(idleTable(idle, { nodes: config.nodes, settleSeconds, windowSeconds, rounds: config.rounds }));
+    out.write(
+      startTable(startSeconds, {
+        nodes: config.nodes,
+        replicasPerGroup: config.replicasPerGroup,
+        rounds: config.rounds,
+      }),
+    );
   }
   if (measureThroughput) {
     out.write(throughputTable(throughput, { workload: workload.name, distribution, rounds: config.rounds }));
@@ -297,6 +304,41 @@ export function idleTable(
         (marginal === undefined
           ? ''
           : `; marginal ${figure(marginal, 4)}% ${marginal <= idleCpuPercentPerGroupGoal ? 'met' : 'not met'}`),
+    );
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/** The start times of one idle run. */
+export interface StartTime {
+  readonly groups: number;
+  readonly round: number;
+  /** The cluster's start, to every group led (`IdleRun.startSeconds`). */
+  readonly seconds: number;
+  /** Node n1's restart, spawn to ready (`IdleRun.restartSeconds`). */
+  readonly restartSeconds: number;
+}
+
+/** The start table: one line per cluster size, medians with the range over rounds. */
+export function startTable(
+  starts: readonly StartTime[],
+  settings: { nodes: number; replicasPerGroup: number; rounds: number },
+): string {
+  const spread = (values: number[]): string =>
+    values.length === 0
+      ? 'n/a'
+      : `${figure(median(values), 1)} (${figure(Math.min(...values), 1)} to ${figure(Math.max(...values), 1)})`;
+  const lines = [
+    `\nstart: seconds, median (min to max) of ${settings.rounds} round(s); cluster: ${settings.nodes} nodes and the gateway started at once, to a leader in every group; ` +
+      'restart: node n1 killed after the idle window and started again on its data, spawn to /readyz (every hosted replica open)',
+    `${'groups'.padStart(7)}${'replicas/node'.padStart(14)}${'cluster s'.padStart(24)}${'restart s'.padStart(24)}`,
+  ];
+  const sizes = [...new Set(starts.map((start) => start.groups))].sort((a, b) => a - b);
+  for (const groups of sizes) {
+    const ofSize = starts.filter((start) => start.groups === groups);
+    lines.push(
+      `${String(groups).padStart(7)}${figure((groups * settings.replicasPerGroup) / settings.nodes, 0).padStart(14)}` +
+        `${spread(ofSize.map((start) => start.seconds)).padStart(24)}${spread(ofSize.map((start) => start.restartSeconds)).padStart(24)}`,
     );
   }
   return `${lines.join('\n')}\n`;
