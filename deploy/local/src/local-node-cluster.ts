@@ -17,6 +17,7 @@ import { PowerLossDisks } from './power-loss.js';
 import {
   ProcessSupervisor,
   isRunning,
+  readyTimeoutMsDefault,
   stopProcess,
   type ManagedProcess,
   type ProcessExit,
@@ -42,6 +43,11 @@ export interface LocalNodeClusterOptions {
   readonly gatewayArguments?: readonly string[];
   readonly logLevel?: string;
   readonly onLogLine?: (processName: string, line: string) => void;
+  /**
+   * How long a node may take to answer `/readyz` 200 (and the gateway). Default: for a node,
+   * `nodeReadyTimeoutMs` of the replicas it hosts (it opens every one before it is ready); for the
+   * gateway, the supervisor's default.
+   */
   readonly readyTimeoutMs?: number;
   readonly onUnexpectedExit?: (exit: ProcessExit) => void;
   /** As `LocalClusterOptions.replicaStartFailures`, for nodes: `tolerate` keeps the others running. */
@@ -59,6 +65,17 @@ export interface LocalNodeClusterOptions {
    * Default false.
    */
   readonly powerLoss?: boolean;
+}
+
+/**
+ * The default bound on a node's start, from spawning it to its `/readyz` answering 200: the
+ * supervisor's default plus a quarter of a second per replica it hosts, since it opens them all
+ * (a few at a time) before it is ready. Opening them one after another, a node of 256 groups took
+ * up to 16 s to restart and a cluster of three such nodes up to 46 s to start, on 2 cores shared
+ * with other work (docs/benchmarks.md); a flat 20 s timed such starts out. 256 replicas: 84 s.
+ */
+export function nodeReadyTimeoutMs(hostedReplicas: number): number {
+  return readyTimeoutMsDefault + 250 * hostedReplicas;
 }
 
 /** One node process and what it hosts. */
@@ -326,7 +343,9 @@ export class LocalNodeCluster {
         .filter((replica) => !this.foundedReplicas.has(replica.replicaId))
         .map((replica) => replica.replicaId),
     );
-    await this.supervisor.spawnAndWait(node, [
+    const readyTimeoutMs =
+      this.options.readyTimeoutMs ?? nodeReadyTimeoutMs(this.replicasOn(node.nodeId).length);
+    const argumentsList = [
       shardNodeMain,
       `--node-id=${node.nodeId}`,
       `--host=${this.host}`,
@@ -340,7 +359,8 @@ export class LocalNodeCluster {
       ...(bootstrapGroups.length > 0 ? [`--bootstrap-groups=${bootstrapGroups.join(',')}`] : []),
       ...(this.options.shardNodeArguments ?? []),
       ...extraArguments,
-    ]);
+    ];
+    await this.supervisor.spawnAndWait(node, argumentsList, readyTimeoutMs);
   }
 
   isRunning(name: string): boolean {

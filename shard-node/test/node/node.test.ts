@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { MemoryFileSystem, Registry } from '@impulse/common';
-import { Node } from '../../src/node/index.js';
+import { Node, replicaOpensInFlightMax } from '../../src/node/index.js';
 import type { Replica } from '../../src/replica/index.js';
 import { untilLeading } from '../replica/harness.js';
 import { FailingDisk, hosted, nodeOptions } from './node-harness.js';
@@ -107,5 +107,79 @@ describe('a node hosting replicas of many groups', () => {
     await untilLeading(fresh);
     expect(await fresh.read('old', 'linearizable')).toBeUndefined();
     await expect(third.clearLeftovers('g1')).rejects.toMatchObject({ code: 'MEMBERSHIP_CHANGE_REFUSED' });
+  });
+
+  describe('with many groups, opened a few at a time', () => {
+    const groupIds = Array.from({ length: 64 }, (_, index) => `g${index + 1}`);
+
+    it('founds them all and opens them all again on a restart, over one node log', async () => {
+      expect(replicaOpensInFlightMax).toBeLessThan(groupIds.length);
+      const disk = new MemoryFileSystem();
+      const first = await Node.start(
+        nodeOptions(disk, new Registry(), 'node'),
+        groupIds.map((groupId) => hosted(groupId)),
+      );
+      nodes.push(first);
+      expect(first.failedReplicas()).toEqual([]);
+      await Promise.all(groupIds.map((groupId) => untilLeading(first.replicaOf(groupId) as Replica)));
+      await Promise.all(groupIds.map((groupId) => put(first.replicaOf(groupId) as Replica, 'k', groupId)));
+      await first.stop();
+      nodes.splice(0);
+
+      disk.powerCut();
+      const second = await Node.start(
+        nodeOptions(disk, new Registry(), 'node'),
+        groupIds.map((groupId) => hosted(groupId, false)),
+      );
+      nodes.push(second);
+      expect(second.failedReplicas()).toEqual([]);
+      expect(second.runningReplicas().size).toBe(groupIds.length);
+      for (const groupId of groupIds) {
+        const replica = second.replicaOf(groupId) as Replica;
+        await untilLeading(replica);
+        expect(await replica.read('k', 'linearizable')).toEqual(Buffer.from(groupId));
+      }
+    });
+
+    it("opens every other group when one group's log is corrupt, and reports that one", async () => {
+      // Each replica with a log of its own (`logs: 'replica'`): the node log is one file for every
+      // group, and damage in it is the whole node's (RAFT_LOG_CORRUPT at its open).
+      const disk = new MemoryFileSystem();
+      const first = await Node.start(
+        nodeOptions(disk, new Registry(), 'replica'),
+        groupIds.map((groupId) => hosted(groupId)),
+      );
+      nodes.push(first);
+      await Promise.all(groupIds.map((groupId) => untilLeading(first.replicaOf(groupId) as Replica)));
+      await Promise.all(groupIds.map((groupId) => put(first.replicaOf(groupId) as Replica, 'k', groupId)));
+      await first.stop();
+      nodes.splice(0);
+
+      // A byte of g17's first record, which later records follow: not a torn tail but damage.
+      const logDirectory = '/data/n1/groups/g17/raft';
+      const segments = (await disk.readdir(logDirectory)).filter((name) => name.endsWith('.log')).sort();
+      expect(segments.length).toBeGreaterThan(0);
+      disk.corrupt(`${logDirectory}/${segments[0]}`, 12);
+
+      const registry = new Registry();
+      const second = await Node.start(
+        nodeOptions(disk, registry, 'replica'),
+        groupIds.map((groupId) => hosted(groupId, false)),
+      );
+      nodes.push(second);
+      // RAFT_LOG_CORRUPT, refused as the start-up code that says the replica must be replaced.
+      expect(second.failedReplicas()).toMatchObject([{ groupId: 'g17', code: 'DATA_DIRECTORY_DAMAGED' }]);
+      expect(second.replicaOf('g17')).toBeUndefined();
+      const others = groupIds.filter((groupId) => groupId !== 'g17');
+      expect([...second.runningReplicas().keys()].sort()).toEqual([...others].sort());
+      for (const groupId of others) {
+        const replica = second.replicaOf(groupId) as Replica;
+        await untilLeading(replica);
+        expect(await replica.read('k', 'linearizable')).toEqual(Buffer.from(groupId));
+      }
+      const metrics = await registry.metrics();
+      expect(metrics).toContain('impulse_node_replicas{state="running"} 63');
+      expect(metrics).toContain('impulse_node_replicas{state="failed"} 1');
+    });
   });
 });
