@@ -28,6 +28,7 @@ import type { NodeId } from '../raft/index.js';
 import { NodeLog, isGroupId } from '../raft-log/index.js';
 import {
   Replica,
+  nodeLogObserverOf,
   systemScheduler,
   type MemberSpec,
   type OpenReplicaTransport,
@@ -175,6 +176,8 @@ export class Node {
             // The log's rounds are the node's: every group's writes of one round, one fdatasync.
             schedule: (run) => scheduler.setImmediate(run),
             clockSeconds: () => scheduler.nowMs() / 1000,
+            // The node's log metrics: each fsync once, not once per group whose write it carried.
+            observer: nodeLogObserverOf(options.registry),
             logger: options.logger.child({ component: 'node-log' }),
           });
     const node = new Node(options, nodeLog);
