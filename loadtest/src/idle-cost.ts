@@ -136,12 +136,18 @@ export interface IdleRunOptions {
 /** What one idle run measured: a sample per process, and the peer traffic of the window. */
 export interface IdleRun {
   readonly samples: IdleSample[];
+  /** From starting the cluster (every node at once, and the gateway) to every group having a leader. */
   readonly startSeconds: number;
+  /**
+   * Node n1 killed (`kill -9`) after the window and started again on its data: from spawning it
+   * to its `/readyz` answering 200, which it does once it has opened every replica it hosts.
+   */
+  readonly restartSeconds: number;
   /** Raft messages and frames the nodes sent during the window (heartbeats, mostly). */
   readonly raft: RaftCounters;
 }
 
-/** The time a cluster may take to start: a node opens its groups one after another. */
+/** The time a cluster may take to start and elect a leader in every group (the bench's own bound). */
 export function startTimeoutMs(groups: number): number {
   return 60_000 + 500 * groups;
 }
@@ -149,7 +155,7 @@ export function startTimeoutMs(groups: number): number {
 /**
  * Starts `nodes` nodes hosting `groups` groups and a gateway, with no traffic; once every group has
  * a leader and `settleMs` has passed, reads each process's CPU time (/proc/<pid>/stat) at the start
- * and the end of the window, and its RSS at the end.
+ * and the end of the window, and its RSS at the end. Then kills node n1 and times its restart.
  */
 export async function measureIdle(options: IdleRunOptions): Promise<IdleRun> {
   const dataDirectory = await mkdtemp(join(tmpdir(), 'impulse-idle-'));
@@ -185,6 +191,15 @@ export async function measureIdle(options: IdleRunOptions): Promise<IdleRun> {
     const cpuAfter = processes.map((entry) => processCpu(entry.pid));
     const windowSeconds = (performance.now() - windowStartMs) / 1000;
     const countersAfter = await readRaftCounters(nodes.map((node) => node.url));
+    // After the window, so that the restart's work is not in it.
+    const restarted = nodes[0] as (typeof nodes)[number];
+    await cluster.kill(restarted.nodeId);
+    const restartStartMs = performance.now();
+    await cluster.restart(restarted.nodeId);
+    const restartSeconds = (performance.now() - restartStartMs) / 1000;
+    options.log(
+      `idle: round ${options.round}, ${options.groups} groups: ${restarted.nodeId} killed and restarted (spawn to /readyz) in ${restartSeconds.toFixed(1)} s`,
+    );
     const samples = processes.map((entry, index) => ({
       groups: options.groups,
       round: options.round,
@@ -194,7 +209,12 @@ export async function measureIdle(options: IdleRunOptions): Promise<IdleRun> {
       windowSeconds,
       rssBytes: entry.pid === undefined ? 0 : (processRssBytes(entry.pid) ?? 0),
     }));
-    return { samples, startSeconds, raft: countersBetween(countersBefore, countersAfter) };
+    return {
+      samples,
+      startSeconds,
+      restartSeconds,
+      raft: countersBetween(countersBefore, countersAfter),
+    };
   } finally {
     await cluster?.stop();
     await rm(dataDirectory, { recursive: true, force: true });

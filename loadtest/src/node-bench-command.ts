@@ -77,7 +77,7 @@ export async function runNodeBenchCommand(
 
   const idleSamples: IdleSample[] = [];
   const idleTraffic: IdleTraffic[] = [];
-  const startSeconds: Array<{ groups: number; round: number; seconds: number }> = [];
+  const startSeconds: StartTime[] = [];
   if (measureIdleCost) {
     for (let round = 1; round <= config.rounds; round++) {
       for (const groups of roundOrder(idleGroups, round)) {
@@ -100,7 +100,7 @@ export async function runNodeBenchCommand(
           messagesSent: run.raft.messagesSent,
           framesSent: run.raft.messageFramesSent,
         });
-        startSeconds.push({ groups, round, seconds: run.startSeconds });
+        startSeconds.push({ groups, round, seconds: run.startSeconds, restartSeconds: run.restartSeconds });
       }
     }
   }
@@ -194,6 +194,13 @@ export async function runNodeBenchCommand(
 
   if (measureIdleCost) {
     out.write(idleTable(idle, { nodes: config.nodes, settleSeconds, windowSeconds, rounds: config.rounds }));
+    out.write(
+      startTable(startSeconds, {
+        nodes: config.nodes,
+        replicasPerGroup: config.replicasPerGroup,
+        rounds: config.rounds,
+      }),
+    );
   }
   if (measureThroughput) {
     out.write(throughputTable(throughput, { workload: workload.name, distribution, rounds: config.rounds }));
@@ -302,6 +309,41 @@ export function idleTable(
   return `${lines.join('\n')}\n`;
 }
 
+/** The start times of one idle run. */
+export interface StartTime {
+  readonly groups: number;
+  readonly round: number;
+  /** The cluster's start, to every group led (`IdleRun.startSeconds`). */
+  readonly seconds: number;
+  /** Node n1's restart, spawn to ready (`IdleRun.restartSeconds`). */
+  readonly restartSeconds: number;
+}
+
+/** The start table: one line per cluster size, medians with the range over rounds. */
+export function startTable(
+  starts: readonly StartTime[],
+  settings: { nodes: number; replicasPerGroup: number; rounds: number },
+): string {
+  const spread = (values: number[]): string =>
+    values.length === 0
+      ? 'n/a'
+      : `${figure(median(values), 1)} (${figure(Math.min(...values), 1)} to ${figure(Math.max(...values), 1)})`;
+  const lines = [
+    `\nstart: seconds, median (min to max) of ${settings.rounds} round(s); cluster: ${settings.nodes} nodes and the gateway started at once, to a leader in every group; ` +
+      'restart: node n1 killed after the idle window and started again on its data, spawn to /readyz (every hosted replica open)',
+    `${'groups'.padStart(7)}${'replicas/node'.padStart(14)}${'cluster s'.padStart(24)}${'restart s'.padStart(24)}`,
+  ];
+  const sizes = [...new Set(starts.map((start) => start.groups))].sort((a, b) => a - b);
+  for (const groups of sizes) {
+    const ofSize = starts.filter((start) => start.groups === groups);
+    lines.push(
+      `${String(groups).padStart(7)}${figure((groups * settings.replicasPerGroup) / settings.nodes, 0).padStart(14)}` +
+        `${spread(ofSize.map((start) => start.seconds)).padStart(24)}${spread(ofSize.map((start) => start.restartSeconds)).padStart(24)}`,
+    );
+  }
+  return `${lines.join('\n')}\n`;
+}
+
 /** The throughput table: one line per shape. */
 export function throughputTable(
   summaries: readonly ThroughputSummary[],
@@ -314,14 +356,14 @@ export function throughputTable(
     ['p99 ms', 9],
     ['errors', 8],
     ['fsyncs/1k writes/node', 23],
-    ['group fsyncs/1k entries', 25],
+    ['log fsyncs/1k entries', 23],
     ['messages/frame', 16],
     ['CPU s/1k ops', 14],
   ];
   const lines = [
     `\nthroughput: workload ${settings.workload}, distribution ${settings.distribution}, through the gateway; medians of ${settings.rounds} round(s). ` +
       'fsyncs: fdatasync+fsync calls counted in the kernel, per node (the replicas shape: its replica processes counted as the nodes they would fill, one replica of each group on each); ' +
-      'group fsyncs: as the replicas count them (a node counts its shared fsync once per group)',
+      "log fsyncs: the Raft logs' own count (impulse_raft_log_fsync_duration_seconds_count: a node's shared log, each fsync once), per 1,000 entries committed summed over replicas",
     header.map(([name, width], index) => (index === 0 ? name.padEnd(width) : name.padStart(width))).join(''),
   ];
   for (const summary of summaries) {
@@ -336,7 +378,7 @@ export function throughputTable(
       figure(summary.p99Ms, 1),
       String(summary.errors),
       figure(summary.syncsPerThousandWritesPerNode, 0),
-      figure(summary.groupFsyncsPerThousandEntries, 0),
+      figure(summary.logFsyncsPerThousandEntries, 0),
       figure(summary.messagesPerFrame, 2),
       figure(summary.cpuSecondsPerThousandOperations, 2),
     ];

@@ -7,12 +7,11 @@ import { metricSum, parsePrometheusText } from './prometheus-text.js';
  */
 export interface RaftCounters {
   /**
-   * `impulse_raft_log_fsync_duration_seconds_count`, summed: a replica process's Raft log fsyncs.
-   * A node's log makes one fdatasync durable for the writes of many groups and each of those
-   * groups counts it, so for nodes this is the number of (fsync, group) pairs, an upper bound of
-   * the fsyncs: count them in the kernel (`syscall-count.ts`) for the real number.
+   * `impulse_raft_log_fsync_duration_seconds_count`, summed: the Raft log fsyncs of every process,
+   * each counted once (a node's one log, shared by its groups; a replica process's own log). The
+   * kernel's count (`syscall-count.ts`) adds the state machines' fsyncs.
    */
-  readonly groupFsyncs: number;
+  readonly logFsyncs: number;
   /** Entries committed and applied, summed over replicas: a write counts once per replica. */
   readonly committedEntries: number;
   /** Raft messages written to peer connections. */
@@ -24,7 +23,7 @@ export interface RaftCounters {
 }
 
 export const zeroRaftCounters: RaftCounters = {
-  groupFsyncs: 0,
+  logFsyncs: 0,
   committedEntries: 0,
   messagesSent: 0,
   messageFramesSent: 0,
@@ -39,7 +38,7 @@ export function raftCountersOf(pages: readonly string[]): RaftCounters {
   for (const page of pages) {
     const samples = parsePrometheusText(page);
     counters = addCounters(counters, {
-      groupFsyncs: metricSum(samples, 'impulse_raft_log_fsync_duration_seconds_count'),
+      logFsyncs: metricSum(samples, 'impulse_raft_log_fsync_duration_seconds_count'),
       committedEntries: metricSum(samples, 'impulse_raft_proposals_committed_total'),
       messagesSent: metricSum(samples, 'impulse_transport_messages_sent_total'),
       messageFramesSent: metricSum(samples, 'impulse_transport_frames_sent_total', (labels) =>
@@ -56,7 +55,7 @@ export function raftCountersOf(pages: readonly string[]): RaftCounters {
 
 function addCounters(left: RaftCounters, right: RaftCounters): RaftCounters {
   return {
-    groupFsyncs: left.groupFsyncs + right.groupFsyncs,
+    logFsyncs: left.logFsyncs + right.logFsyncs,
     committedEntries: left.committedEntries + right.committedEntries,
     messagesSent: left.messagesSent + right.messagesSent,
     messageFramesSent: left.messageFramesSent + right.messageFramesSent,
@@ -67,7 +66,7 @@ function addCounters(left: RaftCounters, right: RaftCounters): RaftCounters {
 /** What happened between two readings. */
 export function countersBetween(before: RaftCounters, after: RaftCounters): RaftCounters {
   return {
-    groupFsyncs: after.groupFsyncs - before.groupFsyncs,
+    logFsyncs: after.logFsyncs - before.logFsyncs,
     committedEntries: after.committedEntries - before.committedEntries,
     messagesSent: after.messagesSent - before.messagesSent,
     messageFramesSent: after.messageFramesSent - before.messageFramesSent,

@@ -63,10 +63,10 @@ export interface WorkFigures {
   /** fdatasync + fsync calls per 1,000 writes, per node (the servers' calls over `nodes`). */
   readonly syncsPerThousandWritesPerNode?: number;
   /**
-   * Raft log fsyncs as the replicas count them, per 1,000 committed entries, per replica (a node's
-   * shared fsync is counted once for each group whose write it carried).
+   * Raft log fsyncs (each once, as the processes' logs count them) per 1,000 entries committed,
+   * with the entries summed over replicas: a node's shared fsync makes many groups' entries durable.
    */
-  readonly groupFsyncsPerThousandEntries?: number;
+  readonly logFsyncsPerThousandEntries?: number;
   /** Raft messages per frame that carried messages, over every peer connection. */
   readonly messagesPerFrame?: number;
 }
@@ -78,7 +78,7 @@ export interface WorkFigures {
 export function workFigures(work: RunWork, writes: number, nodes: number): WorkFigures {
   const figures: {
     syncsPerThousandWritesPerNode?: number;
-    groupFsyncsPerThousandEntries?: number;
+    logFsyncsPerThousandEntries?: number;
     messagesPerFrame?: number;
   } = {};
   if (work.syncCalls !== undefined && writes > 0 && nodes > 0) {
@@ -89,7 +89,7 @@ export function workFigures(work: RunWork, writes: number, nodes: number): WorkF
   const raft = work.raft;
   if (raft !== undefined) {
     if (raft.committedEntries > 0) {
-      figures.groupFsyncsPerThousandEntries = (raft.groupFsyncs / raft.committedEntries) * 1000;
+      figures.logFsyncsPerThousandEntries = (raft.logFsyncs / raft.committedEntries) * 1000;
     }
     if (raft.messageFramesSent > 0) figures.messagesPerFrame = raft.messagesSent / raft.messageFramesSent;
   }
@@ -109,8 +109,8 @@ export function workLine(name: string, work: RunWork, figures: WorkFigures): str
   const raft = work.raft;
   if (raft !== undefined) {
     parts.push(
-      `${raft.groupFsyncs} Raft log fsyncs as the replicas count them for ${raft.committedEntries} committed entries summed over replicas ` +
-        `(${figures.groupFsyncsPerThousandEntries?.toFixed(0) ?? 'n/a'} per 1,000 per replica)`,
+      `${raft.logFsyncs} Raft log fsyncs for ${raft.committedEntries} committed entries summed over replicas ` +
+        `(${figures.logFsyncsPerThousandEntries?.toFixed(0) ?? 'n/a'} per 1,000)`,
     );
     parts.push(
       `${raft.messagesSent} peer messages in ${raft.messageFramesSent} frames (${figures.messagesPerFrame?.toFixed(1) ?? 'n/a'} per frame` +
@@ -130,11 +130,11 @@ export function medianWorkFigures(runs: readonly WorkFigures[]): WorkFigures {
     return values.length === 0 ? undefined : median(values);
   };
   const syncs = medianOf((figures) => figures.syncsPerThousandWritesPerNode);
-  const groupFsyncs = medianOf((figures) => figures.groupFsyncsPerThousandEntries);
+  const logFsyncs = medianOf((figures) => figures.logFsyncsPerThousandEntries);
   const messages = medianOf((figures) => figures.messagesPerFrame);
   return {
     ...(syncs === undefined ? {} : { syncsPerThousandWritesPerNode: syncs }),
-    ...(groupFsyncs === undefined ? {} : { groupFsyncsPerThousandEntries: groupFsyncs }),
+    ...(logFsyncs === undefined ? {} : { logFsyncsPerThousandEntries: logFsyncs }),
     ...(messages === undefined ? {} : { messagesPerFrame: messages }),
   };
 }

@@ -6,6 +6,7 @@ import {
   idleTable,
   nodeBenchFinalLine,
   roundOrder,
+  startTable,
   runNodeBenchCommand,
   type ThroughputSummary,
 } from '../src/node-bench-command.js';
@@ -65,6 +66,23 @@ describe('idle cost', () => {
     const table = idleTable([small!, large!], { nodes: 3, settleSeconds: 10, windowSeconds: 10, rounds: 3 });
     expect(table).toContain('at 4 groups: whole node cost per group 0.750% not met');
     expect(table).toContain('at 104 groups: whole node cost per group 0.048% met; marginal 0.0200% met');
+  });
+
+  it('prints the start and restart times by cluster size: medians, with their range', () => {
+    const table = startTable(
+      [
+        { groups: 256, round: 1, seconds: 30, restartSeconds: 9 },
+        { groups: 3, round: 1, seconds: 2, restartSeconds: 0.5 },
+        { groups: 256, round: 2, seconds: 12, restartSeconds: 4 },
+        { groups: 256, round: 3, seconds: 14, restartSeconds: 5 },
+      ],
+      { nodes: 3, replicasPerGroup: 3, rounds: 3 },
+    );
+    const rows = table.trim().split('\n').slice(2);
+    expect(rows).toHaveLength(2);
+    expect(rows[0]?.trim().split(/\s{2,}/)).toEqual(['3', '3', '2.0 (2.0 to 2.0)', '0.5 (0.5 to 0.5)']);
+    expect(rows[1]).toContain('14.0 (12.0 to 30.0)');
+    expect(rows[1]).toContain('5.0 (4.0 to 9.0)');
   });
 
   it('reads the list of cluster sizes, and refuses a bad one with every problem', () => {

@@ -4,12 +4,11 @@ import { countersBetween, raftCountersOf, zeroRaftCounters } from '../src/raft-c
 import { medianWorkFigures, workFigures, workLine, writeOperationsOf } from '../src/run-work.js';
 import { parsePerfScript, syncCallsOf } from '../src/syscall-count.js';
 
-/** A node's page: its replicas' metrics labelled by group, its transport's by peer node. */
+/** A node's page: its log's metrics the node's, its replicas' labelled by group, its transport's by peer node. */
 const nodePage = `# HELP impulse_raft_log_fsync_duration_seconds Time of one fsync of the Raft log.
 # TYPE impulse_raft_log_fsync_duration_seconds histogram
-impulse_raft_log_fsync_duration_seconds_bucket{le="0.001",service="shard-node",node="n1",group="g1"} 3
-impulse_raft_log_fsync_duration_seconds_count{service="shard-node",node="n1",group="g1"} 18
-impulse_raft_log_fsync_duration_seconds_count{service="shard-node",node="n1",group="g2"} 21
+impulse_raft_log_fsync_duration_seconds_bucket{le="0.001",service="shard-node",node="n1"} 3
+impulse_raft_log_fsync_duration_seconds_count{service="shard-node",node="n1"} 39
 impulse_raft_proposals_committed_total{group="g1",service="shard-node",node="n1"} 17
 impulse_raft_proposals_committed_total{group="g2",service="shard-node",node="n1"} 20
 impulse_transport_messages_sent_total{peer="127.0.0.1:26720",group="g1",type="MsgAppResp",service="shard-node",node="n1"} 34
@@ -21,7 +20,7 @@ impulse_transport_coalesced_heartbeat_entries_sent_total{peer="127.0.0.1:26720",
 `;
 
 /** A replica process's page: one group, its transport's frames of kind `messages`. */
-const replicaPage = `impulse_raft_log_fsync_duration_seconds_count{group="g1"} 5
+const replicaPage = `impulse_raft_log_fsync_duration_seconds_count{group="g1",replica="g1-r1"} 5
 impulse_raft_proposals_committed_total{group="g1"} 10
 impulse_transport_messages_sent_total{peer="2",group="g1",type="MsgApp"} 8
 impulse_transport_frames_sent_total{peer="2",kind="hello"} 1
@@ -56,7 +55,7 @@ describe('Prometheus text', () => {
 describe('Raft counters', () => {
   it("sums a node's groups and a replica process's, counting only frames that carry messages", () => {
     expect(raftCountersOf([nodePage, replicaPage])).toEqual({
-      groupFsyncs: 44,
+      logFsyncs: 44,
       committedEntries: 47,
       messagesSent: 65,
       messageFramesSent: 23,
@@ -94,7 +93,7 @@ describe('work figures', () => {
   const work = {
     raft: {
       ...zeroRaftCounters,
-      groupFsyncs: 300,
+      logFsyncs: 300,
       committedEntries: 3000,
       messagesSent: 900,
       messageFramesSent: 300,
@@ -106,10 +105,10 @@ describe('work figures', () => {
     },
   };
 
-  it('gives fsyncs per 1,000 writes per node, group fsyncs per 1,000 entries, and messages per frame', () => {
+  it('gives fsyncs per 1,000 writes per node, log fsyncs per 1,000 entries, and messages per frame', () => {
     expect(workFigures(work, 1000, 2)).toEqual({
       syncsPerThousandWritesPerNode: 100,
-      groupFsyncsPerThousandEntries: 100,
+      logFsyncsPerThousandEntries: 100,
       messagesPerFrame: 3,
     });
     expect(workFigures({}, 1000, 2)).toEqual({});

@@ -6,15 +6,19 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { parse } from 'yaml';
 import { Registry, createLogger, loadClusterConfig } from '@impulse/common';
 import { Gateway, parseGatewayConfig } from '@impulse/gateway';
-import { ShardNode, parseShardNodeConfig } from '@impulse/shard-node';
+import { freePort } from '@impulse/local-cluster';
+import { NodeProcess, parseShardNodeConfig } from '@impulse/shard-node';
 
 /**
  * deploy/prometheus/impulse-alerts.yml checked against the code: every rule has what an operator
  * needs (severity, summary, a description that points at a docs section that exists), and every
- * metric and label its expressions name is one that a real shard-node and gateway export. The
- * exported names come from the registries of the two processes, started here in this process, so a
- * renamed metric or label fails this test rather than silently blinding an alert. What the rules
- * do with the series is tested by `promtool test rules` (`npm run test:alerts`).
+ * metric and label its expressions and annotations name is one that a real node (`shard-node
+ * --node-id`, hosting two groups) and gateway export. The metric names are those on the two
+ * processes' `/metrics` pages (a family is listed there, with its HELP and TYPE, before it has a
+ * sample); their labels come from the registries behind the pages. Both processes are started
+ * here, in this process, so that a renamed metric or label fails this test rather than silently
+ * blinding an alert. What the rules do with the series is tested by `promtool test rules` (`npm
+ * run test:alerts`).
  */
 
 const repositoryRoot = new URL('../../', import.meta.url);
@@ -41,6 +45,15 @@ interface RegisteredMetric {
 
 /** The labels Prometheus adds to every scraped series (from the scrape configuration). */
 const targetLabels = ['job', 'instance'];
+
+/** The metric families a `/metrics` page lists (its `# TYPE` lines), with their types. */
+function familiesOf(page: string): Map<string, RegisteredMetric['type']> {
+  const families = new Map<string, RegisteredMetric['type']>();
+  for (const [, name = '', type = ''] of page.matchAll(/^# TYPE (\S+) (\S+)$/gm)) {
+    families.set(name, type as RegisteredMetric['type']);
+  }
+  return families;
+}
 
 /**
  * The series names a metric is scraped as, each with the labels its samples carry: a histogram is
@@ -96,54 +109,73 @@ describe(`${rulesPath}`, () => {
    * itself for each target.
    */
   const exported = new Map<string, Set<string>>([['up', new Set(targetLabels)]]);
+  /** The labels of the node's series of a hosted replica's metric, for the guard below. */
+  let replicaSeriesLabels: Set<string> | undefined;
   let directory: string;
-  let shardNode: ShardNode | undefined;
+  let node: NodeProcess | undefined;
   let gateway: Gateway | undefined;
 
   beforeAll(async () => {
     // Every registry a process fills is made by createMetricsRegistry, which gives it its default
-    // labels (service, group, replica): watching that call finds each registry and those labels.
+    // labels (a node's service and node): watching that call finds each registry and those labels.
     const setDefaultLabels = vi.spyOn(Registry.prototype, 'setDefaultLabels');
     try {
       directory = await mkdtemp(join(tmpdir(), 'impulse-alert-rules-'));
-      const shardNodeConfig = parseShardNodeConfig({
-        argv: ['--port=0', '--engine=memory', `--data-dir=${directory}`, '--bootstrap', '--log-level=silent'],
+      const [port, peerPort] = [await freePort(), await freePort()];
+      const clusterJson = JSON.stringify({
+        epoch: 1,
+        nodes: [{ id: 'n1', url: `http://127.0.0.1:${port}`, peerAddress: `127.0.0.1:${peerPort}` }],
+        groups: ['g1', 'g2'].map((id) => ({ id, replicas: [{ id: `${id}-r1`, node: 'n1', raftId: 1 }] })),
+      });
+      const nodeConfig = parseShardNodeConfig({
+        argv: [
+          '--node-id=n1',
+          `--port=${port}`,
+          '--engine=memory',
+          `--data-dir=${directory}`,
+          `--cluster=${clusterJson}`,
+          '--bootstrap',
+          '--log-level=silent',
+        ],
         env: {},
       });
-      shardNode = await ShardNode.start(
-        shardNodeConfig,
-        createLogger({ service: 'shard-node', level: 'silent' }),
-      );
-      const cluster = loadClusterConfig({
-        json: JSON.stringify({
-          epoch: 1,
-          groups: [
-            {
-              id: 'g1',
-              replicas: [{ id: 'g1-r1', url: `http://127.0.0.1:${shardNode.port}`, raftId: 1 }],
-            },
-          ],
-        }),
-      });
+      node = await NodeProcess.start(nodeConfig, createLogger({ service: 'shard-node', level: 'silent' }));
       const gatewayConfig = parseGatewayConfig({ argv: ['--port=0', '--log-level=silent'], env: {} });
       gateway = await Gateway.start(
         gatewayConfig,
-        cluster,
+        loadClusterConfig({ json: clusterJson }),
         createLogger({ service: 'gateway', level: 'silent' }),
       );
+      const pages = new Map<string, string>();
+      for (const [service, url] of [
+        ['shard-node', `http://127.0.0.1:${node.port}`],
+        ['gateway', `http://127.0.0.1:${gateway.port}`],
+      ] as const) {
+        const response = await fetch(`${url}/metrics`);
+        expect(response.status, `${service} /metrics`).toBe(200);
+        pages.set(service, await response.text());
+      }
       const services = new Set<string>();
       setDefaultLabels.mock.contexts.forEach((context, call) => {
         const registry = context as Registry;
         const defaultLabels = (setDefaultLabels.mock.calls[call]?.[0] ?? {}) as Record<string, string>;
-        services.add(String(defaultLabels['service']));
+        const service = String(defaultLabels['service']);
+        services.add(service);
+        const families = familiesOf(pages.get(service) ?? '');
         const labels = [...targetLabels, ...Object.keys(defaultLabels)];
         for (const metric of registry.getMetricsAsArray() as unknown as RegisteredMetric[]) {
+          // Only what the process's page lists: the series Prometheus would scrape.
+          if (families.get(metric.name) !== metric.type) continue;
           for (const [series, seriesLabels] of seriesOf(metric, labels)) {
             exported.set(series, new Set([...(exported.get(series) ?? []), ...seriesLabels]));
           }
+          if (metric.name === 'impulse_raft_is_leader')
+            replicaSeriesLabels = seriesOf(metric, labels)[0]?.[1];
         }
       });
       expect([...services].sort()).toEqual(['gateway', 'shard-node']);
+      // The page is the node's, hosting both groups.
+      expect(pages.get('shard-node')).toMatch(/^impulse_raft_is_leader\{[^}]*group="g2"[^}]*\} [01]$/m);
     } finally {
       setDefaultLabels.mockRestore();
     }
@@ -151,11 +183,11 @@ describe(`${rulesPath}`, () => {
 
   afterAll(async () => {
     await gateway?.stop();
-    await shardNode?.stop();
+    await node?.stop();
     await rm(directory, { recursive: true, force: true });
   });
 
-  it('finds the metrics of every part of both processes', () => {
+  it("finds the metrics of every part of both processes, a node's among them", () => {
     // A guard on the guard: were a part's metrics not found, its alerts would all fail below, but
     // a part with no alert yet would go unnoticed.
     for (const name of [
@@ -165,13 +197,19 @@ describe(`${rulesPath}`, () => {
       'impulse_gateway_upstream_errors_total',
       'impulse_raft_is_leader',
       'impulse_raft_log_fsync_duration_seconds_bucket',
+      'impulse_raft_log_fsync_writes_bucket',
       'impulse_replica_storage_fault',
       'impulse_replica_consistency_mismatches_total',
       'impulse_kv_slot_mismatches_total',
       'impulse_transport_connection_state',
+      'impulse_node_replicas',
     ]) {
       expect(exported.has(name), name).toBe(true);
     }
+    // A node's replica series name the node and the group; there is no replica label to alert on.
+    expect([...(replicaSeriesLabels ?? [])].sort()).toEqual(['group', 'instance', 'job', 'node', 'service']);
+    // The node's log is the node's: its fsyncs carry no group.
+    expect(exported.get('impulse_raft_log_fsync_duration_seconds_bucket')).not.toContain('group');
   });
 
   it('gives every alert a unique name, an expression, a duration, a severity and annotations', () => {

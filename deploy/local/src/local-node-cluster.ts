@@ -7,6 +7,7 @@ import {
   type ProcessClusterOptions,
   type ShardNodeProcess,
 } from './process-cluster.js';
+import { readyTimeoutMsDefault } from './supervisor.js';
 
 export interface LocalNodeClusterOptions extends ProcessClusterOptions {
   /** Node processes (default 3). */
@@ -30,6 +31,17 @@ export interface LocalNodeClusterOptions extends ProcessClusterOptions {
    * data of every replica it hosts. The data lives in `<dataDirectory>/power-backing/<node>/root`.
    */
   readonly powerLoss?: boolean;
+}
+
+/**
+ * The default bound on a node's start, from spawning it to its `/readyz` answering 200: the
+ * supervisor's default plus a quarter of a second per replica it hosts, since it opens them all
+ * (a few at a time) before it is ready. Opening them one after another, a node of 256 groups took
+ * up to 16 s to restart and a cluster of three such nodes up to 46 s to start, on 2 cores shared
+ * with other work (docs/benchmarks.md); a flat 20 s timed such starts out. 256 replicas: 84 s.
+ */
+export function nodeReadyTimeoutMs(hostedReplicas: number): number {
+  return readyTimeoutMsDefault + 250 * hostedReplicas;
 }
 
 /** One node process and what it hosts. */
@@ -313,6 +325,11 @@ export class LocalNodeCluster extends ProcessCluster<NodeProcessInfo, LocalNodeC
   /** Where a node's power-loss file system keeps its data: `<data root>/power-backing/<node>`. */
   powerBackingDirectory(nodeId: string): string {
     return this.disks.backingDirectory(nodeId);
+  }
+
+  /** A node opens every replica it hosts before it is ready: its bound grows with them. */
+  protected override readyTimeoutMsOf(node: NodeProcessInfo): number {
+    return this.options.readyTimeoutMs ?? nodeReadyTimeoutMs(this.replicasOn(node.nodeId).length);
   }
 
   protected override backingDirectoryOf(node: NodeProcessInfo): string {

@@ -265,7 +265,8 @@ export abstract class ProcessCluster<
     if (this.options.powerLoss === true) {
       await this.disks.mount(member.name, this.backingDirectoryOf(member), member.dataDirectory);
     }
-    await this.supervisor.spawnAndWait(member, [
+    const readyTimeoutMs = this.readyTimeoutMsOf(member);
+    const argumentsList = [
       shardNodeMain,
       ...identity,
       `--host=${this.host}`,
@@ -279,7 +280,15 @@ export abstract class ProcessCluster<
       ...(this.options.shardNodeArguments ?? []),
       ...founding,
       ...extraArguments,
-    ]);
+    ];
+    await (readyTimeoutMs === undefined
+      ? this.supervisor.spawnAndWait(member, argumentsList)
+      : this.supervisor.spawnAndWait(member, argumentsList, readyTimeoutMs));
+  }
+
+  /** How long `member` may take to answer `/readyz` 200 once spawned; the supervisor's bound by default. */
+  protected readyTimeoutMsOf(_member: Member): number | undefined {
+    return this.options.readyTimeoutMs;
   }
 
   /** Whether the named process (a shard-node, or `gateway`) is running. */

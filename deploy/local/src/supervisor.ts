@@ -23,7 +23,8 @@ export interface ProcessExit {
   readonly logFile: string;
 }
 
-const readyTimeoutMsDefault = 20_000;
+/** How long a process may take to answer `/readyz` 200, unless its start names its own bound. */
+export const readyTimeoutMsDefault = 20_000;
 const stopTimeoutMs = 15_000;
 /** The head of a child's stderr kept to explain its failure to start. */
 const stderrHeadBytesMax = 4000;
@@ -107,10 +108,18 @@ export class ProcessSupervisor {
     return isRunning(managed) && !this.starting.has(managed);
   }
 
-  async spawnAndWait(managed: ManagedProcess, argumentsList: readonly string[]): Promise<void> {
+  /**
+   * Spawns the process and waits for its `/readyz`, up to `readyTimeoutMs` (default: the
+   * supervisor's `readyTimeoutMs`, or `readyTimeoutMsDefault`).
+   */
+  async spawnAndWait(
+    managed: ManagedProcess,
+    argumentsList: readonly string[],
+    readyTimeoutMs = this.options.readyTimeoutMs ?? readyTimeoutMsDefault,
+  ): Promise<void> {
     this.starting.add(managed);
     try {
-      await this.spawnAndWaitForReady(managed, argumentsList);
+      await this.spawnAndWaitForReady(managed, argumentsList, readyTimeoutMs);
     } finally {
       this.starting.delete(managed);
     }
@@ -119,6 +128,7 @@ export class ProcessSupervisor {
   private async spawnAndWaitForReady(
     managed: ManagedProcess,
     argumentsList: readonly string[],
+    readyTimeoutMs: number,
   ): Promise<void> {
     const child = spawn(process.execPath, argumentsList, { stdio: ['ignore', 'pipe', 'pipe'] });
     managed.child = child;
@@ -151,7 +161,7 @@ export class ProcessSupervisor {
         managed.logFile,
       );
     });
-    const ready = waitForReady(managed.url, this.options.readyTimeoutMs ?? readyTimeoutMsDefault);
+    const ready = waitForReady(managed.url, readyTimeoutMs);
     await Promise.race([ready, exited]);
     exited.catch(() => undefined);
     // Ready: from here on, an exit this cluster did not cause is a finding. 'close' comes after the

@@ -1,6 +1,7 @@
 export {
   Node,
   nodeReplicasMax,
+  replicaOpensInFlightMax,
   type HostedReplica,
   type NodeOptions,
   type ReplicaFailure,

@@ -27,6 +27,7 @@ export {
   GROUPS_MAX_DEFAULT,
   PENDING_BYTES_MAX_DEFAULT,
   type GroupLogOptions,
+  type NodeLogFlush,
   type NodeLogObserver,
   type NodeLogOptions,
 } from './node-log-options.js';

@@ -18,10 +18,26 @@ import { RECORD_HEADER_BYTES } from './record-codec.js';
 
 const MIB = 1024 * 1024;
 
-/** The node's hooks for metrics: those of a replica log, plus the batching. Synchronous; must not throw. */
+/** What one flush of the node log wrote, and the fdatasync that made it durable. */
+export interface NodeLogFlush {
+  /** Writes the flush took: groups' saves and compactions (one per group per round), creations, removals. */
+  readonly writes: number;
+  /** Raft entries in those writes, over every group. */
+  readonly entries: number;
+  /** Bytes of those writes (0 for a flush that only had to sync), without a rotation's checkpoint. */
+  readonly bytes: number;
+  /** Seconds of the fdatasync that made the flush durable, or undefined when no write of it asked for one. */
+  readonly fsyncSeconds: number | undefined;
+}
+
+/**
+ * The node's hooks for metrics: those of a replica log, counted once for the whole node (every
+ * fdatasync, directory fsync and write of the node log, once each), plus the batching.
+ * Synchronous; must not throw.
+ */
 export interface NodeLogObserver extends RaftLogObserver {
-  /** One flush wrote `writes` writes (saves, compactions, ...) in `bytes`, with one datasync if `synced`. */
-  onFlush(writes: number, bytes: number, synced: boolean): void;
+  /** One flush: its writes, at most one fdatasync for all of them (group commit). */
+  onFlush(flush: NodeLogFlush): void;
   /** A write waited for room: `pendingBytes` were already waiting for the next flush (see `pendingBytesMax`). */
   onBackpressure(pendingBytes: number): void;
 }

@@ -366,7 +366,11 @@ export class NodeLog implements GroupLogHost {
     }
     try {
       let bytes = 0;
-      for (const write of writes) bytes += write.bytes;
+      let entries = 0;
+      for (const write of writes) {
+        bytes += write.bytes;
+        entries += write.records.entryCount;
+      }
       if (bytes > 0) {
         if (this.tailHasRecords && this.tail.info.sizeBytes + bytes > this.options.segmentBytesMax) {
           await this.rotate();
@@ -378,14 +382,14 @@ export class NodeLog implements GroupLogHost {
         this.tailHasRecords = true;
         for (const write of writes) this.noteWritten(write, appendSeconds);
       }
-      const synced = this.tail.unsynced && writes.some((write) => write.sync);
-      if (synced) {
-        const fsyncSeconds = await this.datasyncTail();
+      let fsyncSeconds: number | undefined;
+      if (this.tail.unsynced && writes.some((write) => write.sync)) {
+        fsyncSeconds = await this.datasyncTail();
         const members = new Set<GroupMember>();
         for (const write of writes) if (write.sync) members.add(write.member);
         for (const member of members) member.observer.onFsync(fsyncSeconds, 'segment');
       }
-      this.options.observer.onFlush(writes.length, bytes, synced);
+      this.options.observer.onFlush({ writes: writes.length, entries, bytes, fsyncSeconds });
       if (writes.some((write) => write.mayUnpin)) this.mayDeleteSegments = true;
       // A segment goes only once what freed it is durable, or a crash could leave a log that
       // needs the deleted segment.

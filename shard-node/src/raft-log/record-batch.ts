@@ -47,6 +47,8 @@ export class RecordBatch implements RecordSink {
   private totalBytes = 0;
   /** The highest entry index in the batch, or 0. */
   maxEntryIndex = 0;
+  /** The Raft entries in the batch (the node log reports how many each fsync made durable). */
+  entryCount = 0;
 
   constructor(
     private readonly recordBytesMax: number,
@@ -127,6 +129,7 @@ export class RecordBatch implements RecordSink {
     }
     if (from < entries.length) {
       this.maxEntryIndex = Math.max(this.maxEntryIndex, entries[entries.length - 1]!.index);
+      this.entryCount += entries.length - from;
     }
   }
 

@@ -10,6 +10,7 @@ export {
 export type { RequestedCompactionOutcome } from './compaction-policy.js';
 export { systemScheduler, sleep, type Scheduler, type Timer } from './scheduler.js';
 export { sharedIntervals } from './shared-intervals.js';
+export { logMetricsOf, nodeLogObserverOf, type LogMetrics } from './log-metrics.js';
 export type {
   InboundSender,
   OpenReplicaTransport,

@@ -23,8 +23,8 @@ export interface ReplicaMetrics {
   readonly rebuilds: { inc(): void };
   /** Peer messages dropped before the core saw them (`peer-message-check.ts`), by reason. */
   readonly peerMessagesRefused: { inc(labels: { reason: PeerMessageRefusal }): void };
+  /** This replica's records written to the Raft log, and the write that carried them. */
   observeAppend(bytes: number, seconds: number): void;
-  observeFsync(seconds: number): void;
   setLogBytes(bytes: number): void;
   /** The replica stopped: its gauges are no longer reported (its counters keep their totals). */
   release(): void;
@@ -35,7 +35,8 @@ export interface ReplicaMetrics {
  * one replica of a group). Each metric is registered once per registry, however many replicas
  * open, so that a second replica never clashes with the first. Gauges that mirror the core's state
  * (term, role, indexes) are read from each replica's `status()` when Prometheus scrapes, so the hot
- * path pays nothing for them.
+ * path pays nothing for them. The Raft log's fsyncs are the log's, not a group's: a node's groups
+ * share one fsync per round (`log-metrics.ts`).
  */
 class ReplicaMetricsFamily {
   /** The replicas reported by the gauges, by group. */
@@ -52,7 +53,6 @@ class ReplicaMetricsFamily {
   private readonly peerMessagesRefused: Counter<'group' | 'reason'>;
   private readonly appendBytes: Counter<'group'>;
   private readonly appendSeconds: Histogram<'group'>;
-  private readonly fsyncSeconds: Histogram<'group'>;
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -120,13 +120,6 @@ class ReplicaMetricsFamily {
     this.appendSeconds = new Histogram({
       name: raft('log_append_duration_seconds'),
       help: 'Time to write one batch of records to the Raft log (before fsync).',
-      labelNames: ['group'] as const,
-      buckets: latencyBucketsSeconds,
-      registers,
-    });
-    this.fsyncSeconds = new Histogram({
-      name: raft('log_fsync_duration_seconds'),
-      help: 'Time of one fsync of the Raft log; one per Ready, however many entries it holds.',
       labelNames: ['group'] as const,
       buckets: latencyBucketsSeconds,
       registers,
@@ -200,7 +193,6 @@ class ReplicaMetricsFamily {
     const batched = this.proposalsBatched.labels({ group });
     const appendBytes = this.appendBytes.labels({ group });
     const appendSeconds = this.appendSeconds.labels({ group });
-    const fsyncSeconds = this.fsyncSeconds.labels({ group });
     return {
       leaderChanges: counter(this.leaderChanges),
       proposalsCommitted: counter(this.proposalsCommitted),
@@ -217,7 +209,6 @@ class ReplicaMetricsFamily {
         appendBytes.inc(bytes);
         appendSeconds.observe(seconds);
       },
-      observeFsync: (seconds) => fsyncSeconds.observe(seconds),
       setLogBytes: (bytes) => {
         if (this.statuses.get(group) === status) this.logBytesByGroup.set(group, bytes);
       },

@@ -24,6 +24,7 @@ import type { Engine, EngineName, Entry as EngineEntry } from '../storage/index.
 import { PeerTransport, WarningLimiter, type SnapshotChunk } from '../transport/index.js';
 import { CompactionPolicy, type RequestedCompactionOutcome } from './compaction-policy.js';
 import { EntryApplier } from './entry-applier.js';
+import { logMetricsOf } from './log-metrics.js';
 import {
   MemberDirectory,
   decodeMembersRecord,
@@ -348,6 +349,9 @@ export class Replica {
 
   static async start(options: ReplicaOptions): Promise<Replica> {
     let metricsHooks: ReplicaMetrics | undefined;
+    // A log of its own (a process of one replica) is the process's Raft log, whose fsyncs and bytes
+    // it reports. A node's log, shared by its groups, reports them itself, each fsync once.
+    const ownLogMetrics = options.openLog === undefined ? logMetricsOf(options.registry) : undefined;
     const { stateMachine, logStore, rawNode } = await openReplicaState({
       groupId: options.groupId,
       raftId: options.self.raftId,
@@ -363,8 +367,11 @@ export class Replica {
       leaseReads: options.readMode === 'lease',
       logger: options.logger,
       logObserver: {
-        onAppend: (bytes, seconds) => metricsHooks?.observeAppend(bytes, seconds),
-        onFsync: (seconds) => metricsHooks?.observeFsync(seconds),
+        onAppend: (bytes, seconds) => {
+          metricsHooks?.observeAppend(bytes, seconds);
+          ownLogMetrics?.observeWritten(bytes);
+        },
+        onFsync: (seconds) => ownLogMetrics?.observeFsync(seconds),
         onSegmentsChanged: (totalBytes) => metricsHooks?.setLogBytes(totalBytes),
       },
       wrapEngine: options.wrapEngine,

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { MemoryFileSystem, Registry } from '@impulse/common';
-import { Node } from '../../src/node/index.js';
+import { MemoryFileSystem, Registry, wrapHandles } from '@impulse/common';
+import { Node, replicaOpensInFlightMax } from '../../src/node/index.js';
 import type { Replica } from '../../src/replica/index.js';
 import { untilLeading } from '../replica/harness.js';
 import { FailingDisk, hosted, nodeOptions } from './node-harness.js';
@@ -12,6 +12,16 @@ async function put(replica: Replica, key: string, value: string): Promise<void> 
     key,
     value: Buffer.from(value),
   });
+}
+
+/** The sum of the samples named `sampleName` (a histogram's `name_count`, say) over their label sets. */
+async function sampleSum(registry: Registry, sampleName: string): Promise<number> {
+  let sum = 0;
+  for (const line of (await registry.metrics()).split('\n')) {
+    const match = /^([a-zA-Z_:][\w:]*)(?:\{[^}]*\})? (\S+)$/.exec(line);
+    if (match?.[1] === sampleName) sum += Number(match[2]);
+  }
+  return sum;
 }
 
 describe('a node hosting replicas of many groups', () => {
@@ -107,5 +117,138 @@ describe('a node hosting replicas of many groups', () => {
     await untilLeading(fresh);
     expect(await fresh.read('old', 'linearizable')).toBeUndefined();
     await expect(third.clearLeftovers('g1')).rejects.toMatchObject({ code: 'MEMBERSHIP_CHANGE_REFUSED' });
+  });
+
+  it("counts its shared log's fsyncs once each, for the node, with the writes and entries each made durable", async () => {
+    const disk = new MemoryFileSystem();
+    let segmentDatasyncs = 0;
+    let logDirectorySyncs = 0;
+    const fs = wrapHandles(disk, (path, handle) => ({
+      datasync: () => {
+        if (path.startsWith('/data/n1/raft/') && path.endsWith('.log')) segmentDatasyncs++;
+        return handle.datasync();
+      },
+      sync: () => {
+        if (path === '/data/n1/raft') logDirectorySyncs++;
+        return handle.sync();
+      },
+    }));
+    const registry = new Registry();
+    const groupIds = ['g1', 'g2', 'g3', 'g4'];
+    const node = await Node.start(
+      nodeOptions(fs, registry, 'node'),
+      groupIds.map((groupId) => hosted(groupId)),
+    );
+    nodes.push(node);
+    await Promise.all(groupIds.map((groupId) => untilLeading(node.replicaOf(groupId) as Replica)));
+
+    const fsyncs = (): Promise<number> =>
+      sampleSum(registry, 'impulse_raft_log_fsync_duration_seconds_count');
+    const fsyncsBefore = await fsyncs();
+    const datasyncsBefore = segmentDatasyncs;
+    const directorySyncsBefore = logDirectorySyncs;
+    const writesSumBefore = await sampleSum(registry, 'impulse_raft_log_fsync_writes_sum');
+    const entriesSumBefore = await sampleSum(registry, 'impulse_raft_log_fsync_entries_sum');
+    const bytesBefore = await sampleSum(registry, 'impulse_raft_log_written_bytes_total');
+    // Writes to every group at once: their log writes of a round share the node log's fdatasync.
+    for (let round = 0; round < 5; round++) {
+      await Promise.all(
+        groupIds.map((groupId) => put(node.replicaOf(groupId) as Replica, `k${round}`, groupId)),
+      );
+    }
+    const fsyncCount = (await fsyncs()) - fsyncsBefore;
+    expect(segmentDatasyncs - datasyncsBefore + logDirectorySyncs - directorySyncsBefore).toBe(fsyncCount);
+    // Fewer fsyncs than groups times writes: each carried several groups' writes.
+    expect(fsyncCount).toBeGreaterThan(0);
+    expect(fsyncCount).toBeLessThan(groupIds.length * 5);
+    const writesPerFsync =
+      ((await sampleSum(registry, 'impulse_raft_log_fsync_writes_sum')) - writesSumBefore) / fsyncCount;
+    expect(writesPerFsync).toBeGreaterThan(1);
+    // Each group's 5 entries, once each (the node log is the only copy; groups of one).
+    expect((await sampleSum(registry, 'impulse_raft_log_fsync_entries_sum')) - entriesSumBefore).toBe(
+      groupIds.length * 5,
+    );
+    expect(await sampleSum(registry, 'impulse_raft_log_written_bytes_total')).toBeGreaterThan(bytesBefore);
+
+    // The series are the node's: none carries a group.
+    const page = await registry.metrics();
+    expect(page).toMatch(/^impulse_raft_log_fsync_duration_seconds_count [1-9]\d*$/m);
+    expect(page).not.toMatch(/impulse_raft_log_fsync_duration_seconds_\w+\{[^}]*group=/);
+    // The groups' own share of the log is still by group.
+    expect(page).toMatch(/impulse_raft_log_append_bytes_total\{group="g1"\} [1-9]/);
+  });
+
+  describe('with many groups, opened a few at a time', () => {
+    const groupIds = Array.from({ length: 64 }, (_, index) => `g${index + 1}`);
+
+    it('founds them all and opens them all again on a restart, over one node log', async () => {
+      expect(replicaOpensInFlightMax).toBeLessThan(groupIds.length);
+      const disk = new MemoryFileSystem();
+      const first = await Node.start(
+        nodeOptions(disk, new Registry(), 'node'),
+        groupIds.map((groupId) => hosted(groupId)),
+      );
+      nodes.push(first);
+      expect(first.failedReplicas()).toEqual([]);
+      await Promise.all(groupIds.map((groupId) => untilLeading(first.replicaOf(groupId) as Replica)));
+      await Promise.all(groupIds.map((groupId) => put(first.replicaOf(groupId) as Replica, 'k', groupId)));
+      await first.stop();
+      nodes.splice(0);
+
+      disk.powerCut();
+      const second = await Node.start(
+        nodeOptions(disk, new Registry(), 'node'),
+        groupIds.map((groupId) => hosted(groupId, false)),
+      );
+      nodes.push(second);
+      expect(second.failedReplicas()).toEqual([]);
+      expect(second.runningReplicas().size).toBe(groupIds.length);
+      for (const groupId of groupIds) {
+        const replica = second.replicaOf(groupId) as Replica;
+        await untilLeading(replica);
+        expect(await replica.read('k', 'linearizable')).toEqual(Buffer.from(groupId));
+      }
+    });
+
+    it("opens every other group when one group's log is corrupt, and reports that one", async () => {
+      // Each replica with a log of its own (`logs: 'replica'`): the node log is one file for every
+      // group, and damage in it is the whole node's (RAFT_LOG_CORRUPT at its open).
+      const disk = new MemoryFileSystem();
+      const first = await Node.start(
+        nodeOptions(disk, new Registry(), 'replica'),
+        groupIds.map((groupId) => hosted(groupId)),
+      );
+      nodes.push(first);
+      await Promise.all(groupIds.map((groupId) => untilLeading(first.replicaOf(groupId) as Replica)));
+      await Promise.all(groupIds.map((groupId) => put(first.replicaOf(groupId) as Replica, 'k', groupId)));
+      await first.stop();
+      nodes.splice(0);
+
+      // A byte of g17's first record, which later records follow: not a torn tail but damage.
+      const logDirectory = '/data/n1/groups/g17/raft';
+      const segments = (await disk.readdir(logDirectory)).filter((name) => name.endsWith('.log')).sort();
+      expect(segments.length).toBeGreaterThan(0);
+      disk.corrupt(`${logDirectory}/${segments[0]}`, 12);
+
+      const registry = new Registry();
+      const second = await Node.start(
+        nodeOptions(disk, registry, 'replica'),
+        groupIds.map((groupId) => hosted(groupId, false)),
+      );
+      nodes.push(second);
+      // RAFT_LOG_CORRUPT, refused as the start-up code that says the replica must be replaced.
+      expect(second.failedReplicas()).toMatchObject([{ groupId: 'g17', code: 'DATA_DIRECTORY_DAMAGED' }]);
+      expect(second.replicaOf('g17')).toBeUndefined();
+      const others = groupIds.filter((groupId) => groupId !== 'g17');
+      expect([...second.runningReplicas().keys()].sort()).toEqual([...others].sort());
+      for (const groupId of others) {
+        const replica = second.replicaOf(groupId) as Replica;
+        await untilLeading(replica);
+        expect(await replica.read('k', 'linearizable')).toEqual(Buffer.from(groupId));
+      }
+      const metrics = await registry.metrics();
+      expect(metrics).toContain('impulse_node_replicas{state="running"} 63');
+      expect(metrics).toContain('impulse_node_replicas{state="failed"} 1');
+    });
   });
 });

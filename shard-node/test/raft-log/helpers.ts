@@ -5,7 +5,13 @@ import path from 'node:path';
 import { expect } from 'vitest';
 
 import type { ConfState, Entry, LogFields, Storage } from '../../src/raft/index.js';
-import { NodeLog, RaftLogStore, type NodeLogOptions, type RaftLogOptions } from '../../src/raft-log/index.js';
+import {
+  NodeLog,
+  RaftLogStore,
+  type NodeLogFlush,
+  type NodeLogOptions,
+  type RaftLogOptions,
+} from '../../src/raft-log/index.js';
 
 export async function temporaryDirectory(): Promise<string> {
   return mkdtemp(path.join(os.tmpdir(), 'impulse-raft-log-'));
@@ -77,14 +83,16 @@ export class NodeRecorder extends Recorder {
   flushes = 0;
   syncedFlushes = 0;
   flushedWrites = 0;
+  flushedEntries = 0;
   flushBytesMax = 0;
   backpressures = 0;
 
   readonly nodeObserver = {
-    onFlush: (writes: number, bytes: number, synced: boolean): void => {
+    onFlush: ({ writes, entries, bytes, fsyncSeconds }: NodeLogFlush): void => {
       this.flushes++;
-      if (synced) this.syncedFlushes++;
+      if (fsyncSeconds !== undefined) this.syncedFlushes++;
       this.flushedWrites += writes;
+      this.flushedEntries += entries;
       this.flushBytesMax = Math.max(this.flushBytesMax, bytes);
     },
     onBackpressure: (): void => {

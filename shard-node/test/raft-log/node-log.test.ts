@@ -135,6 +135,9 @@ describe('node log', () => {
     const fsyncsBefore = recorder.segmentFsyncs;
     const appendsBefore = recorder.appends;
     const flushesBefore = recorder.flushes;
+    const syncedFlushesBefore = recorder.syncedFlushes;
+    const writesBefore = recorder.flushedWrites;
+    const entriesBefore = recorder.flushedEntries;
     await Promise.all([
       observed[0]!.save(
         { entries: entries(1, 50, 1, 100), hardState: { term: 1, vote: 1, commit: 0 } },
@@ -148,6 +151,10 @@ describe('node log', () => {
     expect(recorder.segmentFsyncs - fsyncsBefore).toBe(1);
     expect(recorder.appends - appendsBefore).toBe(1);
     expect(recorder.flushes - flushesBefore).toBe(1);
+    // The node's observer hears of the flush once: four groups' writes, 57 entries, one fdatasync.
+    expect(recorder.syncedFlushes - syncedFlushesBefore).toBe(1);
+    expect(recorder.flushedWrites - writesBefore).toBe(4);
+    expect(recorder.flushedEntries - entriesBefore).toBe(57);
     expect(groupFsyncs).toEqual([1, 1, 1, 0]);
     // A round of unsynced saves only: written, not synced.
     await Promise.all(
@@ -155,6 +162,8 @@ describe('node log', () => {
     );
     expect(recorder.segmentFsyncs - fsyncsBefore).toBe(1);
     expect(recorder.flushes - flushesBefore).toBe(2);
+    expect(recorder.syncedFlushes - syncedFlushesBefore).toBe(1);
+    expect(recorder.flushedEntries - entriesBefore).toBe(61);
     const expected = Object.fromEntries(observed.map((group) => [group.groupId, stateOf(group)]));
     await reopened.close();
     // close() syncs what was left unsynced.

@@ -49,4 +49,17 @@ describe('replica metrics on a shared registry', () => {
     expect(after).toContain('impulse_raft_is_leader{group="g1"} 1');
     expect(after).not.toContain('impulse_raft_is_leader{group="g2"}');
   });
+
+  it("reports the fsyncs and bytes of a log of its own (a process of one replica) as the process's log's", async () => {
+    const registry = new Registry();
+    const replica = await start('g1', registry);
+    await untilLeading(replica);
+    await replica.write({ operation: 'put', requestId: Buffer.from('a'), key: 'k', value: Buffer.from('v') });
+    const text = await registry.metrics();
+    // Unlabelled: a replica process's registry adds its group and replica as default labels.
+    expect(text).toMatch(/^impulse_raft_log_fsync_duration_seconds_count [1-9]\d*$/m);
+    expect(text).toMatch(/^impulse_raft_log_written_bytes_total [1-9]\d*$/m);
+    // The flush figures are a node log's: a replica's own log has no group commit to report.
+    expect(text).not.toContain('impulse_raft_log_fsync_writes');
+  });
 });
