@@ -1468,8 +1468,9 @@ function stepLeader(raft: Raft, message: Message): RaftError | undefined {
           progress.inflights.freeLE(message.index);
           break;
       }
-      if (raft.maybeCommit()) {
-        raft.releasePendingReadIndexMessages();
+      const committed = raft.maybeCommit();
+      if (committed) raft.releasePendingReadIndexMessages();
+      if (committed && !raft.config.deferCommitBroadcast) {
         // Tell everyone about the new commit index, once per Ready however many acknowledgements
         // moved it (an immediate broadcast would send one message per acknowledgement).
         raft.pendingAppendBroadcast = true;

@@ -14,6 +14,14 @@ export interface CompactionPolicyOptions {
   /** Entries kept in the log behind a snapshot, so a slow follower catches up without one. */
   readonly snapshotCatchUpEntries: number;
   readonly onStorageFault: (fault: StorageFault) => void;
+  /**
+   * The highest committed index the core has handed to the host (`EntryApplier.handedOutIndex`).
+   * After a start the core hands out again the entries after the log's snapshot, which the state
+   * machine may already hold (it skips them, and follows their membership changes): until the
+   * core has passed the state machine's applied index, it still reads those entries from the log,
+   * so nothing is compacted.
+   */
+  readonly handedOutIndex: () => number;
 }
 
 /**
@@ -71,6 +79,7 @@ export class CompactionPolicy {
 
   /** After a Ready: compacts when enough entries applied since the last snapshot. */
   async maybeCompact(): Promise<void> {
+    if (this.coreReplaying()) return;
     if (this.options.memoryEngine) return this.maybeCompactBehindImage();
     const { stateMachine, logStore } = this.options;
     const applied = stateMachine.appliedIndex;
@@ -122,7 +131,7 @@ export class CompactionPolicy {
    */
   async maybeCompactRequested(): Promise<void> {
     const requested = this.requested;
-    if (requested === undefined) return;
+    if (requested === undefined || this.coreReplaying()) return;
     const { stateMachine, logStore } = this.options;
     if (this.options.memoryEngine) return this.maybeCompactRequestedBehindImage(requested);
     const applied = stateMachine.appliedIndex;
@@ -145,6 +154,11 @@ export class CompactionPolicy {
       'replica: log compacted on request',
     );
     this.settleRequested('compacted');
+  }
+
+  /** Whether the core has yet to hand out entries the state machine holds (see `handedOutIndex`). */
+  private coreReplaying(): boolean {
+    return this.options.handedOutIndex() < this.options.stateMachine.appliedIndex;
   }
 
   /**

@@ -150,6 +150,24 @@ export async function openReplicaState(options: ReplicaStateOptions): Promise<Re
         commit: Math.max(hardState.commit, stateMachine.appliedIndex),
       });
     }
+    // A commit index alone is written without an fsync (a Ready with no entries and the same term
+    // and vote needs none: etcd's MustSync), while the state machine applies the entries as soon
+    // as they commit. A crash can so leave the log's commit behind what the state machine applied.
+    // Those entries were committed (nothing else is applied), so the log's commit is raised to
+    // them, durably, before the core starts: else a snapshot of the state machine (a compaction)
+    // could be recorded past the core's commit, which the next start refuses.
+    const hardStateBefore = logStore.hardState();
+    if (
+      !faulted &&
+      hardStateBefore.commit < stateMachine.appliedIndex &&
+      stateMachine.appliedIndex <= logStore.lastIndex()
+    ) {
+      logger.info(
+        { commit: hardStateBefore.commit, applied: stateMachine.appliedIndex },
+        'replica: the log\'s commit index is behind the state machine (a crash before it was synced); raised to the applied index',
+      );
+      await logStore.setHardState({ ...hardStateBefore, commit: stateMachine.appliedIndex });
+    }
     const adjust = options.adjustCore ?? ((config: Config): Config => config);
     const rawNode = new RawNode(
       adjust({
@@ -166,6 +184,9 @@ export async function openReplicaState(options: ReplicaStateOptions): Promise<Re
         readOnlyOption: options.leaseReads ? 'leaseBased' : 'safe',
         // The gateway sends writes to the leader; a follower answers NOT_LEADER rather than forward.
         disableProposalForwarding: true,
+        // A follower learns a commit index with the next append or heartbeat, not from an empty
+        // MsgApp of its own: half the messages of a write alone in its round (decision 0018).
+        deferCommitBroadcast: true,
         maxSizePerMessageBytes: 1024 * 1024,
         maxInflightMessages: 256,
         maxUncommittedEntriesBytes: 64 * 1024 * 1024,

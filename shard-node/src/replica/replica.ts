@@ -279,6 +279,7 @@ export class Replica {
       snapshotEntries: options.snapshotEntries,
       snapshotCatchUpEntries: options.snapshotCatchUpEntries,
       onStorageFault,
+      handedOutIndex: () => this.applier.handedOutIndex,
     });
     this.snapshotSender = new SnapshotSender({
       selfId,

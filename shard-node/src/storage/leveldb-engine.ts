@@ -96,6 +96,19 @@ const keyCountChunkKeysMax = 1024;
 
 type Database = ClassicLevel<Buffer, Buffer>;
 
+/**
+ * Keys up to which `hasMany` looks them up on the calling thread rather than in the thread pool.
+ * A lookup of a key a batch writes costs microseconds: the key is mostly in the memtable or the
+ * block cache, and an absent one is mostly ruled out by the tables' Bloom filters (classic-level
+ * builds them, 10 bits a key) without a read. The hand-off to a pool thread and back costs more:
+ * on a node that hosts many groups, each applies a batch of an entry or two per round, and each
+ * of those pool round trips wakes a thread and takes the pool's lock (futex waits on a busy
+ * machine). The price: a present key's value is copied out (`getSync` has no keys-only form),
+ * and a lookup that misses every cache reads a block from disk on the event loop. Bounded by this
+ * count per call; bigger calls (a batch of many keys) go to the pool as one call.
+ */
+export const hasOnLoopKeysMax = 16;
+
 const syncMarkerKey = Buffer.from([0x00, 0x73, 0x79, 0x6e, 0x63]); // "\0sync"
 const syncMarkerValue = Buffer.alloc(0);
 /**
@@ -156,10 +169,12 @@ export class LevelDbEngine extends BaseEngine {
   }
 
   /**
-   * LevelDB has no Has(): classic-level seeks one iterator to each key in turn (`db_has_many`),
-   * in one call to the thread pool, and copies no value out.
+   * LevelDB has no Has(). Up to `hasOnLoopKeysMax` keys are looked up on this thread (`getSync`);
+   * more go to the thread pool in one call (`db_has_many`: one iterator seek per key, no value
+   * copied out).
    */
   protected override async _hasMany(keys: readonly Buffer[]): Promise<boolean[]> {
+    if (keys.length <= hasOnLoopKeysMax) return keys.map((key) => this.#database.getSync(key) !== undefined);
     return this.#database.hasMany([...keys]);
   }
 

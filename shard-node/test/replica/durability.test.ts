@@ -4,10 +4,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Replica } from '../../src/replica/index.js';
+import { RaftLogStore } from '../../src/raft-log/index.js';
 import { ReplicaStateMachine } from '../../src/state-machine/index.js';
 import { LevelDbEngine } from '../../src/storage/index.js';
 import { PowerLossEngine } from '../state-machine/power-loss-engine.js';
-import { memberSpec, silentLogger, startReplica, untilLeading } from './harness.js';
+import type { MemberSpec } from '../../src/replica/index.js';
+import { freePorts, memberSpec, silentLogger, startReplica, untilLeading, waitFor, writeToGroup } from './harness.js';
 
 /** Every path fsynced through `node:fs/promises`, in order (see the mock below). */
 const fsynced = vi.hoisted(() => [] as string[]);
@@ -33,6 +35,14 @@ vi.mock('node:fs/promises', async (importOriginal) => {
  * state machine. Batches are applied to the engine without fsync (the log can replay them); once
  * the log is compacted it no longer can, so the engine must have been made durable first.
  */
+const confStateOf = (members: readonly MemberSpec[]) => ({
+  voters: members.map((member) => member.raftId),
+  learners: [],
+  votersOutgoing: [],
+  learnersNext: [],
+  autoLeave: false,
+});
+
 describe('durability before compaction', () => {
   let directory: string;
   const running: Replica[] = [];
@@ -122,6 +132,37 @@ describe('durability before compaction', () => {
     await expect(replica.compactNow(appliedIndex)).resolves.toBe('compacted');
     expect(replica.status().firstIndex).toBe(appliedIndex + 1);
     await expectEveryKeyAfterPowerCut(replica, engine(), written);
+  });
+
+  it('raises a commit index that a crash left behind the state machine, so a compaction never lies past it', async () => {
+    const members = (await freePorts(3)).map((port, position) => memberSpec(position + 1, port));
+    const group = new Map<number, Replica>();
+    const folder = (raftId: number): string => join(directory, `r${raftId}`);
+    for (const member of members) group.set(member.raftId, await startReplica(member, members, folder(member.raftId)));
+    running.push(...group.values());
+    for (let index = 0; index < 10; index++) await writeToGroup(group, `key-${index}`, Buffer.from(`value-${index}`));
+    const first = group.get(1) as Replica;
+    await waitFor('replica 1 applied every write', () => (first.status().appliedIndex >= 11 ? true : undefined));
+    for (const replica of running.splice(0)) await replica.stop();
+    // A commit index alone is written without an fsync: a crash can lose it while the state
+    // machine keeps what it applied. Here replica 1's commit is set back as such a crash leaves it.
+    const log = await RaftLogStore.open({ directory: join(folder(1), 'raft'), confState: confStateOf(members) });
+    await log.setHardState({ ...log.hardState(), commit: 3 });
+    await log.close();
+
+    // Replica 1 alone: no election can commit anything, so what it starts with is what it keeps.
+    const alone = await startReplica(members[0] as MemberSpec, members, folder(1));
+    running.push(alone);
+    const restarted = alone.status();
+    expect(restarted.appliedIndex).toBeGreaterThanOrEqual(11);
+    expect(restarted.commitIndex).toBe(restarted.appliedIndex);
+    // A compaction at the applied index, then a restart: the snapshot is not past the commit.
+    await expect(alone.compactNow(restarted.appliedIndex)).resolves.toBe('compacted');
+    await alone.stop();
+    running.splice(0);
+    const again = await startReplica(members[0] as MemberSpec, members, folder(1));
+    running.push(again);
+    expect(again.status()).toMatchObject({ snapshotIndex: restarted.appliedIndex, commitIndex: restarted.appliedIndex });
   });
 
   it('fsyncs the folders that hold the state directory and each engine generation it creates', async () => {

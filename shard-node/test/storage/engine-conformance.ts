@@ -597,6 +597,20 @@ export function describeEngineConformance(
         expect(await engine.hasMany([])).toEqual([]);
       });
 
+      it('answers the same for one key, a few, and more than a LevelDB engine looks up on its own thread', async () => {
+        // Every third key present, one deleted, the values of every size up to 64 KiB.
+        const present = new Map<string, Buffer>();
+        for (let i = 0; i < 60; i += 3) present.set(`k${i}`, Buffer.alloc(i * 1024 + 1, i));
+        await engine.batch([...present].map(([key, value]) => ({ type: 'put', key: bytes(key), value })));
+        await engine.delete(bytes('k30'));
+        present.delete('k30');
+        const names = Array.from({ length: 60 }, (_, i) => `k${i}`);
+        for (const count of [1, 2, 16, 17, 60]) {
+          const asked = names.slice(0, count).reverse();
+          expect(await engine.hasMany(asked.map(bytes))).toEqual(asked.map((name) => present.has(name)));
+        }
+      });
+
       it('refuses an empty key or a key that is not bytes, like every other call', async () => {
         await expectCode(engine.hasMany([bytes('a'), new Uint8Array(0)]), 'ENGINE_INVALID_ARGUMENT');
         await expectCode(engine.hasMany(['a' as unknown as Uint8Array]), 'ENGINE_INVALID_ARGUMENT');
