@@ -34,7 +34,9 @@ describe('a cluster of containers from the project image', () => {
         expect(direct.status, `${key} on ${replica.replicaId}`).toBe(200);
       }
       const status = (
-        await rawRequest(cluster.replicaUrl(replica.replicaId), '/admin/status')
+        await rawRequest(cluster.replicaUrl(replica.replicaId), '/admin/status', {
+          headers: cluster.adminHeaders(),
+        })
       ).json() as Record<string, unknown>;
       expect(status).toMatchObject({
         groupId: replica.groupId,
@@ -43,7 +45,9 @@ describe('a cluster of containers from the project image', () => {
       });
     }
 
-    const map = (await rawRequest(cluster.gatewayUrl, '/admin/cluster')).json() as {
+    const map = (
+      await rawRequest(cluster.gatewayUrl, '/admin/cluster', { headers: cluster.adminHeaders() })
+    ).json() as {
       groups: { id: string; replicas: { id: string; url: string }[] }[];
     };
     expect(map.groups.map((group) => group.replicas[0]?.url)).toEqual([
@@ -69,7 +73,11 @@ describe('a cluster of containers from the project image', () => {
       const statuses = await Promise.all(
         members.map(
           async (replica) =>
-            (await rawRequest(cluster.replicaUrl(replica.replicaId), '/admin/status')).json() as {
+            (
+              await rawRequest(cluster.replicaUrl(replica.replicaId), '/admin/status', {
+                headers: cluster.adminHeaders(),
+              })
+            ).json() as {
               role?: string;
               leaderReplicaId?: string | null;
             },

@@ -9,6 +9,7 @@ import {
   type StartedNetwork,
   type StartedTestContainer,
 } from 'testcontainers';
+import { adminHeaders } from '@impulse/common';
 import {
   dockerClient,
   imageUnderTest,
@@ -89,8 +90,14 @@ export class ContainerCluster {
     replicas: readonly ReplicaNode[],
     readonly gateway: ClusterNode,
     private readonly runId: string,
+    private readonly adminToken: string,
   ) {
     this.replicas = replicas;
+  }
+
+  /** The headers that carry the cluster's admin token: every admin request needs them. */
+  adminHeaders(): Record<string, string> {
+    return adminHeaders(this.adminToken);
   }
 
   static async start(options: ContainerClusterOptions): Promise<ContainerCluster> {
@@ -100,6 +107,8 @@ export class ContainerCluster {
     const runId = randomUUID().slice(0, 8);
     // The cluster secret the replicas prove to each other, as a Kubernetes Secret would give it.
     const clusterSecret = randomBytes(32).toString('hex');
+    // The admin token every process is given, and the tests' admin requests carry (decision 0017).
+    const adminToken = randomBytes(32).toString('hex');
     const labels = { [suiteLabel]: suiteLabelValue, [runLabel]: runId };
     const resources = new Resources(client, runId);
     try {
@@ -137,7 +146,11 @@ export class ContainerCluster {
             .withNetwork(network)
             .withNetworkAliases(replicaId)
             .withBindMounts([{ source: volume, target: '/data' }])
-            .withEnvironment({ IMPULSE_CLUSTER: clusterConfig, IMPULSE_CLUSTER_SECRET: clusterSecret })
+            .withEnvironment({
+              IMPULSE_CLUSTER: clusterConfig,
+              IMPULSE_CLUSTER_SECRET: clusterSecret,
+              IMPULSE_ADMIN_TOKEN: adminToken,
+            })
             .withCommand([
               'shard-node/dist/main.js',
               `--group-id=${group.id}`,
@@ -175,7 +188,7 @@ export class ContainerCluster {
         .withLabels(labels)
         .withNetwork(network)
         .withNetworkAliases('gateway')
-        .withEnvironment({ IMPULSE_CLUSTER: clusterConfig })
+        .withEnvironment({ IMPULSE_CLUSTER: clusterConfig, IMPULSE_ADMIN_TOKEN: adminToken })
         .withCommand([
           'gateway/dist/main.js',
           `--port=${gatewayPort}`,
@@ -198,7 +211,7 @@ export class ContainerCluster {
         aliases: ['gateway'],
         port: gatewayPort,
       };
-      return new ContainerCluster(client, network, replicas, gateway, runId);
+      return new ContainerCluster(client, network, replicas, gateway, runId, adminToken);
     } catch (error) {
       await resources.remove().catch((cleanupError: unknown) => {
         console.error('containers: cleanup after a failed start failed too', cleanupError);

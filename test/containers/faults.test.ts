@@ -72,7 +72,9 @@ describe('faults injected into a cluster of containers', () => {
     // Everything acknowledged before the SIGKILL is there (writes are fsynced), and the write that
     // was refused did not happen.
     await expectRecovered(client, keys.get('g1') ?? []);
-    const status = (await rawRequest(cluster.replicaUrl('g1-r1'), '/admin/status')).json() as {
+    const status = (
+      await rawRequest(cluster.replicaUrl('g1-r1'), '/admin/status', { headers: cluster.adminHeaders() })
+    ).json() as {
       keyCount: number;
     };
     expect(status.keyCount).toBe(5);

@@ -333,6 +333,7 @@ async function leaderOf(cluster: ContainerCluster): Promise<ReplicaNode> {
 
 async function statusOf(cluster: ContainerCluster, replica: ReplicaNode): Promise<ReplicaStatus> {
   const response = await rawRequest(cluster.replicaUrl(replica.replicaId), '/admin/status', {
+    headers: cluster.adminHeaders(),
     timeoutMs: 1_000,
   });
   if (response.status !== 200) throw new Error(`${replica.replicaId}: /admin/status ${response.status}`);

@@ -6,7 +6,7 @@ import {
   type StartedNetwork,
   type StartedTestContainer,
 } from 'testcontainers';
-import { loadClusterConfig, type ClusterConfig } from '@impulse/common';
+import { adminHeaders, loadClusterConfig, type ClusterConfig } from '@impulse/common';
 import {
   containerOf,
   environmentOf,
@@ -49,7 +49,13 @@ export class ManifestCluster {
     readonly gateway: ClusterNode,
     readonly config: ClusterConfig,
     private readonly runId: string,
+    private readonly adminToken: string,
   ) {}
+
+  /** The headers that carry the admin token the manifests' Secret holds: admin requests need them. */
+  adminHeaders(): Record<string, string> {
+    return adminHeaders(this.adminToken);
+  }
 
   get networkHandle(): StartedNetwork {
     return this.network;
@@ -66,10 +72,14 @@ export class ManifestCluster {
     const nodeSpec = containerOf(statefulSet);
     const gatewaySpec = containerOf(gatewayManifest);
     const secret = randomBytes(32).toString('hex');
+    const adminToken = randomBytes(32).toString('hex');
     const network = await new Network({ nextUuid: () => `${networkNamePrefix}${runId}` }).start();
+    const clusterMount = { content: clusterText, target: '/etc/impulse/cluster.json' };
+    const adminTokenMount = { content: `${adminToken}\n`, target: '/etc/impulse-admin/token' };
     const mounts = [
-      { content: clusterText, target: '/etc/impulse/cluster.json' },
+      clusterMount,
       { content: `${secret}\n`, target: '/etc/impulse-secret/secret' },
+      adminTokenMount,
     ];
     try {
       const nodeStarts = config.nodes.map(async (node): Promise<ManifestNode> => {
@@ -103,7 +113,7 @@ export class ManifestCluster {
         .withLabels(labels)
         .withNetwork(network)
         .withNetworkAliases('impulse-gateway')
-        .withCopyContentToContainer(mounts.slice(0, 1))
+        .withCopyContentToContainer([clusterMount, adminTokenMount])
         .withEnvironment(environmentOf(gatewaySpec, 'impulse-gateway-0'))
         .withCommand(gatewaySpec.args)
         .withExposedPorts(gatewayPort)
@@ -124,7 +134,7 @@ export class ManifestCluster {
         aliases: ['impulse-gateway'],
         port: gatewayPort,
       };
-      return new ManifestCluster(network, nodes, gateway, config, runId);
+      return new ManifestCluster(network, nodes, gateway, config, runId, adminToken);
     } catch (error) {
       const resources = new Resources(client, runId);
       resources.network = network;

@@ -33,7 +33,9 @@ describe('the Kubernetes manifests under Docker', () => {
       }
     };
     const statusOf = async (node: ManifestNode): Promise<NodeStatus> =>
-      (await rawRequest(cluster.urlOf(node), '/admin/status')).json() as NodeStatus;
+      (
+        await rawRequest(cluster.urlOf(node), '/admin/status', { headers: cluster.adminHeaders() })
+      ).json() as NodeStatus;
 
     await writeAll('a');
     for (const node of cluster.nodes) {
@@ -41,7 +43,17 @@ describe('the Kubernetes manifests under Docker', () => {
       expect(status.replicas.map((replica) => [replica.groupId, replica.health])).toEqual(
         groups.map((group) => [group, 'running']),
       );
+      // The admin routes take the token of the manifests' Secret, and only it; probes need none.
+      expect((await rawRequest(cluster.urlOf(node), '/admin/status')).status).toBe(401);
+      expect((await rawRequest(cluster.urlOf(node), '/readyz')).status).toBe(200);
     }
+    const gatewayUrl = cluster.urlOf(cluster.gateway);
+    expect((await rawRequest(gatewayUrl, '/admin/cluster')).status).toBe(401);
+    const map = (
+      await rawRequest(gatewayUrl, '/admin/cluster', { headers: cluster.adminHeaders() })
+    ).json() as { groups: { id: string; leader: string | null }[] };
+    // The gateway asked the nodes with the same token: each group's leader is known.
+    for (const group of map.groups) expect(group.leader, group.id).not.toBeNull();
 
     // kill -9 of the node that leads the most groups: each group it led elects another leader.
     const leaders = new Map<string, number>();

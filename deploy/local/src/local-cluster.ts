@@ -2,12 +2,13 @@ import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
+  adminHeaders,
   ensureDataDirectory,
   keyBytesMaxDefault,
   valueBytesMaxDefault,
   type ClusterConfig,
 } from '@impulse/common';
-import { ensureClusterSecret, readFounded, writeFounded } from './founding.js';
+import { ensureSecretFile, readFounded, writeFounded } from './founding.js';
 import { freePort } from './ports.js';
 import type { PowerCut } from './power-fs.js';
 import { PowerLossDisks } from './power-loss.js';
@@ -131,6 +132,8 @@ export class LocalCluster {
   private readonly supervisor: ProcessSupervisor;
   /** The highest Raft id each group has had, retired replicas included. */
   private readonly highestRaftIds = new Map<string, number>();
+  /** The admin token every process is given (`adminTokenPath`), once the start has made or read it. */
+  private adminToken: string | undefined;
   /** The replicas' power-loss file systems (mounted with `powerLoss` only). */
   private readonly disks: PowerLossDisks;
 
@@ -203,7 +206,8 @@ export class LocalCluster {
     await ensureDataDirectory(this.options.dataDirectory);
     mkdirSync(this.logDirectory, { recursive: true });
     for (const replicaId of await readFounded(this.foundedPath)) this.foundedReplicas.add(replicaId);
-    await ensureClusterSecret(this.clusterSecretPath);
+    await ensureSecretFile(this.clusterSecretPath);
+    this.adminToken = await ensureSecretFile(this.adminTokenPath);
     const replicasPerGroup = this.options.replicasPerGroup ?? 1;
     let nextPort = this.options.replicaBasePort ?? 0;
     for (let group = 1; group <= this.options.groups; group++) {
@@ -302,6 +306,20 @@ export class LocalCluster {
     return join(resolve(this.options.dataDirectory), clusterSecretFileName);
   }
 
+  /**
+   * The admin token every process is given (`--admin-token-file`), made as the cluster secret is:
+   * the operator's key to the admin routes, sent as `Authorization: Bearer <token>`.
+   */
+  get adminTokenPath(): string {
+    return join(resolve(this.options.dataDirectory), adminTokenFileName);
+  }
+
+  /** The headers that carry the admin token: every request to an admin route of the cluster needs them. */
+  adminHeaders(): Record<string, string> {
+    if (this.adminToken === undefined) throw new Error('the cluster is not started');
+    return adminHeaders(this.adminToken);
+  }
+
   private get foundedPath(): string {
     return join(resolve(this.options.dataDirectory), foundedFileName);
   }
@@ -362,6 +380,7 @@ export class LocalCluster {
       `--data-dir=${replica.dataDirectory}`,
       `--cluster=${JSON.stringify(this.clusterConfig())}`,
       `--cluster-secret-file=${this.clusterSecretPath}`,
+      `--admin-token-file=${this.adminTokenPath}`,
       `--log-level=${this.options.logLevel ?? 'info'}`,
       ...(this.options.shardNodeArguments ?? []),
       ...(replica.joined ? ['--join'] : []),
@@ -379,6 +398,7 @@ export class LocalCluster {
       `--host=${this.host}`,
       `--port=${gateway.port}`,
       `--cluster=${JSON.stringify(this.clusterConfig())}`,
+      `--admin-token-file=${this.adminTokenPath}`,
       `--log-level=${this.options.logLevel ?? 'info'}`,
       ...(this.options.gatewayArguments ?? []),
     ];
@@ -432,7 +452,10 @@ export class LocalCluster {
       for (const replica of this.group(groupId)) {
         if (excluding.includes(replica.replicaId) || replica.child === undefined) continue;
         try {
-          const response = await fetch(`${replica.url}/admin/status`, { signal: AbortSignal.timeout(500) });
+          const response = await fetch(`${replica.url}/admin/status`, {
+            headers: this.adminHeaders(),
+            signal: AbortSignal.timeout(500),
+          });
           const status = (await response.json()) as { role?: string };
           if (status.role === 'leader') return replica;
         } catch {
@@ -488,3 +511,6 @@ export class LocalCluster {
 
 /** The file, under the data root, of the cluster secret the launcher made. */
 export const clusterSecretFileName = 'cluster-secret';
+
+/** The file, under the data root, of the admin token the launcher made. */
+export const adminTokenFileName = 'admin-token';

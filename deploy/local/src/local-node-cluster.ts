@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import {
   StartupError,
+  adminHeaders,
   ensureDataDirectory,
   startupErrorCodes,
   groupHeader,
@@ -9,8 +10,14 @@ import {
   valueBytesMaxDefault,
   type ClusterConfig,
 } from '@impulse/common';
-import { ensureClusterSecret, readFounded, writeFounded } from './founding.js';
-import { clusterSecretFileName, foundedFileName, gatewayMain, shardNodeMain } from './local-cluster.js';
+import { ensureSecretFile, readFounded, writeFounded } from './founding.js';
+import {
+  adminTokenFileName,
+  clusterSecretFileName,
+  foundedFileName,
+  gatewayMain,
+  shardNodeMain,
+} from './local-cluster.js';
 import { freePort } from './ports.js';
 import type { PowerCut } from './power-fs.js';
 import { PowerLossDisks } from './power-loss.js';
@@ -136,6 +143,8 @@ export class LocalNodeCluster {
   private readonly hosting = new Map<string, NodeReplica[]>();
   /** The highest Raft id each group has had, removed replicas included: ids are never reused. */
   private readonly highestRaftIds = new Map<string, number>();
+  /** The admin token every process is given (`adminTokenPath`), once the start has made or read it. */
+  private adminToken: string | undefined;
 
   private constructor(private readonly options: LocalNodeClusterOptions) {
     this.supervisor = new ProcessSupervisor(options);
@@ -174,6 +183,20 @@ export class LocalNodeCluster {
 
   get clusterSecretPath(): string {
     return join(resolve(this.options.dataDirectory), clusterSecretFileName);
+  }
+
+  /**
+   * The admin token every process is given (`--admin-token-file`), made as the cluster secret is:
+   * the operator's key to the admin routes, sent as `Authorization: Bearer <token>`.
+   */
+  get adminTokenPath(): string {
+    return join(resolve(this.options.dataDirectory), adminTokenFileName);
+  }
+
+  /** The headers that carry the admin token: every request to an admin route of the cluster needs them. */
+  adminHeaders(): Record<string, string> {
+    if (this.adminToken === undefined) throw new Error('the cluster is not started');
+    return adminHeaders(this.adminToken);
   }
 
   private get foundedPath(): string {
@@ -225,7 +248,8 @@ export class LocalNodeCluster {
     await ensureDataDirectory(this.options.dataDirectory);
     mkdirSync(this.logDirectory, { recursive: true });
     for (const replicaId of await readFounded(this.foundedPath)) this.foundedReplicas.add(replicaId);
-    await ensureClusterSecret(this.clusterSecretPath);
+    await ensureSecretFile(this.clusterSecretPath);
+    this.adminToken = await ensureSecretFile(this.adminTokenPath);
     const nodeCount = this.options.nodes ?? 3;
     const replicasPerGroup = this.options.replicasPerGroup ?? Math.min(3, nodeCount);
     if (replicasPerGroup > nodeCount)
@@ -271,7 +295,7 @@ export class LocalNodeCluster {
     }
     const failed = new Set(this.startFailures.map((failure) => failure.node.nodeId));
     const running = this.nodes.filter((node) => !failed.has(node.nodeId));
-    this.failedReplicas.push(...(await failedReplicasOf(running)));
+    this.failedReplicas.push(...(await failedReplicasOf(running, this.adminHeaders())));
     // Recorded once every node started (or failed to): a replica that started is never given
     // --bootstrap-groups again. One that failed has not served, and may found on a later start.
     const notStarted = new Set(this.failedReplicas.map((replica) => replica.replicaId));
@@ -307,6 +331,7 @@ export class LocalNodeCluster {
       `--host=${this.host}`,
       `--port=${port}`,
       `--cluster=${JSON.stringify(this.clusterConfig())}`,
+      `--admin-token-file=${this.adminTokenPath}`,
       `--log-level=${this.options.logLevel ?? 'info'}`,
       ...(this.options.gatewayArguments ?? []),
     ]);
@@ -336,6 +361,7 @@ export class LocalNodeCluster {
       `--data-dir=${node.dataDirectory}`,
       `--cluster=${JSON.stringify(this.clusterConfig())}`,
       `--cluster-secret-file=${this.clusterSecretPath}`,
+      `--admin-token-file=${this.adminTokenPath}`,
       `--log-level=${this.options.logLevel ?? 'info'}`,
       ...(bootstrapGroups.length > 0 ? [`--bootstrap-groups=${bootstrapGroups.join(',')}`] : []),
       ...(this.options.shardNodeArguments ?? []),
@@ -398,7 +424,7 @@ export class LocalNodeCluster {
       Math.max(this.highestRaftIds.get(groupId) ?? 0, ...members.map((member) => member.raftId)) + 1;
     this.highestRaftIds.set(groupId, raftId);
     const replica: NodeReplica = { groupId, replicaId: `${groupId}-r${raftId}`, raftId };
-    await adminRequest(node, 'POST', '/admin/replicas', {
+    await adminRequest(node, this.adminHeaders(), 'POST', '/admin/replicas', {
       ...replica,
       members: members.map((member) => ({
         replicaId: member.replicaId,
@@ -422,7 +448,7 @@ export class LocalNodeCluster {
     );
     const replica = node && this.replicasOn(node.nodeId).find((hosted) => hosted.replicaId === replicaId);
     if (node === undefined || replica === undefined) throw new Error(`no node hosts ${replicaId}`);
-    await adminRequest(node, 'DELETE', `/admin/replicas/${replica.groupId}?force=true`);
+    await adminRequest(node, this.adminHeaders(), 'DELETE', `/admin/replicas/${replica.groupId}?force=true`);
     this.hosting.set(
       node.nodeId,
       this.replicasOn(node.nodeId).filter((hosted) => hosted.replicaId !== replicaId),
@@ -467,7 +493,7 @@ export class LocalNodeCluster {
         if (excluding.includes(node.nodeId) || !isRunning(node)) continue;
         try {
           const response = await fetch(`${node.url}/admin/status`, {
-            headers: { [groupHeader]: groupId },
+            headers: { [groupHeader]: groupId, ...this.adminHeaders() },
             signal: AbortSignal.timeout(500),
           });
           const status = (await response.json()) as { role?: string };
@@ -531,13 +557,14 @@ const adminRequestTimeoutMs = 20_000;
 /** A node admin request that must answer 200; throws with the status and the answer otherwise. */
 async function adminRequest(
   node: NodeProcessInfo,
+  headers: Readonly<Record<string, string>>,
   method: 'POST' | 'DELETE',
   path: string,
   body?: unknown,
 ): Promise<void> {
   const response = await fetch(`${node.url}${path}`, {
     method,
-    headers: { 'content-type': 'application/json' },
+    headers: { ...headers, 'content-type': 'application/json' },
     ...(body === undefined ? {} : { body: JSON.stringify(body) }),
     signal: AbortSignal.timeout(adminRequestTimeoutMs),
   });
@@ -548,10 +575,20 @@ async function adminRequest(
 }
 
 /** The failed replicas each running node reports in its `/admin/status`. */
-async function failedReplicasOf(nodes: readonly NodeProcessInfo[]): Promise<FailedReplica[]> {
+async function failedReplicasOf(
+  nodes: readonly NodeProcessInfo[],
+  headers: Readonly<Record<string, string>>,
+): Promise<FailedReplica[]> {
   const failed: FailedReplica[] = [];
   for (const node of nodes) {
-    const response = await fetch(`${node.url}/admin/status`, { signal: AbortSignal.timeout(5_000) });
+    const response = await fetch(`${node.url}/admin/status`, {
+      headers,
+      signal: AbortSignal.timeout(5_000),
+    });
+    if (response.status !== 200)
+      throw new Error(
+        `GET /admin/status on ${node.nodeId}: ${response.status} ${(await response.text()).slice(0, 300)}`,
+      );
     const status = (await response.json()) as {
       replicas?: { groupId: string; health: string; message?: string; code?: string | null }[];
     };
