@@ -42,6 +42,11 @@ export const errorRegistry = {
     status: 400,
     description: 'The `continue` token of a scan is not one that a scan answered as `next`.',
   },
+  ADMIN_UNAUTHORIZED: {
+    status: 401,
+    description:
+      "An admin route (`/admin/...`) was asked without the process's admin token: no `Authorization: Bearer <token>` header, a malformed one, or a wrong token; or an admin change was asked of a process given no admin token. See `reason` (`missing`, `malformed`, `invalid`, `notConfigured`) and `WWW-Authenticate`. Nothing was changed.",
+  },
   NOT_FOUND: { status: 404, description: 'The key does not exist.' },
   ROUTE_NOT_FOUND: { status: 404, description: 'No route matches the request path.' },
   METHOD_NOT_ALLOWED: { status: 405, description: 'The route exists but not for this method; see `Allow`.' },

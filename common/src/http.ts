@@ -126,7 +126,12 @@ export const refusedBodyLingerBytesMax = 8 * 1024 * 1024;
  * it. So the rest of the body is read and discarded for a short while ("lingering close", as
  * Apache and nginx do), and the connection is cut only past a time or byte limit.
  */
-export function refuseBody(request: IncomingMessage, response: ServerResponse, error: ImpulseError): void {
+export function refuseBody(
+  request: IncomingMessage,
+  response: ServerResponse,
+  error: ImpulseError,
+  extraHeaders: Readonly<Record<string, string>> = {},
+): void {
   if (!request.complete) {
     // Node closes a connection whose request body was not read once the answer is written, with
     // `destroySoon()`. Replace that, for this socket only, by a half-close that drains the rest.
@@ -135,7 +140,7 @@ export function refuseBody(request: IncomingMessage, response: ServerResponse, e
   }
   // Say so in the answer too: a keep-alive client would otherwise keep sending the rest of a
   // chunked body on a connection it believes stays open.
-  sendError(response, error, request.complete ? {} : { connection: 'close' });
+  sendError(response, error, request.complete ? extraHeaders : { ...extraHeaders, connection: 'close' });
 }
 
 /**

@@ -10,6 +10,8 @@ export * from './http-server.js';
 export * from './logger.js';
 export * from './metrics.js';
 export * from './http.js';
+export * from './secret.js';
+export * from './admin-auth.js';
 export * from './service.js';
 export * from './startup-error.js';
 export * from './data-directory-location.js';

@@ -2,7 +2,9 @@ import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import express, { type Express, type Request } from 'express';
 import {
+  AdminAuth,
   ImpulseError,
+  adminHeaders,
   groupHeader,
   allowMethods,
   isScanPath,
@@ -69,14 +71,27 @@ export interface GatewayApp {
   close(): void;
 }
 
-/** Status fields of a replica's `/admin/status`, or `reachable: false`. */
-async function replicaStatus(url: string, groupId: string): Promise<Record<string, unknown>> {
+/**
+ * Status fields of a replica's `/admin/status` (asked with the gateway's admin token, the
+ * cluster's), `reachable: false` when it does not answer, or the error it answered.
+ */
+async function replicaStatus(
+  url: string,
+  groupId: string,
+  adminToken: Uint8Array | undefined,
+): Promise<Record<string, unknown>> {
   try {
     const response = await fetch(`${url}/admin/status`, {
-      headers: { [groupHeader]: groupId },
+      headers: { [groupHeader]: groupId, ...adminHeaders(adminToken) },
       signal: AbortSignal.timeout(adminStatusTimeoutMs),
     });
     const status = (await response.json()) as Record<string, unknown>;
+    if (!response.ok) {
+      // An answer with an error: a replica given another admin token than the gateway's answers
+      // 401 ADMIN_UNAUTHORIZED; one that failed, REPLICA_FAILED. Said, never taken for a status.
+      const error = (status['error'] ?? {}) as Record<string, unknown>;
+      return { reachable: true, httpStatus: response.status, error: error['code'] ?? null };
+    }
     return {
       reachable: true,
       replicaId: status['replicaId'],
@@ -112,6 +127,8 @@ export function createGatewayApp(context: GatewayContext): GatewayApp {
   app.disable('etag');
   app.set('query parser', 'simple');
   app.use(observeRequests(httpMetrics, (request) => routeOf(request as Request)));
+  // /admin/cluster needs the admin token (docs/decisions/0017-admin-authentication.md).
+  app.use(new AdminAuth(config.adminToken).middleware());
 
   // The data path: the same metrics as express's routes, under the route `/kv/{key}`.
   const observeKv = observeRequests(httpMetrics, () => '/kv/{key}');
@@ -243,7 +260,7 @@ export function createGatewayApp(context: GatewayContext): GatewayApp {
     const groups = await Promise.all(
       router.cluster.groups.map(async (group) => {
         const replicas = await Promise.all(
-          group.replicas.map((replica) => replicaStatus(replica.url, group.id)),
+          group.replicas.map((replica) => replicaStatus(replica.url, group.id, config.adminToken)),
         );
         const leader = replicas.find((status) => status.role === 'leader');
         return {

@@ -1,5 +1,6 @@
 import {
   ConfigError,
+  adminTokenBytesMin,
   httpServerLimitProblems,
   httpServerOptions,
   keyBytesMaxDefault,
@@ -9,6 +10,7 @@ import {
   parseConfig,
   valueBytesMaxDefault,
   valueBytesMaxUpperBound,
+  readAdminToken,
   type ConfigOf,
   type ParseConfigInput,
 } from '@impulse/common';
@@ -29,6 +31,10 @@ export const gatewayOptions = {
   clusterFile: option.string({ description: 'Path of the cluster configuration (JSON).', default: '' }),
   cluster: option.string({
     description: 'Inline cluster configuration (JSON); wins over --cluster-file.',
+    default: '',
+  }),
+  adminTokenFile: option.string({
+    description: `File holding the admin token (at least ${adminTokenBytesMin} bytes of letters, digits and - . _ ~ + /; a trailing newline is ignored) that GET /admin/cluster must carry as 'Authorization: Bearer <token>', and that the gateway sends to the replicas' /admin/status: the cluster's, which every node is given too. IMPULSE_ADMIN_TOKEN may hold the token itself instead (an environment variable only: a flag would show in ps). Without either, /admin/cluster is open and the replicas are asked without a token.`,
     default: '',
   }),
   valueBytesMax: option.bytes({
@@ -95,11 +101,27 @@ export const gatewayOptions = {
   logLevel: option.enum({ description: 'Log level.', default: 'info', choices: logLevels }),
 };
 
-export type GatewayConfig = ConfigOf<typeof gatewayOptions>;
+/**
+ * The gateway's configuration: its options, and the admin token they lead to (from
+ * `--admin-token-file` or IMPULSE_ADMIN_TOKEN; see `withAdminToken`).
+ */
+export type GatewayConfig = ConfigOf<typeof gatewayOptions> & { readonly adminToken?: Uint8Array };
 
 export function parseGatewayConfig(input: ParseConfigInput): GatewayConfig {
   const config = parseConfig(gatewayProgram, gatewayOptions, input);
   const problems = httpServerLimitProblems(config);
   if (problems.length > 0) throw new ConfigError(problems);
   return config;
+}
+
+/**
+ * The configuration with the admin token its options name, read once at start (a configuration
+ * error when the file cannot be read or the token is not one).
+ */
+export function withAdminToken(
+  config: GatewayConfig,
+  env: Readonly<Record<string, string | undefined>>,
+): GatewayConfig {
+  const adminToken = readAdminToken(config.adminTokenFile, env);
+  return adminToken === undefined ? config : Object.freeze({ ...config, adminToken });
 }

@@ -23,6 +23,11 @@ export class Gateway {
   ) {}
 
   static async start(config: GatewayConfig, cluster: ClusterConfig, logger: Logger): Promise<Gateway> {
+    if (config.adminToken === undefined) {
+      logger.warn(
+        'gateway: no admin token (--admin-token-file or IMPULSE_ADMIN_TOKEN): GET /admin/cluster is open to anyone, and asks the replicas their status without a token (a replica given one answers 401)',
+      );
+    }
     const router = new ClusterRouter(cluster);
     const registry = createMetricsRegistry({ service: 'gateway' });
     const readiness = { ready: false };

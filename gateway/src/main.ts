@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { loadClusterConfig, runService, withClusterLimits } from '@impulse/common';
-import { parseGatewayConfig } from './config.js';
+import { parseGatewayConfig, withAdminToken } from './config.js';
 import { Gateway } from './gateway.js';
 
 void runService({
@@ -10,7 +10,7 @@ void runService({
     const parsed = parseGatewayConfig({ argv: process.argv.slice(2), env: process.env });
     const cluster = loadClusterConfig({ json: parsed.cluster, file: parsed.clusterFile });
     // The key and value limits are the cluster's, so that the gateway and every replica agree.
-    return { config: withClusterLimits(parsed, cluster), cluster };
+    return { config: withAdminToken(withClusterLimits(parsed, cluster), process.env), cluster };
   },
   logLevel: ({ config }) => config.logLevel,
   start: ({ config, cluster }, logger) => Gateway.start(config, cluster, logger),

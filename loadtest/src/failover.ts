@@ -165,7 +165,8 @@ export async function runFailoverRound(
   options: FailoverRoundOptions,
 ): Promise<FailoverRound> {
   const nodeIds = cluster.nodes.map((node) => node.nodeId);
-  const leaders = await waitForLeaders(cluster.nodes, cluster.groupIds, options.roundTimeoutMs);
+  const adminHeaders = cluster.adminHeaders();
+  const leaders = await waitForLeaders(cluster.nodes, adminHeaders, cluster.groupIds, options.roundTimeoutMs);
   const victim = chooseVictim(leaders, nodeIds, options.round);
   const led = [...leaders].filter(([, nodeId]) => nodeId === victim).map(([groupId]) => groupId);
   const survivors = cluster.nodes.filter((node) => node.nodeId !== victim);
@@ -181,7 +182,7 @@ export async function runFailoverRound(
   const newLeaders = new Map<string, { nodeId: string; seconds: number }>();
   const watchLeaders = async (): Promise<void> => {
     while (newLeaders.size < led.length && performance.now() < deadlineMs) {
-      const statuses = await fetchStatuses(survivors, statusTimeoutMs);
+      const statuses = await fetchStatuses(survivors, adminHeaders, statusTimeoutMs);
       const at = seconds();
       for (const [groupId, nodeId] of leadersByGroup(statuses)) {
         if (led.includes(groupId) && nodeId !== victim && !newLeaders.has(groupId)) {
@@ -234,7 +235,7 @@ export async function runFailoverRound(
   let catchUpSeconds: number | undefined;
   let behind: string[] = [];
   while (performance.now() < catchUpDeadline) {
-    const statuses = await fetchStatuses(cluster.nodes, 2000);
+    const statuses = await fetchStatuses(cluster.nodes, adminHeaders, 2000);
     const restarted = statuses.find((status) => status.nodeId === victim);
     behind = restarted === undefined ? cluster.groupIds : groupsBehind(restarted, statuses);
     if (behind.length === 0) {

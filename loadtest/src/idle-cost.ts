@@ -174,7 +174,7 @@ export async function measureIdle(options: IdleRunOptions): Promise<IdleRun> {
       readyTimeoutMs: startTimeoutMs(options.groups),
     });
     const nodes = cluster.nodes;
-    await waitForLeaders(nodes, cluster.groupIds, startTimeoutMs(options.groups));
+    await waitForLeaders(nodes, cluster.adminHeaders(), cluster.groupIds, startTimeoutMs(options.groups));
     const startSeconds = (Date.now() - startedMs) / 1000;
     options.log(
       `idle: round ${options.round}, ${options.groups} groups: started and led in ${startSeconds.toFixed(1)} s; settling ${options.settleMs / 1000} s, then measuring ${options.windowMs / 1000} s`,

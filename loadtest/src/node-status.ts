@@ -22,11 +22,28 @@ export interface NodeAddress {
   readonly url: string;
 }
 
-/** A node's status, or undefined when it does not answer within `timeoutMs`. */
-export async function fetchNodeStatus(url: string, timeoutMs = 1000): Promise<NodeStatus | undefined> {
+/** The headers of a request to a node's admin routes: the cluster's admin token. */
+export type AdminHeaders = Readonly<Record<string, string>>;
+
+/**
+ * A node's status, or undefined when it does not answer within `timeoutMs`. Throws when it refuses
+ * the admin token: that is no node to wait for, but a benchmark to fix.
+ */
+export async function fetchNodeStatus(
+  url: string,
+  headers: AdminHeaders,
+  timeoutMs = 1000,
+): Promise<NodeStatus | undefined> {
+  let response: Response;
   try {
-    const response = await fetch(`${url}/admin/status`, { signal: AbortSignal.timeout(timeoutMs) });
-    if (response.status !== 200) return undefined;
+    response = await fetch(`${url}/admin/status`, { headers, signal: AbortSignal.timeout(timeoutMs) });
+  } catch {
+    return undefined;
+  }
+  if (response.status === 401)
+    throw new Error(`${url}/admin/status refused the admin token: ${(await response.text()).slice(0, 300)}`);
+  if (response.status !== 200) return undefined;
+  try {
     return (await response.json()) as NodeStatus;
   } catch {
     return undefined;
@@ -52,8 +69,12 @@ export function leadersByGroup(statuses: readonly NodeStatus[]): Map<string, str
 }
 
 /** The statuses of the nodes that answer. */
-export async function fetchStatuses(nodes: readonly NodeAddress[], timeoutMs = 1000): Promise<NodeStatus[]> {
-  const statuses = await Promise.all(nodes.map((node) => fetchNodeStatus(node.url, timeoutMs)));
+export async function fetchStatuses(
+  nodes: readonly NodeAddress[],
+  headers: AdminHeaders,
+  timeoutMs = 1000,
+): Promise<NodeStatus[]> {
+  const statuses = await Promise.all(nodes.map((node) => fetchNodeStatus(node.url, headers, timeoutMs)));
   return statuses.filter((status): status is NodeStatus => status !== undefined);
 }
 
@@ -62,13 +83,14 @@ const pollIntervalMs = 50;
 /** Waits until every one of `groupIds` has a leader among `nodes`; answers the leaders by group. */
 export async function waitForLeaders(
   nodes: readonly NodeAddress[],
+  headers: AdminHeaders,
   groupIds: readonly string[],
   timeoutMs: number,
 ): Promise<Map<string, string>> {
   const deadline = Date.now() + timeoutMs;
   let leaders = new Map<string, string>();
   while (Date.now() < deadline) {
-    leaders = leadersByGroup(await fetchStatuses(nodes));
+    leaders = leadersByGroup(await fetchStatuses(nodes, headers));
     if (groupIds.every((groupId) => leaders.has(groupId))) return leaders;
     await new Promise((resolve) => setTimeout(resolve, pollIntervalMs));
   }

@@ -1,5 +1,11 @@
-import { readFileSync } from 'node:fs';
-import { ConfigError, loadClusterConfig, optionsGiven, withClusterLimits } from '@impulse/common';
+import {
+  ConfigError,
+  loadClusterConfig,
+  optionsGiven,
+  readAdminToken,
+  readSecret,
+  withClusterLimits,
+} from '@impulse/common';
 import { clusterSecretBytesMin, type ShardNodeConfig } from './config.js';
 import { nodeHostingOf } from './node/node-process.js';
 import { membersOf } from './shard-node.js';
@@ -9,29 +15,44 @@ import { keyBytesMaxProblem, valueBytesMaxProblem } from './value-limit.js';
  * The checks of a shard-node's configuration that look at more than one option, or at the cluster
  * configuration, made once at start-up before anything is opened so that a mistake is reported
  * as one (exit 2, every problem on stderr) rather than as a failed start. Answers the
- * configuration to run with: the cluster-wide key and value limits in place of the flags'.
+ * configuration to run with: the cluster-wide key and value limits in place of the flags', and
+ * the cluster secret and admin token read from where the options say.
+ *
+ * A cluster secret without an admin token is refused: a cluster that authenticates its peers
+ * would otherwise answer its admin reads to anyone (docs/decisions/0017-admin-authentication.md).
  */
 export function checkShardNodeConfig(
   parsed: ShardNodeConfig,
   env: Readonly<Record<string, string | undefined>> = {},
 ): ShardNodeConfig {
-  const clusterSecret = clusterSecretOf(parsed.clusterSecretFile, env['IMPULSE_CLUSTER_SECRET']);
-  const config = clusterSecret === undefined ? parsed : { ...parsed, clusterSecret };
-  if (config.heartbeatTicks >= config.electionTimeoutTicks) {
+  const clusterSecret = readSecret({
+    name: 'the cluster secret',
+    fileFlag: '--cluster-secret-file',
+    file: parsed.clusterSecretFile,
+    environmentVariable: 'IMPULSE_CLUSTER_SECRET',
+    fromEnvironment: env['IMPULSE_CLUSTER_SECRET'],
+    bytesMin: clusterSecretBytesMin,
+  });
+  const adminToken = readAdminToken(parsed.adminTokenFile, env);
+  if (clusterSecret !== undefined && adminToken === undefined)
     throw new ConfigError([
-      `--heartbeat-ticks (${config.heartbeatTicks}) must be below --election-timeout-ticks (${config.electionTimeoutTicks}): a follower that hears no heartbeat for an election timeout campaigns, so a healthy leader would be deposed between two of its heartbeats`,
+      'a cluster secret is given but no admin token (--admin-token-file or IMPULSE_ADMIN_TOKEN): a process whose peers must prove who they are must ask the same of its admins. Give every node and gateway of the cluster the same admin token (docs/decisions/0017-admin-authentication.md)',
+    ]);
+  if (parsed.heartbeatTicks >= parsed.electionTimeoutTicks) {
+    throw new ConfigError([
+      `--heartbeat-ticks (${parsed.heartbeatTicks}) must be below --election-timeout-ticks (${parsed.electionTimeoutTicks}): a follower that hears no heartbeat for an election timeout campaigns, so a healthy leader would be deposed between two of its heartbeats`,
     ]);
   }
-  if (config.bootstrap && config.join) {
+  if (parsed.bootstrap && parsed.join) {
     throw new ConfigError([
       '--bootstrap and --join contradict each other: --bootstrap founds a new group (its first start), --join adds this replica to a live one',
     ]);
   }
-  if (config.nodeId === '' && config.bootstrapGroups !== '')
+  if (parsed.nodeId === '' && parsed.bootstrapGroups !== '')
     throw new ConfigError([
       '--bootstrap-groups is for a node (--node-id); a one-replica process takes --bootstrap',
     ]);
-  if (config.nodeId !== '') {
+  if (parsed.nodeId !== '') {
     const given = optionsGiven(parsed);
     const replicaOnly = (['groupId', 'replicaId', 'join'] as const).filter((name) => given.has(name));
     if (replicaOnly.length > 0) {
@@ -41,12 +62,17 @@ export function checkShardNodeConfig(
     }
   }
   // Without a cluster configuration the replica is a group of one, and its flags are its limits.
-  const limited = config.cluster === '' && config.clusterFile === '' ? config : withLimitsOfCluster(config);
+  // The limits are checked on the parsed configuration itself, which knows which options were given.
+  const limited = parsed.cluster === '' && parsed.clusterFile === '' ? parsed : withLimitsOfCluster(parsed);
   const keyProblem = keyBytesMaxProblem(limited.keyBytesMax);
   if (keyProblem !== undefined) throw new ConfigError([keyProblem]);
   const valueProblem = valueBytesMaxProblem(limited.valueBytesMax, limited.keyBytesMax);
   if (valueProblem !== undefined) throw new ConfigError([valueProblem]);
-  return limited;
+  return Object.freeze({
+    ...limited,
+    ...(clusterSecret === undefined ? {} : { clusterSecret }),
+    ...(adminToken === undefined ? {} : { adminToken }),
+  });
 }
 
 function withLimitsOfCluster(config: ShardNodeConfig): ShardNodeConfig {
@@ -55,39 +81,4 @@ function withLimitsOfCluster(config: ShardNodeConfig): ShardNodeConfig {
   if (config.nodeId !== '') nodeHostingOf(config);
   else membersOf(config);
   return withClusterLimits(config, cluster);
-}
-
-/**
- * The cluster secret, from the file `--cluster-secret-file` names or from IMPULSE_CLUSTER_SECRET
- * (never both), without a trailing newline; undefined when neither is given. A secret shorter than
- * `clusterSecretBytesMin` bytes, or a file that cannot be read, is a configuration error. The
- * secret itself is never part of a message.
- */
-function clusterSecretOf(file: string, fromEnvironment: string | undefined): Buffer | undefined {
-  if (file !== '' && fromEnvironment !== undefined)
-    throw new ConfigError([
-      '--cluster-secret-file and IMPULSE_CLUSTER_SECRET are both set: give the cluster secret one way',
-    ]);
-  let secret: Buffer;
-  if (file !== '') {
-    try {
-      secret = readFileSync(file);
-    } catch (error) {
-      throw new ConfigError([
-        `--cluster-secret-file ${file} cannot be read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
-      ]);
-    }
-  } else if (fromEnvironment !== undefined) {
-    secret = Buffer.from(fromEnvironment, 'utf8');
-  } else {
-    return undefined;
-  }
-  let end = secret.length;
-  while (end > 0 && (secret[end - 1] === 0x0a || secret[end - 1] === 0x0d)) end--;
-  secret = secret.subarray(0, end);
-  if (secret.length < clusterSecretBytesMin)
-    throw new ConfigError([
-      `the cluster secret (${file !== '' ? `--cluster-secret-file ${file}` : 'IMPULSE_CLUSTER_SECRET'}) is ${secret.length} bytes; at least ${clusterSecretBytesMin} are needed`,
-    ]);
-  return secret;
 }

@@ -1,5 +1,6 @@
 import {
   ConfigError,
+  adminTokenBytesMin,
   httpServerLimitProblems,
   httpServerOptions,
   keyBytesMaxDefault,
@@ -56,6 +57,10 @@ export const shardNodeOptions = {
   }),
   clusterSecretFile: option.string({
     description: `File holding the cluster secret (at least ${clusterSecretBytesMin} bytes; a trailing newline is ignored) that peers prove to each other when they connect. IMPULSE_CLUSTER_SECRET may hold the secret itself instead (an environment variable only: a flag would show in ps). Without either, peer links are not authenticated.`,
+    default: '',
+  }),
+  adminTokenFile: option.string({
+    description: `File holding the admin token (at least ${adminTokenBytesMin} bytes of letters, digits and - . _ ~ + /; a trailing newline is ignored) that requests to the admin routes (/admin/...) must carry as 'Authorization: Bearer <token>'; give every node and gateway of a cluster the same one. IMPULSE_ADMIN_TOKEN may hold the token itself instead (an environment variable only: a flag would show in ps). Without either, admin reads are open and admin changes refused; a process given a cluster secret needs one.`,
     default: '',
   }),
   peerPort: option.integer({
@@ -159,10 +164,14 @@ export const shardNodeOptions = {
 };
 
 /**
- * A shard node's configuration: its options, and the cluster secret they lead to (from
- * `--cluster-secret-file` or IMPULSE_CLUSTER_SECRET; see `checkShardNodeConfig`).
+ * A shard node's configuration: its options, and the secrets they lead to (see
+ * `checkShardNodeConfig`): the cluster secret (from `--cluster-secret-file` or
+ * IMPULSE_CLUSTER_SECRET) and the admin token (from `--admin-token-file` or IMPULSE_ADMIN_TOKEN).
  */
-export type ShardNodeConfig = ConfigOf<typeof shardNodeOptions> & { readonly clusterSecret?: Uint8Array };
+export type ShardNodeConfig = ConfigOf<typeof shardNodeOptions> & {
+  readonly clusterSecret?: Uint8Array;
+  readonly adminToken?: Uint8Array;
+};
 
 export function parseShardNodeConfig(input: ParseConfigInput): ShardNodeConfig {
   const config = parseConfig(shardNodeProgram, shardNodeOptions, input);

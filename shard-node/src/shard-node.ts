@@ -13,6 +13,7 @@ import {
 } from '@impulse/common';
 import type { ShardNodeConfig } from './config.js';
 import { DataDirectory } from './data-directory.js';
+import { warnWithoutAdminToken } from './admin-token-warning.js';
 import { replicaSettingsOf } from './replica-settings.js';
 import { Replica, type MemberSpec } from './replica/index.js';
 import { createShardApp } from './server/app.js';
@@ -141,6 +142,7 @@ export class ShardNode {
         'shard-node: no cluster secret (--cluster-secret-file or IMPULSE_CLUSTER_SECRET): peer links are not authenticated, and anyone who reaches the peer port can speak for a member',
       );
     }
+    warnWithoutAdminToken(config, logger);
     const replica = await Replica.start({
       ...replicaSettingsOf(config),
       groupId: config.groupId,
@@ -162,7 +164,7 @@ export class ShardNode {
       },
     });
     const readiness = { ready: false };
-    const consistencyChecker = new ConsistencyChecker(replica, logger, registry);
+    const consistencyChecker = new ConsistencyChecker(replica, logger, registry, config.adminToken);
     const app = createShardApp({
       config,
       replica,

@@ -5,7 +5,8 @@ import { eventually } from './support.js';
 
 /**
  * The suite's calls to admin routes, in one place: this module is the one that knows how to make
- * an admin request (a header naming the group, a JSON body, what an answer must be). What is built
+ * an admin request (the cluster's admin token, a header naming the group, a JSON body, what an
+ * answer must be). What is built
  * on them is here too: each group's leader, and leaders placed where a test wants them.
  */
 
@@ -37,9 +38,13 @@ export interface ReplicaStatus {
   readonly appliedIndex: number;
 }
 
-/** The gateway's `/admin/cluster`: the groups and where their replicas are. */
+/** The gateway's `/admin/cluster`: the groups, their leaders (as the replicas say) and where their replicas are. */
 export interface ClusterMap {
-  readonly groups: readonly { id: string; replicas: readonly { id: string; url: string }[] }[];
+  readonly groups: readonly {
+    id: string;
+    leader: string | null;
+    replicas: readonly { id: string; url: string }[];
+  }[];
 }
 
 /** Each group's leader node, by group id. */
@@ -58,10 +63,18 @@ interface AdminRequest {
   readonly timeoutMs?: number;
 }
 
-/** Every admin request of the suite: answers the response, or throws unless it is a 200. */
-async function adminRequest(baseUrl: string, path: string, request: AdminRequest = {}): Promise<RawResponse> {
+/**
+ * Every admin request of the suite, with the cluster's admin token (decision 0017): answers the
+ * response, or throws unless it is a 200.
+ */
+async function adminRequest(
+  cluster: ContainerCluster,
+  baseUrl: string,
+  path: string,
+  request: AdminRequest = {},
+): Promise<RawResponse> {
   const method = request.method ?? 'GET';
-  const headers: Record<string, string> = {};
+  const headers: Record<string, string> = { ...cluster.adminHeaders() };
   if (request.group !== undefined) headers[groupHeader] = request.group;
   if (request.body !== undefined) headers['content-type'] = 'application/json';
   const response = await rawRequest(baseUrl, path, {
@@ -84,7 +97,9 @@ export async function nodeStatus(
   node: NodeContainer,
   timeoutMs = adminTimeoutMsDefault,
 ): Promise<NodeStatus> {
-  return (await adminRequest(cluster.urlOf(node), '/admin/status', { timeoutMs })).json() as NodeStatus;
+  return (
+    await adminRequest(cluster, cluster.urlOf(node), '/admin/status', { timeoutMs })
+  ).json() as NodeStatus;
 }
 
 export async function replicaStatus(
@@ -92,12 +107,20 @@ export async function replicaStatus(
   node: NodeContainer,
   groupId: string,
 ): Promise<ReplicaStatus> {
-  const response = await adminRequest(cluster.urlOf(node), '/admin/status', { group: groupId });
+  const response = await adminRequest(cluster, cluster.urlOf(node), '/admin/status', { group: groupId });
   return response.json() as ReplicaStatus;
 }
 
 export async function gatewayClusterMap(cluster: ContainerCluster): Promise<ClusterMap> {
-  return (await adminRequest(cluster.gatewayUrl, '/admin/cluster')).json() as ClusterMap;
+  return (await adminRequest(cluster, cluster.gatewayUrl, '/admin/cluster')).json() as ClusterMap;
+}
+
+/**
+ * An admin route asked as anyone who reaches the port would ask it, without the admin token:
+ * answers the response whatever its status (the tests expect a refusal).
+ */
+export async function adminRequestWithoutToken(baseUrl: string, path: string): Promise<RawResponse> {
+  return await rawRequest(baseUrl, path, { timeoutMs: adminTimeoutMsDefault });
 }
 
 /**
@@ -203,7 +226,7 @@ export async function spreadLeaders(cluster: ContainerCluster): Promise<Leaders>
         const leader = (await leadersOf(cluster, { unanimous: true })).get(groupId);
         if (leader === target) return true;
         if (leader === undefined) return 'no leader';
-        await adminRequest(cluster.urlOf(leader), '/admin/transfer-leadership', {
+        await adminRequest(cluster, cluster.urlOf(leader), '/admin/transfer-leadership', {
           method: 'POST',
           group: groupId,
           body: { to: cluster.replicaIdOn(target, groupId) },

@@ -9,7 +9,7 @@ import {
   type StartedNetwork,
   type StartedTestContainer,
 } from 'testcontainers';
-import { loadClusterConfig, type ClusterConfig } from '@impulse/common';
+import { adminHeaders, loadClusterConfig, type ClusterConfig } from '@impulse/common';
 import {
   containerOf,
   environmentOf,
@@ -67,7 +67,7 @@ interface ContainerSpec {
   readonly environment: Record<string, string>;
   readonly command: readonly string[];
   readonly port: number;
-  /** Files copied where the manifest mounts them (the cluster configuration, the secret). */
+  /** Files copied where the manifest mounts them (the cluster configuration, the secrets). */
   readonly files: readonly { content: string; target: string }[];
   /** A named volume for /data, created with the cluster's labels. */
   readonly volume?: string;
@@ -87,9 +87,9 @@ interface Run {
  * Kubernetes can run here): one container per node of deploy/k8s/base/cluster.json (3 nodes, each
  * hosting a replica of g1, g2 and g3), with the node StatefulSet's command and environment, named
  * and reachable as its pods are (`impulse-node-0.impulse-node`), a named volume at /data, the
- * cluster configuration and a cluster secret copied where the manifest mounts them, and
- * IMPULSE_BOOTSTRAP=true as the bootstrap overlay adds it for the first start; and the gateway
- * Deployment's container. What Kubernetes would do is not tested here; what the manifests tell
+ * cluster configuration, a cluster secret and an admin token copied where the manifest mounts
+ * them, and IMPULSE_BOOTSTRAP=true as the bootstrap overlay adds it for the first start; and the
+ * gateway Deployment's container, given the configuration and the same admin token. What Kubernetes would do is not tested here; what the manifests tell
  * the processes is. The host talks to the processes through mapped ports. `stop()` removes every
  * container, volume and the network, and `start()` does the same itself when it fails half-way.
  */
@@ -104,7 +104,14 @@ export class ContainerCluster {
     /** The manifests' cluster configuration, which every process of the cluster was given. */
     readonly config: ClusterConfig,
     private readonly runId: string,
+    /** The admin token every process was given (decision 0017): the suite's admin requests carry it. */
+    private readonly adminToken: string,
   ) {}
+
+  /** The headers that carry the cluster's admin token: every admin request needs them. */
+  adminHeaders(): Record<string, string> {
+    return adminHeaders(this.adminToken);
+  }
 
   static async start(options: ContainerClusterOptions = {}): Promise<ContainerCluster> {
     const client = await dockerClient();
@@ -120,6 +127,10 @@ export class ContainerCluster {
       content: `${randomBytes(32).toString('hex')}\n`,
       target: '/etc/impulse-secret/secret',
     };
+    // The admin token, where the manifests mount the Secret impulse-admin-token in the nodes and the
+    // gateway: every admin route asks for it (docs/decisions/0017-admin-authentication.md).
+    const adminToken = randomBytes(32).toString('hex');
+    const adminTokenFile = { content: `${adminToken}\n`, target: '/etc/impulse-admin/token' };
     const network = await new Network({ nextUuid: () => `${networkNamePrefix}${runId}` }).start();
     const run: Run = {
       client,
@@ -141,7 +152,7 @@ export class ContainerCluster {
           environment: { ...environmentOf(nodeSpec, node.id), IMPULSE_BOOTSTRAP: 'true' },
           command: [...nodeSpec.args, ...(options.nodeArguments ?? [])],
           port: portOf(nodeSpec, 'http'),
-          files: [clusterFile, secretFile],
+          files: [clusterFile, secretFile, adminTokenFile],
           volume,
         };
         const container = await startContainer(run, spec);
@@ -155,7 +166,7 @@ export class ContainerCluster {
         environment: environmentOf(gatewaySpec, 'impulse-gateway-0'),
         command: [...gatewaySpec.args, ...(options.gatewayArguments ?? [])],
         port: portOf(gatewaySpec, 'http'),
-        files: [clusterFile],
+        files: [clusterFile, adminTokenFile],
       };
       const gatewayStart = startContainer(run, gatewaySpecification);
       // Wait for every start to settle before failing, so that cleanup never races a container
@@ -168,7 +179,7 @@ export class ContainerCluster {
         gatewaySpecification,
         (gatewayResult as PromiseFulfilledResult<StartedTestContainer>).value,
       );
-      return new ContainerCluster(client, network, nodes, gateway, config, runId);
+      return new ContainerCluster(client, network, nodes, gateway, config, runId, adminToken);
     } catch (error) {
       await new Resources(client, runId, network).remove().catch((cleanupError: unknown) => {
         console.error('containers: cleanup after a failed start failed too', cleanupError);

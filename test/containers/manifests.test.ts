@@ -1,7 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { groupHeader } from '@impulse/common';
 import { rawRequest } from '../support/http.js';
-import { everyNodeCaughtUp, leadersOf, nodeLeadingMost, nodeStatus } from './admin.js';
+import {
+  adminRequestWithoutToken,
+  everyNodeCaughtUp,
+  gatewayClusterMap,
+  leadersOf,
+  nodeLeadingMost,
+  nodeStatus,
+} from './admin.js';
 import type { NodeContainer } from './cluster.js';
 import { Client, eventually, keysOnGroup, startClusterForTest } from './support.js';
 
@@ -31,7 +38,14 @@ describe('the Kubernetes manifests under Docker', () => {
       expect(status.replicas.map((replica) => [replica.groupId, replica.health])).toEqual(
         groups.map((group) => [group, 'running']),
       );
+      // The admin routes take the token of the manifests' Secret, and only it; probes need none.
+      expect((await adminRequestWithoutToken(cluster.urlOf(node), '/admin/status')).status).toBe(401);
+      expect((await rawRequest(cluster.urlOf(node), '/readyz')).status).toBe(200);
     }
+    expect((await adminRequestWithoutToken(cluster.gatewayUrl, '/admin/cluster')).status).toBe(401);
+    // The gateway asked the nodes with the same token: each group's leader is known.
+    for (const group of (await gatewayClusterMap(cluster)).groups)
+      expect(group.leader, group.id).not.toBeNull();
 
     // kill -9 of the node that leads the most groups: each group it led elects another leader.
     const victim = nodeLeadingMost(cluster, await leadersOf(cluster));

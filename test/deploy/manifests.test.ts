@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadClusterConfig } from '@impulse/common';
-import { parseGatewayConfig } from '@impulse/gateway';
+import { parseGatewayConfig, withAdminToken } from '@impulse/gateway';
 import { checkShardNodeConfig, nodeHostingOf, parseShardNodeConfig } from '@impulse/shard-node';
 import {
   containerOf,
@@ -23,6 +23,12 @@ import {
  * gateway's environment is one the gateway accepts, and the bootstrap overlay patches the nodes.
  */
 
+/** What the tests read of a pod template: its containers' mounts, and its volumes. */
+interface PodSpec {
+  readonly containers: { volumeMounts: { name: string; mountPath: string }[] }[];
+  readonly volumes: { name: string; secret?: { secretName: string } }[];
+}
+
 describe('the Kubernetes manifests', () => {
   const nodes = documentsOf('deploy/k8s/base/nodes.yaml');
   const gateway = documentsOf('deploy/k8s/base/gateway.yaml');
@@ -33,6 +39,7 @@ describe('the Kubernetes manifests', () => {
   let directory: string;
   let clusterFile: string;
   let secretFile: string;
+  let adminTokenFile: string;
 
   beforeAll(async () => {
     directory = await mkdtemp(join(tmpdir(), 'impulse-manifests-'));
@@ -41,6 +48,8 @@ describe('the Kubernetes manifests', () => {
     writeFileSync(clusterFile, clusterText);
     secretFile = join(directory, 'secret');
     writeFileSync(secretFile, 'a-secret-of-thirty-two-bytes-000\n');
+    adminTokenFile = join(directory, 'token');
+    writeFileSync(adminTokenFile, 'an-admin-token-of-thirty-two-by\n');
   });
 
   afterAll(async () => {
@@ -54,7 +63,17 @@ describe('the Kubernetes manifests', () => {
       environment['IMPULSE_CLUSTER_FILE'] = clusterFile;
     if (environment['IMPULSE_CLUSTER_SECRET_FILE'] === '/etc/impulse-secret/secret')
       environment['IMPULSE_CLUSTER_SECRET_FILE'] = secretFile;
+    if (environment['IMPULSE_ADMIN_TOKEN_FILE'] === '/etc/impulse-admin/token')
+      environment['IMPULSE_ADMIN_TOKEN_FILE'] = adminTokenFile;
     return environment;
+  }
+
+  /** The Secret a workload mounts in the folder of `path`, as a file of that folder. */
+  function secretMountedFor(manifest: Manifest, path: string): string | undefined {
+    const pod = (manifest.spec['template'] as { spec: PodSpec }).spec;
+    const folder = path.slice(0, path.lastIndexOf('/'));
+    const mount = pod.containers[0]?.volumeMounts.find((candidate) => candidate.mountPath === folder);
+    return pod.volumes.find((volume) => volume.name === mount?.name)?.secret?.secretName;
   }
 
   it("runs one pod per node of cluster.json, reachable at the node's addresses", () => {
@@ -86,6 +105,7 @@ describe('the Kubernetes manifests', () => {
       const config = checkShardNodeConfig(parseShardNodeConfig({ argv: [], env }), env);
       expect(config.nodeId).toBe(node.id);
       expect(config.clusterSecret).toBeDefined();
+      expect(config.adminToken).toBeDefined();
       const hosting = nodeHostingOf(config);
       expect(hosting.hosted.map((replica) => replica.groupId)).toEqual(
         cluster.groups
@@ -114,10 +134,22 @@ describe('the Kubernetes manifests', () => {
   it('gives the gateway a configuration it accepts, over the same cluster.json', () => {
     const deployment = gateway.find((manifest) => manifest.kind === 'Deployment') as Manifest;
     const container = containerOf(deployment);
-    const config = parseGatewayConfig({
-      argv: [],
-      env: environmentWithFiles(container, 'impulse-gateway-x'),
-    });
+    const env = environmentWithFiles(container, 'impulse-gateway-x');
+    const config = withAdminToken(parseGatewayConfig({ argv: [], env }), env);
     expect(config.clusterFile).toBe(clusterFile);
+    expect(config.adminToken).toBeDefined();
+  });
+
+  it('gives the nodes and the gateways the one admin token, from a Secret, as the cluster secret', () => {
+    const deployment = gateway.find((manifest) => manifest.kind === 'Deployment') as Manifest;
+    for (const workload of [statefulSet, deployment]) {
+      const path = environmentOf(containerOf(workload), 'pod')['IMPULSE_ADMIN_TOKEN_FILE'] ?? '';
+      expect(path, workload.metadata.name).toBe('/etc/impulse-admin/token');
+      expect(secretMountedFor(workload, path), workload.metadata.name).toBe('impulse-admin-token');
+      // Never a literal token in the manifests.
+      expect(environmentOf(containerOf(workload), 'pod')['IMPULSE_ADMIN_TOKEN']).toBeUndefined();
+    }
+    const secretPath = environmentOf(containerOf(statefulSet), 'pod')['IMPULSE_CLUSTER_SECRET_FILE'] ?? '';
+    expect(secretMountedFor(statefulSet, secretPath)).toBe('impulse-cluster-secret');
   });
 });

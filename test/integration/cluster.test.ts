@@ -91,10 +91,9 @@ describe('a local cluster of 3 shard groups behind the gateway', () => {
       const elsewhere = keys.find((key) => table.groupForKey(key) !== replica.groupId) ?? '';
       expect((await rawRequest(replica.url, pathForKey(elsewhere))).status).toBe(404);
     }
-    const status = (await rawRequest(cluster.replicas[0]?.url ?? '', '/admin/status')).json() as Record<
-      string,
-      unknown
-    >;
+    const status = (
+      await rawRequest(cluster.replicas[0]?.url ?? '', '/admin/status', { headers: cluster.adminHeaders() })
+    ).json() as Record<string, unknown>;
     expect(status).toMatchObject({ groupId: 'g1', replicaId: 'g1-r1', engine: 'leveldb' });
     expect(status['keyCount']).toBeGreaterThan(10);
     expect(typeof status['pid']).toBe('number');
@@ -102,16 +101,81 @@ describe('a local cluster of 3 shard groups behind the gateway', () => {
   });
 
   it('shows the cluster map on /admin/cluster', async () => {
-    const map = (await rawRequest(gateway, '/admin/cluster')).json() as {
+    const map = (await rawRequest(gateway, '/admin/cluster', { headers: cluster.adminHeaders() })).json() as {
       epoch: number;
       slotCount: number;
-      groups: { id: string; slots: number; replicas: { id: string; url: string }[] }[];
+      groups: { id: string; slots: number; replicas: { id: string; url: string; role: string }[] }[];
     };
     expect(map.epoch).toBe(1);
     expect(map.slotCount).toBe(16384);
     expect(map.groups.map((group) => group.id)).toEqual(['g1', 'g2', 'g3']);
     expect(map.groups.reduce((sum, group) => sum + group.slots, 0)).toBe(16384);
     expect(map.groups[0]?.replicas[0]?.url).toBe(cluster.replica('g1-r1').url);
+    // The gateway asked each replica with the admin token the launcher gave them all.
+    for (const group of map.groups) expect(group.replicas[0]?.role, group.id).toBe('leader');
+  });
+
+  describe('the admin routes need the admin token the launcher made', () => {
+    it('refuses them without it, a wrong one or a malformed header, and changes nothing', async () => {
+      const replica = cluster.replica('g1-r1');
+      const statusBefore = (
+        await rawRequest(replica.url, '/admin/status', { headers: cluster.adminHeaders() })
+      ).json() as { term: number; commitIndex: number; voters: number[]; learners: number[] };
+      const token = cluster.adminHeaders()['authorization']?.slice('Bearer '.length) ?? '';
+      for (const [headers, reason] of [
+        [{}, 'missing'],
+        [
+          { authorization: `Bearer ${token.replace(/^./, (first) => (first === 'a' ? 'b' : 'a'))}` },
+          'invalid',
+        ],
+        [{ authorization: `Basic ${token}` }, 'malformed'],
+      ] as const) {
+        for (const [url, method, path, body] of [
+          [gateway, 'GET', '/admin/cluster', undefined],
+          [replica.url, 'GET', '/admin/status', undefined],
+          [
+            replica.url,
+            'POST',
+            '/admin/members',
+            JSON.stringify({
+              replicaId: 'g1-r9',
+              raftId: 9,
+              url: 'http://127.0.0.1:1',
+              peerAddress: '127.0.0.1:2',
+            }),
+          ],
+          [replica.url, 'POST', '/admin/consistency-check', undefined],
+        ] as const) {
+          const response = await rawRequest(url, path, {
+            method,
+            headers: { ...headers, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+            ...(body === undefined ? {} : { body }),
+          });
+          expect(response.status, `${method} ${path} (${reason})`).toBe(401);
+          expect(errorCodeOf(response)).toBe('ADMIN_UNAUTHORIZED');
+          expect((response.json() as { error: { reason: string } }).error.reason).toBe(reason);
+          expect(response.headers['www-authenticate']).toMatch(/^Bearer realm="impulse-admin"/);
+        }
+      }
+      const statusAfter = (
+        await rawRequest(replica.url, '/admin/status', { headers: cluster.adminHeaders() })
+      ).json() as typeof statusBefore;
+      // No learner added, no consistency check proposed (it would have committed an entry).
+      expect([statusAfter.term, statusAfter.commitIndex, statusAfter.voters, statusAfter.learners]).toEqual([
+        statusBefore.term,
+        statusBefore.commitIndex,
+        statusBefore.voters,
+        [],
+      ]);
+    });
+
+    it('keeps health, readiness and metrics open for probes and Prometheus', async () => {
+      for (const url of [gateway, cluster.replica('g1-r1').url]) {
+        for (const path of ['/healthz', '/readyz', '/metrics']) {
+          expect((await rawRequest(url, path)).status, `${url}${path}`).toBe(200);
+        }
+      }
+    });
   });
 
   describe('bad input gets a clear error and changes nothing', () => {
@@ -182,7 +246,8 @@ describe('a local cluster of 3 shard groups behind the gateway', () => {
 
     it('answers unknown routes with a JSON 404', async () => {
       for (const path of ['/', '/nope', '/KV', '/kvx/a', '/admin']) {
-        const response = await rawRequest(gateway, path);
+        // `/admin` is under the admin routes: it needs the token before it finds no route.
+        const response = await rawRequest(gateway, path, { headers: cluster.adminHeaders() });
         expect(response.status, path).toBe(404);
         expect(response.headers['content-type']).toMatch(/application\/json/);
         expect(errorCodeOf(response), path).toBe('ROUTE_NOT_FOUND');

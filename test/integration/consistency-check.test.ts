@@ -38,7 +38,10 @@ describe('replica consistency checks (leveldb)', () => {
   });
 
   async function check(url: string): Promise<ConsistencyReport> {
-    const response = await rawRequest(url, '/admin/consistency-check', { method: 'POST' });
+    const response = await rawRequest(url, '/admin/consistency-check', {
+      method: 'POST',
+      headers: cluster?.adminHeaders() ?? {},
+    });
     expect(response.status, response.body.toString()).toBe(200);
     return response.json() as ConsistencyReport;
   }
@@ -66,7 +69,10 @@ describe('replica consistency checks (leveldb)', () => {
     let leader = await running.leaderOf('g1');
     const follower = running.group('g1').find((replica) => replica.replicaId !== leader.replicaId);
     if (follower === undefined) throw new Error('no follower');
-    const refused = await rawRequest(follower.url, '/admin/consistency-check', { method: 'POST' });
+    const refused = await rawRequest(follower.url, '/admin/consistency-check', {
+      method: 'POST',
+      headers: running.adminHeaders(),
+    });
     expect(refused.status).toBe(421);
     expect(errorCodeOf(refused)).toBe('NOT_LEADER');
     expect(refused.json()).toMatchObject({ error: { leaderHint: leader.replicaId } });
@@ -76,7 +82,9 @@ describe('replica consistency checks (leveldb)', () => {
     expect(healthy.verdictCommitted).toBe(false);
     expect(healthy.replicas.map((replica) => replica.replicaId).sort()).toEqual(['g1-r1', 'g1-r2', 'g1-r3']);
     for (const replica of healthy.replicas) expect(replica).toMatchObject({ keys: keyCount, matches: true });
-    const own = (await rawRequest(follower.url, '/admin/consistency')).json() as Record<string, unknown>;
+    const own = (
+      await rawRequest(follower.url, '/admin/consistency', { headers: running.adminHeaders() })
+    ).json() as Record<string, unknown>;
     expect(own).toMatchObject({ replicaId: follower.replicaId, index: healthy.index, keys: keyCount });
 
     // Alter a follower while it is stopped: one key's record deleted (a lost write), one value

@@ -29,8 +29,11 @@ interface Status {
   keyCount: number;
 }
 
-async function statusOf(replica: ReplicaProcess): Promise<Status> {
-  return (await rawRequest(replica.url, '/admin/status', { timeoutMs: 2000 })).json() as Status;
+/** A replica's status, asked with the admin token of its cluster. */
+async function statusOf(cluster: LocalCluster, replica: ReplicaProcess): Promise<Status> {
+  return (
+    await rawRequest(replica.url, '/admin/status', { headers: cluster.adminHeaders(), timeoutMs: 2000 })
+  ).json() as Status;
 }
 
 /** Founding, catching up and promoting take longer than the usual wait on a loaded machine. */
@@ -68,7 +71,8 @@ describe('a group is founded once (issue 20, finding 3)', () => {
       replicaStartFailures: 'tolerate',
       gatewayArguments: ['--request-deadline=3s', '--upstream-timeout=1s'],
     };
-    cluster = await LocalCluster.start(options);
+    const running = await LocalCluster.start(options);
+    cluster = running;
     expect(cluster.bootstrappedReplicas.sort()).toEqual(['g1-r1', 'g1-r2', 'g1-r3']);
     const record = JSON.parse(readFileSync(join(directory.path, foundedFileName), 'utf8')) as {
       replicas: string[];
@@ -85,12 +89,12 @@ describe('a group is founded once (issue 20, finding 3)', () => {
     // Every replica holds every key before the stop: an acknowledged write may otherwise be on
     // the leader and one follower only, and a test that deletes two replicas would delete it.
     const leader = await cluster.leaderOf('g1');
-    const commitIndex = (await statusOf(leader)).commitIndex;
+    const commitIndex = (await statusOf(running, leader)).commitIndex;
     for (const replica of cluster.group('g1')) {
       await waitFor(
         `${replica.replicaId} to apply every write`,
         async () => {
-          const status = await statusOf(replica);
+          const status = await statusOf(running, replica);
           return status.appliedIndex >= commitIndex && status.keyCount === keyCount;
         },
         foundingWaitMs,
@@ -133,13 +137,17 @@ describe('a group is founded once (issue 20, finding 3)', () => {
 
     // The repair the refusal names: remove the lost replica, add a new one (a new id) that joins.
     const leader = await started.leaderOf('g1');
-    const removed = await rawRequest(leader.url, '/admin/members/g1-r1', { method: 'DELETE' });
+    const removed = await rawRequest(leader.url, '/admin/members/g1-r1', {
+      method: 'DELETE',
+      headers: started.adminHeaders(),
+    });
     expect(removed.status, removed.body.toString()).toBe(200);
     await started.retire('g1-r1');
     const newcomer = await started.addReplica('g1');
     expect(newcomer.replicaId).toBe('g1-r4');
     const added = await rawRequest(leader.url, '/admin/members', {
       method: 'POST',
+      headers: started.adminHeaders(),
       body: JSON.stringify({
         replicaId: newcomer.replicaId,
         raftId: newcomer.raftId,
@@ -153,6 +161,7 @@ describe('a group is founded once (issue 20, finding 3)', () => {
       async () => {
         const response = await rawRequest(leader.url, `/admin/members/${newcomer.replicaId}/promote`, {
           method: 'POST',
+          headers: started.adminHeaders(),
         });
         return response.status === 200;
       },
@@ -161,8 +170,8 @@ describe('a group is founded once (issue 20, finding 3)', () => {
     await waitFor(
       'the newcomer to apply everything',
       async () => {
-        const target = (await statusOf(leader)).commitIndex;
-        return (await statusOf(newcomer)).appliedIndex >= target;
+        const target = (await statusOf(started, leader)).commitIndex;
+        return (await statusOf(started, newcomer)).appliedIndex >= target;
       },
       foundingWaitMs,
     );
@@ -208,7 +217,7 @@ describe('a group is founded once (issue 20, finding 3)', () => {
     expect(JSON.parse(line as string)).toMatchObject({ level: 50, code: 'REPLICA_ID_REUSED' });
     // It holds no log and no state, and the group serves every key on the two others, through
     // leader changes: a transfer makes the other replica campaign, and the lost one's vote is not needed.
-    const status = await statusOf(lost);
+    const status = await statusOf(started, lost);
     expect(status).toMatchObject({ appliedIndex: 0 });
     expect((status as unknown as { lastIndex: number }).lastIndex).toBe(0);
     const leader = await started.leaderOf('g1');
@@ -216,16 +225,21 @@ describe('a group is founded once (issue 20, finding 3)', () => {
     if (other === undefined) throw new Error('no other replica');
     const transferred = await rawRequest(leader.url, '/admin/transfer-leadership', {
       method: 'POST',
+      headers: started.adminHeaders(),
       body: JSON.stringify({ to: other.replicaId }),
     });
     expect(transferred.status, transferred.body.toString()).toBeLessThan(300);
-    await waitFor('the transfer', async () => (await statusOf(other)).role === 'leader', foundingWaitMs);
+    await waitFor(
+      'the transfer',
+      async () => (await statusOf(started, other)).role === 'leader',
+      foundingWaitMs,
+    );
     for (const key of keys) {
       const answer = await rawRequest(started.gatewayUrl, pathForKey(key));
       expect(answer.status, `GET ${key}: ${answer.body.toString()}`).toBe(200);
       expect(answer.body.toString()).toBe(valueOf(key));
     }
-    expect((await statusOf(lost)).appliedIndex).toBe(0);
+    expect((await statusOf(started, lost)).appliedIndex).toBe(0);
     const voteLines = readFileSync(lost.logFile, 'utf8')
       .slice(logBefore)
       .split('\n')
@@ -256,7 +270,7 @@ describe('a group is founded once (issue 20, finding 3)', () => {
     expect([503, 504]).toContain(write.status);
 
     // The survivor holds every key, and does not lead a group of one.
-    const status = await statusOf(survivor);
+    const status = await statusOf(started, survivor);
     expect(status.role).not.toBe('leader');
     expect(status.keyCount).toBe(keyCount);
     for (const key of keys) {
@@ -271,6 +285,7 @@ describe('a group is founded once (issue 20, finding 3)', () => {
     const newcomer = await started.addReplica('g1');
     const added = await rawRequest(survivor.url, '/admin/members', {
       method: 'POST',
+      headers: started.adminHeaders(),
       body: JSON.stringify({
         replicaId: newcomer.replicaId,
         raftId: newcomer.raftId,
@@ -283,9 +298,9 @@ describe('a group is founded once (issue 20, finding 3)', () => {
     // Several election timeouts later, still no leader anywhere and every key kept.
     await new Promise((resolve) => setTimeout(resolve, 3000));
     for (const replica of [survivor, newcomer]) {
-      expect((await statusOf(replica)).role, replica.replicaId).not.toBe('leader');
+      expect((await statusOf(started, replica)).role, replica.replicaId).not.toBe('leader');
     }
-    expect((await statusOf(survivor)).keyCount).toBe(keyCount);
+    expect((await statusOf(started, survivor)).keyCount).toBe(keyCount);
     const again = await rawRequest(started.gatewayUrl, pathForKey(keys[0] as string));
     expect([503, 504]).toContain(again.status);
   });

@@ -1,10 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SlotTable, pathForKey } from '@impulse/common';
-import { foundedFileName, repositoryRoot } from '@impulse/local-cluster';
+import { adminTokenFileName, foundedFileName, repositoryRoot } from '@impulse/local-cluster';
 import { rawRequest } from '../support/http.js';
 import { temporaryDirectory } from '../support/temporary-directory.js';
 
@@ -42,6 +42,7 @@ async function startLauncher(
 describe('npm start with nodes or replicas that cannot start', () => {
   let child: ChildProcess | undefined;
   let directory: Awaited<ReturnType<typeof temporaryDirectory>> | undefined;
+  let firstToken = '';
 
   afterAll(async () => {
     if (child !== undefined && child.exitCode === null) {
@@ -91,6 +92,22 @@ describe('npm start with nodes or replicas that cannot start', () => {
       expect(put.status, key).toBe(204);
       expect((await rawRequest(gateway, pathForKey(key))).body.toString(), key).toBe(key);
     }
+    // The launcher made an admin token, said where, and gave it to every process (decision 0017).
+    const tokenFile = join(directory.path, adminTokenFileName);
+    expect(stdout()).toContain(`admin token ${tokenFile}`);
+    expect(statSync(tokenFile).mode & 0o777).toBe(0o600);
+    firstToken = readFileSync(tokenFile, 'utf8').trim();
+    expect(firstToken).toMatch(/^[0-9a-f]{64}$/);
+    expect((await rawRequest(gateway, '/admin/cluster')).status).toBe(401);
+    const map = await rawRequest(gateway, '/admin/cluster', {
+      headers: { authorization: `Bearer ${firstToken}` },
+    });
+    expect(map.status).toBe(200);
+    // The gateway asked the replicas with the token too: they answered their roles.
+    const roles = (map.json() as { groups: { replicas: { role?: string }[] }[] }).groups.flatMap((group) =>
+      group.replicas.map((replica) => replica.role),
+    );
+    expect(roles).toContain('leader');
     started.kill('SIGTERM');
     const [code] = (await once(started, 'exit')) as [number | null];
     expect(code).toBe(0);
@@ -112,6 +129,8 @@ describe('npm start with nodes or replicas that cannot start', () => {
     });
     expect(stdout(), stderr()).toContain('impulse: ready');
     expect(stdout()).toContain('impulse: first start of g1-r3, g2-r2, g3-r1, g3-r3: founded their groups');
+    // The admin token is kept from one start to the next.
+    expect(readFileSync(join(root, adminTokenFileName), 'utf8').trim()).toBe(firstToken);
     for (const group of ['g1', 'g2', 'g3']) {
       expect(stderr()).toMatch(
         new RegExp(

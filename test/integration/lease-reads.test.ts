@@ -8,8 +8,11 @@ import { temporaryDirectory } from '../support/temporary-directory.js';
 
 const host = '127.0.0.1';
 
-async function roleOf(replica: ReplicaProcess): Promise<string> {
-  const response = await rawRequest(replica.url, '/admin/status', { timeoutMs: 2000 });
+async function roleOf(cluster: LocalCluster, replica: ReplicaProcess): Promise<string> {
+  const response = await rawRequest(replica.url, '/admin/status', {
+    headers: cluster.adminHeaders(),
+    timeoutMs: 2000,
+  });
   return (response.json() as { role: string }).role;
 }
 
@@ -77,7 +80,7 @@ describe('lease reads (--read-mode=lease) on a group of 3 replicas', () => {
       const direct = await rawRequest(leader.url, path, { timeoutMs: 10_000 });
       if (direct.status === 200) expect(direct.body.toString()).toBe('after the pause');
       else expect(errorCodeOf(direct)).toMatch(/NOT_LEADER|COMMIT_TIMEOUT/);
-      expect(await roleOf(leader)).not.toBe('leader');
+      expect(await roleOf(cluster, leader)).not.toBe('leader');
     } finally {
       if (!resumed) cluster.signal(leader.replicaId, 'SIGCONT');
       network.heal();

@@ -12,8 +12,11 @@ interface Status {
   readonly commitIndex: number;
 }
 
-async function statusOf(replica: ReplicaProcess): Promise<Status> {
-  return (await rawRequest(replica.url, '/admin/status')).json() as Status;
+/** A replica's status, asked with the admin token of its cluster. */
+async function statusOf(cluster: LocalCluster, replica: ReplicaProcess): Promise<Status> {
+  return (
+    await rawRequest(replica.url, '/admin/status', { headers: cluster.adminHeaders() })
+  ).json() as Status;
 }
 
 /**
@@ -30,6 +33,7 @@ async function addLearner(running: LocalCluster, newcomer: ReplicaProcess): Prom
   await waitFor('the learner to be added', async () => {
     const leader = await running.leaderOf('g1', 5_000);
     const added = await rawRequest(leader.url, '/admin/members', {
+      headers: running.adminHeaders(),
       method: 'POST',
       body: JSON.stringify(member),
     });
@@ -62,6 +66,7 @@ describe('member directory', () => {
     await waitFor('the promotion', async () => {
       const leader = await running.leaderOf('g1', 5_000);
       const promoted = await rawRequest(leader.url, `/admin/members/${newcomer.replicaId}/promote`, {
+        headers: running.adminHeaders(),
         method: 'POST',
       });
       return promoted.status === 200;
@@ -69,6 +74,7 @@ describe('member directory', () => {
     await waitFor('the removal', async () => {
       const leader = await running.leaderOf('g1', 5_000);
       const removed = await rawRequest(leader.url, `/admin/members/${leaving.replicaId}`, {
+        headers: running.adminHeaders(),
         method: 'DELETE',
       });
       return removed.status === 200;
@@ -97,17 +103,20 @@ describe('member directory', () => {
     running.signal(paused.replicaId, 'SIGSTOP');
     // The leader's window of unacknowledged messages to the paused replica fills long before the
     // replacement: its entries can only reach it inside a snapshot.
-    await waitFor('the log to move on', async () => (await statusOf(leader)).commitIndex > 600);
+    await waitFor('the log to move on', async () => (await statusOf(running, leader)).commitIndex > 600);
     const newcomer = await replace(running, leaving);
     // Far past the paused replica, and past the replacement, in compacted log.
-    const replacedAt = (await statusOf(leader)).commitIndex;
-    await waitFor('the log to move on', async () => (await statusOf(leader)).commitIndex > replacedAt + 600);
+    const replacedAt = (await statusOf(running, leader)).commitIndex;
+    await waitFor(
+      'the log to move on',
+      async () => (await statusOf(running, leader)).commitIndex > replacedAt + 600,
+    );
     running.signal(paused.replicaId, 'SIGCONT');
     await waitFor('the paused replica to catch up', async () => {
-      const status = await statusOf(paused);
+      const status = await statusOf(running, paused);
       return (
         status.voters.includes(newcomer.raftId) &&
-        status.appliedIndex >= (await statusOf(leader)).commitIndex - 50
+        status.appliedIndex >= (await statusOf(running, leader)).commitIndex - 50
       );
     });
     // Without the leader, the group is the caught-up replica and the newcomer: they must reach
@@ -139,11 +148,11 @@ describe('member directory', () => {
     await Promise.all(founders.map((replica) => running.kill(replica.replicaId)));
     await Promise.all(founders.map((replica) => running.restart(replica.replicaId)));
     for (const replica of founders) {
-      const status = await statusOf(replica);
+      const status = await statusOf(running, replica);
       expect([...status.voters, ...status.learners]).not.toContain(newcomer.raftId);
     }
     await addLearner(running, newcomer);
-    expect((await statusOf(await running.leaderOf('g1'))).learners).toContain(newcomer.raftId);
+    expect((await statusOf(running, await running.leaderOf('g1'))).learners).toContain(newcomer.raftId);
     // The launcher never gives a retired replica's Raft id to another one.
     await running.retire(newcomer.replicaId);
     const nextRaftId = newcomer.raftId + 1;

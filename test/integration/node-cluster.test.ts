@@ -43,7 +43,7 @@ describe('a cluster of 3 nodes hosting 4 groups', () => {
   });
 
   const statusOf = async (node: NodeProcessInfo): Promise<NodeStatus> =>
-    (await rawRequest(node.url, '/admin/status')).json() as NodeStatus;
+    (await rawRequest(node.url, '/admin/status', { headers: cluster.adminHeaders() })).json() as NodeStatus;
 
   async function putAll(prefix: string, count: number): Promise<void> {
     for (let index = 0; index < count; index++) {
@@ -179,7 +179,7 @@ describe('moving a replica between nodes', () => {
   ): Promise<{ status: number; code: string | undefined; json: () => unknown }> => {
     const answer = await rawRequest(node.url, path, {
       method,
-      headers: { [groupHeader]: 'g1', 'content-type': 'application/json' },
+      headers: { [groupHeader]: 'g1', 'content-type': 'application/json', ...cluster.adminHeaders() },
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
       timeoutMs: 20_000,
     });

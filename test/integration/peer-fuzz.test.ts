@@ -254,7 +254,9 @@ describe('hostile peers (issue 11, item 6)', () => {
       'reason="authentication"',
     );
     const random = generator(seed);
-    const status = (await rawRequest(target.url, '/admin/status')).json() as Status;
+    const status = (
+      await rawRequest(target.url, '/admin/status', { headers: cluster.adminHeaders() })
+    ).json() as Status;
     const wrongSecret = Buffer.from('not the cluster secret, not at all');
     const connections = messagesPerCase / 500;
     for (let attempt = 0; attempt < connections; attempt++) {
@@ -284,7 +286,9 @@ describe('hostile peers (issue 11, item 6)', () => {
       const { socket, answered } = await connectAsPeer(target, 3, secret.subarray(0, secret.length - 1));
       expect(answered, 'the target answered the hello').toBe(true);
       // Messages near the target's own state reach deeper than absurd ones: read it afresh.
-      const status = (await rawRequest(target.url, '/admin/status')).json() as Status;
+      const status = (
+        await rawRequest(target.url, '/admin/status', { headers: cluster.adminHeaders() })
+      ).json() as Status;
       for (let frame = 0; frame < 10 && sent < messagesPerCase; frame++) {
         socket.write(messagesFrame(randomMessages(random, messagesPerFrame, 3, 1, status)));
         sent += messagesPerFrame;

@@ -163,8 +163,11 @@ interface Status {
   keyCount: number | null;
 }
 
-async function statusOf(replica: ReplicaProcess): Promise<Status> {
-  return (await rawRequest(replica.url, '/admin/status', { timeoutMs: 2000 })).json() as Status;
+/** A replica's status, asked with the admin token of its cluster. */
+async function statusOf(cluster: LocalCluster, replica: ReplicaProcess): Promise<Status> {
+  return (
+    await rawRequest(replica.url, '/admin/status', { headers: cluster.adminHeaders(), timeoutMs: 2000 })
+  ).json() as Status;
 }
 
 interface ScanPage {
@@ -233,10 +236,10 @@ describe('raft log faults on one replica of a group (issue 20)', () => {
   /** Every replica has applied everything the leader committed (so a clean stop loses nothing). */
   async function waitForEveryReplicaToApply(): Promise<void> {
     const leader = await cluster.leaderOf('g1');
-    const commitIndex = (await statusOf(leader)).commitIndex;
+    const commitIndex = (await statusOf(cluster, leader)).commitIndex;
     for (const replica of cluster.group('g1')) {
       await waitFor(`${replica.replicaId} to apply up to ${commitIndex}`, async () => {
-        return (await statusOf(replica)).appliedIndex >= commitIndex;
+        return (await statusOf(cluster, replica)).appliedIndex >= commitIndex;
       });
     }
   }
@@ -435,10 +438,10 @@ describe('raft log faults on one replica of a group (issue 20)', () => {
 
   async function waitForEveryRunningReplicaToApply(): Promise<void> {
     const leader = await cluster.leaderOf('g1');
-    const commitIndex = (await statusOf(leader)).commitIndex;
+    const commitIndex = (await statusOf(cluster, leader)).commitIndex;
     for (const replica of runningReplicas()) {
       await waitFor(`${replica.replicaId} to apply up to ${commitIndex}`, async () => {
-        return (await statusOf(replica)).appliedIndex >= commitIndex;
+        return (await statusOf(cluster, replica)).appliedIndex >= commitIndex;
       });
     }
   }
@@ -460,13 +463,17 @@ describe('raft log faults on one replica of a group (issue 20)', () => {
   async function replace(damaged: ReplicaProcess): Promise<ReplicaProcess> {
     const leader = await cluster.leaderOf('g1', 15_000, [damaged.replicaId]);
     const leaderLogOffset = await logSize(leader);
-    const removed = await rawRequest(leader.url, `/admin/members/${damaged.replicaId}`, { method: 'DELETE' });
+    const removed = await rawRequest(leader.url, `/admin/members/${damaged.replicaId}`, {
+      headers: cluster.adminHeaders(),
+      method: 'DELETE',
+    });
     expect(removed.status, removed.body.toString()).toBe(200);
     await cluster.retire(damaged.replicaId);
     await rm(damaged.dataDirectory, { recursive: true, force: true });
     const newcomer = await cluster.addReplica('g1');
     expect(newcomer.raftId).toBeGreaterThan(damaged.raftId);
     const added = await rawRequest(leader.url, '/admin/members', {
+      headers: cluster.adminHeaders(),
       method: 'POST',
       body: JSON.stringify({
         replicaId: newcomer.replicaId,
@@ -478,15 +485,16 @@ describe('raft log faults on one replica of a group (issue 20)', () => {
     expect(added.status, added.body.toString()).toBe(200);
     await waitFor(`the promotion of ${newcomer.replicaId}`, async () => {
       const response = await rawRequest(leader.url, `/admin/members/${newcomer.replicaId}/promote`, {
+        headers: cluster.adminHeaders(),
         method: 'POST',
       });
       return response.status === 200;
     });
     await waitFor(`${newcomer.replicaId} to apply everything`, async () => {
-      const target = (await statusOf(leader)).commitIndex;
-      return (await statusOf(newcomer)).appliedIndex >= target;
+      const target = (await statusOf(cluster, leader)).commitIndex;
+      return (await statusOf(cluster, newcomer)).appliedIndex >= target;
     });
-    const status = await statusOf(newcomer);
+    const status = await statusOf(cluster, newcomer);
     expect(status.voters).toContain(newcomer.raftId);
     expect(status.voters).not.toContain(damaged.raftId);
     // It caught up from the leader's snapshot, not from entries: its log starts after one.
@@ -552,7 +560,7 @@ describe('raft log faults on one replica of a group (issue 20)', () => {
     await expectEveryKeyThroughGateway();
     await writeKeys(20);
     await expectStaleReadsOnEveryRunningReplica();
-    const status = await statusOf(damaged);
+    const status = await statusOf(cluster, damaged);
     expect(status.storageFault).toBeNull();
     expect(status.voters).toContain(damaged.raftId);
     expect((await rawRequest(damaged.url, '/readyz')).status).toBe(200);

@@ -17,8 +17,11 @@ interface Status {
   leaderReplicaId: string | null;
 }
 
-async function statusOf(replica: ReplicaProcess): Promise<Status> {
-  return (await rawRequest(replica.url, '/admin/status', { timeoutMs: 2000 })).json() as Status;
+/** A replica's status, asked with the admin token of its cluster. */
+async function statusOf(cluster: LocalCluster, replica: ReplicaProcess): Promise<Status> {
+  return (
+    await rawRequest(replica.url, '/admin/status', { headers: cluster.adminHeaders(), timeoutMs: 2000 })
+  ).json() as Status;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -89,9 +92,11 @@ describe('a replicated shard group (3 replicas) under crashes and pauses', () =>
       expect(errorCodeOf(direct)).toBe('NOT_LEADER');
       expect((direct.json() as { error: { leaderHint: string } }).error.leaderHint).toBe(leader.replicaId);
     }
-    const status = await statusOf(leader);
+    const status = await statusOf(cluster, leader);
     expect(status).toMatchObject({ role: 'leader', leaderReplicaId: leader.replicaId });
-    const map = (await rawRequest(cluster.gatewayUrl, '/admin/cluster')).json() as {
+    const map = (
+      await rawRequest(cluster.gatewayUrl, '/admin/cluster', { headers: cluster.adminHeaders() })
+    ).json() as {
       groups: {
         id: string;
         leader: string;
@@ -173,10 +178,10 @@ describe('a replicated shard group (3 replicas) under crashes and pauses', () =>
     const result = await load.stop();
     expect(result.acknowledged.size).toBeGreaterThan(10);
     await cluster.restart(follower.replicaId);
-    const target = (await statusOf(leader)).commitIndex;
+    const target = (await statusOf(cluster, leader)).commitIndex;
     await waitFor(
       `${follower.replicaId} to catch up to ${target}`,
-      async () => (await statusOf(follower)).appliedIndex >= target,
+      async () => (await statusOf(cluster, follower)).appliedIndex >= target,
     );
     for (const [key, value] of [...result.acknowledged].slice(-20)) {
       const response = await rawRequest(follower.url, `${pathForKey(key)}?consistency=stale`);
@@ -192,12 +197,12 @@ describe('a replicated shard group (3 replicas) under crashes and pauses', () =>
     // The follower's log ends at or before the highest last index of the group when it died.
     const others = cluster.group('g1').filter((replica) => replica !== follower);
     const followerLastIndex = Math.max(
-      ...(await Promise.all(others.map(async (replica) => (await statusOf(replica)).lastIndex))),
+      ...(await Promise.all(others.map(async (replica) => (await statusOf(cluster, replica)).lastIndex))),
     );
     // Write until no live replica's log holds what the follower is missing: whichever of them
     // leads when it returns (leadership may move meanwhile) must send a snapshot.
     const everyLogCompactedPastFollower = async (): Promise<boolean> => {
-      const statuses = await Promise.all(others.map((replica) => statusOf(replica)));
+      const statuses = await Promise.all(others.map((replica) => statusOf(cluster, replica)));
       return statuses.every((status) => status.firstIndex > followerLastIndex + 1);
     };
     for (let batch = 0; !(await everyLogCompactedPastFollower()); batch++) {
@@ -223,17 +228,17 @@ describe('a replicated shard group (3 replicas) under crashes and pauses', () =>
       return queued.every((messages) => messages === 0);
     });
     for (const replica of others) {
-      const status = await statusOf(replica);
+      const status = await statusOf(cluster, replica);
       expect(
         status.firstIndex,
         `${replica.replicaId}'s log still holds what ${follower.replicaId} is missing (its log ends at or before ${followerLastIndex})`,
       ).toBeGreaterThan(followerLastIndex + 1);
     }
     await cluster.restart(follower.replicaId);
-    const target = (await statusOf(leader)).commitIndex;
+    const target = (await statusOf(cluster, leader)).commitIndex;
     await waitFor(
       `${follower.replicaId} to catch up`,
-      async () => (await statusOf(follower)).appliedIndex >= target,
+      async () => (await statusOf(cluster, follower)).appliedIndex >= target,
       30_000,
     );
     // The counter moves once the install has also removed the old generation, a moment after the
@@ -268,7 +273,10 @@ describe('a replicated shard group (3 replicas) under crashes and pauses', () =>
     if (direct.status === 200) expect(direct.body.toString()).toBe('after the pause');
     else expect(errorCodeOf(direct)).toMatch(/NOT_LEADER|COMMIT_TIMEOUT/);
     expect(await get('paused-key')).toBe('after the pause');
-    await waitFor('the old leader to step down', async () => (await statusOf(oldLeader)).role !== 'leader');
+    await waitFor(
+      'the old leader to step down',
+      async () => (await statusOf(cluster, oldLeader)).role !== 'leader',
+    );
   });
 
   it('hands leadership to another replica on request', async () => {
@@ -278,11 +286,13 @@ describe('a replicated shard group (3 replicas) under crashes and pauses', () =>
       .group('g1')
       .find((replica) => replica !== leader && replica !== target) as ReplicaProcess;
     const refused = await rawRequest(follower.url, '/admin/transfer-leadership', {
+      headers: cluster.adminHeaders(),
       method: 'POST',
       body: JSON.stringify({ to: target.replicaId }),
     });
     expect(errorCodeOf(refused)).toBe('NOT_LEADER');
     const response = await rawRequest(leader.url, '/admin/transfer-leadership', {
+      headers: cluster.adminHeaders(),
       method: 'POST',
       body: JSON.stringify({ to: target.replicaId }),
     });
@@ -290,6 +300,7 @@ describe('a replicated shard group (3 replicas) under crashes and pauses', () =>
     expect((await cluster.leaderOf('g1')).replicaId).toBe(target.replicaId);
     expect(await put('after-transfer', 'ok')).toBe(204);
     const invalid = await rawRequest(target.url, '/admin/transfer-leadership', {
+      headers: cluster.adminHeaders(),
       method: 'POST',
       body: 'not json',
     });
@@ -319,28 +330,32 @@ describe('a replicated shard group (3 replicas) under crashes and pauses', () =>
         peerAddress: `${cluster.host}:${newcomer.peerPort}`,
       };
       const early = await rawRequest(leader.url, `/admin/members/${newcomer.replicaId}/promote`, {
+        headers: cluster.adminHeaders(),
         method: 'POST',
       });
       expect(errorCodeOf(early)).toBe('MEMBERSHIP_CHANGE_REFUSED');
       const added = await rawRequest(leader.url, '/admin/members', {
+        headers: cluster.adminHeaders(),
         method: 'POST',
         body: JSON.stringify(member),
       });
       expect(added.status, added.body.toString()).toBe(200);
       expect((added.json() as { learners: number[] }).learners).toContain(newcomer.raftId);
       const again = await rawRequest(leader.url, '/admin/members', {
+        headers: cluster.adminHeaders(),
         method: 'POST',
         body: JSON.stringify(member),
       });
       expect(errorCodeOf(again)).toBe('MEMBERSHIP_CHANGE_REFUSED');
       // The learner catches up (by snapshot: the log was compacted long ago), then is promoted.
       await waitFor('the learner to catch up', async () => {
-        const target = (await statusOf(leader)).commitIndex;
-        return (await statusOf(newcomer)).appliedIndex >= target - 50;
+        const target = (await statusOf(cluster, leader)).commitIndex;
+        return (await statusOf(cluster, newcomer)).appliedIndex >= target - 50;
       });
       let promoted = false;
       await waitFor('the promotion', async () => {
         const response = await rawRequest(leader.url, `/admin/members/${newcomer.replicaId}/promote`, {
+          headers: cluster.adminHeaders(),
           method: 'POST',
         });
         promoted = response.status === 200;
@@ -351,6 +366,7 @@ describe('a replicated shard group (3 replicas) under crashes and pauses', () =>
         .group('g1')
         .find((replica) => replica !== leader && replica !== newcomer) as ReplicaProcess;
       const removed = await rawRequest(leader.url, `/admin/members/${leaving.replicaId}`, {
+        headers: cluster.adminHeaders(),
         method: 'DELETE',
       });
       expect(removed.status, removed.body.toString()).toBe(200);
@@ -374,6 +390,7 @@ describe('a replicated shard group (3 replicas) under crashes and pauses', () =>
     const leader = await cluster.leaderOf('g1');
     const newcomer = cluster.group('g1').find((replica) => replica.raftId === 4) as ReplicaProcess;
     const moved = await rawRequest(leader.url, '/admin/transfer-leadership', {
+      headers: cluster.adminHeaders(),
       method: 'POST',
       body: JSON.stringify({ to: newcomer.replicaId }),
     });

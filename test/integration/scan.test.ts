@@ -180,6 +180,7 @@ describe('range scans across 3 shard groups of 3 replicas', () => {
     const leader = await cluster.leaderOf('g1');
     const target = cluster.group('g1').find((replica) => replica !== leader) as ReplicaProcess;
     const moved = await rawRequest(leader.url, '/admin/transfer-leadership', {
+      headers: cluster.adminHeaders(),
       method: 'POST',
       body: JSON.stringify({ to: target.replicaId }),
     });

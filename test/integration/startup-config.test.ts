@@ -505,6 +505,45 @@ const cases: readonly FailureCase[] = [
     stderrFirstLine:
       /^impulse-shard-node: invalid configuration: --cluster-secret-file and IMPULSE_CLUSTER_SECRET are both set: give the cluster secret one way \[CONFIG_INVALID\]$/,
   },
+  // Decision 0017: a process that authenticates its peers authenticates its admins too.
+  {
+    name: 'extra. a cluster secret without an admin token',
+    entry: 'shardNode',
+    setup: async (context) => ({
+      argumentsList: ['--port=0', `--data-dir=${context.path('d')}`],
+      env: { IMPULSE_CLUSTER_SECRET: '0123456789abcdef0123456789abcdef' },
+      untouched: [context.path('d')],
+    }),
+    exitCode: 2,
+    stderrFirstLine:
+      /^impulse-shard-node: invalid configuration: a cluster secret is given but no admin token \(--admin-token-file or IMPULSE_ADMIN_TOKEN\): .* \[CONFIG_INVALID\]$/,
+  },
+  {
+    name: 'extra. an admin token a bearer token cannot carry',
+    entry: 'shardNode',
+    setup: async (context) => ({
+      argumentsList: ['--port=0', `--data-dir=${context.path('d')}`],
+      env: { IMPULSE_ADMIN_TOKEN: 'an admin token with spaces' },
+      untouched: [context.path('d')],
+    }),
+    exitCode: 2,
+    stderrFirstLine:
+      /^impulse-shard-node: invalid configuration: the admin token \(IMPULSE_ADMIN_TOKEN\) holds characters a bearer token cannot carry: .* \[CONFIG_INVALID\]$/,
+  },
+  {
+    name: 'extra. a gateway admin token file that cannot be read',
+    entry: 'gateway',
+    setup: async (context) => ({
+      argumentsList: [
+        '--port=0',
+        `--cluster-file=${context.clusterFile(oneReplica())}`,
+        `--admin-token-file=${context.path('none')}`,
+      ],
+    }),
+    exitCode: 2,
+    stderrFirstLine:
+      /^impulse-gateway: invalid configuration: --admin-token-file .*none cannot be read: ENOENT \[CONFIG_INVALID\]$/,
+  },
   {
     name: '4. shard-node IMPULSE_SHUTDOWN_TIMEOUT=600h (environment)',
     entry: 'shardNode',
@@ -1149,7 +1188,9 @@ describe('start-up refuses what it used to accept and then misbehave on (issue 1
     });
     caseContext.cleanups.push(() => cluster.stop());
     const statusOf = async (replica: ReplicaProcess): Promise<{ appliedIndex: number }> =>
-      (await rawRequest(replica.url, '/admin/status')).json() as { appliedIndex: number };
+      (await rawRequest(replica.url, '/admin/status', { headers: cluster.adminHeaders() })).json() as {
+        appliedIndex: number;
+      };
     const written = 60;
     for (let index = 0; index < written; index++) {
       const answer = await rawRequest(cluster.gatewayUrl, `/kv/s-${index}`, {
@@ -1163,6 +1204,7 @@ describe('start-up refuses what it used to accept and then misbehave on (issue 1
     const joiner = await cluster.addReplica('g1');
     const added = await rawRequest(leader.url, '/admin/members', {
       method: 'POST',
+      headers: cluster.adminHeaders(),
       body: JSON.stringify({
         replicaId: joiner.replicaId,
         raftId: joiner.raftId,

@@ -207,7 +207,9 @@ describe('storage faults on one replica of a group (leveldb)', () => {
       'the rebuilt replica to be ready',
       async () => (await rawRequest(replica.url, '/readyz')).status === 200,
     );
-    const status = (await rawRequest(replica.url, '/admin/status')).json() as {
+    const status = (
+      await rawRequest(replica.url, '/admin/status', { headers: cluster?.adminHeaders() ?? {} })
+    ).json() as {
       storageFault: Record<string, unknown> | null;
       keyCount: number | null;
     };

@@ -3,8 +3,15 @@ import type { ManagedProcess } from './supervisor.js';
 
 /**
  * The launcher's requests to the shard-nodes' admin routes, in one place: this module is the one
- * that knows how to make one (the group header, a JSON body, the answer it must get).
+ * that knows how to make one (the admin token, the group header, a JSON body, the answer it must
+ * get).
  */
+
+/**
+ * The headers that carry the cluster's admin token (`ProcessCluster.adminHeaders()`): every admin
+ * route refuses a request without them (docs/decisions/0017-admin-authentication.md).
+ */
+export type AdminHeaders = Readonly<Record<string, string>>;
 
 export interface AdminRequest {
   readonly method?: 'GET' | 'POST' | 'DELETE';
@@ -17,11 +24,12 @@ export interface AdminRequest {
 /** An admin request that must answer 200: answers its JSON body, or throws with the status and the answer. */
 export async function adminRequest(
   target: ManagedProcess,
+  adminHeaders: AdminHeaders,
   path: string,
   request: AdminRequest,
 ): Promise<unknown> {
   const method = request.method ?? 'GET';
-  const headers: Record<string, string> = {};
+  const headers: Record<string, string> = { ...adminHeaders };
   if (request.group !== undefined) headers[groupHeader] = request.group;
   if (request.body !== undefined) headers['content-type'] = 'application/json';
   const response = await fetch(`${target.url}${path}`, {
@@ -50,15 +58,23 @@ export interface NodeStatusAnswer {
 /** The role a replica reports in its `/admin/status` (a node's replica of `groupId`, or a one-replica process). */
 export async function replicaRole(
   target: ManagedProcess,
+  adminHeaders: AdminHeaders,
   groupId: string,
   timeoutMs: number,
 ): Promise<string | undefined> {
-  const status = (await adminRequest(target, '/admin/status', { group: groupId, timeoutMs })) as {
+  const status = (await adminRequest(target, adminHeaders, '/admin/status', {
+    group: groupId,
+    timeoutMs,
+  })) as {
     role?: string;
   };
   return status.role;
 }
 
-export async function nodeStatus(target: ManagedProcess, timeoutMs: number): Promise<NodeStatusAnswer> {
-  return (await adminRequest(target, '/admin/status', { timeoutMs })) as NodeStatusAnswer;
+export async function nodeStatus(
+  target: ManagedProcess,
+  adminHeaders: AdminHeaders,
+  timeoutMs: number,
+): Promise<NodeStatusAnswer> {
+  return (await adminRequest(target, adminHeaders, '/admin/status', { timeoutMs })) as NodeStatusAnswer;
 }

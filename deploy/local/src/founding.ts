@@ -5,15 +5,20 @@ import { StartupError, replaceFileDurably } from '@impulse/common';
 /** The version of the `FOUNDED` record's format. */
 const foundedFormat = 1;
 
-/** Makes a random cluster secret at `path` (mode 0600, durably) unless one is there. */
-export async function ensureClusterSecret(path: string): Promise<void> {
+/**
+ * Makes a random secret at `path` (32 bytes in hex, mode 0600, durably) unless one is there, and
+ * answers the one there, without its trailing newline: the cluster secret and the admin token that
+ * the launchers give their processes, kept under the data root for every later start.
+ */
+export async function ensureSecretFile(path: string): Promise<string> {
   try {
-    await readFile(path);
-    return;
+    return (await readFile(path, 'utf8')).replace(/[\r\n]+$/, '');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
   }
-  await replaceFileDurably(path, `${randomBytes(32).toString('hex')}\n`, 0o600);
+  const secret = randomBytes(32).toString('hex');
+  await replaceFileDurably(path, `${secret}\n`, 0o600);
+  return secret;
 }
 
 /** The replica ids of a data root's `FOUNDED` record; none when it has none (its first start). */

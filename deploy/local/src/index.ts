@@ -1,6 +1,7 @@
 export * from './local-cluster.js';
 export * from './local-node-cluster.js';
 export {
+  adminTokenFileName,
   clusterSecretFileName,
   foundedFileName,
   gatewayMain,

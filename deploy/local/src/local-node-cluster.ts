@@ -1,6 +1,6 @@
 import { join, resolve } from 'node:path';
 import { StartupError, startupErrorCodes, type ClusterConfig } from '@impulse/common';
-import { adminRequest, nodeStatus } from './admin.js';
+import { adminRequest, nodeStatus, type AdminHeaders } from './admin.js';
 import {
   ProcessCluster,
   clusterConfigOf,
@@ -204,7 +204,7 @@ export class LocalNodeCluster extends ProcessCluster<NodeProcessInfo, LocalNodeC
     for (const { member, error } of failures) this.startFailures.push({ node: member, error });
     const failed = new Set(this.startFailures.map((failure) => failure.node.nodeId));
     const running = this.nodes.filter((node) => !failed.has(node.nodeId));
-    this.failedReplicas.push(...(await failedReplicasOf(running)));
+    this.failedReplicas.push(...(await failedReplicasOf(running, this.adminHeaders())));
     const notStarted = new Set(this.failedReplicas.map((replica) => replica.replicaId));
     await this.recordFounded(
       running
@@ -284,7 +284,7 @@ export class LocalNodeCluster extends ProcessCluster<NodeProcessInfo, LocalNodeC
       Math.max(this.highestRaftIds.get(groupId) ?? 0, ...members.map((member) => member.raftId)) + 1;
     this.highestRaftIds.set(groupId, raftId);
     const replica: NodeReplica = { groupId, replicaId: `${groupId}-r${raftId}`, raftId };
-    await adminRequest(node, '/admin/replicas', {
+    await adminRequest(node, this.adminHeaders(), '/admin/replicas', {
       method: 'POST',
       body: {
         ...replica,
@@ -312,7 +312,7 @@ export class LocalNodeCluster extends ProcessCluster<NodeProcessInfo, LocalNodeC
     );
     const replica = node && this.replicasOn(node.nodeId).find((hosted) => hosted.replicaId === replicaId);
     if (node === undefined || replica === undefined) throw new Error(`no node hosts ${replicaId}`);
-    await adminRequest(node, `/admin/replicas/${replica.groupId}?force=true`, {
+    await adminRequest(node, this.adminHeaders(), `/admin/replicas/${replica.groupId}?force=true`, {
       method: 'DELETE',
       timeoutMs: hostingRequestTimeoutMs,
     });
@@ -353,10 +353,13 @@ const hostingRequestTimeoutMs = 20_000;
 const statusTimeoutMs = 5_000;
 
 /** The failed replicas each running node reports in its `/admin/status`. */
-async function failedReplicasOf(nodes: readonly NodeProcessInfo[]): Promise<FailedReplica[]> {
+async function failedReplicasOf(
+  nodes: readonly NodeProcessInfo[],
+  adminHeaders: AdminHeaders,
+): Promise<FailedReplica[]> {
   const failed: FailedReplica[] = [];
   for (const node of nodes) {
-    const status = await nodeStatus(node, statusTimeoutMs);
+    const status = await nodeStatus(node, adminHeaders, statusTimeoutMs);
     for (const reported of status.replicas ?? []) {
       if (reported.health !== 'failed') continue;
       const replica = node.replicas.find((candidate) => candidate.groupId === reported.groupId);

@@ -2,13 +2,14 @@ import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
+  adminHeaders,
   ensureDataDirectory,
   keyBytesMaxDefault,
   valueBytesMaxDefault,
   type ClusterConfig,
 } from '@impulse/common';
 import { replicaRole } from './admin.js';
-import { ensureClusterSecret, readFounded, writeFounded } from './founding.js';
+import { ensureSecretFile, readFounded, writeFounded } from './founding.js';
 import { freePort } from './ports.js';
 import type { PowerCut } from './power-fs.js';
 import { PowerLossDisks } from './power-loss.js';
@@ -35,6 +36,9 @@ export const foundedFileName = 'FOUNDED';
 
 /** The file, under the data root, of the cluster secret the launcher made. */
 export const clusterSecretFileName = 'cluster-secret';
+
+/** The file, under the data root, of the admin token the launcher made. */
+export const adminTokenFileName = 'admin-token';
 
 /** What both shapes of a local cluster are given. */
 export interface ProcessClusterOptions {
@@ -83,7 +87,7 @@ const leaderPollMs = 25;
 /**
  * What both shapes of a local cluster of real processes on loopback share (`LocalNodeCluster`,
  * nodes hosting replicas of many groups; `LocalCluster`, a process per replica): the data root
- * with its `FOUNDED` record and cluster secret, the supervised shard-node processes and their
+ * with its `FOUNDED` record, cluster secret and admin token, the supervised shard-node processes and their
  * ports, the gateway, faults (signals, `kill -9`, power cuts) and the stop. A shape says which
  * shard-node processes it runs, with which flags, and what cluster configuration they share.
  */
@@ -106,6 +110,8 @@ export abstract class ProcessCluster<
   protected readonly disks: PowerLossDisks;
   /** The next fixed client port; 0: free ports. */
   private nextPort: number;
+  /** The admin token every process is given (`adminTokenPath`), once the start has made or read it. */
+  private adminToken: string | undefined;
 
   protected constructor(
     protected readonly options: Options,
@@ -178,6 +184,21 @@ export abstract class ProcessCluster<
     return join(resolve(this.options.dataDirectory), clusterSecretFileName);
   }
 
+  /**
+   * The admin token every process is given (`--admin-token-file`), made as the cluster secret is:
+   * the operator's key to the admin routes, sent as `Authorization: Bearer <token>`
+   * (docs/decisions/0017-admin-authentication.md).
+   */
+  get adminTokenPath(): string {
+    return join(resolve(this.options.dataDirectory), adminTokenFileName);
+  }
+
+  /** The headers that carry the admin token: every request to an admin route of the cluster needs them. */
+  adminHeaders(): Record<string, string> {
+    if (this.adminToken === undefined) throw new Error('the cluster is not started');
+    return adminHeaders(this.adminToken);
+  }
+
   protected get foundedPath(): string {
     return join(resolve(this.options.dataDirectory), foundedFileName);
   }
@@ -187,7 +208,8 @@ export abstract class ProcessCluster<
     await ensureDataDirectory(this.options.dataDirectory);
     mkdirSync(this.logDirectory, { recursive: true });
     for (const replicaId of await readFounded(this.foundedPath)) this.foundedReplicas.add(replicaId);
-    await ensureClusterSecret(this.clusterSecretPath);
+    await ensureSecretFile(this.clusterSecretPath);
+    this.adminToken = await ensureSecretFile(this.adminTokenPath);
     await this.startMembers();
     const gatewayPort = this.options.gatewayPort ?? 0;
     const port = gatewayPort === 0 ? await freePort(this.host) : gatewayPort;
@@ -203,6 +225,7 @@ export abstract class ProcessCluster<
       `--host=${this.host}`,
       `--port=${port}`,
       `--cluster=${JSON.stringify(this.clusterConfig())}`,
+      `--admin-token-file=${this.adminTokenPath}`,
       `--log-level=${this.options.logLevel ?? 'info'}`,
       ...(this.options.gatewayArguments ?? []),
     ]);
@@ -276,6 +299,7 @@ export abstract class ProcessCluster<
       `--data-dir=${member.dataDirectory}`,
       `--cluster=${JSON.stringify(this.clusterConfig())}`,
       `--cluster-secret-file=${this.clusterSecretPath}`,
+      `--admin-token-file=${this.adminTokenPath}`,
       `--log-level=${this.options.logLevel ?? 'info'}`,
       ...(this.options.shardNodeArguments ?? []),
       ...founding,
@@ -358,7 +382,9 @@ export abstract class ProcessCluster<
     while (Date.now() < deadline) {
       for (const member of this.membersOf(groupId)) {
         if (excluding.includes(member.name) || !isRunning(member)) continue;
-        const role = await replicaRole(member, groupId, leaderStatusTimeoutMs).catch(() => undefined);
+        const role = await replicaRole(member, this.adminHeaders(), groupId, leaderStatusTimeoutMs).catch(
+          () => undefined,
+        );
         if (role === 'leader') return member;
       }
       await new Promise((resolveDelay) => setTimeout(resolveDelay, leaderPollMs));

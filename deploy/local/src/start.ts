@@ -83,11 +83,16 @@ async function main(): Promise<void> {
   }
   process.stdout.write(`  gateway     ${cluster.gatewayUrl}\n`);
   process.stdout.write(`  logs        ${cluster.logDirectory}\n`);
+  process.stdout.write(`  admin token ${cluster.adminTokenPath}\n`);
   process.stdout.write(
     `impulse: ready. Try: curl -X PUT --data-binary hello ${cluster.gatewayUrl}/kv/greeting\n`,
   );
+  // The admin routes need the token this launcher made (docs/decisions/0017-admin-authentication.md).
   process.stdout.write(
-    `impulse: a node serves each group's replica by the ${groupHeader} header: curl -H '${groupHeader}: g1' ${runningNodes[0]?.url ?? ''}/admin/status\n`,
+    `impulse: the admin routes need the admin token: curl -H "Authorization: Bearer $(cat ${cluster.adminTokenPath})" ${cluster.gatewayUrl}/admin/cluster\n`,
+  );
+  process.stdout.write(
+    `impulse: a node serves each group's replica by the ${groupHeader} header: curl -H "Authorization: Bearer $(cat ${cluster.adminTokenPath})" -H '${groupHeader}: g1' ${runningNodes[0]?.url ?? ''}/admin/status\n`,
   );
   process.stdout.write('impulse: Ctrl-C stops the cluster\n');
 

@@ -68,7 +68,10 @@ export interface ChaosCluster {
   has(name: string): boolean;
   /** The process whose replica of the group leads, waiting up to `timeoutMs`. */
   leaderOf(groupId: string, timeoutMs: number): Promise<string>;
-  /** The URL of a process's client API, and the headers that address its replica of a group. */
+  /**
+   * The URL of a process's client API, and the headers of an admin request to its replica of a
+   * group: the group's, and the admin token's.
+   */
   requestTarget(
     name: string,
     groupId: string,
@@ -84,7 +87,7 @@ export interface ChaosCluster {
    * the ready nodes (a node contains a replica's failure); none in the replica shape, where a
    * replica that fails exits.
    */
-  healthTargets(): { name: string; url: string }[];
+  healthTargets(): { name: string; url: string; headers: Record<string, string> }[];
   /** The ports the processes' peer transports really listen on (behind the proxy). */
   peerListenPorts(): number[];
   /** A process's data directory (tests that sabotage a run damage it). */
@@ -295,7 +298,7 @@ class ReplicaShape extends ProcessShape implements ChaosCluster {
   }
 
   requestTarget(name: string): { url: string; headers: Record<string, string> } {
-    return { url: this.cluster.replica(name).url, headers: {} };
+    return { url: this.cluster.replica(name).url, headers: this.cluster.adminHeaders() };
   }
 
   pid(name: string): number | undefined {
@@ -306,7 +309,7 @@ class ReplicaShape extends ProcessShape implements ChaosCluster {
     return this.cluster.replicas.map((replica) => replica.peerListenPort);
   }
 
-  healthTargets(): { name: string; url: string }[] {
+  healthTargets(): { name: string; url: string; headers: Record<string, string> }[] {
     return [];
   }
 
@@ -378,7 +381,10 @@ class NodeShape extends ProcessShape implements ChaosCluster {
   }
 
   requestTarget(name: string, groupId: string): { url: string; headers: Record<string, string> } {
-    return { url: this.cluster.node(name).url, headers: { [groupHeader]: groupId } };
+    return {
+      url: this.cluster.node(name).url,
+      headers: { [groupHeader]: groupId, ...this.cluster.adminHeaders() },
+    };
   }
 
   pid(name: string): number | undefined {
@@ -389,10 +395,11 @@ class NodeShape extends ProcessShape implements ChaosCluster {
     return this.cluster.nodes.map((node) => node.peerListenPort);
   }
 
-  healthTargets(): { name: string; url: string }[] {
+  healthTargets(): { name: string; url: string; headers: Record<string, string> }[] {
+    const headers = this.cluster.adminHeaders();
     return this.cluster.nodes
       .filter((node) => this.cluster.isReady(node.nodeId))
-      .map((node) => ({ name: node.nodeId, url: node.url }));
+      .map((node) => ({ name: node.nodeId, url: node.url, headers }));
   }
 
   dataDirectoryOf(name: string): string {

@@ -26,13 +26,17 @@ export interface ReplicaFailure {
 }
 
 export interface ReplicaHealthWatchOptions {
-  /** The nodes to ask now: their names and client URLs. */
-  readonly nodes: () => readonly { readonly name: string; readonly url: string }[];
+  /** The nodes to ask now: their names, client URLs, and the headers (the admin token's) to ask with. */
+  readonly nodes: () => readonly {
+    readonly name: string;
+    readonly url: string;
+    readonly headers?: Readonly<Record<string, string>>;
+  }[];
   readonly nowSeconds: () => number;
   readonly onFailure?: (failure: ReplicaFailure) => void;
   readonly intervalMs?: number;
   /** A node's `/admin/status` answer, or undefined when it does not answer (tests replace it). */
-  readonly readStatus?: (url: string) => Promise<unknown>;
+  readonly readStatus?: (url: string, headers: Readonly<Record<string, string>>) => Promise<unknown>;
 }
 
 const intervalMsDefault = 1_000;
@@ -76,7 +80,7 @@ export class ReplicaHealthWatch {
     const readStatus = this.options.readStatus ?? readNodeStatus;
     await Promise.all(
       this.options.nodes().map(async (node) => {
-        const status = (await readStatus(node.url).catch(() => undefined)) as
+        const status = (await readStatus(node.url, node.headers ?? {}).catch(() => undefined)) as
           { replicas?: readonly ReportedReplica[] } | undefined;
         for (const replica of status?.replicas ?? []) this.check(node.name, replica);
       }),
@@ -111,9 +115,18 @@ export class ReplicaHealthWatch {
   }
 }
 
-async function readNodeStatus(url: string): Promise<unknown> {
-  const response = await fetch(`${url}/admin/status`, { signal: AbortSignal.timeout(statusTimeoutMs) });
-  return (await response.json()) as unknown;
+/**
+ * A node's status. An error answer (a refused admin token, say) throws, as no answer does:
+ * neither is a status, and an error body must not pass for a node with no replica to report.
+ */
+async function readNodeStatus(url: string, headers: Readonly<Record<string, string>>): Promise<unknown> {
+  const response = await fetch(`${url}/admin/status`, {
+    headers,
+    signal: AbortSignal.timeout(statusTimeoutMs),
+  });
+  const body = (await response.json()) as unknown;
+  if (response.status !== 200) throw new Error(`GET /admin/status answered ${response.status}`);
+  return body;
 }
 
 /** One line for a failure: `g1-r2 on n3: failed at 12.5 s: <message>`. */

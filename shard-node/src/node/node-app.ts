@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import express from 'express';
 import {
+  AdminAuth,
   ImpulseError,
   allowMethods,
   createHttpMetrics,
@@ -28,6 +29,11 @@ export interface NodeAppContext {
   readonly startedAtMs: number;
   /** False while starting and once shutting down: /readyz answers 503 then. */
   readonly isReady: () => boolean;
+  /**
+   * The node's admin token: its admin routes, and a hosted replica's (`createShardApp`, given the
+   * same), need it (docs/decisions/0017-admin-authentication.md). Undefined: none configured.
+   */
+  readonly adminToken: Uint8Array | undefined;
   /** The routes of the running replica of a group (`createShardApp`), if the node runs one. */
   readonly replicaListener: (groupId: string) => RequestListener | undefined;
   /** `POST /admin/replicas`: starts a replica here that joins its live group; answers its status. */
@@ -77,6 +83,15 @@ function replicaToAddOf(body: unknown): ReplicaToAdd {
   return { groupId, replicaId, raftId, members: members.map((member) => memberOf(member)) };
 }
 
+/** The node's routes, as metrics label them: a fixed set, never a raw path (whose values are unbounded). */
+const nodeRoutes = new Set(['/metrics', '/healthz', '/readyz', '/admin/status', '/admin/replicas']);
+
+function routeOf(path: string): string {
+  if (nodeRoutes.has(path)) return path;
+  if (path.startsWith('/admin/replicas/')) return '/admin/replicas/{groupId}';
+  return 'unmatched';
+}
+
 function pathOf(url: string): string {
   const query = url.indexOf('?');
   return query === -1 ? url : url.slice(0, query);
@@ -98,7 +113,13 @@ export function createNodeApp(context: NodeAppContext): RequestListener {
   app.disable('x-powered-by');
   app.disable('etag');
   app.set('query parser', 'simple');
-  app.use(observeRequests(createHttpMetrics(registry), (request) => (request as express.Request).path));
+  app.use(
+    observeRequests(createHttpMetrics(registry), (request) => routeOf((request as express.Request).path)),
+  );
+  // The node's admin routes need the admin token, as its replicas' do (createShardApp, given the
+  // same token); docs/decisions/0017-admin-authentication.md. Refusals are counted as requests.
+  const adminAuth = new AdminAuth(context.adminToken);
+  app.use(adminAuth.middleware());
 
   app.all(
     '/healthz',
@@ -164,6 +185,9 @@ export function createNodeApp(context: NodeAppContext): RequestListener {
   return function handle(request: IncomingMessage, response: ServerResponse): void {
     const url = request.url ?? '';
     const path = pathOf(url);
+    // An admin request that fails the check is refused by the node's express before any routing:
+    // it learns nothing else, not even which groups the node hosts.
+    if (!adminAuth.permits(request)) return void app(request, response);
     if (nodeOnlyPaths.has(path) || path.startsWith('/admin/replicas/')) return void app(request, response);
     const named = groupNamedBy(request, response);
     if (named === null) return;

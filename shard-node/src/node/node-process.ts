@@ -28,6 +28,7 @@ import {
 } from '@impulse/common';
 import type { ShardNodeConfig } from '../config.js';
 import { DataDirectory } from '../data-directory.js';
+import { warnWithoutAdminToken } from '../admin-token-warning.js';
 import { replicaSettingsOf } from '../replica-settings.js';
 import { sharedIntervals, systemScheduler, type MemberSpec } from '../replica/index.js';
 import { ConsistencyChecker } from '../server/consistency.js';
@@ -161,6 +162,7 @@ export class NodeProcess {
       registry,
       startedAtMs,
       isReady: () => this.ready,
+      adminToken: config.adminToken,
       replicaListener: (groupId) => this.routesOf(groupId)?.listener,
       addReplica: (replica) => this.addReplica(replica),
       removeReplica: (groupId, force) => this.removeReplica(groupId, force),
@@ -192,6 +194,7 @@ export class NodeProcess {
           'shard-node: no cluster secret (--cluster-secret-file or IMPULSE_CLUSTER_SECRET): peer links are not authenticated, and anyone who reaches the peer port can speak for a node',
         );
       }
+      warnWithoutAdminToken(config, logger);
       const advertised = parsePeerAddress(hosting.node.peerAddress) as { host: string; port: number };
       transport = await NodeTransport.start({
         // Listen where the client API listens (0.0.0.0 in a container); peers dial the advertised address.
@@ -279,7 +282,7 @@ export class NodeProcess {
     if (routes?.replica === replica) return routes;
     routes?.stopChecks();
     const logger = this.logger.child({ groupId });
-    const consistencyChecker = new ConsistencyChecker(replica, logger, this.registry);
+    const consistencyChecker = new ConsistencyChecker(replica, logger, this.registry, this.config.adminToken);
     const config = { ...this.config, groupId, replicaId: replica.status().replicaId };
     const listener = createShardApp({
       config,

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import express, { type Request, type Response } from 'express';
 import {
+  AdminAuth,
   ImpulseError,
   allowMethods,
   isScanPath,
@@ -90,6 +91,10 @@ export function createShardApp(context: ShardAppContext): RequestListener {
   app.disable('etag');
   app.set('query parser', 'simple');
   app.use(observeRequests(httpMetrics, (request) => routeOf(request as Request)));
+  // Every admin route needs the admin token (docs/decisions/0017-admin-authentication.md); the
+  // data path, health, readiness and metrics never reach this. Refusals are counted as requests.
+  const adminAuth = new AdminAuth(config.adminToken);
+  app.use(adminAuth.middleware());
 
   // The data path: the same HTTP metrics as express's routes, under the route `/kv/{key}`.
   const observeKv = observeRequests(httpMetrics, () => '/kv/{key}');
@@ -99,6 +104,9 @@ export function createShardApp(context: ShardAppContext): RequestListener {
   const observeScan = observeRequests(httpMetrics, () => '/kv');
   const handleScan = createScanRoute({ config, replica, logger, storageMetrics, registry, serverErrors });
   function handle(request: IncomingMessage, response: ServerResponse): void {
+    // An admin request that fails the check goes straight to express, which refuses it: it learns
+    // nothing else (not even the group served here from a GROUP_NOT_HOSTED).
+    if (!adminAuth.permits(request)) return void app(request, response);
     const named = groupNamedBy(request, response);
     if (named === null) return;
     if (named !== undefined && named !== config.groupId) {

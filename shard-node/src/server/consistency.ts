@@ -1,6 +1,7 @@
 import {
   Counter,
   ImpulseError,
+  adminHeaders,
   groupHeader,
   metricPrefix,
   type Logger,
@@ -71,14 +72,23 @@ export function consistencyHashAnswer(replica: Replica): ConsistencyHashAnswer {
 export class ConsistencyChecker {
   readonly #metrics: ConsistencyMetrics;
   readonly #groupId: string;
+  /** The headers of a poll: the group, and this process's admin token (the cluster's). */
+  readonly #pollHeaders: Record<string, string>;
   #running = false;
 
+  /**
+   * `adminToken` is this process's: every member is given the same one, and asks it of the
+   * leader's polls of `GET /admin/consistency` as of any admin request.
+   */
   constructor(
     private readonly replica: Replica,
     private readonly logger: Logger,
     registry: Registry,
+    adminToken?: Uint8Array,
   ) {
     this.#groupId = replica.status().groupId;
+    // The member may be a node hosting many groups: it answers for its replica of this one.
+    this.#pollHeaders = { [groupHeader]: this.#groupId, ...adminHeaders(adminToken) };
     this.#metrics = consistencyMetricsOf(registry);
     // Every series from the start, at 0, so that an alert on an increase sees the first one.
     for (const outcome of ['consistent', 'inconsistent', 'incomplete'])
@@ -202,8 +212,7 @@ export class ConsistencyChecker {
     for (;;) {
       try {
         const response = await fetch(`${url}/admin/consistency`, {
-          // The member may be a node hosting many groups: it answers for its replica of this one.
-          headers: { [groupHeader]: this.#groupId },
+          headers: this.#pollHeaders,
           signal: AbortSignal.timeout(consistencyPollTimeoutMs),
         });
         if (response.ok) {
@@ -211,7 +220,11 @@ export class ConsistencyChecker {
           if (typeof body.index === 'number' && body.index >= index)
             return answerAt(index, { index: body.index, hash: String(body.hash), keys: Number(body.keys) });
         } else {
-          lastError = `GET /admin/consistency answered ${response.status}`;
+          await response.arrayBuffer();
+          lastError =
+            response.status === 401
+              ? 'GET /admin/consistency answered 401 ADMIN_UNAUTHORIZED: the member was given another admin token than this one'
+              : `GET /admin/consistency answered ${response.status}`;
         }
       } catch (error) {
         lastError = `GET /admin/consistency failed: ${error instanceof Error ? error.message : String(error)}`;

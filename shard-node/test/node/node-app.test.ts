@@ -17,7 +17,10 @@ import { FailingDisk, hosted, nodeOptions } from './node-harness.js';
  * A node of groups g1, g2 and g3 (each a group of one, on a disk that can go bad) behind the node's
  * client API, served over HTTP as the node process serves it.
  */
-async function startNodeServer(groups: readonly string[]): Promise<{
+async function startNodeServer(
+  groups: readonly string[],
+  adminToken?: string,
+): Promise<{
   node: Node;
   disk: FailingDisk;
   registry: Registry;
@@ -31,7 +34,10 @@ async function startNodeServer(groups: readonly string[]): Promise<{
     groups.map((group) => hosted(group)),
   );
   for (const group of groups) await untilLeading(node.replicaOf(group) as Replica);
-  const config = parseShardNodeConfig({ argv: [], env: {} });
+  const config = {
+    ...parseShardNodeConfig({ argv: [], env: {} }),
+    ...(adminToken === undefined ? {} : { adminToken: Buffer.from(adminToken) }),
+  };
   const listeners = new Map<Replica, RequestListener>();
   const app = createNodeApp({
     node,
@@ -39,6 +45,7 @@ async function startNodeServer(groups: readonly string[]): Promise<{
     registry,
     startedAtMs: Date.now(),
     isReady: () => true,
+    adminToken: config.adminToken,
     addReplica: async (replica) => {
       const self = replica.members.find((member) => member.raftId === replica.raftId) ?? replica.members[0];
       const added = await node.addReplica({
@@ -63,7 +70,7 @@ async function startNodeServer(groups: readonly string[]): Promise<{
           registry,
           startedAtMs: Date.now(),
           isReady: () => true,
-          consistencyChecker: new ConsistencyChecker(replica, silentLogger, registry),
+          consistencyChecker: new ConsistencyChecker(replica, silentLogger, registry, config.adminToken),
         });
         listeners.set(replica, listener);
       }
@@ -80,11 +87,14 @@ async function startNodeServer(groups: readonly string[]): Promise<{
 async function call(
   url: string,
   path: string,
-  init: { method?: string; group?: string; body?: string } = {},
-): Promise<{ status: number; body: string; code: string | undefined }> {
+  init: { method?: string; group?: string; body?: string; authorization?: string } = {},
+): Promise<{ status: number; body: string; code: string | undefined; headers: Headers }> {
   const response = await fetch(`${url}${path}`, {
     method: init.method ?? 'GET',
-    headers: init.group === undefined ? {} : { [groupHeader]: init.group },
+    headers: {
+      ...(init.group === undefined ? {} : { [groupHeader]: init.group }),
+      ...(init.authorization === undefined ? {} : { authorization: init.authorization }),
+    },
     ...(init.body === undefined ? {} : { body: init.body }),
   });
   const body = await response.text();
@@ -94,7 +104,7 @@ async function call(
   } catch {
     code = undefined;
   }
-  return { status: response.status, body, code };
+  return { status: response.status, body, code, headers: response.headers };
 }
 
 describe("a node's client API", () => {
@@ -103,8 +113,11 @@ describe("a node's client API", () => {
     for (const cleanup of cleanups.splice(0)) await cleanup();
   });
 
-  async function started(groups: readonly string[]): Promise<Awaited<ReturnType<typeof startNodeServer>>> {
-    const running = await startNodeServer(groups);
+  async function started(
+    groups: readonly string[],
+    adminToken?: string,
+  ): Promise<Awaited<ReturnType<typeof startNodeServer>>> {
+    const running = await startNodeServer(groups, adminToken);
     cleanups.push(async () => {
       running.server.close();
       await running.node.stop();
@@ -183,5 +196,127 @@ describe("a node's client API", () => {
     expect(metrics).toMatch(
       /impulse_http_requests_total\{route="\/kv\/\{key\}",method="PUT",status="204"\} 2/,
     );
+  });
+  describe('admin authentication', () => {
+    const token = 'node-admin-token-0123456789abcdef';
+    const bearer = `Bearer ${token}`;
+    const members = JSON.stringify({
+      groupId: 'g3',
+      replicaId: 'g3-r1',
+      raftId: 1,
+      members: [{ replicaId: 'g3-r1', raftId: 1, url: 'http://127.0.0.1:1', peerAddress: '127.0.0.1:2' }],
+    });
+
+    it("refuses every admin route, the node's and its replicas', without the token, and changes nothing", async () => {
+      const { url, node } = await started(['g1', 'g2'], token);
+      const refusals = [
+        await call(url, '/admin/status'),
+        await call(url, '/admin/status', { group: 'g1' }),
+        await call(url, '/admin/consistency', { group: 'g1' }),
+        await call(url, '/ADMIN/STATUS'),
+        await call(url, '/admin/replicas', { method: 'POST', body: members }),
+        await call(url, '/admin/replicas/g1?force=true', { method: 'DELETE' }),
+        await call(url, '/admin/transfer-leadership', {
+          method: 'POST',
+          group: 'g1',
+          body: '{"to":"g1-r1"}',
+        }),
+        await call(url, '/admin/consistency-check', { method: 'POST', group: 'g2' }),
+        await call(url, '/admin/members/g1-r1', { method: 'DELETE', group: 'g1' }),
+      ];
+      for (const refused of refusals) {
+        expect([refused.status, refused.code]).toEqual([401, 'ADMIN_UNAUTHORIZED']);
+        expect(refused.headers.get('www-authenticate')).toBe('Bearer realm="impulse-admin"');
+        expect(JSON.parse(refused.body)).toMatchObject({ error: { reason: 'missing' } });
+      }
+      // Nothing changed: the node hosts what it hosted, and its groups kept their one voter.
+      expect([...node.runningReplicas().keys()].sort()).toEqual(['g1', 'g2']);
+      for (const group of ['g1', 'g2']) expect(node.replicaOf(group)?.status().voters).toEqual([1]);
+    });
+
+    it('tells a wrong token from a malformed Authorization header', async () => {
+      const { url, node } = await started(['g1'], token);
+      for (const authorization of [
+        `Bearer ${token}x`,
+        'Bearer 0123456789abcdef0123456789abcdef',
+        'bearer x',
+      ]) {
+        const refused = await call(url, '/admin/replicas/g1?force=true', { method: 'DELETE', authorization });
+        expect([refused.status, refused.code], authorization).toEqual([401, 'ADMIN_UNAUTHORIZED']);
+        expect(JSON.parse(refused.body), authorization).toMatchObject({ error: { reason: 'invalid' } });
+        expect(refused.headers.get('www-authenticate')).toBe(
+          'Bearer realm="impulse-admin", error="invalid_token"',
+        );
+      }
+      for (const authorization of [
+        token,
+        `Basic ${token}`,
+        'Bearer',
+        `Bearer ${token} extra`,
+        `Bearer "${token}"`,
+      ]) {
+        const refused = await call(url, '/admin/status', { authorization });
+        expect([refused.status, refused.code], authorization).toEqual([401, 'ADMIN_UNAUTHORIZED']);
+        expect(JSON.parse(refused.body), authorization).toMatchObject({ error: { reason: 'malformed' } });
+        expect(refused.headers.get('www-authenticate')).toBe(
+          'Bearer realm="impulse-admin", error="invalid_request"',
+        );
+      }
+      expect(node.replicaOf('g1')).toBeDefined();
+    });
+
+    it('serves the admin routes to the right token, in any case of the scheme', async () => {
+      const { url, node } = await started(['g1', 'g2'], token);
+      const status = await call(url, '/admin/status', { authorization: bearer });
+      expect(status.status).toBe(200);
+      expect((JSON.parse(status.body) as { nodeId: string }).nodeId).toBe('n1');
+      const replica = await call(url, '/admin/status', { group: 'g2', authorization: `bearer  ${token}` });
+      expect((JSON.parse(replica.body) as { groupId: string }).groupId).toBe('g2');
+      const forced = await call(url, '/admin/replicas/g1?force=true', {
+        method: 'DELETE',
+        authorization: bearer,
+      });
+      expect(forced.status).toBe(200);
+      expect(node.replicaOf('g1')).toBeUndefined();
+    });
+
+    it('keeps health, readiness, metrics and the data path open', async () => {
+      const { url } = await started(['g1'], token);
+      expect((await call(url, '/healthz')).status).toBe(200);
+      expect((await call(url, '/readyz')).status).toBe(200);
+      expect((await call(url, '/readyz', { group: 'g1' })).status).toBe(200);
+      const metrics = await call(url, '/metrics');
+      expect(metrics.status).toBe(200);
+      // Refusals are counted as requests, by route and status.
+      await call(url, '/admin/status');
+      expect((await call(url, '/metrics')).body).toMatch(
+        /impulse_http_requests_total\{route="\/admin\/status",method="GET",status="401"[^}]*\} 1/,
+      );
+      expect((await call(url, '/kv/k', { method: 'PUT', body: 'v' })).status).toBe(204);
+      expect((await call(url, '/kv/k')).body).toBe('v');
+    });
+
+    it('without a token, answers admin reads and refuses every admin change', async () => {
+      const { url, node } = await started(['g1', 'g2']);
+      expect((await call(url, '/admin/status')).status).toBe(200);
+      expect((await call(url, '/admin/status', { group: 'g1' })).status).toBe(200);
+      for (const [method, path, group] of [
+        ['DELETE', '/admin/replicas/g1?force=true', undefined],
+        ['POST', '/admin/replicas', undefined],
+        ['POST', '/admin/consistency-check', 'g1'],
+        ['DELETE', '/admin/members/g1-r1', 'g1'],
+      ] as const) {
+        // A token sent changes nothing: the process has none to compare it with.
+        const refused = await call(url, path, {
+          method,
+          ...(group === undefined ? {} : { group }),
+          authorization: bearer,
+          ...(method === 'POST' ? { body: members } : {}),
+        });
+        expect([refused.status, refused.code], path).toEqual([401, 'ADMIN_UNAUTHORIZED']);
+        expect(JSON.parse(refused.body), path).toMatchObject({ error: { reason: 'notConfigured' } });
+      }
+      expect([...node.runningReplicas().keys()].sort()).toEqual(['g1', 'g2']);
+    });
   });
 });
