@@ -4,8 +4,8 @@
  * `MemoryFileSystem`), clients against every group (the last one falls idle after 500 ms, so that
  * it keeps its nodes' oldest log segments until they ask it to compact), and a fault schedule of
  * partitions, lossy links, pauses, crashes and power cuts that hit whole nodes, and, when one is
- * asked for, a targeted schedule (`targeted-schedules.ts`). Then the faults
- * heal and the run checks that:
+ * asked for, a targeted schedule (`targeted-schedules.ts`). Then the faults heal and the run
+ * checks that:
  * - no group ever had two leaders in one term (election safety);
  * - no leader stayed in office longer than CheckQuorum allows without hearing from a quorum;
  * - no replica failed and no callback threw (a failure is a bug of the host or the simulator);

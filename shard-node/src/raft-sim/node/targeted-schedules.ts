@@ -320,7 +320,7 @@ class TargetedRounds {
     };
     const fresh = await this.nextLeader(group, old.status.term);
     if (fresh === undefined || this.context.ended()) return restore();
-    const key = `${group}/k${prng.int(4)}`;
+    const key = prng.pick(clients.keysOf(group));
     const client = probeClientFirst + this.probes++;
     const value = `probe${client}`;
     const written = await clients.probe(
