@@ -2,6 +2,26 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
+/** Syntax that names the core's planted bugs (Config.mutants). */
+const raftMutantSyntax = [
+  {
+    selector: "Property[key.name='mutants'], MemberExpression[property.name=/^(mutants?|raftMutants)$/]",
+    message: 'Planted bugs (Config.mutants) are for the simulator and tests only.',
+  },
+  {
+    selector: 'Identifier[name=/^(RaftMutant|raftMutants|isRaftMutant)$/]',
+    message: 'Planted bugs (Config.mutants) are for the simulator and tests only.',
+  },
+];
+
+/** Syntax that names the coalescer's planted bugs. */
+const coalescerMutantSyntax = [
+  {
+    selector: 'Identifier[name=/^(CoalescerMutant|coalescerMutants|nodeResponsesTo)$/]',
+    message: "The coalescer's planted bugs are for the node simulator and tests only.",
+  },
+];
+
 export default tseslint.config(
   {
     ignores: ['**/dist/**', '**/node_modules/**', 'data/**', 'results/**', 'coverage/**'],
@@ -50,24 +70,22 @@ export default tseslint.config(
     },
   },
   {
-    // The core's planted bugs (shard-node/src/raft/mutants.ts) are for the simulator and tests
-    // only: no production code may name them (shard-node/test/raft-sim/mutants-production.test.ts
-    // checks the same from the other side).
+    // The core's planted bugs (shard-node/src/raft/mutants.ts) and the coalescer's
+    // (shard-node/src/transport/coalesced-heartbeats.ts) are for the simulators and tests only: no
+    // production code may name them (shard-node/test/raft-sim/mutants-production.test.ts checks
+    // the same from the other side).
     files: ['{common,gateway,shard-node,loadtest,deploy/local}/src/**/*.ts'],
     ignores: ['shard-node/src/raft/**', 'shard-node/src/raft-sim/**'],
     rules: {
-      'no-restricted-syntax': [
-        'error',
-        {
-          selector:
-            "Property[key.name='mutants'], MemberExpression[property.name=/^(mutants?|raftMutants)$/]",
-          message: 'Planted bugs (Config.mutants) are for the simulator and tests only.',
-        },
-        {
-          selector: 'Identifier[name=/^(RaftMutant|raftMutants|isRaftMutant)$/]',
-          message: 'Planted bugs (Config.mutants) are for the simulator and tests only.',
-        },
-      ],
+      'no-restricted-syntax': ['error', ...raftMutantSyntax, ...coalescerMutantSyntax],
+    },
+  },
+  {
+    // The coalescer defines its planted bugs, and the transport's index exports them (to the node
+    // simulator); neither may name the core's.
+    files: ['shard-node/src/transport/coalesced-heartbeats.ts', 'shard-node/src/transport/index.ts'],
+    rules: {
+      'no-restricted-syntax': ['error', ...raftMutantSyntax],
     },
   },
   {

@@ -10,12 +10,16 @@
  * `--rates N` runs every seed from 1 to N instead, with and without the mutant, and prints how
  * many of them catch each mutant by an expected invariant, and how many fail without it (which
  * must be none): the measure behind the bound in docs/raft.md.
+ *
+ * `--node` runs the node simulator's planted bugs instead, each under its targeted schedule
+ * (`node/mutants.ts`, `node/mutants-command.ts`; `--replay <seed>` replays one with its trace).
  */
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
 
 import { findHistoryChecker } from './history-checker.js';
 import { huntFailure, huntMutant, mutantFirstSeed, mutantSeedsMax, mutantSpecs } from './mutants.js';
+import { runNodeMutantsCommand } from './node/mutants-command.js';
 import { runSimulation } from './simulation.js';
 
 function positiveInteger(name: string, text: string): number {
@@ -36,11 +40,23 @@ async function main(): Promise<number> {
     args: process.argv.slice(2),
     options: {
       mutant: { type: 'string' },
-      seeds: { type: 'string', default: String(mutantSeedsMax) },
+      seeds: { type: 'string' },
       rates: { type: 'string' },
+      node: { type: 'boolean', default: false },
+      replay: { type: 'string' },
     },
     strict: true,
   });
+  if (values.node) {
+    return runNodeMutantsCommand({
+      mutant: values.mutant,
+      // The node simulator's bound is its own (`nodeMutantSeedsMax`) unless one is given.
+      seedsMax: values.seeds === undefined ? undefined : positiveInteger('seeds', values.seeds),
+      rates: values.rates === undefined ? undefined : positiveInteger('rates', values.rates),
+      replay: values.replay === undefined ? undefined : positiveInteger('replay', values.replay),
+    });
+  }
+  if (values.replay !== undefined) throw new Error('--replay is for the node simulator (--node)');
   const specs = mutantSpecs.filter((spec) => values.mutant === undefined || spec.mutant === values.mutant);
   if (specs.length === 0) {
     throw new Error(`--mutant must be one of ${mutantSpecs.map((spec) => spec.mutant).join(', ')}`);
@@ -75,7 +91,7 @@ async function main(): Promise<number> {
     return failed ? 1 : 0;
   }
 
-  const seedsMax = positiveInteger('seeds', values.seeds);
+  const seedsMax = positiveInteger('seeds', values.seeds ?? String(mutantSeedsMax));
   let caughtCount = 0;
   for (const spec of specs) {
     const hunt = huntMutant(spec, checkHistory, seedsMax);

@@ -42,6 +42,62 @@ export function isCoalescible(message: Message): boolean {
   );
 }
 
+/**
+ * Planted bugs of the coalescer, for the node simulator's mutation tests only (docs/raft.md, "The
+ * node simulator's mutants"): each breaks one rule of the safety argument in
+ * docs/decisions/0013-node-transport.md, so that the simulator can be seen to catch an unsafe
+ * coalescer. Production never plants one: `NodeTransport` never calls `nodeResponsesTo`, no
+ * production source outside this file and the package index may name them (an eslint rule, and
+ * `shard-node/test/raft-sim/mutants-production.test.ts`), and only the simulator passes one.
+ */
+export const coalescerMutants = [
+  /**
+   * The receiving node acknowledges every coalesced heartbeat itself, at once, on behalf of the
+   * replica it is addressed to, echoing the heartbeat's term, lease stamp and ReadIndex context
+   * (an "optimization" that saves the follower's round). It breaks rule 2: the transport never
+   * makes a response. The acknowledgement claims a term the replica may have left, and is made
+   * whether or not the heartbeat ever reaches the replica, so a deposed leader can confirm a
+   * ReadIndex or renew a lease on it.
+   */
+  'node-acknowledges-heartbeats',
+] as const;
+
+/** One planted bug of the coalescer; see `coalescerMutants`. */
+export type CoalescerMutant = (typeof coalescerMutants)[number];
+
+/**
+ * The responses the receiving node makes by itself for the coalesced heartbeat entries it
+ * received: none, as rule 2 requires (every response is made by the addressed replica's core,
+ * after it stepped the heartbeat). Only with a planted bug (`coalescerMutants`, test only) does
+ * it make some.
+ */
+export function nodeResponsesTo(
+  entries: ReadonlyArray<{ readonly groupId: string; readonly message: Message }>,
+  mutant: CoalescerMutant | undefined,
+): Array<{ readonly groupId: string; readonly message: Message }> {
+  if (mutant !== 'node-acknowledges-heartbeats') return [];
+  // MUTANT (test only): the node answers for its replica, in the heartbeat's term, with its stamp
+  // and context, without asking the replica's core.
+  return entries
+    .filter(({ message }) => message.type === 'MsgHeartbeat')
+    .map(({ groupId, message }) => ({
+      groupId,
+      message: {
+        type: 'MsgHeartbeatResp',
+        from: message.to,
+        to: message.from,
+        term: message.term,
+        logTerm: 0,
+        index: message.index,
+        entries: [],
+        commit: 0,
+        reject: false,
+        rejectHint: 0,
+        context: message.context,
+      },
+    }));
+}
+
 export function encodeHeartbeatEntry(writer: BufferWriter, groupId: string, message: Message): void {
   assert(isCoalescible(message), `a ${message.type} with fields an entry cannot carry is not coalesced`);
   writeGroupId(writer, groupId);

@@ -85,7 +85,13 @@ export {
   type GroupFrameOptions,
   type GroupRun,
 } from './group-messages.js';
-export { isCoalescible } from './coalesced-heartbeats.js';
+// `coalescerMutants` and `nodeResponsesTo` are the coalescer's planted bugs: for the node simulator only.
+export {
+  coalescerMutants,
+  isCoalescible,
+  nodeResponsesTo,
+  type CoalescerMutant,
+} from './coalesced-heartbeats.js';
 export { decodeSnapshotHeader, encodeSnapshotHeaderFrame, type SnapshotHeader } from './snapshot-chunk.js';
 export { SendQueue, type QueuedMessage } from './send-queue.js';
 export { WarningLimiter } from './warning-limiter.js';

@@ -5,8 +5,12 @@
  * Exits 1 when any seed fails, after printing each failing seed with the command that replays it.
  *
  *   npm run sim -- --seeds 100 [--seed 1] [--nodes 3|5] [--groups 3] [--duration-ms 5000]
- *                        [--lease-reads] [--logs node|replica] [--no-moves] [--coalesce-heartbeats] [--verbose]
+ *                        [--lease-reads] [--logs node|replica] [--no-moves] [--coalesce-heartbeats]
+ *                        [--schedule isolated-leaders|figure8|deposed-leader-reads] [--verbose]
  *
+ * `--schedule` adds a targeted schedule to the random faults (`targeted-schedules.ts`): the
+ * sequences under which the node simulator's planted bugs are caught (`npm run sim:mutants --
+ * --node`), run against the real code.
  * Replicas move between nodes unless `--no-moves` is given (`--moves`, their switch before they
  * were on by default, is still taken, so that older replay commands still replay).
  */
@@ -14,6 +18,7 @@ import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import { runNodeSimulation } from './node-simulation.js';
 import { describeResult, replayCommand } from './report.js';
+import { isTargetedSchedule, targetedSchedules, type TargetedSchedule } from './targeted-schedules.js';
 
 interface CliOptions {
   readonly seeds: number;
@@ -25,11 +30,12 @@ interface CliOptions {
   readonly logs: 'node' | 'replica';
   readonly moves: boolean;
   readonly coalesceHeartbeats: boolean;
+  readonly schedule: TargetedSchedule | undefined;
   readonly verbose: boolean;
 }
 
 const usage =
-  'usage: npm run sim -- [--seeds N] [--seed S] [--nodes 3|5] [--groups G] [--duration-ms MS] [--lease-reads] [--logs node|replica] [--no-moves] [--coalesce-heartbeats] [--verbose]';
+  'usage: npm run sim -- [--seeds N] [--seed S] [--nodes 3|5] [--groups G] [--duration-ms MS] [--lease-reads] [--logs node|replica] [--no-moves] [--coalesce-heartbeats] [--schedule isolated-leaders|figure8|deposed-leader-reads] [--verbose]';
 
 function parseOptions(argv: readonly string[]): CliOptions {
   const { values } = parseArgs({
@@ -45,6 +51,7 @@ function parseOptions(argv: readonly string[]): CliOptions {
       moves: { type: 'boolean', default: false },
       'no-moves': { type: 'boolean', default: false },
       'coalesce-heartbeats': { type: 'boolean', default: false },
+      schedule: { type: 'string' },
       verbose: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
@@ -64,6 +71,9 @@ function parseOptions(argv: readonly string[]): CliOptions {
   if (values.logs !== 'node' && values.logs !== 'replica') throw new Error('--logs must be node or replica');
   if (nodes !== 3 && nodes !== 5) throw new Error('--nodes must be 3 or 5');
   if (values.moves && values['no-moves']) throw new Error('--moves and --no-moves contradict each other');
+  const schedule = values.schedule;
+  if (schedule !== undefined && !isTargetedSchedule(schedule))
+    throw new Error(`--schedule must be one of ${targetedSchedules.join(', ')}`);
   return {
     seeds: integer('seeds', values.seeds, 1, 1_000_000),
     firstSeed: integer('seed', values.seed, 0, 2 ** 31),
@@ -74,6 +84,7 @@ function parseOptions(argv: readonly string[]): CliOptions {
     logs: values.logs,
     moves: !values['no-moves'],
     coalesceHeartbeats: values['coalesce-heartbeats'],
+    schedule,
     verbose: values.verbose,
   };
 }
@@ -100,6 +111,7 @@ async function main(): Promise<void> {
       logs: options.logs,
       faults: { moves: options.moves },
       coalesceHeartbeats: options.coalesceHeartbeats,
+      ...(options.schedule === undefined ? {} : { schedule: options.schedule }),
       ...(options.verbose ? { trace: (line: string) => console.log(`  ${line}`) } : {}),
     });
     operations += result.operations.ok;

@@ -3,9 +3,11 @@
  * hosting one production replica of each of `groups` Raft groups (the memory engine over a
  * `MemoryFileSystem`), clients against every group (the last one falls idle after 500 ms, so that
  * it keeps its nodes' oldest log segments until they ask it to compact), and a fault schedule of
- * partitions, lossy links, pauses, crashes and power cuts that hit whole nodes. Then the faults
- * heal and the run checks that:
+ * partitions, lossy links, pauses, crashes and power cuts that hit whole nodes, and, when one is
+ * asked for, a targeted schedule (`targeted-schedules.ts`). Then the faults heal and the run
+ * checks that:
  * - no group ever had two leaders in one term (election safety);
+ * - no leader stayed in office longer than CheckQuorum allows without hearing from a quorum;
  * - no replica failed and no callback threw (a failure is a bug of the host or the simulator);
  * - every group serves again, and its replicas converge to the same applied index and state;
  * - each group's history, final reads included, is linearizable (so no acknowledged write was lost).
@@ -14,9 +16,11 @@ import { checkHistory, type HistoryCheck } from '@impulse/common';
 import type { MemberSpec, MembershipChange, ReadMode, Replica } from '../../replica/index.js';
 import { Prng } from '../prng.js';
 import { NodeClock, SimTime } from './sim-clock.js';
-import { SimClients } from './sim-clients.js';
+import { CheckQuorumWatch } from './check-quorum-watch.js';
+import { SimClients, type SimClientsOptions } from './sim-clients.js';
 import { SimNetwork, calmLinks, simPeerPort } from './sim-network.js';
 import { SimNode, type SimPlant, type SimTiming } from './sim-node.js';
+import { runTargetedSchedule, type TargetedSchedule } from './targeted-schedules.js';
 
 export interface NodeSimulationOptions {
   readonly seed: number;
@@ -40,6 +44,15 @@ export interface NodeSimulationOptions {
    * as the node transport sends them (default false).
    */
   readonly coalesceHeartbeats?: boolean;
+  /**
+   * A targeted schedule, run with the random faults (`targeted-schedules.ts`): the sequences that
+   * expose the planted bugs random faults seldom reach. `figure8` also sends one entry per MsgApp.
+   */
+  readonly schedule?: TargetedSchedule;
+  /** The clients, when not the default ones (3 per group, 4 keys each, a 4 s deadline). */
+  readonly clients?: Partial<
+    Pick<SimClientsOptions, 'clientsPerGroup' | 'keysPerGroup' | 'operationDeadlineMs'>
+  >;
 }
 
 export interface FaultKinds {
@@ -97,8 +110,16 @@ const timing: Omit<SimTiming, 'readMode'> = {
 const warmUpMs = 1_000;
 /** Simulated time after the faults heal, for the groups to serve and converge again. */
 const healMs = 3_000;
+/**
+ * How long a leader may lead after it last heard from a quorum: CheckQuorum steps it down within
+ * two election timeouts of its ticks; two ticks more cover the phase between its tick timer and the
+ * watch's.
+ */
+const checkQuorumBoundMs = (2 * timing.electionTimeoutTicks + 2) * timing.tickIntervalMs;
 
 export async function runNodeSimulation(options: NodeSimulationOptions): Promise<NodeSimulationResult> {
+  if (options.plant?.coalescer !== undefined && options.coalesceHeartbeats !== true)
+    throw new Error('sim: a planted bug of the coalescer needs coalesceHeartbeats');
   const faults = { ...allFaults, ...options.faults };
   const problems: string[] = [];
   const trace = options.trace ?? ((): void => {});
@@ -106,10 +127,13 @@ export async function runNodeSimulation(options: NodeSimulationOptions): Promise
   const seedPrng = new Prng(options.seed);
   const network = new SimNetwork(time, new Prng(seedPrng.int(2 ** 31)), {
     coalesceHeartbeats: options.coalesceHeartbeats ?? false,
+    ...(options.plant?.coalescer === undefined ? {} : { coalescerMutant: options.plant.coalescer }),
   });
   const nemesisPrng = new Prng(seedPrng.int(2 ** 31));
   const clientPrng = new Prng(seedPrng.int(2 ** 31));
   const nodePrng = new Prng(seedPrng.int(2 ** 31));
+  // Drawn last, so that the other generators draw as they did before targeted schedules existed.
+  const schedulePrng = new Prng(seedPrng.int(2 ** 31));
   const groups = Array.from({ length: options.groups }, (_, index) => `g${index + 1}`);
   // The founding nodes host a replica of every group; a spare one, when replicas move, none.
   const spareNodes = faults.moves ? 1 : 0;
@@ -140,7 +164,11 @@ export async function runNodeSimulation(options: NodeSimulationOptions): Promise
         time,
         network,
         prng: nodePrng,
-        timing: { ...timing, readMode: options.readMode ?? 'readindex' },
+        timing: {
+          ...timing,
+          readMode: options.readMode ?? 'readindex',
+          ...(options.schedule === 'figure8' ? { messageBytesMax: 0 } : {}),
+        },
         ...(options.plant === undefined ? {} : { plant: options.plant }),
         ...(options.logs === undefined ? {} : { logs: options.logs }),
         onForcedCompaction: (node, group, outcome) => {
@@ -160,9 +188,9 @@ export async function runNodeSimulation(options: NodeSimulationOptions): Promise
   const clients = new SimClients(
     {
       groups,
-      clientsPerGroup: 3,
-      keysPerGroup: 4,
-      operationDeadlineMs: 4_000,
+      clientsPerGroup: options.clients?.clientsPerGroup ?? 3,
+      keysPerGroup: options.clients?.keysPerGroup ?? 4,
+      operationDeadlineMs: options.clients?.operationDeadlineMs ?? 4_000,
       retryPauseMs: 30,
       thinkMsMax: 20,
       readFraction: 0.4,
@@ -185,14 +213,25 @@ export async function runNodeSimulation(options: NodeSimulationOptions): Promise
         .catch((error: unknown) => problems.push(`${node.name} failed to start: ${(error as Error).stack}`));
     };
     for (const node of nodes) starting(node);
-    // Election safety, watched on every tick: one leader per term per group.
+    // Election safety, watched on every tick: one leader per term per group; and CheckQuorum.
     const leaders = new Map<string, string>();
+    const checkQuorum = new CheckQuorumWatch(checkQuorumBoundMs);
     const monitor = new NodeClock(time, 0);
     monitor.setInterval(() => {
       for (const node of nodes) {
         if (node.state !== 'up') continue;
         for (const [group, replica] of node.replicas) {
           const status = replica.status();
+          const outstayed = checkQuorum.check(
+            node.name,
+            group,
+            replica,
+            status,
+            network.heardBy(node.name, group),
+            node.resumedAtMs,
+            time.nowMs,
+          );
+          if (outstayed !== undefined) problems.push(outstayed);
           if (status.role !== 'leader') continue;
           const key = `${group}/${status.term}`;
           const known = leaders.get(key);
@@ -318,6 +357,25 @@ export async function runNodeSimulation(options: NodeSimulationOptions): Promise
     };
     const down = new Set<SimNode>();
     const endMs = warmUpMs + options.durationMs;
+    const targeted = settled(
+      options.schedule === undefined
+        ? Promise.resolve()
+        : runTargetedSchedule(options.schedule, {
+            nodes,
+            groups,
+            network,
+            clients,
+            clock: nemesis,
+            prng: schedulePrng,
+            start: starting,
+            trace,
+            count,
+            ended: () => time.nowMs >= endMs,
+          }).catch(
+            (error: unknown) =>
+              void problems.push(`the ${options.schedule} schedule failed: ${(error as Error).stack}`),
+          ),
+    );
     while (time.nowMs < endMs) {
       await time.runUntil(Math.min(endMs, time.nowMs + nemesisPrng.between(100, 600)));
       if (time.nowMs >= endMs) break;
@@ -408,6 +466,7 @@ export async function runNodeSimulation(options: NodeSimulationOptions): Promise
     }
 
     // Heal: every link, every pause, every node up again; then the groups must serve and converge.
+    // A targeted schedule changes nothing from now on (its last round winds down on its own).
     trace(`${time.nowMs} heal`);
     const movesDone = settled(Promise.all(moving.values()));
     network.heal();
@@ -421,11 +480,11 @@ export async function runNodeSimulation(options: NodeSimulationOptions): Promise
     await time.runUntil(time.nowMs + healMs);
     // Bounded: a client or a move that never ends is a liveness failure, not a hang of the run.
     const settleDeadlineMs = time.nowMs + 60_000;
-    while ((!stopped.done || !movesDone.done) && time.nowMs < settleDeadlineMs)
+    while ((!stopped.done || !movesDone.done || !targeted.done) && time.nowMs < settleDeadlineMs)
       await time.runUntil(time.nowMs + 100);
-    if (!stopped.done || !movesDone.done)
+    if (!stopped.done || !movesDone.done || !targeted.done)
       problems.push(
-        `liveness: ${stopped.done ? 'a replica move' : 'a client'} did not end within 60 s after the heal`,
+        `liveness: ${!stopped.done ? 'a client' : !movesDone.done ? 'a replica move' : `the ${options.schedule} schedule`} did not end within 60 s after the heal`,
       );
     const reconciled = settled(reconcile());
     const reconcileDeadlineMs = time.nowMs + 60_000;

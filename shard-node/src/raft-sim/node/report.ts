@@ -2,6 +2,7 @@
  * How the node simulator names a seed's run: the command that replays it, and a one-line summary.
  */
 import type { NodeSimulationResult } from './node-simulation.js';
+import type { TargetedSchedule } from './targeted-schedules.js';
 
 /** The shape of a run that the replay command must repeat. */
 export interface ReplayShape {
@@ -13,6 +14,7 @@ export interface ReplayShape {
   /** Whether replicas move (the default); false replays with `--no-moves`. */
   readonly moves?: boolean;
   readonly coalesceHeartbeats?: boolean;
+  readonly schedule?: TargetedSchedule | undefined;
 }
 
 export function replayCommand(options: ReplayShape, seed: number): string {
@@ -21,6 +23,7 @@ export function replayCommand(options: ReplayShape, seed: number): string {
     options.logs === 'replica' ? ' --logs replica' : '',
     options.moves === false ? ' --no-moves' : '',
     options.coalesceHeartbeats === true ? ' --coalesce-heartbeats' : '',
+    options.schedule === undefined ? '' : ` --schedule ${options.schedule}`,
   ].join('');
   return `npm run sim -- --seeds 1 --seed ${seed} --nodes ${options.nodes} --groups ${options.groups} --duration-ms ${options.durationMs}${flags} --verbose`;
 }

@@ -37,6 +37,9 @@ export interface ReplicaDirectory {
   replicaOf(node: string, group: string): Replica | undefined;
 }
 
+/** The first client id of targeted schedules' probes (below the final reads' `1_000_000`). */
+export const probeClientFirst = 500_000;
+
 export interface ClientCounters {
   ok: number;
   failed: number;
@@ -92,6 +95,61 @@ export class SimClients {
         this.keysOf(group).map((key) => this.read(client++, group, key)),
       ),
     );
+  }
+
+  /**
+   * One operation of a targeted schedule's probe client (ids from `probeClientFirst`), at `node`
+   * only: no leader hints, no retries, one attempt until `deadlineMs` passes. Recorded in the
+   * history like any other, so that the checker judges it: a schedule writes a key through a new
+   * leader, then reads it at a leader that was deposed meanwhile. Resolves with the outcome.
+   */
+  async probe(
+    client: number,
+    group: string,
+    node: string,
+    operation:
+      | { readonly f: 'put'; readonly key: string; readonly value: string }
+      | { readonly f: 'get'; readonly key: string },
+    deadlineMs: number,
+  ): Promise<{ readonly ok: boolean; readonly value?: string | null }> {
+    const replica = this.directory.replicaOf(node, group);
+    if (operation.f === 'put') {
+      const { key, value } = operation;
+      this.record({ client, type: 'invoke', f: 'put', key, value });
+      const result =
+        replica === undefined
+          ? ({ state: 'error', error: undefined } as const)
+          : await this.withDeadline(
+              calling(() =>
+                replica.write({
+                  operation: 'put',
+                  requestId: Buffer.from(`probe${client}-w${this.writeCounter++}`),
+                  key,
+                  value: Buffer.from(value),
+                }),
+              ),
+              deadlineMs,
+            );
+      // Only `ok` is certain: a refused write may still be in a log.
+      this.record({ client, type: result.state === 'ok' ? 'ok' : 'info', f: 'put', key });
+      return { ok: result.state === 'ok' };
+    }
+    const { key } = operation;
+    this.record({ client, type: 'invoke', f: 'get', key });
+    const result =
+      replica === undefined
+        ? ({ state: 'error', error: undefined } as const)
+        : await this.withDeadline(
+            calling(() => replica.read(key, 'linearizable')),
+            deadlineMs,
+          );
+    if (result.state !== 'ok') {
+      this.record({ client, type: 'fail', f: 'get', key });
+      return { ok: false };
+    }
+    const value = result.value === undefined ? null : result.value.toString();
+    this.record({ client, type: 'ok', f: 'get', key, value });
+    return { ok: true, value };
   }
 
   private async loop(client: number, group: string): Promise<void> {
@@ -203,6 +261,15 @@ export class SimClients {
     // The position in the history orders events exactly as they happened, which is all the checker
     // reads of time.
     this.history.push({ ...event, time: this.history.length });
+  }
+}
+
+/** `call()`, with a synchronous throw turned into a rejection. */
+function calling<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return call();
+  } catch (error) {
+    return Promise.reject(error);
   }
 }
 

@@ -10,6 +10,10 @@
  * travel as one coalesced heartbeat, through the transport's own encoder and decoder, with one
  * fate: one delay, lost or duplicated whole. The receiver expands it into the per-group messages.
  *
+ * With a planted bug of the coalescer (`coalescerMutant`, mutation tests only), the receiving node
+ * also answers the coalesced heartbeats it receives, as that bug makes it (`nodeResponsesTo`), in
+ * its own round: never while it is paused or after it crashed.
+ *
  * Delivery does what the node transport's dispatch does: a message goes to the replica of its group
  * on the receiving node only if it is addressed to that replica's Raft id (one for a replica that
  * moved away is dropped, as `wrongReceiver`), and it comes with the sending node's address, which
@@ -28,6 +32,8 @@ import {
   decodeGroupMessages,
   encodeHeartbeatSection,
   isCoalescible,
+  nodeResponsesTo,
+  type CoalescerMutant,
   type GroupRun,
 } from '../../transport/index.js';
 import type { Prng } from '../prng.js';
@@ -69,6 +75,17 @@ interface Endpoint {
   readonly clock: NodeClock;
   readonly handlers: ReplicaTransportHandlers;
   closed: boolean;
+  /**
+   * When the replica last took a response (MsgAppResp, MsgHeartbeatResp) from each peer, and of
+   * which term: what the simulator's CheckQuorum watch reads.
+   */
+  readonly heard: Map<NodeId, HeardResponse>;
+}
+
+/** The last response a replica took from one peer. */
+export interface HeardResponse {
+  readonly atMs: number;
+  readonly term: number;
 }
 
 export interface NetworkCounters {
@@ -82,11 +99,15 @@ export interface NetworkCounters {
   coalescedHeartbeats: number;
   /** The per-group heartbeats and responses they carried. */
   coalescedHeartbeatEntries: number;
+  /** Heartbeat responses a node made itself for its replicas (a planted bug of the coalescer only). */
+  nodeResponses: number;
 }
 
 export interface SimNetworkOptions {
   /** Whether a round's heartbeats for one node travel as one coalesced heartbeat (default false). */
   readonly coalesceHeartbeats?: boolean;
+  /** A planted bug of the coalescer (mutation tests only; needs `coalesceHeartbeats`). */
+  readonly coalescerMutant?: CoalescerMutant;
 }
 
 /** The heartbeats a node queued for another node in the current round. */
@@ -107,6 +128,7 @@ export class SimNetwork {
     snapshotStreamsFailed: 0,
     coalescedHeartbeats: 0,
     coalescedHeartbeatEntries: 0,
+    nodeResponses: 0,
   };
   /** Live endpoints by `node/group`. */
   private readonly endpoints = new Map<string, Endpoint>();
@@ -118,6 +140,7 @@ export class SimNetwork {
   /** Heartbeats waiting for the end of their sender's round, by `from>to` (node names). */
   private readonly heartbeatBatches = new Map<string, HeartbeatBatch>();
   private readonly coalesceHeartbeats: boolean;
+  private readonly coalescerMutant: CoalescerMutant | undefined;
 
   constructor(
     time: SimTime,
@@ -126,6 +149,7 @@ export class SimNetwork {
   ) {
     this.wire = new NodeClock(time, 0);
     this.coalesceHeartbeats = options.coalesceHeartbeats ?? false;
+    this.coalescerMutant = options.coalescerMutant;
   }
 
   isLinkUp(from: string, to: string): boolean {
@@ -163,7 +187,7 @@ export class SimNetwork {
       peers: ReadonlyMap<NodeId, PeerAddress>,
       handlers: ReplicaTransportHandlers,
     ): Promise<ReplicaTransport> => {
-      const endpoint: Endpoint = { node, group, raftId, clock, handlers, closed: false };
+      const endpoint: Endpoint = { node, group, raftId, clock, handlers, closed: false, heard: new Map() };
       this.endpoints.set(`${node}/${group}`, endpoint);
       const addresses = new Map(peers);
       return {
@@ -183,6 +207,15 @@ export class SimNetwork {
         },
       };
     };
+  }
+
+  /**
+   * The responses the running replica of `group` on `node` took, by peer (see `Endpoint.heard`);
+   * undefined when none runs.
+   */
+  heardBy(node: string, group: string): ReadonlyMap<NodeId, HeardResponse> | undefined {
+    const endpoint = this.endpoints.get(`${node}/${group}`);
+    return endpoint === undefined || endpoint.closed ? undefined : endpoint.heard;
   }
 
   /** A node crashed or stopped: its endpoints take and send nothing more. */
@@ -235,7 +268,9 @@ export class SimNetwork {
     const from = senderOf(fromNode);
     // Taken in the receiver's time: a paused receiver takes it when it resumes (the socket buffer).
     endpoint.clock.setImmediate(() => {
-      if (!endpoint.closed) endpoint.handlers.onMessages([message], from);
+      if (endpoint.closed) return;
+      this.noteResponses(endpoint, [message]);
+      endpoint.handlers.onMessages([message], from);
     });
   }
 
@@ -278,6 +313,7 @@ export class SimNetwork {
   }
 
   private deliverRuns(fromNode: string, toNode: string, runs: readonly GroupRun[]): void {
+    this.maybeAnswerAtNode(fromNode, toNode, runs);
     for (const run of runs) {
       const endpoint = this.endpoints.get(`${toNode}/${run.groupId}`);
       if (endpoint === undefined || endpoint.closed || !this.isLinkUp(fromNode, toNode)) {
@@ -290,9 +326,44 @@ export class SimNetwork {
       this.counters.delivered += accepted.length;
       const from = senderOf(fromNode);
       endpoint.clock.setImmediate(() => {
-        if (!endpoint.closed) endpoint.handlers.onMessages(accepted, from);
+        if (endpoint.closed) return;
+        this.noteResponses(endpoint, accepted);
+        endpoint.handlers.onMessages(accepted, from);
       });
     }
+  }
+
+  private noteResponses(endpoint: Endpoint, messages: readonly Message[]): void {
+    for (const message of messages) {
+      if (message.type === 'MsgAppResp' || message.type === 'MsgHeartbeatResp')
+        endpoint.heard.set(message.from, { atMs: this.wire.nowMs(), term: message.term });
+    }
+  }
+
+  /**
+   * The planted bug of the coalescer, when one is planted: the node that received a coalesced
+   * heartbeat answers it itself (`nodeResponsesTo`), in its own next round, before its replicas
+   * handle it, and whether or not they do. The answers travel back as one coalesced heartbeat.
+   */
+  private maybeAnswerAtNode(fromNode: string, toNode: string, runs: readonly GroupRun[]): void {
+    if (this.coalescerMutant === undefined || !this.isLinkUp(fromNode, toNode)) return;
+    const answers = nodeResponsesTo(
+      runs.flatMap((run) => run.messages.map((message) => ({ groupId: run.groupId, message }))),
+      this.coalescerMutant,
+    );
+    if (answers.length === 0) return;
+    // The node's own round: a paused node answers when it resumes, a crashed one never.
+    const clock = [...this.endpoints.values()].find((endpoint) => endpoint.node === toNode)?.clock;
+    if (clock === undefined) return;
+    clock.setImmediate(() => {
+      if (clock.dead || !this.isLinkUp(toNode, fromNode) || this.prng.chance(this.faults.dropProbability))
+        return;
+      this.counters.nodeResponses += answers.length;
+      const writer = new BufferWriter(1024);
+      encodeHeartbeatSection(writer, answers);
+      const back = decodeGroupMessages(new BufferReader(writer.takeBytes()));
+      this.wire.setTimeout(() => this.deliverRuns(toNode, fromNode, back), this.delayMs());
+    });
   }
 
   private lose(from: Endpoint, message: Message, unreachable: boolean): void {

@@ -13,6 +13,7 @@ import {
   type Logger,
 } from '@impulse/common';
 import type { Config, RaftMutant } from '../../raft/index.js';
+import type { CoalescerMutant } from '../../transport/index.js';
 import type { MemberSpec, ReadMode, Replica } from '../../replica/index.js';
 import {
   Node,
@@ -37,6 +38,12 @@ export interface SimTiming {
   readonly logSegmentBytesMax: number;
   /** When a node asks the groups that keep its log's oldest segments to compact. */
   readonly logPurge: LogPurgeSettings;
+  /**
+   * The most entry bytes the core puts in one MsgApp, when not the host's (1 MiB). A schedule sets
+   * 0 (one entry per message) so that a leader's tail of an earlier term reaches a follower ahead
+   * of its own term's entry, as a tail of more than 1 MiB would in production (Figure 8 rounds).
+   */
+  readonly messageBytesMax?: number;
 }
 
 export interface SimNodeOptions {
@@ -67,6 +74,8 @@ export interface SimPlant {
   readonly core?: RaftMutant;
   /** The node's disk acknowledges fsyncs it never does: a power cut loses acknowledged writes. */
   readonly lyingFsync?: boolean;
+  /** One of the coalescer's planted bugs (`coalescerMutants`); planted in the network (`SimNetwork`). */
+  readonly coalescer?: CoalescerMutant;
 }
 
 export type SimNodeState = 'up' | 'paused' | 'down';
@@ -86,6 +95,8 @@ export class SimNode {
   /** The replicas the node hosts, as it would find them in its configuration on a start. */
   private readonly hosted = new Map<string, HostedReplica>();
   private crashWaiters: (() => void)[] = [];
+  /** When the node last resumed from a pause (simulated ms; -Infinity if it never paused). */
+  private resumedAt = -Infinity;
   private readonly logger: Logger;
 
   constructor(private readonly options: SimNodeOptions) {
@@ -152,6 +163,7 @@ export class SimNode {
     const clock = new NodeClock(this.options.time, 1_000_000_000 * incarnation);
     this.clock = clock;
     const { timing, plant } = this.options;
+    const adjustCore = coreAdjustment(plant?.core, timing.messageBytesMax);
     const hosted = [...this.hosted.values()];
     // Founding happens on the first start only; afterwards the groups hold Raft state.
     for (const replica of hosted) this.hosted.set(replica.groupId, { ...replica, bootstrap: false });
@@ -188,13 +200,7 @@ export class SimNode {
           if (this.incarnation === incarnation)
             this.options.onFailure(this.name, failure.groupId, new Error(failure.message));
         },
-        ...(plant?.core === undefined
-          ? {}
-          : {
-              replicaHooks: () => ({
-                adjustCore: (config: Config): Config => ({ ...config, mutants: [plant.core as RaftMutant] }),
-              }),
-            }),
+        ...(adjustCore === undefined ? {} : { replicaHooks: () => ({ adjustCore }) }),
       },
       hosted,
     );
@@ -225,8 +231,30 @@ export class SimNode {
   }
 
   resume(): void {
+    if (this.clock?.paused === true) this.resumedAt = this.options.time.nowMs;
     this.clock?.resume();
   }
+
+  /** When the node last resumed from a pause, in simulated ms (-Infinity if it never paused). */
+  get resumedAtMs(): number {
+    return this.resumedAt;
+  }
+}
+
+/**
+ * The test hook over the core's configuration, when a run needs one: a planted bug of the core,
+ * and a schedule's MsgApp size. Undefined otherwise, as in production.
+ */
+function coreAdjustment(
+  mutant: RaftMutant | undefined,
+  messageBytesMax: number | undefined,
+): ((config: Config) => Config) | undefined {
+  if (mutant === undefined && messageBytesMax === undefined) return undefined;
+  return (config: Config): Config => ({
+    ...config,
+    ...(mutant === undefined ? {} : { mutants: [mutant] }),
+    ...(messageBytesMax === undefined ? {} : { maxSizePerMessageBytes: messageBytesMax }),
+  });
 }
 
 /** A view of `disk` whose fsyncs return without syncing anything (a planted bug). */
