@@ -164,7 +164,7 @@ export async function openReplicaState(options: ReplicaStateOptions): Promise<Re
     ) {
       logger.info(
         { commit: hardStateBefore.commit, applied: stateMachine.appliedIndex },
-        'replica: the log\'s commit index is behind the state machine (a crash before it was synced); raised to the applied index',
+        "replica: the log's commit index is behind the state machine (a crash before it was synced); raised to the applied index",
       );
       await logStore.setHardState({ ...hardStateBefore, commit: stateMachine.appliedIndex });
     }

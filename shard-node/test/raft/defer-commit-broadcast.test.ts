@@ -20,7 +20,8 @@ function stabilizeRecording(cluster: Cluster): Message[] {
   return seen;
 }
 
-const appliedText = (cluster: Cluster, id: number): string[] => cluster.get(id).applied.map((e) => text(e.data));
+const appliedText = (cluster: Cluster, id: number): string[] =>
+  cluster.get(id).applied.map((e) => text(e.data));
 
 describe('deferCommitBroadcast', () => {
   it('off (etcd): the leader sends the new commit index at once, in an empty MsgApp to each follower', () => {

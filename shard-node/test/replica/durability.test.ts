@@ -9,7 +9,15 @@ import { ReplicaStateMachine } from '../../src/state-machine/index.js';
 import { LevelDbEngine } from '../../src/storage/index.js';
 import { PowerLossEngine } from '../state-machine/power-loss-engine.js';
 import type { MemberSpec } from '../../src/replica/index.js';
-import { freePorts, memberSpec, silentLogger, startReplica, untilLeading, waitFor, writeToGroup } from './harness.js';
+import {
+  freePorts,
+  memberSpec,
+  silentLogger,
+  startReplica,
+  untilLeading,
+  waitFor,
+  writeToGroup,
+} from './harness.js';
 
 /** Every path fsynced through `node:fs/promises`, in order (see the mock below). */
 const fsynced = vi.hoisted(() => [] as string[]);
@@ -138,15 +146,22 @@ describe('durability before compaction', () => {
     const members = (await freePorts(3)).map((port, position) => memberSpec(position + 1, port));
     const group = new Map<number, Replica>();
     const folder = (raftId: number): string => join(directory, `r${raftId}`);
-    for (const member of members) group.set(member.raftId, await startReplica(member, members, folder(member.raftId)));
+    for (const member of members)
+      group.set(member.raftId, await startReplica(member, members, folder(member.raftId)));
     running.push(...group.values());
-    for (let index = 0; index < 10; index++) await writeToGroup(group, `key-${index}`, Buffer.from(`value-${index}`));
+    for (let index = 0; index < 10; index++)
+      await writeToGroup(group, `key-${index}`, Buffer.from(`value-${index}`));
     const first = group.get(1) as Replica;
-    await waitFor('replica 1 applied every write', () => (first.status().appliedIndex >= 11 ? true : undefined));
+    await waitFor('replica 1 applied every write', () =>
+      first.status().appliedIndex >= 11 ? true : undefined,
+    );
     for (const replica of running.splice(0)) await replica.stop();
     // A commit index alone is written without an fsync: a crash can lose it while the state
     // machine keeps what it applied. Here replica 1's commit is set back as such a crash leaves it.
-    const log = await RaftLogStore.open({ directory: join(folder(1), 'raft'), confState: confStateOf(members) });
+    const log = await RaftLogStore.open({
+      directory: join(folder(1), 'raft'),
+      confState: confStateOf(members),
+    });
     await log.setHardState({ ...log.hardState(), commit: 3 });
     await log.close();
 
@@ -162,7 +177,10 @@ describe('durability before compaction', () => {
     running.splice(0);
     const again = await startReplica(members[0] as MemberSpec, members, folder(1));
     running.push(again);
-    expect(again.status()).toMatchObject({ snapshotIndex: restarted.appliedIndex, commitIndex: restarted.appliedIndex });
+    expect(again.status()).toMatchObject({
+      snapshotIndex: restarted.appliedIndex,
+      commitIndex: restarted.appliedIndex,
+    });
   });
 
   it('fsyncs the folders that hold the state directory and each engine generation it creates', async () => {
