@@ -265,9 +265,21 @@ describe('moving a replica between nodes', () => {
       const get = await rawRequest(gateway, pathForKey(`m-${index}`), { timeoutMs: 20_000 });
       expect(get.body.toString()).toBe(`v${index}`);
     }
+    // n2 down: n3 and n4 are a majority and serve, once one of them leads. If n2 led g1, the
+    // election takes up to two election timeouts, and a gateway that finds no leader meanwhile
+    // answers GROUP_UNAVAILABLE: a client retries, as this one does, until the group answers.
     await cluster.kill('n2');
-    const get = await rawRequest(gateway, pathForKey('m-0'), { timeoutMs: 20_000 });
-    expect(get.body.toString()).toBe('v0');
+    let served = '';
+    await waitFor(
+      'g1 to serve m-0 from n3 and n4',
+      async () => {
+        const get = await rawRequest(gateway, pathForKey('m-0'), { timeoutMs: 20_000 });
+        served = get.body.toString();
+        return get.status === 200;
+      },
+      30_000,
+    );
+    expect(served).toBe('v0');
     await cluster.restart('n2');
     expect(cluster.unexpectedExits).toEqual([]);
   });
