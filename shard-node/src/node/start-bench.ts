@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { Registry, createLogger } from '@impulse/common';
-import type { MemberSpec, ReplicaTransport } from '../replica/index.js';
+import { nullTransport, type MemberSpec } from '../replica/index.js';
 import { Node, replicaOpensInFlightMax, type HostedReplica, type NodeOptions } from './node.js';
 
 const { values } = parseArgs({
@@ -36,18 +36,6 @@ if (!Number.isSafeInteger(rounds) || rounds < 1) throw new Error('--rounds: a po
 if (bounds.some((bound) => !Number.isSafeInteger(bound) || bound < 1))
   throw new Error('--in-flight: positive integers, comma-separated');
 if (engine !== 'leveldb' && engine !== 'memory') throw new Error('--engine: leveldb or memory');
-
-/** A group of one sends nothing. */
-const nullTransport: ReplicaTransport = {
-  port: 0,
-  send: () => {},
-  sendSnapshotChunks: () => Promise.reject(new Error('a group of one has no peer')),
-  hasPeer: () => false,
-  addPeer: () => {},
-  updatePeer: () => {},
-  removePeer: () => {},
-  stop: () => Promise.resolve(),
-};
 
 function hostedReplicas(bootstrap: boolean): HostedReplica[] {
   return Array.from({ length: groups }, (_, index) => {

@@ -17,5 +17,6 @@ export type {
   ReplicaTransport,
   ReplicaTransportHandlers,
 } from './replica-transport.js';
+export { nullTransport } from './replica-transport.js';
 export type { PeerAddress } from './member-directory.js';
 export type { OpenReplicaLog } from './replica-state.js';

@@ -16,6 +16,21 @@ export interface ReplicaTransport extends PeerLinks {
   stop(): Promise<void>;
 }
 
+/**
+ * The transport of a group of one, which sends nothing: a replica with no peers (the node start
+ * benchmark, tests about the host itself) opens no port and registers no transport metrics.
+ */
+export const nullTransport: ReplicaTransport = {
+  port: 0,
+  send: () => {},
+  sendSnapshotChunks: () => Promise.reject(new Error('a group of one has no peer')),
+  hasPeer: () => false,
+  addPeer: () => {},
+  updatePeer: () => {},
+  removePeer: () => {},
+  stop: () => Promise.resolve(),
+};
+
 /** Who sent a run of inbound messages, as the transport's handshake proved it. */
 export interface InboundSender {
   /**

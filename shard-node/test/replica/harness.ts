@@ -1,11 +1,6 @@
 import { createServer } from 'node:net';
 import { createLogger, createMetricsRegistry } from '@impulse/common';
-import {
-  Replica,
-  type MemberSpec,
-  type ReplicaOptions,
-  type ReplicaTransport,
-} from '../../src/replica/index.js';
+import { Replica, type MemberSpec, type ReplicaOptions } from '../../src/replica/index.js';
 
 export const silentLogger = createLogger({ service: 'shard-node', level: 'silent' });
 
@@ -142,17 +137,4 @@ export async function writeToGroup(
   );
 }
 
-/**
- * The transport of a group of one, which sends nothing: tests about the host itself use it, so
- * that no peer transport registers its metrics or opens a port.
- */
-export const nullTransport: ReplicaTransport = {
-  port: 0,
-  send: () => {},
-  sendSnapshotChunks: () => Promise.reject(new Error('a group of one has no peer')),
-  hasPeer: () => false,
-  addPeer: () => {},
-  updatePeer: () => {},
-  removePeer: () => {},
-  stop: () => Promise.resolve(),
-};
+export { nullTransport } from '../../src/replica/index.js';
