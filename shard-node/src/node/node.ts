@@ -5,8 +5,9 @@
  * (a failed write to its log, a failed apply) is stopped and reported, and the node and its other
  * replicas go on: one group's failure never exits the process or touches another group.
  *
- * Layout of the data directory: `raft/` is the node log; `groups/<group>/state/` is each replica's
- * state machine. The node log deletes a segment only once no group needs it; `LogPurge`
+ * Layout of the data directory: `raft/` is the node log; `engine/` is the node's LevelDB, which
+ * holds every group's state machine under the group's prefix (`NodeEngine`, decision 0019);
+ * `groups/<group>/state/` holds each state machine's pointer to its live generation. The node log deletes a segment only once no group needs it; `LogPurge`
  * (`log-purge.ts`) asks the groups that keep its oldest segments to compact once it grows. Time,
  * file system and transport are injected, so that the node simulator runs this same class
  * (`raft-sim/node/sim-node.ts`).
@@ -35,7 +36,9 @@ import {
   type ReplicaOptions,
   type Scheduler,
 } from '../replica/index.js';
+import { NodeEngine } from '../storage/index.js';
 import { forEachConcurrently } from './for-each-concurrently.js';
+import { nodeEngineObserverOf } from './node-engine-metrics.js';
 import { LogPurge, type ForcedCompactionOutcome, type LogPurgeSettings } from './log-purge.js';
 
 /** Everything a replica takes that is the same for every replica of the node. */
@@ -58,6 +61,7 @@ export type ReplicaSettings = Omit<
   | 'peerListenPort'
   | 'adjustCore'
   | 'wrapEngine'
+  | 'generationSpace'
 >;
 
 /** One replica the node hosts: its group, its own member entry, the founding members. */
@@ -85,6 +89,11 @@ export interface NodeOptions {
   readonly fileSystem?: FileSystem;
   /** Default: `node`, the shared log. `replica`: a log of its own per replica (`RaftLogStore`). */
   readonly logs?: 'node' | 'replica';
+  /**
+   * LevelDB only. Default: `node`, one LevelDB for every group's state machine (`NodeEngine`,
+   * decision 0019). `replica`: a LevelDB of its own per replica (decision 0011's layout).
+   */
+  readonly stateEngines?: 'node' | 'replica';
   /**
    * When the node asks the groups that keep its log's oldest segments to compact (see
    * `log-purge.ts`). Default `logPurgeDefaults`; `off` never asks. Ignored with `logs: 'replica'`
@@ -138,6 +147,7 @@ export class Node {
   private constructor(
     private readonly options: NodeOptions,
     private readonly nodeLog: NodeLog | undefined,
+    private readonly nodeEngine: NodeEngine | undefined,
   ) {
     this.scheduler = options.scheduler ?? systemScheduler;
     this.fs = options.fileSystem ?? nodeFileSystem;
@@ -180,7 +190,20 @@ export class Node {
             observer: nodeLogObserverOf(options.registry),
             logger: options.logger.child({ component: 'node-log' }),
           });
-    const node = new Node(options, nodeLog);
+    let nodeEngine: NodeEngine | undefined;
+    try {
+      nodeEngine =
+        options.settings.engine !== 'leveldb' || options.stateEngines === 'replica'
+          ? undefined
+          : await NodeEngine.open({
+              directory: join(options.dataDirectory, 'engine'),
+              observer: nodeEngineObserverOf(options.registry),
+            });
+    } catch (error) {
+      await nodeLog?.close();
+      throw error;
+    }
+    const node = new Node(options, nodeLog, nodeEngine);
     const inFlightMax = options.replicaOpensInFlightMax ?? replicaOpensInFlightMax;
     await forEachConcurrently(hosted, inFlightMax, async (replica) => {
       // Recorded as failed by addReplica: the node starts with its other replicas.
@@ -257,6 +280,7 @@ export class Node {
         ...(nodeLog === undefined
           ? {}
           : { openLog: ({ confState, observer }) => nodeLog.group(groupId, { confState, observer }) }),
+        ...(this.nodeEngine === undefined ? {} : { generationSpace: this.nodeEngine.space(groupId) }),
         onFailure: (error) => this.replicaFailed(groupId, error),
       });
       if (this.stopped) {
@@ -321,11 +345,14 @@ export class Node {
   }
 
   /**
-   * Removes the group from the node log (a durable record), then its folder, then makes the
-   * folder's removal durable: a power cut after this must not bring the old state back.
+   * Removes the group from the node log (a durable record), then its keys from the node engine,
+   * then its folder, then makes the folder's removal durable: a power cut after this must not
+   * bring the old state back. (Keys the power cut brings back are deleted when a replica of the
+   * group is next created here: its folder has no `GENERATION`.)
    */
   private async dropStored(groupId: string): Promise<void> {
     await this.nodeLog?.removeGroup(groupId);
+    await this.nodeEngine?.space(groupId).removeAll();
     const groups = join(this.options.dataDirectory, 'groups');
     await this.fs.rm(join(groups, groupId), { recursive: true, force: true });
     try {
@@ -345,6 +372,7 @@ export class Node {
     this.replicas.clear();
     for (const replica of replicas) await replica.stop();
     await this.nodeLog?.close();
+    await this.nodeEngine?.close();
     this.metrics.release();
   }
 

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { StartupError, type FileSystem, type Logger } from '@impulse/common';
 import { RawNode, createSeededRandom, type ConfState, type Config } from '../raft/index.js';
 import { RaftLogStore, isRaftLogError, type RaftLogObserver, type ReplicaLog } from '../raft-log/index.js';
-import { ReplicaStateMachine, StorageFault } from '../state-machine/index.js';
+import { ReplicaStateMachine, StorageFault, type GenerationSpace } from '../state-machine/index.js';
 import type { Engine, EngineName } from '../storage/index.js';
 import { raftLoggerOf } from './raft-logger.js';
 
@@ -31,6 +31,8 @@ export interface ReplicaStateOptions {
   readonly fileSystem?: FileSystem | undefined;
   /** Opens the replica's Raft log (default: a `RaftLogStore` in `<data directory>/raft`). */
   readonly openLog?: OpenReplicaLog | undefined;
+  /** LevelDB: the state machine's generations in the node's engine (see `ReplicaOptions`). */
+  readonly generationSpace?: GenerationSpace | undefined;
   /** Simulator only (see `ReplicaOptions.adjustCore`). */
   readonly adjustCore?: ((config: Config) => Config) | undefined;
 }
@@ -81,6 +83,7 @@ export async function openReplicaState(options: ReplicaStateOptions): Promise<Re
     logger,
     ...(options.wrapEngine === undefined ? {} : { wrapEngine: options.wrapEngine }),
     ...(options.fileSystem === undefined ? {} : { fileSystem: options.fileSystem }),
+    ...(options.generationSpace === undefined ? {} : { generationSpace: options.generationSpace }),
   });
   const openLog: OpenReplicaLog =
     options.openLog ??

@@ -17,6 +17,7 @@ import {
   type AppliedEntry,
   type Command,
   type ConsistencyHash,
+  type GenerationSpace,
   type ReplicaStateMachine,
   type UserKeyRange,
 } from '../state-machine/index.js';
@@ -117,6 +118,11 @@ export interface ReplicaOptions {
    * gives each replica its group's share of the node log (`NodeLog.group`).
    */
   readonly openLog?: OpenReplicaLog;
+  /**
+   * LevelDB: where the state machine's generations live when they share the node's engine
+   * (decision 0019); default: LevelDB folders of the replica's own.
+   */
+  readonly generationSpace?: GenerationSpace;
   /** Opens the peer transport (default: a `PeerTransport` listening on the peer port). */
   readonly openTransport?: OpenReplicaTransport;
   /** Seeds the core's randomized election timeouts (default: from `crypto`); the simulator's seed. */
@@ -380,6 +386,7 @@ export class Replica {
       fileSystem: options.fileSystem,
       adjustCore: options.adjustCore,
       openLog: options.openLog,
+      generationSpace: options.generationSpace,
     });
     try {
       const replica = new Replica(options, logStore, stateMachine, rawNode);

@@ -103,6 +103,29 @@ export interface StateMachineOptions {
    * memory engine.)
    */
   readonly fileSystem?: FileSystem;
+  /**
+   * LevelDB only: the generations live under key prefixes of the node's engine, shared by the
+   * node's groups (`GroupSpace`, decision 0019), rather than in LevelDB folders of their own. The
+   * pointer to the live generation is then the file `GENERATION`.
+   */
+  readonly generationSpace?: GenerationSpace;
+}
+
+/**
+ * Where a state machine's generations live when they share its node's engine: one key prefix
+ * each (`GroupSpace` of `storage/node-engine.ts`).
+ */
+export interface GenerationSpace {
+  /** The engine of one generation. */
+  engineOf(generation: number): Engine;
+  /** The generations that hold keys, in ascending order. */
+  generations(): Promise<number[]>;
+  /** Deletes a generation's keys. */
+  remove(generation: number): Promise<void>;
+  /** Deletes every generation's keys. */
+  removeAll(): Promise<void>;
+  /** Where a generation's keys are, for fault reports and logs. */
+  location(generation: number): string;
 }
 
 /** What happened to one applied entry. */
@@ -146,6 +169,8 @@ export const emptyConfState: ConfState = Object.freeze({
 });
 
 const generationPointerFile = 'CURRENT';
+/** The live generation's number, when the generations are prefixes of the node engine. */
+const spacePointerFile = 'GENERATION';
 const generationPrefix = 'sm-';
 
 /**
@@ -231,13 +256,16 @@ export class ReplicaStateMachine {
   static async open(options: StateMachineOptions): Promise<ReplicaStateMachine> {
     const fs = fileSystemOf(options);
     await createDirectoryDurably(options.directory, fs);
-    // Generations are folders of LevelDB's; the memory engine's lives in memory and in its image.
-    const generation = options.engine === 'memory' ? 1 : await readGeneration(options.directory, fs);
-    // A pointer to a generation that does not exist would silently start empty: the state is
-    // lost, and the state machine opens on an empty engine, faulted, to be rebuilt from a leader.
-    const missing =
-      options.engine !== 'memory' &&
-      !(await removeOtherGenerations(options.directory, generation, options.logger, fs));
+    // Generations are folders of LevelDB's, or prefixes of the node's engine; the memory engine's
+    // lives in memory and in its image. A pointer to a generation that does not exist would
+    // silently start empty: the state is lost, and the state machine opens on an empty engine,
+    // faulted, to be rebuilt from a leader.
+    const { generation, missing } =
+      options.engine === 'memory'
+        ? { generation: 1, missing: false }
+        : spaceOf(options) === undefined
+          ? await adoptFolderGeneration(options.directory, options.logger, fs)
+          : await adoptSpaceGeneration(options, spaceOf(options) as GenerationSpace, fs);
     const engine = await openGeneration(options, generation);
     let imageLoaded = false;
     if (options.engine === 'memory') {
@@ -251,7 +279,9 @@ export class ReplicaStateMachine {
     const stateMachine = new ReplicaStateMachine(options, engine, generation);
     if (missing) {
       stateMachine.#fault = new StorageFault(
-        `the engine folder ${generationName(generation)} that ${generationPointerFile} names is missing: the state is lost`,
+        spaceOf(options) === undefined
+          ? `the engine folder ${generationName(generation)} that ${generationPointerFile} names is missing: the state is lost`
+          : `generation ${generation}, which ${spacePointerFile} names, has no keys in the node's engine (${stateMachine.#folder}): the state is lost`,
         { kind: 'lost', file: stateMachine.#folder },
       );
       return stateMachine;
@@ -329,9 +359,11 @@ export class ReplicaStateMachine {
 
   /** Where the live engine keeps its files, for fault reports. */
   get #folder(): string {
-    return this.options.engine === 'memory'
-      ? join(this.options.directory, memoryImageFileName)
-      : join(this.options.directory, generationName(this.#generation));
+    if (this.options.engine === 'memory') return join(this.options.directory, memoryImageFileName);
+    const space = spaceOf(this.options);
+    return space === undefined
+      ? join(this.options.directory, generationName(this.#generation))
+      : space.location(this.#generation);
   }
 
   /**
@@ -1083,10 +1115,15 @@ export class ReplicaStateMachine {
   async beginInstall(): Promise<SnapshotInstall> {
     const generation = Math.max(this.#generation, this.#generationReserved) + 1;
     this.#generationReserved = generation;
-    await fileSystemOf(this.options).rm(join(this.options.directory, generationName(generation)), {
-      recursive: true,
-      force: true,
-    });
+    const space = spaceOf(this.options);
+    if (space === undefined) {
+      await fileSystemOf(this.options).rm(join(this.options.directory, generationName(generation)), {
+        recursive: true,
+        force: true,
+      });
+    } else {
+      await space.remove(generation);
+    }
     const engine = await openGeneration(this.options, generation);
     return new SnapshotInstall(engine, generation, this.keepsBatchChain);
   }
@@ -1100,8 +1137,12 @@ export class ReplicaStateMachine {
   async install(install: SnapshotInstall): Promise<SnapshotMetadata> {
     if (install.generation <= this.#generation) throw new Error('state machine: stale snapshot install');
     const metadata = await install.finish();
-    if (this.options.engine !== 'memory')
+    const space = spaceOf(this.options);
+    if (space !== undefined) {
+      await writeSpaceGeneration(this.options.directory, install.generation, fileSystemOf(this.options));
+    } else if (this.options.engine !== 'memory') {
       await writeGeneration(this.options.directory, install.generation, fileSystemOf(this.options));
+    }
     const previous = this.#engine;
     const previousGeneration = this.#generation;
     this.#engine = install.engine;
@@ -1115,10 +1156,14 @@ export class ReplicaStateMachine {
     // (when this returns), and after any image of the previous engine being written.
     await this.persistImage();
     await previous.close();
-    await fileSystemOf(this.options).rm(join(this.options.directory, generationName(previousGeneration)), {
-      recursive: true,
-      force: true,
-    });
+    if (space === undefined) {
+      await fileSystemOf(this.options).rm(join(this.options.directory, generationName(previousGeneration)), {
+        recursive: true,
+        force: true,
+      });
+    } else {
+      await space.remove(previousGeneration);
+    }
     this.options.logger.info(
       {
         index: metadata.index,
@@ -1287,6 +1332,8 @@ function generationName(generation: number): string {
 async function openGeneration(options: StateMachineOptions, generation: number): Promise<Engine> {
   const wrap = options.wrapEngine ?? ((engine: Engine) => engine);
   if (options.engine === 'memory') return wrap(await openEngine({ name: 'memory' }));
+  const space = spaceOf(options);
+  if (space !== undefined) return wrap(space.engineOf(generation));
   const directory = join(options.directory, generationName(generation));
   // LevelDB fsyncs its files and its own folder, not the folder that holds it: a generation
   // created without this could vanish in a power loss with everything synced inside it.
@@ -1323,6 +1370,140 @@ async function writeGeneration(directory: string, generation: number, fs: FileSy
     undefined,
     fs,
   );
+}
+
+/** The node engine's prefixes hold the generations; never for the memory engine. */
+function spaceOf(options: StateMachineOptions): GenerationSpace | undefined {
+  return options.engine === 'memory' ? undefined : options.generationSpace;
+}
+
+/**
+ * The live generation of folders (`CURRENT`, absent before the first install: generation 1), once
+ * the others, left by an interrupted install, are removed; and whether it is missing.
+ */
+async function adoptFolderGeneration(
+  directory: string,
+  logger: Logger,
+  fs: FileSystem,
+): Promise<{ generation: number; missing: boolean }> {
+  const generation = await readGeneration(directory, fs);
+  return { generation, missing: !(await removeOtherGenerations(directory, generation, logger, fs)) };
+}
+
+/**
+ * The live generation in the node engine's prefixes. `GENERATION` is written when the state
+ * machine is created, so that its absence means a new one: then whatever an earlier replica of
+ * the group left under its prefixes (a removal interrupted by a crash) is deleted first, and a
+ * state machine still in folders (written before decision 0019) is moved into the node engine.
+ * Otherwise the generations other than the live one (an interrupted install's) are deleted.
+ */
+async function adoptSpaceGeneration(
+  options: StateMachineOptions,
+  space: GenerationSpace,
+  fs: FileSystem,
+): Promise<{ generation: number; missing: boolean }> {
+  const { directory, logger } = options;
+  const pointed = await readSpaceGeneration(directory, fs);
+  if (pointed === undefined) {
+    const leftovers = await space.generations();
+    if (leftovers.length > 0) {
+      logger.warn(
+        { generations: leftovers },
+        'state machine: removing keys an earlier replica of the group left in the node engine',
+      );
+      await space.removeAll();
+    }
+    const lost = await moveFolderGenerationIntoSpace(options, space, fs);
+    await writeSpaceGeneration(directory, 1, fs);
+    await removeFolderGenerations(directory, fs);
+    return { generation: 1, missing: lost };
+  }
+  await removeFolderGenerations(directory, fs);
+  const stored = await space.generations();
+  for (const other of stored) {
+    if (other === pointed) continue;
+    logger.warn({ generation: other }, 'state machine: removing a generation left by an interrupted install');
+    await space.remove(other);
+  }
+  return { generation: pointed, missing: pointed !== 1 && !stored.includes(pointed) };
+}
+
+/** Records per batch when a state machine's folder is moved into the node engine. */
+const moveBatchRecordsMax = 1000;
+
+/**
+ * A state machine written in folders (before decision 0019) is copied, record for record, into
+ * generation 1 of the node engine, which is then flushed; only then does `GENERATION` (written by
+ * the caller) make the copy live, and the folders are removed after that, at the next open if a
+ * crash comes first. A crash during the copy leaves no `GENERATION`, so the next open deletes the
+ * partial copy and copies again. Answers whether the folder `CURRENT` names was missing (the state
+ * is lost, as `adoptFolderGeneration` reports).
+ */
+async function moveFolderGenerationIntoSpace(
+  options: StateMachineOptions,
+  space: GenerationSpace,
+  fs: FileSystem,
+): Promise<boolean> {
+  const { directory, logger } = options;
+  const names = await fs.readdir(directory);
+  if (!names.some((name) => name.startsWith(generationPrefix) || name === generationPointerFile))
+    return false;
+  const { generation, missing } = await adoptFolderGeneration(directory, logger, fs);
+  if (missing) return true;
+  const folder = join(directory, generationName(generation));
+  const source = await openEngine({ name: 'leveldb', directory: folder, sync: false });
+  const target = space.engineOf(1);
+  let records = 0;
+  try {
+    let batch: BatchOperation[] = [];
+    for await (const { key, value } of source.iterate()) {
+      batch.push({ type: 'put', key, value });
+      if (batch.length >= moveBatchRecordsMax) {
+        await target.batch(batch);
+        records += batch.length;
+        batch = [];
+      }
+    }
+    await target.batch(batch);
+    records += batch.length;
+    await target.flush();
+  } finally {
+    await source.close();
+    await target.close();
+  }
+  logger.info({ folder, records, to: space.location(1) }, 'state machine: moved into the node engine');
+  return false;
+}
+
+/** After `GENERATION` names the node engine's copy: the folders of decision 0011's layout go. */
+async function removeFolderGenerations(directory: string, fs: FileSystem): Promise<void> {
+  for (const name of await fs.readdir(directory)) {
+    if (name.startsWith(generationPrefix) || name === generationPointerFile) {
+      await fs.rm(join(directory, name), { recursive: true, force: true });
+    }
+  }
+}
+
+async function readSpaceGeneration(directory: string, fs: FileSystem): Promise<number | undefined> {
+  let text: string;
+  try {
+    text = (await fs.readFile(join(directory, spacePointerFile))).toString('utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+  const match = /^(\d{1,10})\n?$/.exec(text);
+  const generation = match === null ? Number.NaN : Number(match[1]);
+  if (!Number.isSafeInteger(generation) || generation < 1 || generation > 0xffff_ffff)
+    throw new Error(
+      `state machine: ${join(directory, spacePointerFile)} is corrupt: ${JSON.stringify(text)}`,
+    );
+  return generation;
+}
+
+/** Points `GENERATION` at `generation`, atomically and durably (see `replaceFileDurably`). */
+async function writeSpaceGeneration(directory: string, generation: number, fs: FileSystem): Promise<void> {
+  await replaceFileDurably(join(directory, spacePointerFile), `${generation}\n`, undefined, fs);
 }
 
 /**

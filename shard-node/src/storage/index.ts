@@ -9,3 +9,5 @@ export { LevelDbEngine, levelDbIteratorBytesMax } from './leveldb-engine.js';
 export type { LevelDbEngineOptions } from './leveldb-engine.js';
 export { openEngine } from './open-engine.js';
 export type { OpenEngineOptions } from './open-engine.js';
+export { GroupSpace, NodeEngine, nodeEngineGroupIdBytesMax, nodeEngineTuning } from './node-engine.js';
+export type { NodeEngineObserver, NodeEngineOptions } from './node-engine.js';

@@ -28,11 +28,21 @@ export interface LevelDbEngineOptions {
   readonly sync: boolean;
 }
 
-function openDatabase(directory: string): Database {
+/** LevelDB's sizes where classic-level's defaults do not suit (a node's engine holds many groups). */
+export interface LevelDbTuning {
+  /** Bytes of writes LevelDB buffers in its memtable before it writes a table (default 4 MiB). */
+  readonly writeBufferBytes?: number;
+  /** Bytes of uncompressed blocks LevelDB caches (default 8 MiB). */
+  readonly cacheBytes?: number;
+}
+
+function openDatabase(directory: string, tuning: LevelDbTuning = {}): Database {
   return new ClassicLevel<Buffer, Buffer>(directory, {
     keyEncoding: 'buffer',
     valueEncoding: 'buffer',
     createIfMissing: true,
+    ...(tuning.writeBufferBytes === undefined ? {} : { writeBufferSize: tuning.writeBufferBytes }),
+    ...(tuning.cacheBytes === undefined ? {} : { cacheSize: tuning.cacheBytes }),
   });
 }
 
@@ -94,7 +104,7 @@ export const levelDbIteratorBytesMax = 256 * 1024;
 /** Keys counted per read by `countKeys()`. */
 const keyCountChunkKeysMax = 1024;
 
-type Database = ClassicLevel<Buffer, Buffer>;
+export type Database = ClassicLevel<Buffer, Buffer>;
 
 /**
  * Keys up to which `hasMany` looks them up on the calling thread rather than in the thread pool.
@@ -109,14 +119,44 @@ type Database = ClassicLevel<Buffer, Buffer>;
  */
 export const hasOnLoopKeysMax = 16;
 
-const syncMarkerKey = Buffer.from([0x00, 0x73, 0x79, 0x6e, 0x63]); // "\0sync"
-const syncMarkerValue = Buffer.alloc(0);
+export const syncMarkerKey = Buffer.from([0x00, 0x73, 0x79, 0x6e, 0x63]); // "\0sync"
+export const syncMarkerValue = Buffer.alloc(0);
 /**
  * The one-key range `flush()` compacts: two zero bytes sort below the sync marker and below every
  * key the replica writes (each starts with a letter), so no table overlaps it.
  */
-const flushRangeKey = Buffer.from([0x00, 0x00]);
-type DatabaseSnapshot = ReturnType<Database['snapshot']>;
+export const flushRangeKey = Buffer.from([0x00, 0x00]);
+export type DatabaseSnapshot = ReturnType<Database['snapshot']>;
+
+/**
+ * Opens (and creates when missing, durably: see `createDatabase`) the LevelDB database in
+ * `directory`, with explicit snapshots. Rejects with code `ENGINE_OPEN_FAILED` and the cause when it
+ * cannot, for example when another process (or another engine in this process) holds its lock.
+ */
+export async function openLevelDatabase(directory: string, tuning: LevelDbTuning = {}): Promise<Database> {
+  let database: Database;
+  try {
+    if (!(await exists(join(directory, 'CURRENT')))) await createDatabase(directory);
+    database = openDatabase(directory, tuning);
+    await database.open();
+    // Opening writes a new manifest and points CURRENT at it by a rename, then removes the old
+    // manifest, without fsyncing the folder: made durable here, before anything relies on them.
+    await syncDirectory(directory);
+  } catch (error) {
+    throw new EngineError(
+      'ENGINE_OPEN_FAILED',
+      `leveldb: cannot open ${directory}: ${describeOpenError(error)}`,
+      {
+        cause: error,
+      },
+    );
+  }
+  if (!database.supports.explicitSnapshots) {
+    await database.close();
+    throw new EngineError('ENGINE_OPEN_FAILED', 'leveldb: this classic-level lacks explicit snapshots');
+  }
+  return database;
+}
 
 export class LevelDbEngine extends BaseEngine {
   readonly directory: string;
@@ -142,25 +182,7 @@ export class LevelDbEngine extends BaseEngine {
     if (typeof options.sync !== 'boolean') {
       throw new EngineError('ENGINE_INVALID_ARGUMENT', 'leveldb: sync must be a boolean');
     }
-    let database: Database;
-    try {
-      if (!(await exists(join(options.directory, 'CURRENT')))) await createDatabase(options.directory);
-      database = openDatabase(options.directory);
-      await database.open();
-      // Opening writes a new manifest and points CURRENT at it by a rename, then removes the old
-      // manifest, without fsyncing the folder: made durable here, before anything relies on them.
-      await syncDirectory(options.directory);
-    } catch (error) {
-      throw new EngineError(
-        'ENGINE_OPEN_FAILED',
-        `leveldb: cannot open ${options.directory}: ${describeOpenError(error)}`,
-        { cause: error },
-      );
-    }
-    if (!database.supports.explicitSnapshots) {
-      await database.close();
-      throw new EngineError('ENGINE_OPEN_FAILED', 'leveldb: this classic-level lacks explicit snapshots');
-    }
+    const database = await openLevelDatabase(options.directory);
     return new LevelDbEngine(database, options);
   }
 
@@ -241,21 +263,7 @@ export class LevelDbEngine extends BaseEngine {
    * count; the state machine keeps its own count of user keys, and calls this at open only.
    */
   protected override async _countKeys(range: KeyRange): Promise<number> {
-    const iterator = this.#database.keys({
-      ...(range.start === undefined ? {} : { gte: range.start }),
-      ...(range.end === undefined ? {} : { lt: range.end }),
-      highWaterMarkBytes: levelDbIteratorBytesMax,
-    });
-    try {
-      let count = 0;
-      for (;;) {
-        const keys = await iterator.nextv(keyCountChunkKeysMax);
-        if (keys.length === 0) return count;
-        count += keys.length;
-      }
-    } finally {
-      await iterator.close();
-    }
+    return countLevelKeys(this.#database, range);
   }
 
   protected override async _close(): Promise<void> {
@@ -263,20 +271,55 @@ export class LevelDbEngine extends BaseEngine {
   }
 
   #cursor(range: KeyRange, snapshot: DatabaseSnapshot | undefined): EntryCursor {
-    const iterator = this.#database.iterator({
-      ...(range.start === undefined ? {} : { gte: range.start }),
-      ...(range.end === undefined ? {} : { lt: range.end }),
-      ...(range.limit === undefined ? {} : { limit: range.limit }),
-      ...(snapshot === undefined ? {} : { snapshot }),
-      highWaterMarkBytes: levelDbIteratorBytesMax,
-    });
-    return {
-      nextChunk: async (countMax) => {
-        const pairs = await iterator.nextv(countMax);
-        return pairs.map(([key, value]) => ({ key, value }));
-      },
-      close: () => iterator.close(),
-    };
+    return levelCursor(this.#database, range, snapshot, 0);
+  }
+}
+
+/**
+ * A cursor over `range` of `database` (through `snapshot` when given), that drops the first
+ * `prefixBytes` bytes of every key it returns (a node engine's view strips its prefix).
+ */
+export function levelCursor(
+  database: Database,
+  range: KeyRange,
+  snapshot: DatabaseSnapshot | undefined,
+  prefixBytes: number,
+): EntryCursor {
+  const iterator = database.iterator({
+    ...(range.start === undefined ? {} : { gte: range.start }),
+    ...(range.end === undefined ? {} : { lt: range.end }),
+    ...(range.limit === undefined ? {} : { limit: range.limit }),
+    ...(snapshot === undefined ? {} : { snapshot }),
+    highWaterMarkBytes: levelDbIteratorBytesMax,
+  });
+  return {
+    nextChunk: async (countMax) => {
+      const pairs = await iterator.nextv(countMax);
+      return pairs.map(([key, value]) => ({
+        key: prefixBytes === 0 ? key : key.subarray(prefixBytes),
+        value,
+      }));
+    },
+    close: () => iterator.close(),
+  };
+}
+
+/** The number of keys in `range` of `database`, read (keys only) from one implicit snapshot. */
+export async function countLevelKeys(database: Database, range: KeyRange): Promise<number> {
+  const iterator = database.keys({
+    ...(range.start === undefined ? {} : { gte: range.start }),
+    ...(range.end === undefined ? {} : { lt: range.end }),
+    highWaterMarkBytes: levelDbIteratorBytesMax,
+  });
+  try {
+    let count = 0;
+    for (;;) {
+      const keys = await iterator.nextv(keyCountChunkKeysMax);
+      if (keys.length === 0) return count;
+      count += keys.length;
+    }
+  } finally {
+    await iterator.close();
   }
 }
 

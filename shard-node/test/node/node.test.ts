@@ -1,6 +1,10 @@
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { MemoryFileSystem, Registry, wrapHandles } from '@impulse/common';
-import { Node, replicaOpensInFlightMax } from '../../src/node/index.js';
+import { MemoryFileSystem, Registry, nodeFileSystem, wrapHandles } from '@impulse/common';
+import { Node, replicaOpensInFlightMax, type HostedReplica, type NodeOptions } from '../../src/node/index.js';
+import { NodeEngine } from '../../src/storage/index.js';
 import type { Replica } from '../../src/replica/index.js';
 import { untilLeading } from '../replica/harness.js';
 import { FailingDisk, hosted, nodeOptions } from './node-harness.js';
@@ -250,5 +254,110 @@ describe('a node hosting replicas of many groups', () => {
       expect(metrics).toContain('impulse_node_replicas{state="running"} 63');
       expect(metrics).toContain('impulse_node_replicas{state="failed"} 1');
     });
+  });
+});
+
+describe('a node on LevelDB: one engine for every group (decision 0019)', () => {
+  const nodes: Node[] = [];
+  let root: string | undefined;
+  afterEach(async () => {
+    for (const node of nodes.splice(0)) await node.stop();
+    if (root !== undefined) await rm(root, { recursive: true, force: true });
+    root = undefined;
+  });
+
+  function levelOptions(
+    directory: string,
+    registry: Registry,
+    stateEngines?: 'node' | 'replica',
+  ): NodeOptions {
+    const base = nodeOptions(nodeFileSystem, registry, 'node');
+    return {
+      ...base,
+      dataDirectory: directory,
+      settings: { ...base.settings, engine: 'leveldb' },
+      ...(stateEngines === undefined ? {} : { stateEngines }),
+    };
+  }
+
+  async function startNode(options: NodeOptions, groups: readonly HostedReplica[]): Promise<Node> {
+    const node = await Node.start(options, groups);
+    nodes.push(node);
+    for (const group of groups) await untilLeading(node.replicaOf(group.groupId) as Replica);
+    return node;
+  }
+
+  async function stopNodes(): Promise<void> {
+    for (const node of nodes.splice(0)) await node.stop();
+  }
+
+  /** 30 keys a group, the groups written at once (their applies share rounds); past `snapshotEntries`. */
+  async function writeEach(node: Node, groups: readonly string[]): Promise<void> {
+    for (let index = 0; index < 30; index++) {
+      await Promise.all(
+        groups.map((group) => put(node.replicaOf(group) as Replica, `k${index}`, `${group}-${index}`)),
+      );
+    }
+  }
+
+  async function expectEach(node: Node, groups: readonly string[]): Promise<void> {
+    for (const group of groups) {
+      const replica = node.replicaOf(group) as Replica;
+      for (const index of [0, 17, 29]) {
+        expect((await replica.read(`k${index}`, 'linearizable'))?.toString()).toBe(`${group}-${index}`);
+      }
+    }
+  }
+
+  it("keeps every group's state in the node engine, deletes a removed group's keys, and opens them again", async () => {
+    root = await mkdtemp(join(tmpdir(), 'impulse-node-engine-'));
+    const registry = new Registry();
+    const node = await startNode(levelOptions(root, registry), [hosted('g1'), hosted('g2'), hosted('g3')]);
+    await writeEach(node, ['g1', 'g2', 'g3']);
+    expect(await readdir(root)).toContain('engine');
+    expect((await readdir(join(root, 'groups', 'g1', 'state'))).sort()).toEqual(['GENERATION']);
+    // Rounds that applied entries of several groups made one LevelDB write.
+    const batches = await sampleSum(registry, 'impulse_node_engine_write_batches_sum');
+    const writes = await sampleSum(registry, 'impulse_node_engine_write_batches_count');
+    expect(writes).toBeGreaterThan(0);
+    expect(batches).toBeGreaterThan(writes);
+    expect(await sampleSum(registry, 'impulse_node_engine_flush_duration_seconds_count')).toBeGreaterThan(0);
+    await node.removeReplica('g3');
+    await stopNodes();
+
+    const engine = await NodeEngine.open({ directory: join(root, 'engine') });
+    try {
+      expect(await engine.storedGroups()).toEqual(['g1', 'g2']);
+    } finally {
+      await engine.close();
+    }
+    const restarted = await startNode(levelOptions(root, new Registry()), [
+      hosted('g1', false),
+      hosted('g2', false),
+    ]);
+    expect(restarted.failedReplicas()).toEqual([]);
+    await expectEach(restarted, ['g1', 'g2']);
+  });
+
+  it('moves the state machines of a node kept in LevelDB folders of their own into the node engine', async () => {
+    root = await mkdtemp(join(tmpdir(), 'impulse-node-engine-'));
+    const inFolders = await startNode(levelOptions(root, new Registry(), 'replica'), [
+      hosted('g1'),
+      hosted('g2'),
+    ]);
+    await writeEach(inFolders, ['g1', 'g2']);
+    expect(await readdir(root)).not.toContain('engine');
+    expect((await readdir(join(root, 'groups', 'g1', 'state'))).some((name) => name.startsWith('sm-'))).toBe(
+      true,
+    );
+    await stopNodes();
+
+    const moved = await startNode(levelOptions(root, new Registry()), [
+      hosted('g1', false),
+      hosted('g2', false),
+    ]);
+    expect(moved.failedReplicas()).toEqual([]);
+    await expectEach(moved, ['g1', 'g2']);
+    expect((await readdir(join(root, 'groups', 'g1', 'state'))).sort()).toEqual(['GENERATION']);
   });
 });

@@ -11,6 +11,7 @@ import {
   encodeCommand,
   type StateMachineOptions,
 } from '../../src/state-machine/index.js';
+import { NodeEngine } from '../../src/storage/index.js';
 
 const logger = createLogger({ service: 'test', level: 'silent' });
 const noConfStates = new Map<number, ConfState>();
@@ -103,136 +104,161 @@ describe('command codec', () => {
   });
 });
 
-describe.each(['memory', 'leveldb'] as const)('the replica state machine on %s', (engine) => {
-  let directory: string;
-  const opened: ReplicaStateMachine[] = [];
-  const open = async (overrides: Partial<StateMachineOptions> = {}): Promise<ReplicaStateMachine> => {
-    const stateMachine = await ReplicaStateMachine.open({ directory, engine, logger, ...overrides });
-    opened.push(stateMachine);
-    return stateMachine;
-  };
-
-  beforeEach(async () => {
-    directory = await mkdtemp(join(tmpdir(), 'impulse-state-machine-'));
-  });
-  afterEach(async () => {
-    for (const stateMachine of opened.splice(0)) await stateMachine.close();
-    await rm(directory, { recursive: true, force: true });
-  });
-
-  it('applies puts and deletes in one batch and records the applied index and term', async () => {
-    const stateMachine = await open();
-    expect(stateMachine.appliedIndex).toBe(0);
-    const results = await stateMachine.apply(
-      [
-        put(1, 'a', '1'),
-        put(2, 'b', '2'),
-        del(3, 'a'),
-        { index: 4, term: 2, type: 'normal', data: new Uint8Array(0) },
-      ],
-      noConfStates,
-    );
-    expect(results.map((result) => result.outcome)).toEqual(['applied', 'applied', 'applied', 'noop']);
-    expect(stateMachine.appliedIndex).toBe(4);
-    expect(stateMachine.appliedTerm).toBe(2);
-    expect(await stateMachine.get('a')).toBeUndefined();
-    expect((await stateMachine.get('b'))?.toString()).toBe('2');
-  });
-
-  it('refuses a gap or a repeat: an entry is never skipped nor applied twice', async () => {
-    const stateMachine = await open();
-    await stateMachine.apply([put(1, 'a', '1')], noConfStates);
-    await expect(stateMachine.apply([put(1, 'a', 'again')], noConfStates)).rejects.toThrow(/gap or a repeat/);
-    await expect(stateMachine.apply([put(3, 'a', 'skip')], noConfStates)).rejects.toThrow(/gap or a repeat/);
-    await expect(stateMachine.apply([put(2, 'a', 'x'), put(4, 'a', 'y')], noConfStates)).rejects.toThrow(
-      /contiguous/,
-    );
-    expect((await stateMachine.get('a'))?.toString()).toBe('1');
-    expect(stateMachine.appliedIndex).toBe(1);
-  });
-
-  it('applies a request id once, within a batch, across batches and across restarts', async () => {
-    let stateMachine = await open();
-    const first = await stateMachine.apply(
-      [put(1, 'k', 'v1', 'req-1'), put(2, 'k', 'v1', 'req-1')],
-      noConfStates,
-    );
-    expect(first.map((result) => result.outcome)).toEqual(['applied', 'duplicate']);
-    await stateMachine.apply([put(3, 'k', 'v2', 'req-2')], noConfStates);
-    // The retry of req-1 arrives after another write: applying it again would resurrect v1.
-    const retried = await stateMachine.apply([put(4, 'k', 'v1', 'req-1')], noConfStates);
-    expect(retried[0]?.outcome).toBe('duplicate');
-    expect((await stateMachine.get('k'))?.toString()).toBe('v2');
-    if (engine === 'memory') return; // Nothing survives a restart of the memory engine.
-    await stateMachine.close();
-    stateMachine = await open();
-    expect(stateMachine.appliedIndex).toBe(4);
-    const afterRestart = await stateMachine.apply([del(5, 'k', 'req-1'), del(6, 'k', 'req-3')], noConfStates);
-    expect(afterRestart.map((result) => result.outcome)).toEqual(['duplicate', 'applied']);
-  });
-
-  it('forgets the oldest request ids beyond the retention, in index order', async () => {
-    const stateMachine = await open({ requestIdRetention: 3 });
-    await stateMachine.apply(
-      [put(1, 'k', '1', 'r1'), put(2, 'k', '2', 'r2'), put(3, 'k', '3', 'r3'), put(4, 'k', '4', 'r4')],
-      noConfStates,
-    );
-    const results = await stateMachine.apply(
-      [put(5, 'k', 'again', 'r1'), put(6, 'k', 'again', 'r4')],
-      noConfStates,
-    );
-    // r1 was forgotten (the oldest), so it applies again; r4 is remembered.
-    expect(results.map((result) => result.outcome)).toEqual(['applied', 'duplicate']);
-  });
-
-  it('skips bytes that are not a command, alike on every replica', async () => {
-    const stateMachine = await open();
-    const results = await stateMachine.apply(
-      [{ index: 1, term: 1, type: 'normal', data: Buffer.from('junk') }],
-      noConfStates,
-    );
-    expect(results[0]?.outcome).toBe('invalid');
-    expect(stateMachine.appliedIndex).toBe(1);
-  });
-
-  it('stores the configuration of membership changes with the applied index', async () => {
-    const initial: ConfState = {
-      voters: [1, 2, 3],
-      learners: [],
-      votersOutgoing: [],
-      learnersNext: [],
-      autoLeave: false,
+describe.each(['memory', 'leveldb', 'leveldb in a node engine'] as const)(
+  'the replica state machine on %s',
+  (mode) => {
+    const engine = mode === 'memory' ? 'memory' : 'leveldb';
+    let root: string;
+    let directory: string;
+    let nodeEngine: NodeEngine | undefined;
+    const opened: ReplicaStateMachine[] = [];
+    const open = async (overrides: Partial<StateMachineOptions> = {}): Promise<ReplicaStateMachine> => {
+      const stateMachine = await ReplicaStateMachine.open({
+        directory,
+        engine,
+        logger,
+        ...(nodeEngine === undefined ? {} : { generationSpace: nodeEngine.space('g1') }),
+        ...overrides,
+      });
+      opened.push(stateMachine);
+      return stateMachine;
     };
-    const stateMachine = await open({ initialConfState: initial });
-    expect(stateMachine.confState).toEqual(initial);
-    const next: ConfState = { ...initial, learners: [4] };
-    const results = await stateMachine.apply(
-      [put(1, 'a', '1'), { index: 2, term: 1, type: 'confChange', data: Buffer.from('cc') }],
-      new Map([[2, next]]),
-    );
-    expect(results[1]?.outcome).toBe('noop');
-    expect(stateMachine.confState).toEqual(next);
-  });
 
-  it('stores the member records of a membership change, both, and reads them at start', async () => {
-    const stateMachine = await open();
-    expect(stateMachine.membersRecord).toBeUndefined();
-    expect(stateMachine.removedMembersRecord).toBeUndefined();
-    const records = { members: Buffer.from('[{"raftId":2}]'), removed: Buffer.from('[1,3]') };
-    await stateMachine.apply(
-      [{ index: 1, term: 1, type: 'confChange', data: Buffer.from('cc') }],
-      noConfStates,
-      records,
-    );
-    await stateMachine.apply([put(2, 'a', '1')], noConfStates);
-    expect(stateMachine.removedMembersRecord?.toString()).toBe('[1,3]');
-    if (engine === 'memory') return; // Nothing survives a restart of the memory engine.
-    await stateMachine.close();
-    const reopened = await open();
-    expect(reopened.membersRecord?.toString()).toBe('[{"raftId":2}]');
-    expect(reopened.removedMembersRecord?.toString()).toBe('[1,3]');
-  });
-});
+    beforeEach(async () => {
+      root = await mkdtemp(join(tmpdir(), 'impulse-state-machine-'));
+      directory = join(root, 'state');
+      nodeEngine =
+        mode === 'leveldb in a node engine'
+          ? await NodeEngine.open({ directory: join(root, 'engine') })
+          : undefined;
+    });
+    afterEach(async () => {
+      for (const stateMachine of opened.splice(0)) await stateMachine.close();
+      await nodeEngine?.close();
+      await rm(root, { recursive: true, force: true });
+    });
+
+    it('applies puts and deletes in one batch and records the applied index and term', async () => {
+      const stateMachine = await open();
+      expect(stateMachine.appliedIndex).toBe(0);
+      const results = await stateMachine.apply(
+        [
+          put(1, 'a', '1'),
+          put(2, 'b', '2'),
+          del(3, 'a'),
+          { index: 4, term: 2, type: 'normal', data: new Uint8Array(0) },
+        ],
+        noConfStates,
+      );
+      expect(results.map((result) => result.outcome)).toEqual(['applied', 'applied', 'applied', 'noop']);
+      expect(stateMachine.appliedIndex).toBe(4);
+      expect(stateMachine.appliedTerm).toBe(2);
+      expect(await stateMachine.get('a')).toBeUndefined();
+      expect((await stateMachine.get('b'))?.toString()).toBe('2');
+    });
+
+    it('refuses a gap or a repeat: an entry is never skipped nor applied twice', async () => {
+      const stateMachine = await open();
+      await stateMachine.apply([put(1, 'a', '1')], noConfStates);
+      await expect(stateMachine.apply([put(1, 'a', 'again')], noConfStates)).rejects.toThrow(
+        /gap or a repeat/,
+      );
+      await expect(stateMachine.apply([put(3, 'a', 'skip')], noConfStates)).rejects.toThrow(
+        /gap or a repeat/,
+      );
+      await expect(stateMachine.apply([put(2, 'a', 'x'), put(4, 'a', 'y')], noConfStates)).rejects.toThrow(
+        /contiguous/,
+      );
+      expect((await stateMachine.get('a'))?.toString()).toBe('1');
+      expect(stateMachine.appliedIndex).toBe(1);
+    });
+
+    it('applies a request id once, within a batch, across batches and across restarts', async () => {
+      let stateMachine = await open();
+      const first = await stateMachine.apply(
+        [put(1, 'k', 'v1', 'req-1'), put(2, 'k', 'v1', 'req-1')],
+        noConfStates,
+      );
+      expect(first.map((result) => result.outcome)).toEqual(['applied', 'duplicate']);
+      await stateMachine.apply([put(3, 'k', 'v2', 'req-2')], noConfStates);
+      // The retry of req-1 arrives after another write: applying it again would resurrect v1.
+      const retried = await stateMachine.apply([put(4, 'k', 'v1', 'req-1')], noConfStates);
+      expect(retried[0]?.outcome).toBe('duplicate');
+      expect((await stateMachine.get('k'))?.toString()).toBe('v2');
+      if (engine === 'memory') return; // Nothing survives a restart of the memory engine.
+      await stateMachine.close();
+      stateMachine = await open();
+      expect(stateMachine.appliedIndex).toBe(4);
+      const afterRestart = await stateMachine.apply(
+        [del(5, 'k', 'req-1'), del(6, 'k', 'req-3')],
+        noConfStates,
+      );
+      expect(afterRestart.map((result) => result.outcome)).toEqual(['duplicate', 'applied']);
+    });
+
+    it('forgets the oldest request ids beyond the retention, in index order', async () => {
+      const stateMachine = await open({ requestIdRetention: 3 });
+      await stateMachine.apply(
+        [put(1, 'k', '1', 'r1'), put(2, 'k', '2', 'r2'), put(3, 'k', '3', 'r3'), put(4, 'k', '4', 'r4')],
+        noConfStates,
+      );
+      const results = await stateMachine.apply(
+        [put(5, 'k', 'again', 'r1'), put(6, 'k', 'again', 'r4')],
+        noConfStates,
+      );
+      // r1 was forgotten (the oldest), so it applies again; r4 is remembered.
+      expect(results.map((result) => result.outcome)).toEqual(['applied', 'duplicate']);
+    });
+
+    it('skips bytes that are not a command, alike on every replica', async () => {
+      const stateMachine = await open();
+      const results = await stateMachine.apply(
+        [{ index: 1, term: 1, type: 'normal', data: Buffer.from('junk') }],
+        noConfStates,
+      );
+      expect(results[0]?.outcome).toBe('invalid');
+      expect(stateMachine.appliedIndex).toBe(1);
+    });
+
+    it('stores the configuration of membership changes with the applied index', async () => {
+      const initial: ConfState = {
+        voters: [1, 2, 3],
+        learners: [],
+        votersOutgoing: [],
+        learnersNext: [],
+        autoLeave: false,
+      };
+      const stateMachine = await open({ initialConfState: initial });
+      expect(stateMachine.confState).toEqual(initial);
+      const next: ConfState = { ...initial, learners: [4] };
+      const results = await stateMachine.apply(
+        [put(1, 'a', '1'), { index: 2, term: 1, type: 'confChange', data: Buffer.from('cc') }],
+        new Map([[2, next]]),
+      );
+      expect(results[1]?.outcome).toBe('noop');
+      expect(stateMachine.confState).toEqual(next);
+    });
+
+    it('stores the member records of a membership change, both, and reads them at start', async () => {
+      const stateMachine = await open();
+      expect(stateMachine.membersRecord).toBeUndefined();
+      expect(stateMachine.removedMembersRecord).toBeUndefined();
+      const records = { members: Buffer.from('[{"raftId":2}]'), removed: Buffer.from('[1,3]') };
+      await stateMachine.apply(
+        [{ index: 1, term: 1, type: 'confChange', data: Buffer.from('cc') }],
+        noConfStates,
+        records,
+      );
+      await stateMachine.apply([put(2, 'a', '1')], noConfStates);
+      expect(stateMachine.removedMembersRecord?.toString()).toBe('[1,3]');
+      if (engine === 'memory') return; // Nothing survives a restart of the memory engine.
+      await stateMachine.close();
+      const reopened = await open();
+      expect(reopened.membersRecord?.toString()).toBe('[{"raftId":2}]');
+      expect(reopened.removedMembersRecord?.toString()).toBe('[1,3]');
+    });
+  },
+);
 
 describe('state machine snapshots (leveldb generations)', () => {
   let root: string;
