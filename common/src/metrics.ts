@@ -1,4 +1,4 @@
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Histogram, Registry, collectDefaultMetrics, type CounterConfiguration } from 'prom-client';
 
 export { Counter, Gauge, Histogram, Registry } from 'prom-client';
 
@@ -15,6 +15,84 @@ export function createMetricsRegistry(labels: Readonly<Record<string, string>>):
   registry.setDefaultLabels({ ...labels });
   collectDefaultMetrics({ register: registry, prefix: metricPrefix });
   return registry;
+}
+
+/** One series of a `FoldedCounter`: resolve it once (per group, peer...) and keep it. */
+export interface FoldedCounterSeries {
+  /** Adds `value` (default 1) to the series: a plain addition, shown from the next scrape on. */
+  inc(value?: number): void;
+}
+
+/** A `FoldedCounter`'s prom-client configuration: it brings its own `collect`, and no exemplars. */
+export type FoldedCounterConfiguration<T extends string> = Omit<
+  CounterConfiguration<T>,
+  'collect' | 'enableExemplars'
+>;
+
+/**
+ * A prom-client counter whose hot-path increments are plain additions. prom-client builds a hash
+ * string of the label set and checks the label names on every `inc`, even through a child from
+ * `labels()` (a child binds the label object, it does not keep the hash); a series of a
+ * `FoldedCounter` adds to a number of its own instead, and the counter's `collect` (which
+ * prom-client runs on every scrape of the registry, before it reads the values) adds what each
+ * series counted since the last scrape to the prom-client series. That is one hashed increment per
+ * scrape and series that moved, instead of one per event.
+ *
+ * A scrape shows exactly what direct increments would have: the same name, help and series, with
+ * the same values. A series appears at the first scrape after its first increment (even of 0, as
+ * `inc(labels, 0)` creates one) and only ever grows. Series are never removed: use this only for
+ * counters that keep every series for the life of the process.
+ */
+export class FoldedCounter<T extends string> {
+  readonly counter: Counter<T>;
+  /** The series incremented since the last fold, each once. */
+  private readonly moved: PendingCounterSeries<T>[] = [];
+
+  constructor(configuration: FoldedCounterConfiguration<T>) {
+    const fold = (): void => this.fold();
+    this.counter = new Counter<T>({ ...configuration, collect: fold });
+  }
+
+  /** The series of `labels` (every label of the counter). Resolve it once and keep it. */
+  series(labels: Readonly<Record<T, string>>): FoldedCounterSeries {
+    return new PendingCounterSeries(labels, this.moved);
+  }
+
+  /** Adds what every series counted since the last fold to the counter (run on each scrape). */
+  private fold(): void {
+    const moved = this.moved;
+    for (const series of moved) {
+      const value = series.pending;
+      series.pending = 0;
+      series.queued = false;
+      this.counter.inc(series.labels, value);
+    }
+    moved.length = 0;
+  }
+}
+
+class PendingCounterSeries<T extends string> implements FoldedCounterSeries {
+  /** Counted since the last fold. */
+  pending = 0;
+  /** Whether the series is in `moved`, waiting for the next fold. */
+  queued = false;
+
+  constructor(
+    readonly labels: Readonly<Record<T, string>>,
+    private readonly moved: PendingCounterSeries<T>[],
+  ) {}
+
+  inc(value = 1): void {
+    // prom-client refuses these at the call; a fold would refuse them at a scrape, far from the bug.
+    if (!(value >= 0 && value < Infinity)) {
+      throw new RangeError(`a counter grows by a finite amount of at least 0, not ${value}`);
+    }
+    this.pending += value;
+    if (!this.queued) {
+      this.queued = true;
+      this.moved.push(this);
+    }
+  }
 }
 
 export interface HttpMetrics {

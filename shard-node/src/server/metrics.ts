@@ -1,5 +1,5 @@
 import {
-  Counter,
+  FoldedCounter,
   Gauge,
   Histogram,
   latencyBucketsSeconds,
@@ -20,7 +20,8 @@ export interface StorageMetrics {
  * by `group`: registered once per registry, however many replicas a process hosts.
  */
 class StorageMetricsFamily {
-  private readonly operations: Counter<'group' | 'engine' | 'operation' | 'outcome'>;
+  /** Counted per operation in plain numbers, folded into the counter on each scrape. */
+  private readonly operations: FoldedCounter<'group' | 'engine' | 'operation' | 'outcome'>;
   private readonly durationSeconds: Histogram<'group' | 'engine' | 'operation'>;
   /** What the key gauge reports, by group: the engine and the count (`undefined`: not trusted). */
   private readonly keyCounts = new Map<
@@ -29,7 +30,7 @@ class StorageMetricsFamily {
   >();
 
   constructor(registry: Registry) {
-    this.operations = new Counter({
+    this.operations = new FoldedCounter({
       name: `${metricPrefix}kv_operations_total`,
       help: 'Key-value operations served by this replica (reads; writes until applied), by group, engine, operation and outcome.',
       labelNames: ['engine', 'operation', 'outcome', 'group'] as const,
@@ -60,9 +61,10 @@ class StorageMetricsFamily {
 
   bind(group: string, engineOf: () => Engine, userKeysOf: () => number | undefined): StorageMetrics {
     this.keyCounts.set(group, { engineOf, userKeysOf });
-    // Resolving a label set costs an object and a label check per call; the children of each
-    // (engine, operation) are resolved once and kept. The set is bounded: one engine per replica
-    // and the five operations.
+    // The series of each (engine, operation) are resolved once and kept. The set is bounded: one
+    // engine per replica and the five operations. The counter's are `FoldedCounter` series (an
+    // addition per operation); a histogram child still hashes its labels on every observation
+    // (prom-client has no way to add bucket counts at a scrape), but skips building the label object.
     const children = new Map<string, Map<StorageOperation, OperationChildren>>();
     const childrenOf = (engine: string, operation: StorageOperation): OperationChildren => {
       let byOperation = children.get(engine);
@@ -73,8 +75,8 @@ class StorageMetricsFamily {
       let resolved = byOperation.get(operation);
       if (resolved === undefined) {
         resolved = {
-          ok: this.operations.labels({ engine, operation, outcome: 'ok', group }),
-          error: this.operations.labels({ engine, operation, outcome: 'error', group }),
+          ok: this.operations.series({ engine, operation, outcome: 'ok', group }),
+          error: this.operations.series({ engine, operation, outcome: 'error', group }),
           durationSeconds: this.durationSeconds.labels({ engine, operation, group }),
         };
         byOperation.set(operation, resolved);

@@ -4,9 +4,19 @@
  * group of a message: the node's hosted groups; never an id read from an unknown peer's bytes),
  * `type` (a Raft message type: fourteen), `reason` and `kind` (small fixed sets).
  */
-import { Counter, Gauge, metricPrefix, type Registry } from '@impulse/common';
+import {
+  Counter,
+  FoldedCounter,
+  Gauge,
+  metricPrefix,
+  type FoldedCounterConfiguration,
+  type FoldedCounterSeries,
+  type Registry,
+} from '@impulse/common';
 
-import type { Message } from '../raft/index.js';
+import type { MessageType } from '../raft/index.js';
+import { networkMessageTypes } from './codec.js';
+import { assert } from './errors.js';
 
 /** Why a message was dropped before it reached the socket. */
 export type DropReason = 'queueFull' | 'disconnected' | 'tooLarge' | 'unknownPeer' | 'stopped';
@@ -23,8 +33,10 @@ export type InboundDropReason = 'unknownGroup' | 'wrongReceiver';
 export const connectionStateValues = { disconnected: 0, connecting: 1, connected: 2 } as const;
 
 export interface TransportMetrics {
-  readonly messagesSent: Counter<'peer' | 'group' | 'type'>;
-  readonly messagesReceived: Counter<'peer' | 'group' | 'type'>;
+  /** Counted per message (`MessageCounter`), added to the prom-client counter on each scrape. */
+  readonly messagesSent: MessageCounter;
+  /** Counted per message (`MessageCounter`), added to the prom-client counter on each scrape. */
+  readonly messagesReceived: MessageCounter;
   readonly messagesDropped: Counter<'peer' | 'group' | 'type' | 'reason'>;
   readonly inboundMessagesDropped: Counter<'peer' | 'reason'>;
   readonly bytesSent: Counter<'peer'>;
@@ -57,13 +69,13 @@ export function createTransportMetrics(
   const registers = [registry];
   const name = (suffix: string): string => `${metricPrefix}transport_${suffix}`;
   return {
-    messagesSent: new Counter({
+    messagesSent: new MessageCounter({
       name: name('messages_sent_total'),
       help: 'Raft messages written to a peer connection, by peer, group and message type.',
       labelNames: ['peer', 'group', 'type'],
       registers,
     }),
-    messagesReceived: new Counter({
+    messagesReceived: new MessageCounter({
       name: name('messages_received_total'),
       help: 'Raft messages received from a peer and handed to a replica, by peer, group and message type.',
       labelNames: ['peer', 'group', 'type'],
@@ -176,12 +188,64 @@ export function createTransportMetrics(
   };
 }
 
-/** Calls `report` once per message type of `messages`, with how many there are (one counter increment per type). */
-export function countByType(
-  messages: readonly Message[],
-  report: (type: string, count: number) => void,
-): void {
-  const counts = new Map<string, number>();
-  for (const message of messages) counts.set(message.type, (counts.get(message.type) ?? 0) + 1);
-  for (const [type, count] of counts) report(type, count);
+/** Each network message type's position in a group's row of series. */
+const typeIndexes: Partial<Record<MessageType, number>> = Object.fromEntries(
+  networkMessageTypes.map((type, index) => [type, index]),
+);
+
+/**
+ * Raft messages by peer, group and type, counted as they are sent or handed to a replica. A node
+ * counts every message of every hosted group (a coalesced heartbeat counts once per group it
+ * carries), so a prom-client increment per (peer, group, type) and frame, each hashing three
+ * labels, grew with the number of groups. Each (peer, group, type) is instead a `FoldedCounter`
+ * series, resolved the first time a message of it is counted and kept: a message costs two map
+ * lookups and an addition, and a scrape adds the counts to the prom-client counter. The exported
+ * series are unchanged. Like the counter's series, the kept ones live as long as the transport: a
+ * replica that stops or moves away keeps its totals, as it always did.
+ */
+export class MessageCounter {
+  private readonly folded: FoldedCounter<'peer' | 'group' | 'type'>;
+  private readonly peers = new Map<string, PeerMessageCounts>();
+
+  constructor(configuration: FoldedCounterConfiguration<'peer' | 'group' | 'type'>) {
+    this.folded = new FoldedCounter(configuration);
+  }
+
+  /** The counts of the messages to or from `peer` (a metrics peer label): look it up once per batch. */
+  ofPeer(peer: string): PeerMessageCounts {
+    let counts = this.peers.get(peer);
+    if (counts === undefined) {
+      counts = new PeerMessageCounts(this.folded, peer);
+      this.peers.set(peer, counts);
+    }
+    return counts;
+  }
+}
+
+/** One peer's share of a `MessageCounter`: its series by group, then by message type. */
+export class PeerMessageCounts {
+  private readonly groups = new Map<string, (FoldedCounterSeries | undefined)[]>();
+
+  constructor(
+    private readonly folded: FoldedCounter<'peer' | 'group' | 'type'>,
+    readonly peer: string,
+  ) {}
+
+  /** Counts one message of `group` of `type` (a network message type). */
+  count(group: string, type: MessageType): void {
+    const index = typeIndexes[type];
+    // Not assert(index !== undefined, `...`): the message would be built for every message.
+    if (index === undefined) assert(false, `${type} is a network message type`);
+    let row = this.groups.get(group);
+    if (row === undefined) {
+      row = new Array<FoldedCounterSeries | undefined>(networkMessageTypes.length).fill(undefined);
+      this.groups.set(group, row);
+    }
+    let series = row[index];
+    if (series === undefined) {
+      series = this.folded.series({ peer: this.peer, group, type });
+      row[index] = series;
+    }
+    series.inc();
+  }
 }

@@ -31,7 +31,7 @@ import { helloIdBytesMax } from './hello.js';
 import { InboundConnection, type InboundHandlers, type SnapshotSink } from './inbound-connection.js';
 import { resolveTransportLimits, type TransportLimits } from './limits.js';
 import { listenForPeers } from './peer-server.js';
-import { countByType, createTransportMetrics, type TransportMetrics } from './metrics.js';
+import { createTransportMetrics, type TransportMetrics } from './metrics.js';
 import { nodeAcceptorHandshake, nodeDiallerHandshake, type NodeIdentity } from './node-handshake.js';
 import { isNodeAddress, peerAddressOf } from './node-hello.js';
 import { OutboundConnection, type FrameFiller, type PeerStatus } from './outbound-connection.js';
@@ -404,9 +404,8 @@ export class NodeTransport {
       this.refuseInbound(peer, 'wrongReceiver', run.messages.length - accepted.length, run.groupId);
     }
     if (accepted.length === 0) return;
-    countByType(accepted, (type, received) =>
-      this.metrics.messagesReceived.inc({ peer, group: run.groupId, type }, received),
-    );
+    const receivedCounts = this.metrics.messagesReceived.ofPeer(peer);
+    for (const message of accepted) receivedCounts.count(run.groupId, message.type);
     endpoint.handlers.onMessages(accepted, from);
   }
 

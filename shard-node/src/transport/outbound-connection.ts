@@ -21,7 +21,7 @@ import type { FrameKind } from './frame.js';
 import type { DiallerHandshake } from './handshake.js';
 import { encodeAuthFrame } from './hello.js';
 import { newNonce } from './peer-auth.js';
-import { connectionStateValues, type DropReason } from './metrics.js';
+import { connectionStateValues, type DropReason, type PeerMessageCounts } from './metrics.js';
 import { SendQueue, type QueuedMessage } from './send-queue.js';
 
 export type PeerConnectionState = 'connecting' | 'handshaking' | 'connected' | 'backoff' | 'closed';
@@ -70,6 +70,8 @@ export class OutboundConnection<Item extends QueuedMessage = QueuedMessage> {
   private writeStallTimer: NodeJS.Timeout | undefined;
   private bufferExpiryTimer: NodeJS.Timeout | undefined;
   private attempts = 0;
+  /** The messages written to this peer, by group and type (kept by the transport's metrics). */
+  private readonly sentCounts: PeerMessageCounts;
 
   /**
    * `makeHandshake` is asked for the handshake of each dial, so that a connection whose peer
@@ -87,6 +89,7 @@ export class OutboundConnection<Item extends QueuedMessage = QueuedMessage> {
     const limits = context.limits;
     this.queue = new SendQueue<Item>(limits.sendQueueMessagesMax, limits.sendQueueBytesMax);
     this.backoff = new Backoff(limits.reconnectDelayMsMin, limits.reconnectDelayMsMax, context.random);
+    this.sentCounts = context.metrics.messagesSent.ofPeer(peerLabel);
     this.markDisconnected();
     this.dial();
   }
@@ -132,7 +135,7 @@ export class OutboundConnection<Item extends QueuedMessage = QueuedMessage> {
       return;
     }
     const frameBytesMax = this.context.limits.frameBytesMax;
-    const metrics = this.context.metrics;
+    const sentCounts = this.sentCounts;
     socket.cork();
     try {
       while (this.queue.messageCount > 0) {
@@ -144,9 +147,7 @@ export class OutboundConnection<Item extends QueuedMessage = QueuedMessage> {
         }
         const bytes = this.writer.takeBytes();
         this.countSent(this.framing.kind, bytes.byteLength);
-        countByGroupAndType(written, (group, type, sent) =>
-          metrics.messagesSent.inc({ peer: this.peerLabel, group, type }, sent),
-        );
+        for (const { groupId, message } of written) sentCounts.count(groupId, message.type);
         if (!socket.write(bytes)) {
           this.startWriteStallTimer();
           break;
@@ -407,21 +408,4 @@ export class OutboundConnection<Item extends QueuedMessage = QueuedMessage> {
     });
     this.events.onDropped(item, reason);
   }
-}
-
-/** Calls `report` once per (group, message type) of `items`, with how many there are. */
-export function countByGroupAndType(
-  items: readonly QueuedMessage[],
-  report: (group: string, type: string, count: number) => void,
-): void {
-  const counts = new Map<string, Map<string, number>>();
-  for (const { groupId, message } of items) {
-    let byType = counts.get(groupId);
-    if (byType === undefined) {
-      byType = new Map();
-      counts.set(groupId, byType);
-    }
-    byType.set(message.type, (byType.get(message.type) ?? 0) + 1);
-  }
-  for (const [group, byType] of counts) for (const [type, count] of byType) report(group, type, count);
 }

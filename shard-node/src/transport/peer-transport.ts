@@ -36,7 +36,7 @@ import {
 } from './inbound-connection.js';
 import { resolveTransportLimits, type TransportLimits } from './limits.js';
 import { listenForPeers } from './peer-server.js';
-import { countByType, createTransportMetrics, type DropReason, type TransportMetrics } from './metrics.js';
+import { createTransportMetrics, type DropReason, type TransportMetrics } from './metrics.js';
 import { OutboundConnection, type FrameFiller, type PeerStatus } from './outbound-connection.js';
 import {
   replicaAcceptorHandshake,
@@ -395,9 +395,8 @@ export class PeerTransport {
     const from = connection.peerId!;
     const messages = decodeMessageBatch(new BufferReader(frame.payload), from, this.identity.selfId);
     const group = this.identity.groupId;
-    countByType(messages, (type, received) =>
-      this.metrics.messagesReceived.inc({ peer: connection.peerLabel, group, type }, received),
-    );
+    const receivedCounts = this.metrics.messagesReceived.ofPeer(connection.peerLabel);
+    for (const message of messages) receivedCounts.count(group, message.type);
     if (messages.length > 0) {
       this.options.onMessages(messages, from);
     }

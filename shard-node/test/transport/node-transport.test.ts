@@ -5,7 +5,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
-import type { Message, NodeId } from '../../src/raft/index.js';
+import type { Message, MessageType, NodeId } from '../../src/raft/index.js';
 import { addressKey, type PeerAddress } from '../../src/transport/index.js';
 import { makeMessage } from './arbitraries.js';
 import { metricSum, waitFor } from './harness.js';
@@ -147,6 +147,89 @@ describe('node transport on loopback', () => {
         kind: 'groupMessages',
       }),
     ).toBe(receivedFromA + 1);
+  });
+
+  it('counts every message sent and received by peer, group and type: exact on each scrape, never back', async () => {
+    // The series each scrape must show, by their labels as /metrics writes them: A's sent, then
+    // B's and C's received (only A's replicas send in this test).
+    const expected = [new Map<string, number>(), new Map<string, number>(), new Map<string, number>()];
+    const add = (series: Map<string, number>, peer: TestNode, groupId: string, type: string): void => {
+      const labels = `{peer="${addressKey(peer.address)}",group="${groupId}",type="${type}"}`;
+      series.set(labels, (series.get(labels) ?? 0) + 1);
+    };
+    const receivedCount = (node: TestNode): number =>
+      [...node.endpoints.values()].reduce((sum, e) => sum + e.received.length, 0);
+    /** One round of A's replicas, each send a [group, type, receiving node]; waits for them all. */
+    const round = async (
+      sends: ReadonlyArray<readonly [keyof typeof raftIds, MessageType, TestNode]>,
+    ): Promise<void> => {
+      const awaited = [b, c].map(receivedCount);
+      for (const [groupId, type, to] of sends) {
+        const ids = raftIds[groupId];
+        const position = nodes.indexOf(to);
+        endpoint(a, groupId).transport.send([
+          makeMessage({ type, from: ids[0], to: ids[position]!, term: 1 }),
+        ]);
+        add(expected[0]!, to, groupId, type);
+        add(expected[position]!, a, groupId, type);
+        awaited[position - 1]! += 1;
+      }
+      await waitFor(
+        () => [b, c].every((node, index) => receivedCount(node) === awaited[index]),
+        5000,
+        'the round to arrive',
+      );
+    };
+    /** Every series of `name` on `node`'s /metrics page, by its labels as written there. */
+    const scrape = async (node: TestNode, name: string): Promise<Map<string, number>> => {
+      const series = new Map<string, number>();
+      for (const line of (await node.registry.metrics()).split('\n')) {
+        if (!line.startsWith(`${name}{`)) continue;
+        const space = line.lastIndexOf(' ');
+        series.set(line.slice(name.length, space), Number(line.slice(space + 1)));
+      }
+      return series;
+    };
+    const scrapeAll = async (): Promise<Map<string, number>[]> => [
+      await scrape(a, 'impulse_transport_messages_sent_total'),
+      await scrape(b, 'impulse_transport_messages_received_total'),
+      await scrape(c, 'impulse_transport_messages_received_total'),
+    ];
+
+    // Heartbeats travel coalesced, the other types in runs; each message counts once for its group.
+    await round([
+      ['g1', 'MsgApp', b],
+      ['g1', 'MsgApp', b],
+      ['g1', 'MsgApp', c],
+      ['g1', 'MsgHeartbeat', b],
+      ['g1', 'MsgHeartbeat', c],
+      ['g2', 'MsgHeartbeat', b],
+      ['g2', 'MsgVote', b],
+      ['g2', 'MsgVote', c],
+    ]);
+    const first = await scrapeAll();
+    expect(first).toEqual(expected);
+    expect(first[0]!.get(`{peer="${addressKey(b.address)}",group="g1",type="MsgApp"}`)).toBe(2);
+    // A scrape without new messages reads the same values.
+    expect(await scrapeAll()).toEqual(first);
+
+    await round([
+      ['g1', 'MsgApp', b],
+      ['g2', 'MsgHeartbeat', b],
+      ['g2', 'MsgHeartbeat', c],
+      ['g3', 'MsgTimeoutNow', c],
+    ]);
+    const second = await scrapeAll();
+    expect(second).toEqual(expected);
+    expect(second[0]!.get(`{peer="${addressKey(b.address)}",group="g1",type="MsgApp"}`)).toBe(3);
+    for (const [position, series] of first.entries()) {
+      for (const [labels, value] of series) {
+        expect(second[position]!.get(labels)).toBeGreaterThanOrEqual(value);
+      }
+    }
+    // A replica that closes its endpoint keeps its series and their totals, as it always did.
+    await endpoint(a, 'g2').transport.stop();
+    expect(await scrapeAll()).toEqual(second);
   });
 
   it('coalesces the heartbeats of a round for a node into one, and the responses back, losslessly', async () => {
