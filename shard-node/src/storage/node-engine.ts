@@ -34,6 +34,7 @@ import {
   openLevelDatabase,
   syncMarkerKey,
   syncMarkerValue,
+  writeLevelBatch,
   type Database,
   type LevelDbTuning,
 } from './leveldb-engine.js';
@@ -65,9 +66,7 @@ export interface NodeEngineOptions {
   readonly observer?: NodeEngineObserver;
 }
 
-type LevelOperation =
-  | { readonly type: 'put'; readonly key: Buffer; readonly value: Buffer }
-  | { readonly type: 'del'; readonly key: Buffer };
+type LevelOperation = KeyBatchOperation;
 
 interface Waiter {
   readonly resolve: () => void;
@@ -203,7 +202,7 @@ export class NodeEngine {
         queued.operations.length > 0
           ? queued.operations
           : [{ type: 'put', key: syncMarkerKey, value: syncMarkerValue }];
-      await this.#database.batch(operations, { sync: queued.sync });
+      await writeLevelBatch(this.#database, operations, queued.sync);
       this.#observer?.onWrite(
         queued.waiters.length,
         queued.operations.length,
@@ -314,7 +313,7 @@ class NodeEngineView extends BaseEngine {
   }
 
   protected override _delete(key: Buffer): Promise<void> {
-    return this.engine.write([{ type: 'del', key: this.#key(key) }], false);
+    return this.engine.write([{ type: 'delete', key: this.#key(key) }], false);
   }
 
   protected override _batch(operations: readonly KeyBatchOperation[]): Promise<void> {
@@ -322,7 +321,7 @@ class NodeEngineView extends BaseEngine {
       operations.map((operation) =>
         operation.type === 'put'
           ? { type: 'put' as const, key: this.#key(operation.key), value: operation.value }
-          : { type: 'del' as const, key: this.#key(operation.key) },
+          : { type: 'delete' as const, key: this.#key(operation.key) },
       ),
       false,
     );
