@@ -145,10 +145,10 @@ describe('chaos', () => {
         onClusterStarted: (cluster) => {
           sabotage = sleep(2_000).then(async () => {
             await cluster.kill('n2');
-            // LevelDB's CURRENT names a manifest that is not there: the engine cannot open.
+            // The pointer to g1's live state machine generation is garbage: g1 cannot open.
             await writeFile(
-              join(cluster.dataDirectoryOf('n2'), 'groups', 'g1', 'state', 'CURRENT'),
-              'MANIFEST-999999\n',
+              join(cluster.dataDirectoryOf('n2'), 'groups', 'g1', 'state', 'GENERATION'),
+              'garbage\n',
             );
             await cluster.restart('n2');
           });

@@ -122,10 +122,10 @@ export interface GenerationSpace {
   generations(): Promise<number[]>;
   /** Deletes a generation's keys. */
   remove(generation: number): Promise<void>;
-  /** Deletes every generation's keys. */
+  /** Deletes every generation's keys, durably: no power cut brings them back. */
   removeAll(): Promise<void>;
-  /** Where a generation's keys are, for fault reports and logs. */
-  location(generation: number): string;
+  /** Where the generations' keys are (a folder), for fault reports and logs. */
+  location(): string;
 }
 
 /** What happened to one applied entry. */
@@ -189,9 +189,11 @@ const generationPrefix = 'sm-';
  * record or a failed engine read is a `StorageFault`: the state machine then refuses every further
  * read and write with it (the fault is sticky), and its replica stops serving (see `Replica`).
  *
- * The engine lives in a generation folder (`sm-000001`) named by the file `CURRENT`. Installing a
- * snapshot builds the next generation beside the live one, then switches `CURRENT` with an atomic
- * rename: a crash at any point leaves either the old state or the new one, never a mix.
+ * The engine lives in a generation folder (`sm-000001`) named by the file `CURRENT`, or, on a node,
+ * under a generation's key prefix of the node's engine named by the file `GENERATION` (decision
+ * 0019). Installing a snapshot builds the next generation beside the live one, flushes it, then
+ * switches the pointer with an atomic rename: a crash at any point leaves either the old state or
+ * the new one, never a mix.
  *
  * On the memory engine, which keeps nothing across a restart, each point where the state is made
  * durable (founding, `sync()` before the log is compacted, an installed snapshot) writes the whole
@@ -232,6 +234,8 @@ export class ReplicaStateMachine {
    */
   #applyingBatch = false;
   #deletingSlot = false;
+  /** Generations being deleted from the node engine in the background (see `removeInBackground`). */
+  readonly #removals = new Set<Promise<void>>();
 
   private constructor(
     private readonly options: StateMachineOptions,
@@ -363,7 +367,7 @@ export class ReplicaStateMachine {
     const space = spaceOf(this.options);
     return space === undefined
       ? join(this.options.directory, generationName(this.#generation))
-      : space.location(this.#generation);
+      : space.location();
   }
 
   /**
@@ -1125,12 +1129,16 @@ export class ReplicaStateMachine {
       await space.remove(generation);
     }
     const engine = await openGeneration(this.options, generation);
-    return new SnapshotInstall(engine, generation, this.keepsBatchChain);
+    return new SnapshotInstall(engine, generation, this.keepsBatchChain, () => {
+      // An abandoned install's keys would otherwise stay until the next start.
+      if (space !== undefined) this.removeInBackground(space, generation);
+    });
   }
 
   /**
    * Makes a fully received snapshot the live state, atomically: the new generation is flushed,
-   * `CURRENT` is switched by rename, then the old generation is closed and removed. A faulted
+   * `CURRENT` (or `GENERATION`) is switched by rename, then the old generation is closed and
+   * removed (on a node, in the background). A faulted
    * state machine takes it too: the whole state is replaced, so the fault is gone with it (this is
    * how a faulted replica is rebuilt).
    */
@@ -1162,7 +1170,7 @@ export class ReplicaStateMachine {
         force: true,
       });
     } else {
-      await space.remove(previousGeneration);
+      this.removeInBackground(space, previousGeneration);
     }
     this.options.logger.info(
       {
@@ -1179,7 +1187,29 @@ export class ReplicaStateMachine {
   async close(): Promise<void> {
     await this.#imageWrites;
     await Promise.all(this.#consistencyHashing);
+    await Promise.all(this.#removals);
     await this.#engine.close();
+  }
+
+  /**
+   * Deletes a generation that is no longer live (replaced by an install, or an install abandoned)
+   * from the node engine, in the background: a range deletion reads every key, and the Ready loop
+   * must not wait for it. Nothing reads those keys any more (generation numbers only grow), and a
+   * deletion that fails, or that a crash cuts short, is done again by the next open, which deletes
+   * every generation but the live one; so a failure is logged, not raised: the damage that may
+   * have failed it is what the install replaced.
+   */
+  private removeInBackground(space: GenerationSpace, generation: number): void {
+    const removal = space
+      .remove(generation)
+      .catch((error: unknown) => {
+        this.options.logger.warn(
+          { generation, err: error },
+          'state machine: deleting a generation that is no longer live failed; the next start deletes it',
+        );
+      })
+      .finally(() => this.#removals.delete(removal));
+    this.#removals.add(removal);
   }
 }
 
@@ -1222,6 +1252,7 @@ export class SnapshotInstall {
     readonly engine: Engine,
     readonly generation: number,
     private readonly keepsBatchChain: boolean,
+    private readonly onAbort: () => void = () => {},
   ) {}
 
   get receivedBytes(): number {
@@ -1279,7 +1310,9 @@ export class SnapshotInstall {
     const index = decodeUint64(applied, 0);
     if (this.keepsBatchChain)
       await this.engine.put(chainBaseKey, sealRecord(chainBaseKey, encodeUint64(index)));
-    await this.engine.sync();
+    // Flushed to tables, not only synced: a snapshot larger than a memtable switched LevelDB's
+    // write-ahead log on the way, and nothing syncs the older one.
+    await this.engine.flush();
     return {
       index,
       term: decodeUint64(applied, 8),
@@ -1289,6 +1322,7 @@ export class SnapshotInstall {
 
   async abort(): Promise<void> {
     await this.engine.close();
+    this.onAbort();
   }
 }
 
@@ -1386,6 +1420,12 @@ async function adoptFolderGeneration(
   logger: Logger,
   fs: FileSystem,
 ): Promise<{ generation: number; missing: boolean }> {
+  if ((await fs.readdir(directory)).includes(spacePointerFile)) {
+    throw new StartupError(
+      'DATA_DIRECTORY_FORMAT_UNSUPPORTED',
+      `state machine: ${directory} holds ${spacePointerFile}: its state lives in a node's engine (decision 0019), and this process keeps a state machine in folders of its own; start it as a node (the move into the node engine is one-way)`,
+    );
+  }
   const generation = await readGeneration(directory, fs);
   return { generation, missing: !(await removeOtherGenerations(directory, generation, logger, fs)) };
 }
@@ -1423,13 +1463,18 @@ async function adoptSpaceGeneration(
   for (const other of stored) {
     if (other === pointed) continue;
     logger.warn({ generation: other }, 'state machine: removing a generation left by an interrupted install');
-    await space.remove(other);
+    // Not the live state: a failure to delete it (damage in what it held) must not stop the
+    // replica. Its keys stay, unread, until a later start deletes them.
+    await space.remove(other).catch((error: unknown) => {
+      logger.warn({ generation: other, err: error }, 'state machine: removing a generation failed');
+    });
   }
   return { generation: pointed, missing: pointed !== 1 && !stored.includes(pointed) };
 }
 
-/** Records per batch when a state machine's folder is moved into the node engine. */
+/** Records, and bytes, per batch when a state machine's folder is moved into the node engine. */
 const moveBatchRecordsMax = 1000;
+const moveBatchBytesMax = 4 << 20;
 
 /**
  * A state machine written in folders (before decision 0019) is copied, record for record, into
@@ -1456,12 +1501,16 @@ async function moveFolderGenerationIntoSpace(
   let records = 0;
   try {
     let batch: BatchOperation[] = [];
-    for await (const { key, value } of source.iterate()) {
+    let batchBytes = 0;
+    // From engineOwnKeysEnd: the folder's own sync marker stays behind.
+    for await (const { key, value } of source.iterate({ start: engineOwnKeysEnd })) {
       batch.push({ type: 'put', key, value });
-      if (batch.length >= moveBatchRecordsMax) {
+      batchBytes += key.length + value.length;
+      if (batch.length >= moveBatchRecordsMax || batchBytes >= moveBatchBytesMax) {
         await target.batch(batch);
         records += batch.length;
         batch = [];
+        batchBytes = 0;
       }
     }
     await target.batch(batch);
@@ -1471,7 +1520,7 @@ async function moveFolderGenerationIntoSpace(
     await source.close();
     await target.close();
   }
-  logger.info({ folder, records, to: space.location(1) }, 'state machine: moved into the node engine');
+  logger.info({ folder, records, to: space.location() }, 'state machine: moved into the node engine');
   return false;
 }
 

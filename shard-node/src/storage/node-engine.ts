@@ -68,24 +68,32 @@ export interface NodeEngineOptions {
 
 type LevelOperation = KeyBatchOperation;
 
-interface Waiter {
+/**
+ * The most bytes (keys and values) of one LevelDB write: the writes queued beyond it wait for the
+ * next one, so that one group's large batch (a snapshot chunk, a slot deletion) does not make one
+ * huge write that every other group's applies of the round wait behind. A write always takes at
+ * least one queued batch, whatever its size.
+ */
+export const nodeEngineWriteBytesMax = 4 << 20;
+
+/** One view's write, queued: its operations go to LevelDB together, in one write. */
+interface QueuedWrite {
+  readonly operations: readonly LevelOperation[];
+  readonly bytes: number;
+  readonly sync: boolean;
   readonly resolve: () => void;
   readonly reject: (error: unknown) => void;
-}
-
-/** The writes gathered for the next LevelDB write. */
-interface QueuedWrite {
-  readonly operations: LevelOperation[];
-  readonly waiters: Waiter[];
-  sync: boolean;
 }
 
 export class NodeEngine {
   readonly directory: string;
   readonly #database: Database;
   readonly #observer: NodeEngineObserver | undefined;
-  #queued: QueuedWrite | undefined;
+  /** The writes waiting for the next LevelDB write, in the order they were given. */
+  #queue: QueuedWrite[] = [];
   #writing = false;
+  /** Resolved when a write ends with nothing queued (what `close` waits for). */
+  #drained: (() => void) | undefined;
   /** The flush asked for and not yet started: later callers share it. */
   #flushWaiting: Promise<void> | undefined;
   /** The newest flush started or asked for: flushes run one after another. */
@@ -138,16 +146,13 @@ export class NodeEngine {
    */
   write(operations: readonly LevelOperation[], sync: boolean): Promise<void> {
     if (this.#closed) return Promise.reject(closedError());
+    let bytes = 0;
+    for (const operation of operations) {
+      bytes += operation.key.length + (operation.type === 'put' ? operation.value.length : 0);
+    }
     return new Promise((resolve, reject) => {
-      let queued = this.#queued;
-      if (queued === undefined) {
-        queued = { operations: [], waiters: [], sync: false };
-        this.#queued = queued;
-        if (!this.#writing) setImmediate(() => void this.#writeQueued());
-      }
-      for (const operation of operations) queued.operations.push(operation);
-      queued.sync ||= sync;
-      queued.waiters.push({ resolve, reject });
+      if (this.#queue.length === 0 && !this.#writing) setImmediate(() => void this.#writeQueued());
+      this.#queue.push({ operations, bytes, sync, resolve, reject });
     });
   }
 
@@ -178,12 +183,19 @@ export class NodeEngine {
     return run;
   }
 
-  /** Closes the database once the queued writes are written. Idempotent. */
+  /**
+   * Closes the database once the flushes and queued writes are done (the node closes it after its
+   * replicas, so nothing new arrives meanwhile). Idempotent.
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
-    this.#closed = true;
-    while (this.#writing || this.#queued !== undefined) await new Promise((resolve) => setImmediate(resolve));
     await this.#flushLatest.catch(() => undefined);
+    this.#closed = true;
+    if (this.#writing || this.#queue.length > 0) {
+      await new Promise<void>((resolve) => {
+        this.#drained = resolve;
+      });
+    }
     await this.#database.close();
   }
 
@@ -191,33 +203,54 @@ export class NodeEngine {
     if (this.#closed) throw closedError();
   }
 
+  /** Writes the queued writes, up to `nodeEngineWriteBytesMax` of them, as one LevelDB batch. */
   async #writeQueued(): Promise<void> {
-    const queued = this.#queued;
-    this.#queued = undefined;
-    if (queued === undefined) return;
+    if (this.#queue.length === 0) return;
+    let taken = 0;
+    let bytes = 0;
+    let sync = false;
+    const operations: LevelOperation[] = [];
+    for (const queued of this.#queue) {
+      if (taken > 0 && bytes + queued.bytes > nodeEngineWriteBytesMax) break;
+      taken++;
+      bytes += queued.bytes;
+      sync ||= queued.sync;
+      for (const operation of queued.operations) operations.push(operation);
+    }
+    const written = this.#queue.splice(0, taken);
     this.#writing = true;
     const started = performance.now();
+    let failure: { error: unknown } | undefined;
     try {
-      const operations: LevelOperation[] =
-        queued.operations.length > 0
-          ? queued.operations
-          : [{ type: 'put', key: syncMarkerKey, value: syncMarkerValue }];
-      await writeLevelBatch(this.#database, operations, queued.sync);
-      this.#observer?.onWrite(
-        queued.waiters.length,
-        queued.operations.length,
-        queued.sync,
-        (performance.now() - started) / 1000,
+      await writeLevelBatch(
+        this.#database,
+        operations.length > 0 ? operations : [{ type: 'put', key: syncMarkerKey, value: syncMarkerValue }],
+        sync,
       );
-      for (const waiter of queued.waiters) waiter.resolve();
     } catch (error) {
-      for (const waiter of queued.waiters) waiter.reject(error);
-    } finally {
-      this.#writing = false;
-      // What arrived meanwhile goes in the next write, on the next turn: writes that complete in
-      // this one still join it.
-      if (this.#queued !== undefined) setImmediate(() => void this.#writeQueued());
+      failure = { error };
     }
+    this.#writing = false;
+    for (const queued of written) {
+      if (failure === undefined) queued.resolve();
+      else queued.reject(failure.error);
+    }
+    if (failure === undefined) {
+      try {
+        this.#observer?.onWrite(
+          written.length,
+          operations.length,
+          sync,
+          (performance.now() - started) / 1000,
+        );
+      } catch {
+        // Metrics never fail a write that happened.
+      }
+    }
+    // What arrived meanwhile goes in the next write, on the next turn: writes that complete in
+    // this one still join it.
+    if (this.#queue.length > 0) setImmediate(() => void this.#writeQueued());
+    else this.#drained?.();
   }
 }
 
@@ -230,9 +263,9 @@ export class GroupSpace {
     private readonly groupPrefix: Buffer,
   ) {}
 
-  /** Where a generation's keys are, for fault reports and logs. */
-  location(generation: number): string {
-    return `${this.engine.directory} (group ${this.groupId}, generation ${generation})`;
+  /** Where the generations' keys are (the node engine's folder), for fault reports and logs. */
+  location(): string {
+    return this.engine.directory;
   }
 
   /** The engine of one generation: its keys, under the generation's prefix. */
@@ -261,9 +294,14 @@ export class GroupSpace {
     await this.database.clear({ gte: prefix, lt: prefixEnd(prefix) });
   }
 
-  /** Deletes every key of every generation of the group. */
+  /**
+   * Deletes every key of every generation of the group, durably: the deletions are flushed to
+   * tables (a synced write would not do: a memtable switched during the deletion leaves an older
+   * write-ahead log that nothing syncs), so that no power cut brings the keys back.
+   */
   async removeAll(): Promise<void> {
     await this.database.clear({ gte: this.groupPrefix, lt: prefixEnd(this.groupPrefix) });
+    await this.engine.flush();
   }
 
   private prefixOf(generation: number): Buffer {

@@ -111,13 +111,28 @@ describe('state machine generations in a node engine', () => {
     const install = await follower.beginInstall();
     for await (const chunk of snapshot.chunks()) await install.write(chunk);
     await snapshot.close();
-    await install.abort();
     expect(await engine.space('g2').generations()).toEqual([1, 2]);
-    // The process dies before install(): GENERATION still names generation 1.
+    // The process dies before install() (nor is the install aborted): GENERATION still names
+    // generation 1.
     await close(follower);
     const reopened = await open('g2');
     expect((await reopened.get('old'))?.toString()).toBe('old');
     expect(await reopened.get('new')).toBeUndefined();
+    expect(await engine.space('g2').generations()).toEqual([1]);
+  });
+
+  it('deletes the generation of an abandoned install', async () => {
+    const leader = await open('g1');
+    await leader.apply([put(1, 'new', 'new')], noConfStates);
+    const follower = await open('g2');
+    const snapshot = await leader.openSnapshot();
+    const install = await follower.beginInstall();
+    for await (const chunk of snapshot.chunks()) await install.write(chunk);
+    await snapshot.close();
+    expect(await engine.space('g2').generations()).toEqual([1, 2]);
+    await install.abort();
+    // In the background; closing waits for it.
+    await close(follower);
     expect(await engine.space('g2').generations()).toEqual([1]);
   });
 
@@ -142,6 +157,13 @@ describe('state machine generations in a node engine', () => {
     expect(reopened.fault?.kind).toBe('lost');
     expect(reopened.fault?.message).toMatch(/generation 3/);
     expect(await engine.space('g1').generations()).toEqual([]);
+  });
+
+  it('refuses to open in folders a state machine that lives in the node engine (the move is one-way)', async () => {
+    await close(await open('g1'));
+    await expect(open('g1', { folders: true })).rejects.toMatchObject({
+      code: 'DATA_DIRECTORY_FORMAT_UNSUPPORTED',
+    });
   });
 
   it('refuses a corrupt GENERATION', async () => {
