@@ -1,6 +1,7 @@
+import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SlotTable, groupHeader, pathForKey } from '@impulse/common';
-import { LocalNodeCluster, type NodeProcessInfo } from '@impulse/local-cluster';
+import { LocalNodeCluster, nodeRuntimeFlags, type NodeProcessInfo } from '@impulse/local-cluster';
 import { errorCodeOf, rawRequest } from '../support/http.js';
 import { temporaryDirectory } from '../support/temporary-directory.js';
 import { waitFor } from '../support/wait-for.js';
@@ -76,6 +77,13 @@ describe('a cluster of 3 nodes hosting 4 groups', () => {
       expect(status.replicas.map((replica) => [replica.groupId, replica.health])).toEqual(
         groups.map((group) => [group, 'running']),
       );
+    }
+    // Started with the runtime flags the container image's entrypoint gives too.
+    for (const node of cluster.nodes) {
+      const pid = cluster.pidOf(node.nodeId);
+      expect(pid, node.nodeId).toBeDefined();
+      const commandLine = (await readFile(`/proc/${String(pid)}/cmdline`, 'utf8')).split('\0');
+      expect(commandLine).toEqual(expect.arrayContaining([...nodeRuntimeFlags]));
     }
     // A scan gathers every group's keys in byte order.
     const scan = (await rawRequest(cluster.gatewayUrl, '/kv?prefix=a-&limit=1000')).json() as {

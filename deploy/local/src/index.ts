@@ -10,7 +10,13 @@ export {
   type ProcessClusterOptions,
   type ShardNodeProcess,
 } from './process-cluster.js';
-export { ProcessStartError, waitForReady, type ManagedProcess, type ProcessExit } from './supervisor.js';
+export {
+  ProcessStartError,
+  nodeRuntimeFlags,
+  waitForReady,
+  type ManagedProcess,
+  type ProcessExit,
+} from './supervisor.js';
 export { freePort } from './ports.js';
 export { startOptions, startProgram } from './start-options.js';
 export * from './power-fs.js';

@@ -329,6 +329,12 @@ export abstract class ProcessCluster<
     return this.supervisor.isReady(this.member(name));
   }
 
+  /** The process id of a running process (a shard-node, or the gateway), if it runs. */
+  pidOf(name: string): number | undefined {
+    const managed = name === gatewayName ? this.gateway : this.member(name);
+    return managed?.child?.pid;
+  }
+
   /** Sends `signal` to a process (SIGKILL for kill -9, SIGSTOP/SIGCONT for pauses). */
   signal(name: string, signal: NodeJS.Signals): void {
     const managed = name === gatewayName ? this.gateway : this.member(name);
