@@ -1528,8 +1528,15 @@ function stepLeader(raft: Raft, message: Message): RaftError | undefined {
           to: message.from,
         });
       } else {
+        // The host may have sent a newer snapshot than the one asked for (its state machine as it
+        // was when sending began): the follower holds that one once it steps the MsgSnap, which
+        // the host sent before reporting, so probing resumes after it. Probing after the one
+        // asked for found its following entries compacted meanwhile, and sent another snapshot
+        // (a follower that did not step it rejects the probe, and is sent one again).
+        progress.pendingSnapshot = Math.max(progress.pendingSnapshot, message.index);
         raft.log('debug', 'raft: snapshot succeeded, resumed sending replication messages', {
           to: message.from,
+          snapshotIndex: progress.pendingSnapshot,
         });
       }
       progress.becomeProbe();

@@ -58,7 +58,7 @@ function localMessage(type: MessageType, from: NodeId, fields: Partial<Message> 
     to: NONE,
     term: 0,
     logTerm: 0,
-    index: 0,
+    index: fields.index ?? 0,
     entries: fields.entries ?? [],
     commit: 0,
     reject: fields.reject ?? false,
@@ -208,10 +208,13 @@ export class RawNode {
   /**
    * Tells the leader whether sending a snapshot to `id` succeeded. The host must report every
    * MsgSnap it was given: until the report (or the follower's acknowledgement of the snapshot)
-   * the leader sends that follower nothing else.
+   * the leader sends that follower nothing else. A host that sent a newer snapshot than the
+   * MsgSnap's (its state machine as it was when sending began) gives its index as
+   * `snapshotIndex`: the leader then probes the follower from after it, not from after the one it
+   * asked for, whose following entries it may have compacted meanwhile.
    */
-  reportSnapshot(id: NodeId, succeeded: boolean): void {
-    this.raft.step(localMessage('MsgSnapStatus', id, { reject: !succeeded }));
+  reportSnapshot(id: NodeId, succeeded: boolean, snapshotIndex = 0): void {
+    this.raft.step(localMessage('MsgSnapStatus', id, { reject: !succeeded, index: snapshotIndex }));
   }
 
   /** Whether `ready()` would return something to do. False while a Ready awaits `advance`. */

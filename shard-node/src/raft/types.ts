@@ -115,7 +115,8 @@ export interface Message {
   /**
    * MsgApp: the index preceding `entries`. MsgAppResp: the acknowledged or rejected index.
    * MsgHeartbeat with lease reads: the leader's send time (its ticks as leader, plus one), which
-   * MsgHeartbeatResp echoes; 0 otherwise.
+   * MsgHeartbeatResp echoes. MsgSnapStatus: the index of the snapshot the host sent, when it
+   * sent a newer one than the MsgSnap's (`RawNode.reportSnapshot`). 0 otherwise.
    */
   readonly index: number;
   readonly entries: readonly Entry[];

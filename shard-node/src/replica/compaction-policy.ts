@@ -22,6 +22,12 @@ export interface CompactionPolicyOptions {
    * so nothing is compacted.
    */
   readonly handedOutIndex: () => number;
+  /**
+   * How far a compaction through the index given may go (`SnapshotSender.compactionLimit`): not
+   * as far while a follower sent a snapshot has yet to catch up from it, since it continues from
+   * the entries after the snapshot.
+   */
+  readonly compactionLimit: (compactIndex: number) => number;
 }
 
 /**
@@ -56,6 +62,11 @@ interface PendingImage {
  * what keeps an acknowledged write through a power cut: compacting before the engine is durable
  * would delete the only durable copy of its tail.
  *
+ * Not while a follower sent a snapshot has yet to catch up from it (`compactionLimit`): it
+ * continues from the entries after the snapshot, and would need another snapshot as soon as it
+ * installed this one. A compaction held back is looked at again after every Ready (not
+ * `snapshotEntries` later), so that it runs once the follower has caught up.
+ *
  * A host may also ask for a compaction through a given index out of turn (`requestCompaction`):
  * the node does, for a group that keeps the node log's oldest segments (`node/log-purge.ts`). It
  * keeps the same order, never drops an entry the state machine has not applied, and runs in the
@@ -85,6 +96,8 @@ export class CompactionPolicy {
     const applied = stateMachine.appliedIndex;
     if (applied - this.lastSnapshotIndex < this.options.snapshotEntries) return;
     const compactIndex = applied - this.options.snapshotCatchUpEntries;
+    // Held back while a follower catches up from a snapshot: looked at again after the next Ready.
+    if (this.options.compactionLimit(compactIndex) < compactIndex) return;
     this.lastSnapshotIndex = applied;
     if (compactIndex <= logStore.firstIndex()) return;
     try {
@@ -163,13 +176,20 @@ export class CompactionPolicy {
 
   /**
    * Where a requested compaction of a log snapshotted at `snapshotIndex` stops: through the index
-   * asked, or further to keep only `snapshotCatchUpEntries` behind the snapshot. Never past it.
+   * asked, or further to keep only `snapshotCatchUpEntries` behind the snapshot as far as
+   * `compactionLimit` lets it. Never past the snapshot. The index asked wins over a follower
+   * catching up from a snapshot: the node asks to free its disk.
    */
   private requestedCompactIndex(requested: RequestedCompaction, snapshotIndex: number): number {
-    return Math.min(
-      snapshotIndex,
-      Math.max(requested.throughIndex, snapshotIndex - this.options.snapshotCatchUpEntries),
-    );
+    return Math.min(snapshotIndex, Math.max(requested.throughIndex, this.catchUpCompactIndex(snapshotIndex)));
+  }
+
+  /**
+   * Through where the log is compacted behind a snapshot at `snapshotIndex`: keeping
+   * `snapshotCatchUpEntries` behind it, and what a follower catching up from a snapshot needs.
+   */
+  private catchUpCompactIndex(snapshotIndex: number): number {
+    return this.options.compactionLimit(snapshotIndex - this.options.snapshotCatchUpEntries);
   }
 
   /**
@@ -235,7 +255,7 @@ export class CompactionPolicy {
       const compactIndex = this.requestedCompactIndex(requested, index);
       if (compactIndex >= logStore.firstIndex()) await logStore.compact(compactIndex);
     } else {
-      const compactIndex = index - this.options.snapshotCatchUpEntries;
+      const compactIndex = this.catchUpCompactIndex(index);
       if (compactIndex > logStore.firstIndex()) await logStore.compact(compactIndex);
     }
     this.options.logger.debug(

@@ -286,6 +286,11 @@ export class Replica {
       snapshotCatchUpEntries: options.snapshotCatchUpEntries,
       onStorageFault,
       handedOutIndex: () => this.applier.handedOutIndex,
+      compactionLimit: (compactIndex) =>
+        this.snapshotSender.compactionLimit(
+          compactIndex,
+          (to) => this.rawNode.status().progress?.get(to)?.match,
+        ),
     });
     this.snapshotSender = new SnapshotSender({
       selfId,
@@ -294,9 +299,9 @@ export class Replica {
       stateMachine,
       transport: () => this.transport,
       metrics: this.metrics,
-      reportSnapshot: (to, succeeded) => {
+      reportSnapshot: (to, succeeded, snapshotIndex) => {
         this.clockBeforeInput();
-        this.rawNode.reportSnapshot(to, succeeded);
+        this.rawNode.reportSnapshot(to, succeeded, snapshotIndex);
         this.readyLoop.schedule();
       },
       leaderConfiguration: () => (this.role === 'leader' ? this.rawNode.status().config : undefined),

@@ -12,11 +12,37 @@ export interface SnapshotSenderOptions {
   readonly stateMachine: ReplicaStateMachine;
   readonly transport: () => ReplicaTransport | undefined;
   readonly metrics: Pick<ReplicaMetrics, 'snapshotsSent'>;
-  /** Tells the core how a snapshot it asked for went (`RawNode.reportSnapshot`). */
-  readonly reportSnapshot: (to: NodeId, succeeded: boolean) => void;
+  /**
+   * Tells the core how a snapshot it asked for went, and the index of the one sent, which may be
+   * newer than the one asked for (`RawNode.reportSnapshot`).
+   */
+  readonly reportSnapshot: (to: NodeId, succeeded: boolean, snapshotIndex?: number) => void;
   /** Whether this replica leads, and its configuration: only a leader answers rebuild requests. */
   readonly leaderConfiguration: () => ConfState | undefined;
   readonly onStorageFault: (fault: StorageFault) => void;
+  /**
+   * How long, once a stream is acknowledged, the log keeps the entries its follower needs to catch
+   * up from it (see `compactionLimit`). Default `snapshotHoldAfterSendMs`.
+   */
+  readonly holdAfterSendMs?: number;
+}
+
+/**
+ * How long the log keeps the entries a follower sent a snapshot needs, for it to install the
+ * snapshot and catch up from it: then the hold goes whatever happened (a follower that died
+ * meanwhile must not keep the leader's log from compacting for ever). etcd keeps its compaction
+ * paused as long after sending a snapshot (`releaseDelayAfterSnapshot`, 30 s).
+ */
+export const snapshotHoldAfterSendMs = 30_000;
+
+/**
+ * A follower sent a snapshot at `index`: the leader's log keeps the entries after it, and after
+ * what the follower holds as it catches up, until it has (`compactionLimit`).
+ */
+interface SnapshotHold {
+  readonly index: number;
+  /** When the hold goes on its own (monotonic ms): never while the stream is going. */
+  releaseAtMs: number;
 }
 
 /** What a rebuild request's context must be: the stream's name, made by the faulted replica. */
@@ -30,6 +56,7 @@ export const rebuildSnapshotIdPattern = /^rebuild-\d{1,10}-\d{1,16}-\d{1,16}$/;
  */
 export class SnapshotSender {
   private readonly sending = new Set<NodeId>();
+  private readonly holds = new Map<NodeId, SnapshotHold>();
   private counter = 0;
 
   constructor(private readonly options: SnapshotSenderOptions) {}
@@ -38,13 +65,70 @@ export class SnapshotSender {
   async send(message: Message): Promise<void> {
     const to = message.to;
     const snapshotId = `${this.options.selfId}-${this.options.scheduler.wallClockMs()}-${this.counter++}`;
-    const metadata = await this.stream(to, snapshotId);
+    let hold: SnapshotHold | undefined;
+    const metadata = await this.stream(to, snapshotId, (opened) => {
+      hold = { index: opened.index, releaseAtMs: Number.POSITIVE_INFINITY };
+      this.holds.set(to, hold);
+    });
     if (metadata === 'busy') return;
+    if (hold !== undefined && this.holds.get(to) === hold) {
+      if (metadata === undefined) this.holds.delete(to);
+      else hold.releaseAtMs = this.options.scheduler.nowMs() + this.holdAfterSendMs();
+    }
     if (metadata !== undefined) {
       // The stream is acknowledged: the follower holds it, and can act on the message at once.
       this.options.transport()?.send([{ ...message, snapshot: { metadata, data: Buffer.from(snapshotId) } }]);
     }
-    this.options.reportSnapshot(to, metadata !== undefined);
+    this.options.reportSnapshot(to, metadata !== undefined, metadata?.index);
+  }
+
+  /**
+   * How far a compaction that would drop the log through `compactIndex` may go while followers
+   * catch up from snapshots sent to them: never past a snapshot being streamed, nor past what a
+   * follower sent one holds since (`matchOf`: what the core knows it holds; `undefined` when this
+   * replica no longer leads or the follower left the configuration).
+   *
+   * Without it a slow follower under load never caught up: streaming and installing the snapshot
+   * took longer than the leader took to apply `snapshotEntries` entries and compact its log past
+   * the snapshot, so the follower's first append after it found its entries gone and needed
+   * another snapshot, larger, and so on (the member-directory integration test timed out on it,
+   * after 34 snapshots to the same follower). etcd pauses its log compaction while a snapshot is
+   * in flight, and for 30 s after it is sent, for the same reason.
+   *
+   * A hold goes once its follower holds the snapshot and everything through `compactIndex` (it has
+   * caught up to where the log keeps entries anyway), when this replica no longer leads or the
+   * follower left, or `holdAfterSendMs` after its stream was acknowledged whatever the follower
+   * did: one that has not caught up by then is too slow to, and is sent a snapshot again.
+   */
+  compactionLimit(compactIndex: number, matchOf: (to: NodeId) => number | undefined): number {
+    if (this.holds.size === 0) return compactIndex;
+    let limit = compactIndex;
+    const nowMs = this.options.scheduler.nowMs();
+    for (const [to, hold] of this.holds) {
+      const match = matchOf(to);
+      if (match === undefined || nowMs >= hold.releaseAtMs) {
+        this.holds.delete(to);
+        this.options.logger.info(
+          { to, index: hold.index, match: match ?? null },
+          'replica: the log no longer keeps the entries a follower sent a snapshot needs (it did not catch up in time, it left, or this replica no longer leads)',
+        );
+        continue;
+      }
+      if (match >= hold.index && match >= compactIndex) {
+        this.holds.delete(to);
+        this.options.logger.debug(
+          { to, index: hold.index, match },
+          'replica: a follower caught up from its snapshot',
+        );
+        continue;
+      }
+      limit = Math.min(limit, Math.max(hold.index, match));
+    }
+    return limit;
+  }
+
+  private holdAfterSendMs(): number {
+    return this.options.holdAfterSendMs ?? snapshotHoldAfterSendMs;
   }
 
   /**
@@ -76,15 +160,21 @@ export class SnapshotSender {
   /**
    * Streams the state machine to `to` under `snapshotId`. Answers the snapshot's metadata once the
    * follower acknowledged the whole stream, `undefined` when it failed, and `busy` when a stream
-   * to `to` is already going. Never rejects.
+   * to `to` is already going. `onOpened` learns the snapshot's metadata before anything is sent.
+   * Never rejects.
    */
-  private async stream(to: NodeId, snapshotId: string): Promise<SnapshotMetadata | undefined | 'busy'> {
+  private async stream(
+    to: NodeId,
+    snapshotId: string,
+    onOpened?: (metadata: SnapshotMetadata) => void,
+  ): Promise<SnapshotMetadata | undefined | 'busy'> {
     const transport = this.options.transport();
     if (this.sending.has(to) || transport === undefined) return 'busy';
     this.sending.add(to);
     let snapshot: Awaited<ReturnType<ReplicaStateMachine['openSnapshot']>> | undefined;
     try {
       snapshot = await this.options.stateMachine.openSnapshot();
+      onOpened?.(snapshot.metadata);
       this.options.logger.info(
         { to, index: snapshot.metadata.index, snapshotId },
         'replica: sending snapshot',

@@ -28,6 +28,11 @@ export class FaultyEngine implements Engine {
   crashBatchNumber: number | undefined;
   /** Asked at every `snapshot()`: an error to fail it with (as an engine out of resources would), or none. */
   snapshotError: (() => Error | undefined) | undefined;
+  /**
+   * Awaited before the first entry of every iteration of a snapshot opened while it is set: a
+   * snapshot that streams slowly (a large state, a loaded disk).
+   */
+  snapshotIterationGate: Promise<void> | undefined;
   #batches = 0;
 
   constructor(readonly inner: Engine) {}
@@ -66,13 +71,14 @@ export class FaultyEngine implements Engine {
     const error = this.snapshotError?.();
     if (error !== undefined) throw error;
     const snapshot = await this.inner.snapshot();
+    const gate = this.snapshotIterationGate;
     return {
       get: async (key) => {
         if (this.readError !== undefined) throw this.readError;
         const stored = await snapshot.get(key);
         return stored === undefined ? undefined : this.#altered(Buffer.from(key), stored);
       },
-      iterate: (options) => this.#alteredEntries(snapshot.iterate(options)),
+      iterate: (options) => this.#alteredEntries(snapshot.iterate(options), gate),
       close: () => snapshot.close(),
     };
   }
@@ -103,7 +109,11 @@ export class FaultyEngine implements Engine {
     return this.alterRead === undefined ? stored : this.alterRead(key, stored);
   }
 
-  async *#alteredEntries(entries: AsyncIterableIterator<Entry>): AsyncIterableIterator<Entry> {
+  async *#alteredEntries(
+    entries: AsyncIterableIterator<Entry>,
+    gate?: Promise<void>,
+  ): AsyncIterableIterator<Entry> {
+    await gate;
     for await (const entry of entries) {
       if (this.readError !== undefined) throw this.readError;
       yield { key: entry.key, value: this.#altered(entry.key, entry.value) };

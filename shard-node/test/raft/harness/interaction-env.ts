@@ -196,6 +196,7 @@ export class InteractionEnv {
         return this.node(command.args[0]).rawNode.reportSnapshot(
           Number(command.args[1]),
           o.get('ok') !== 'false',
+          Number(o.get('index') ?? 0),
         );
       case 'status':
         return this.printStatus(this.node(command.args[0]));
