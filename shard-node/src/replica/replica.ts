@@ -290,6 +290,7 @@ export class Replica {
         this.snapshotSender.compactionLimit(
           compactIndex,
           (to) => this.rawNode.status().progress?.get(to)?.match,
+          (to) => this.rawNode.status().progress?.get(to)?.recentActive ?? false,
         ),
     });
     this.snapshotSender = new SnapshotSender({
@@ -344,6 +345,10 @@ export class Replica {
       },
       afterApply: async () => {
         this.reads.serveUpTo(this.stateMachine.appliedIndex);
+        this.snapshotSender.releaseCaughtUp(
+          () => this.logStore.lastIndex() - options.snapshotCatchUpEntries,
+          (to) => this.rawNode.status().progress?.get(to)?.match,
+        );
         // A damaged state machine cannot be made durable: the log keeps everything after its last
         // snapshot, which is what rebuilding the replica, or its peers, may need.
         if (this.storageFault === undefined) await this.compaction.maybeCompact();

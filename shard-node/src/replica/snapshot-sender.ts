@@ -36,6 +36,16 @@ export interface SnapshotSenderOptions {
 export const snapshotHoldAfterSendMs = 30_000;
 
 /**
+ * How long after its stream was acknowledged a follower sent a snapshot keeps its hold without a
+ * word to the leader (the core's `recentActive`, which CheckQuorum clears every election
+ * timeout): a follower installs the snapshot in its Ready loop, and answers nothing meanwhile, so
+ * silence is allowed this long. A follower silent past it has died or been cut off: its hold goes,
+ * or a follower that caught up long ago and was then killed would keep the leader's log from
+ * compacting for the rest of `snapshotHoldAfterSendMs`.
+ */
+export const snapshotHoldSilenceMs = 10_000;
+
+/**
  * A follower sent a snapshot at `index`: the leader's log keeps the entries after it, and after
  * what the follower holds as it catches up, until it has (`compactionLimit`).
  */
@@ -43,6 +53,8 @@ interface SnapshotHold {
   readonly index: number;
   /** When the hold goes on its own (monotonic ms): never while the stream is going. */
   releaseAtMs: number;
+  /** When a silent follower's hold goes (monotonic ms): never while the stream is going. */
+  silenceAllowedUntilMs: number;
 }
 
 /** What a rebuild request's context must be: the stream's name, made by the faulted replica. */
@@ -67,13 +79,21 @@ export class SnapshotSender {
     const snapshotId = `${this.options.selfId}-${this.options.scheduler.wallClockMs()}-${this.counter++}`;
     let hold: SnapshotHold | undefined;
     const metadata = await this.stream(to, snapshotId, (opened) => {
-      hold = { index: opened.index, releaseAtMs: Number.POSITIVE_INFINITY };
+      hold = {
+        index: opened.index,
+        releaseAtMs: Number.POSITIVE_INFINITY,
+        silenceAllowedUntilMs: Number.POSITIVE_INFINITY,
+      };
       this.holds.set(to, hold);
     });
     if (metadata === 'busy') return;
     if (hold !== undefined && this.holds.get(to) === hold) {
       if (metadata === undefined) this.holds.delete(to);
-      else hold.releaseAtMs = this.options.scheduler.nowMs() + this.holdAfterSendMs();
+      else {
+        const nowMs = this.options.scheduler.nowMs();
+        hold.releaseAtMs = nowMs + this.holdAfterSendMs();
+        hold.silenceAllowedUntilMs = nowMs + snapshotHoldSilenceMs;
+      }
     }
     if (metadata !== undefined) {
       // The stream is acknowledged: the follower holds it, and can act on the message at once.
@@ -97,20 +117,26 @@ export class SnapshotSender {
    *
    * A hold goes once its follower holds the snapshot and everything through `compactIndex` (it has
    * caught up to where the log keeps entries anyway), when this replica no longer leads or the
-   * follower left, or `holdAfterSendMs` after its stream was acknowledged whatever the follower
-   * did: one that has not caught up by then is too slow to, and is sent a snapshot again.
+   * follower left, `holdAfterSendMs` after its stream was acknowledged whatever the follower
+   * did (one that has not caught up by then is too slow to, and is sent a snapshot again), or once
+   * the follower has been silent (`activeOf` false) past `snapshotHoldSilenceMs` after it.
    */
-  compactionLimit(compactIndex: number, matchOf: (to: NodeId) => number | undefined): number {
+  compactionLimit(
+    compactIndex: number,
+    matchOf: (to: NodeId) => number | undefined,
+    activeOf: (to: NodeId) => boolean = () => true,
+  ): number {
     if (this.holds.size === 0) return compactIndex;
     let limit = compactIndex;
     const nowMs = this.options.scheduler.nowMs();
     for (const [to, hold] of this.holds) {
       const match = matchOf(to);
-      if (match === undefined || nowMs >= hold.releaseAtMs) {
+      const silent = nowMs >= hold.silenceAllowedUntilMs && !activeOf(to);
+      if (match === undefined || nowMs >= hold.releaseAtMs || silent) {
         this.holds.delete(to);
         this.options.logger.info(
-          { to, index: hold.index, match: match ?? null },
-          'replica: the log no longer keeps the entries a follower sent a snapshot needs (it did not catch up in time, it left, or this replica no longer leads)',
+          { to, index: hold.index, match: match ?? null, silent },
+          'replica: the log no longer keeps the entries a follower sent a snapshot needs (it did not catch up in time, fell silent or left, or this replica no longer leads)',
         );
         continue;
       }
@@ -125,6 +151,30 @@ export class SnapshotSender {
       limit = Math.min(limit, Math.max(hold.index, match));
     }
     return limit;
+  }
+
+  /**
+   * Lets go of the holds whose followers have caught up: they hold the snapshot, and the log up to
+   * `caughtUpIndex()` (the leader's last index less the entries a compaction keeps anyway), so a
+   * compaction would keep what they need without a hold. Called after every Ready, so that a
+   * hold ends when its follower catches up rather than at the next compaction: a follower that
+   * caught up, and was then killed before the log came due for compaction, kept its hold, and the
+   * log uncompacted, for `snapshotHoldSilenceMs` and more. Costs nothing while no hold is held.
+   */
+  releaseCaughtUp(caughtUpIndex: () => number, matchOf: (to: NodeId) => number | undefined): void {
+    if (this.holds.size === 0) return;
+    const index = caughtUpIndex();
+    for (const [to, hold] of this.holds) {
+      // While it streams, the follower has not even got the snapshot.
+      if (hold.releaseAtMs === Number.POSITIVE_INFINITY) continue;
+      const match = matchOf(to);
+      if (match === undefined || match < hold.index || match < index) continue;
+      this.holds.delete(to);
+      this.options.logger.debug(
+        { to, index: hold.index, match },
+        'replica: a follower caught up from its snapshot',
+      );
+    }
   }
 
   private holdAfterSendMs(): number {

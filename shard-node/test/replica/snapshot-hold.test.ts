@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { Message, NodeId } from '../../src/raft/index.js';
 import type { Scheduler } from '../../src/replica/index.js';
 import type { ReplicaTransport } from '../../src/replica/replica-transport.js';
-import { SnapshotSender } from '../../src/replica/snapshot-sender.js';
+import { SnapshotSender, snapshotHoldSilenceMs } from '../../src/replica/snapshot-sender.js';
 import type { ReplicaStateMachine } from '../../src/state-machine/index.js';
 import { nullTransport, silentLogger } from './harness.js';
 
@@ -88,6 +88,30 @@ describe('the log kept for a follower catching up from a snapshot (SnapshotSende
     expect(leader.snapshots.compactionLimit(600, () => 10)).toBe(600);
   });
 
+  it('lets go of a follower as soon as it has caught up, not at the next compaction', async () => {
+    const leader = sender();
+    await leader.opened();
+    // Streaming: nothing is released, whatever the follower's match.
+    leader.snapshots.releaseCaughtUp(
+      () => 150,
+      () => 400,
+    );
+    expect(leader.snapshots.compactionLimit(500, () => 10)).toBe(snapshotIndex);
+    await leader.endStream(true);
+    // Holds the snapshot, not yet the log up to 150.
+    leader.snapshots.releaseCaughtUp(
+      () => 150,
+      () => 120,
+    );
+    expect(leader.snapshots.compactionLimit(500, () => 120)).toBe(120);
+    leader.snapshots.releaseCaughtUp(
+      () => 150,
+      () => 150,
+    );
+    // Caught up, then killed: its match stays where it was, and the log compacts past it.
+    expect(leader.snapshots.compactionLimit(500, () => 150)).toBe(500);
+  });
+
   it('lets go of a follower that does not catch up in time', async () => {
     const leader = sender();
     await leader.opened();
@@ -99,6 +123,53 @@ describe('the log kept for a follower catching up from a snapshot (SnapshotSende
     expect(leader.snapshots.compactionLimit(500, () => 200)).toBe(200);
     leader.advanceMs(1);
     expect(leader.snapshots.compactionLimit(500, () => 200)).toBe(500);
+  });
+
+  it('lets go of a follower silent past the allowed silence after its stream, never while it streams', async () => {
+    const leader = sender();
+    await leader.opened();
+    leader.advanceMs(2 * snapshotHoldSilenceMs);
+    // While it streams, silence is expected: the follower's Ready loop is busy.
+    expect(
+      leader.snapshots.compactionLimit(
+        500,
+        () => 10,
+        () => false,
+      ),
+    ).toBe(snapshotIndex);
+    await leader.endStream(true);
+    leader.advanceMs(snapshotHoldSilenceMs - 1);
+    expect(
+      leader.snapshots.compactionLimit(
+        500,
+        () => 200,
+        () => false,
+      ),
+    ).toBe(200);
+    leader.advanceMs(1);
+    // Still talking: kept (until it catches up, or holdAfterSendMs).
+    expect(
+      leader.snapshots.compactionLimit(
+        500,
+        () => 200,
+        () => true,
+      ),
+    ).toBe(200);
+    // Silent now (killed after catching up part of the way): let go at once.
+    expect(
+      leader.snapshots.compactionLimit(
+        500,
+        () => 200,
+        () => false,
+      ),
+    ).toBe(500);
+    expect(
+      leader.snapshots.compactionLimit(
+        500,
+        () => 200,
+        () => true,
+      ),
+    ).toBe(500);
   });
 
   it('lets go when the stream fails, the follower leaves, or this replica no longer leads', async () => {
