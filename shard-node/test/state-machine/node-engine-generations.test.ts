@@ -5,6 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createLogger } from '@impulse/common';
 import type { ConfState, Entry } from '../../src/raft/index.js';
 import { ReplicaStateMachine, encodeCommand } from '../../src/state-machine/index.js';
+import { transferSnapshot } from './snapshot-transfer.js';
 import { NodeEngine, type NodeEngineObserver } from '../../src/storage/index.js';
 
 const logger = createLogger({ service: 'test', level: 'silent' });
@@ -49,17 +50,6 @@ describe('state machine generations in a node engine', () => {
   const pointer = async (group: string): Promise<string> =>
     (await readFile(join(root, group, 'GENERATION'))).toString('utf8');
 
-  async function transfer(from: ReplicaStateMachine, to: ReplicaStateMachine): Promise<void> {
-    const snapshot = await from.openSnapshot();
-    const install = await to.beginInstall();
-    try {
-      for await (const chunk of snapshot.chunks()) await install.write(chunk);
-    } finally {
-      await snapshot.close();
-    }
-    await to.install(install);
-  }
-
   beforeEach(async () => {
     root = await mkdtemp(join(tmpdir(), 'impulse-node-engine-sm-'));
     engine = await NodeEngine.open({ directory: join(root, 'engine'), observer });
@@ -91,7 +81,7 @@ describe('state machine generations in a node engine', () => {
     const follower = await open('g2');
     await follower.apply([put(1, 'stale', 'stale')], noConfStates);
     expect(await pointer('g2')).toBe('1\n');
-    await transfer(leader, follower);
+    await transferSnapshot(leader, follower);
     expect(await pointer('g2')).toBe('2\n');
     expect(await engine.space('g2').generations()).toEqual([2]);
     expect(await follower.get('stale')).toBeUndefined();
@@ -180,7 +170,7 @@ describe('state machine generations in a node engine', () => {
     const inFolders = await open('g2', { folders: true });
     await inFolders.apply([put(1, 'gone', 'gone')], noConfStates);
     // An install makes generation 2, named by CURRENT: the move must follow the pointer.
-    await transfer(leader, inFolders);
+    await transferSnapshot(leader, inFolders);
     await close(inFolders);
     expect((await readdir(join(root, 'g2'))).sort()).toEqual(['CURRENT', 'sm-000002']);
     // A crash during an earlier move left part of a copy, and no GENERATION.

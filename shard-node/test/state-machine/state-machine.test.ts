@@ -11,6 +11,7 @@ import {
   encodeCommand,
   type StateMachineOptions,
 } from '../../src/state-machine/index.js';
+import { transferSnapshot } from './snapshot-transfer.js';
 import { NodeEngine } from '../../src/storage/index.js';
 
 const logger = createLogger({ service: 'test', level: 'silent' });
@@ -280,18 +281,6 @@ describe('state machine snapshots (leveldb generations)', () => {
     await rm(root, { recursive: true, force: true });
   });
 
-  async function transfer(from: ReplicaStateMachine, to: ReplicaStateMachine): Promise<void> {
-    const snapshot = await from.openSnapshot();
-    const install = await to.beginInstall();
-    try {
-      for await (const chunk of snapshot.chunks()) await install.write(chunk);
-    } finally {
-      await snapshot.close();
-    }
-    const metadata = await to.install(install);
-    expect(metadata).toEqual(snapshot.metadata);
-  }
-
   it('streams the whole state, with its exact metadata, and installs it atomically', async () => {
     const leader = await open('leader');
     const entries: Entry[] = [];
@@ -306,7 +295,7 @@ describe('state machine snapshots (leveldb generations)', () => {
 
     const follower = await open('follower');
     await follower.apply([put(1, 'stale', 'stale')], noConfStates);
-    await transfer(leader, follower);
+    await transferSnapshot(leader, follower);
     expect(follower.appliedIndex).toBe(3001);
     expect(await follower.get('stale')).toBeUndefined();
     expect((await follower.get('key-2999'))?.toString()).toBe('x'.repeat(2999 % 500));
@@ -332,7 +321,7 @@ describe('state machine snapshots (leveldb generations)', () => {
       records,
     );
     const follower = await open('follower');
-    await transfer(leader, follower);
+    await transferSnapshot(leader, follower);
     expect(follower.membersRecord?.toString()).toBe('[{"raftId":4}]');
     expect(follower.removedMembersRecord?.toString()).toBe('[1,3]');
   });
